@@ -1,0 +1,69 @@
+#pragma once
+// The 8-byte xpra frame header (xpra 3.1 net/header.py):
+//   'P', proto_flags, level, index, payload_size (u32, big-endian).
+// proto_flags: 0x1 rencode, 0x4 yaml, neither = bencode; 0x2 = payload is AES-encrypted.
+// level: 0 = not compressed, else low bits = compression level, high bits = compressor
+//   (0x00 zlib, 0x10 lz4, 0x20 lzo, 0x40 brotli).
+// index: 0 = a main packet; N > 0 = the raw value of element N of the next main packet.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "codec/result.h"
+
+namespace xr {
+
+constexpr size_t kHeaderSize = 8;
+constexpr char kHeaderMagic = 'P';
+
+namespace flags {
+constexpr uint8_t kRencode = 0x1;
+constexpr uint8_t kCipher = 0x2;
+constexpr uint8_t kYaml = 0x4;
+}  // namespace flags
+
+// Compressor bits of the level byte.
+namespace level_flags {
+constexpr uint8_t kZlib = 0x00;
+constexpr uint8_t kLz4 = 0x10;
+constexpr uint8_t kLzo = 0x20;
+constexpr uint8_t kBrotli = 0x40;
+}  // namespace level_flags
+
+enum class Compressor : uint8_t { kNone, kZlib, kLz4, kLzo, kBrotli };
+
+// AES padding block of xpra 3.1 (equals crypto::kPaddingBlock).
+constexpr size_t kCipherPaddingBlock = 32;
+
+// The compressor a level byte selects, tested in xpra's order: lz4, lzo, brotli, else zlib; 0 -> kNone.
+Compressor CompressorForLevel(uint8_t level);
+
+// Lower-case name of a compressor ("none", "zlib", "lz4", "lzo", "brotli").
+const char* CompressorName(Compressor c);
+
+struct FrameHeader {
+  uint8_t flags = 0;
+  uint8_t level = 0;
+  uint8_t index = 0;
+  uint32_t payload_size = 0;  // unpadded size, also for encrypted frames
+
+  // True when the payload is encrypted (flags & kCipher).
+  bool encrypted() const { return (flags & flags::kCipher) != 0; }
+  // The compressor named by the level byte (kNone for level 0).
+  Compressor compressor() const { return CompressorForLevel(level); }
+  // Bytes that follow the header on the wire: payload_size, or crypto::PaddedSize(payload_size)
+  // (1..32 padding bytes added) when encrypted.
+  size_t wire_payload_size() const;
+
+  bool operator==(const FrameHeader&) const = default;
+};
+
+// Writes the 8 wire bytes of h to out.
+void EncodeHeader(const FrameHeader& h, char out[kHeaderSize]);
+
+// Parses the first 8 bytes of `bytes`: first byte not 'P' -> kMalformed (checked first), fewer than
+// 8 bytes -> kTruncated.
+Expected<FrameHeader> DecodeHeader(std::string_view bytes);
+
+}  // namespace xr

@@ -1,0 +1,94 @@
+#include "codec/header.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+namespace xr {
+namespace {
+
+std::string Encode(const FrameHeader& h) {
+  char buf[kHeaderSize];
+  EncodeHeader(h, buf);
+  return std::string(buf, kHeaderSize);
+}
+
+TEST_CASE("header: encodes big-endian with the P magic") {
+  FrameHeader h{flags::kRencode | flags::kCipher, level_flags::kLz4 | 3, 7, 0x01020304};
+  CHECK(Encode(h) == std::string("P\x03\x13\x07\x01\x02\x03\x04", 8));
+}
+
+TEST_CASE("header: decode inverts encode") {
+  FrameHeader h{flags::kRencode, 0x06, 0, 0xfedcba98};
+  auto d = DecodeHeader(Encode(h));
+  REQUIRE(d.ok());
+  CHECK(*d == h);
+  CHECK(d->payload_size == 0xfedcba98u);
+}
+
+TEST_CASE("header: header bytes of a real xpra rencode ping") {
+  // First 8 bytes of tests/codec/testdata/framing/rencode_ping.bin.
+  auto d = DecodeHeader(std::string_view("P\x01\x00\x00\x00\x00\x00\x15", 8));
+  REQUIRE(d.ok());
+  CHECK(d->flags == flags::kRencode);
+  CHECK(d->level == 0);
+  CHECK(d->index == 0);
+  CHECK(d->payload_size == 21);
+  CHECK(d->compressor() == Compressor::kNone);
+  CHECK(!d->encrypted());
+  CHECK(d->wire_payload_size() == 21);
+}
+
+TEST_CASE("header: bad magic is malformed") {
+  auto d = DecodeHeader(std::string_view("Q\x01\x00\x00\x00\x00\x00\x15", 8));
+  REQUIRE(!d.ok());
+  CHECK(d.error().code == ErrorCode::kMalformed);
+  CHECK(d.error().message.find("0x51") != std::string::npos);
+}
+
+TEST_CASE("header: bad magic is reported from the first byte alone") {
+  auto d = DecodeHeader("G");
+  REQUIRE(!d.ok());
+  CHECK(d.error().code == ErrorCode::kMalformed);
+}
+
+TEST_CASE("header: short input is truncated") {
+  for (size_t n = 0; n < kHeaderSize; ++n) {
+    auto d = DecodeHeader(std::string_view("P\x01\x00\x00\x00\x00\x00\x15", n));
+    REQUIRE(!d.ok());
+    CHECK(d.error().code == ErrorCode::kTruncated);
+  }
+}
+
+TEST_CASE("header: compressor from the level byte, in xpra's order") {
+  CHECK(CompressorForLevel(0x00) == Compressor::kNone);
+  CHECK(CompressorForLevel(0x01) == Compressor::kZlib);
+  CHECK(CompressorForLevel(0x09) == Compressor::kZlib);
+  CHECK(CompressorForLevel(0x11) == Compressor::kLz4);
+  CHECK(CompressorForLevel(0x10) == Compressor::kLz4);
+  CHECK(CompressorForLevel(0x21) == Compressor::kLzo);
+  CHECK(CompressorForLevel(0x41) == Compressor::kBrotli);
+  CHECK(CompressorForLevel(0x31) == Compressor::kLz4);  // lz4 bit wins, as in compression.decompress
+  CHECK(CompressorForLevel(0x61) == Compressor::kLzo);
+  CHECK(std::string(CompressorName(Compressor::kLz4)) == "lz4");
+}
+
+TEST_CASE("header: encrypted wire size adds 1..32 padding bytes") {
+  FrameHeader h;
+  h.flags = flags::kCipher;
+  h.payload_size = 21;
+  CHECK(h.wire_payload_size() == 32);
+  h.payload_size = 32;
+  CHECK(h.wire_payload_size() == 64);
+  h.payload_size = 0;
+  CHECK(h.wire_payload_size() == 32);
+  h.payload_size = 589;
+  CHECK(h.wire_payload_size() == 608);
+  h.payload_size = 0xffffffffu;
+  CHECK(h.wire_payload_size() == size_t{0x100000000});
+  h.flags = 0;
+  CHECK(h.wire_payload_size() == size_t{0xffffffff});
+}
+
+}  // namespace
+}  // namespace xr
