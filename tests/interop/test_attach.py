@@ -1,0 +1,43 @@
+"""A client attaches through the gate with sqlite auth and sees the session's xterm."""
+
+import contextlib
+
+import harness
+from harness import check
+
+
+@contextlib.contextmanager
+def fixture(run):
+    with harness.Setup(run, auth="sqlite", name="attach") as setup:
+        srv = setup.server()
+        # alice reaches the session through the socket dir (":N"), tcpuser through a tcp entry.
+        setup.user("alice", "alice-pw", [srv], via="unix")
+        setup.user("tcpuser", "tcp-pw", [srv], via="tcp")
+        setup.start()
+        yield setup
+
+
+def test_attach_unix_entry_shows_xterm(run, fx):
+    srv = fx.servers[0]
+    with fx.client("alice", "alice-pw") as c:
+        check("Attached to" in c.text(), "no 'Attached to' in the client log")
+        wid, geom, img = harness.assert_window_painted(c, srv.title, save_as="attach-unix.png")
+        check(c.attached(), "client no longer attached after the window showed")
+
+
+@harness.targets("relay", "direct")  # xpra proxy matches display strings literally
+def test_attach_tcp_entry_with_display_shows_xterm(run, fx):
+    srv = fx.servers[0]
+    # The user names the display explicitly, as `xpra attach tcp://.../N` does.
+    with fx.client("tcpuser", "tcp-pw", display=srv.display) as c:
+        harness.assert_window_painted(c, srv.title, save_as="attach-tcp.png")
+        check(c.attached(), "client no longer attached after the window showed")
+
+
+def test_client_detach_then_reattach(run, fx):
+    srv = fx.servers[0]
+    with fx.client("alice", "alice-pw", name="first") as c:
+        harness.assert_window_painted(c, srv.title)
+    # The first client is gone (stopped by the fixture); a second attach must work again.
+    with fx.client("alice", "alice-pw", name="second") as c2:
+        harness.assert_window_painted(c2, srv.title)
