@@ -1,0 +1,65 @@
+#pragma once
+// AuthModule: the interface every authentication module implements (xpra 3.1.3's
+// server/auth/*.py, one C++ class per module), plus the data it hands to the session registry.
+//
+// Create modules with CreateAuthModule() from auth/factory.h.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "codec/result.h"
+
+namespace xr::auth {
+
+// One row of xpra's get_sessions(): (uid, gid, displays, env_options, session_options).
+struct SessionEntry {
+  int64_t uid = -1, gid = -1;
+  // ":100", "tcp://host:port/", "/path/to/socket", ...; empty: the registry scans the socket dirs.
+  std::vector<std::string> displays;
+  std::vector<std::string> env_options;                              // "KEY=VALUE", in order
+  std::vector<std::pair<std::string, std::string>> session_options;  // ordered
+};
+
+// What the engine knows once the client answered the challenge.
+struct AuthRequest {
+  std::string username;  // from the client's hello (may be empty: the relay's own user is assumed)
+  std::string digest;    // digest sent in the challenge: "hmac+sha256", ..., or "xor"
+  std::string salt;      // combined salt the client's response was computed over
+  std::string response;  // client's challenge_response
+  std::string peer;      // for logs only ("127.0.0.1:5555")
+};
+
+// A successful authentication: who, and where their sessions are.
+struct AuthResult {
+  std::string username;
+  std::vector<SessionEntry> sessions;  // may be empty: "no sessions found" is the registry's call
+};
+
+class AuthModule {
+ public:
+  virtual ~AuthModule() = default;
+
+  // The module name as configured ("sqlite", "fail", ...).
+  virtual std::string_view name() const = 0;
+
+  // False only for "none": no challenge is sent and Authenticate() is called with an empty response.
+  virtual bool requires_challenge() const { return true; }
+
+  // The prompt sent as the challenge packet's last element (option `prompt=`, default "password").
+  virtual std::string_view prompt() const { return "password"; }
+
+  // Verifies the response (constant time) and returns the user's sessions; kAuthFailed on any
+  // mismatch, with the same code whether the user exists or not (Error::message is a log detail
+  // and never contains a secret). May block (file I/O, SQLite): call it on a worker thread.
+  // Thread-safe.
+  virtual Expected<AuthResult> Authenticate(const AuthRequest& req) = 0;
+
+  // Re-reads files/databases (SIGHUP); on failure the previous state is kept and an error returned.
+  virtual Status Reload() { return Status::Ok(); }
+};
+
+}  // namespace xr::auth

@@ -1,0 +1,97 @@
+#pragma once
+// Helpers shared by the authentication modules: module spec parsing, xpra's option
+// dictionaries, uid/gid lookup and user names.
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "auth/auth_module.h"
+#include "codec/result.h"
+
+namespace xr::auth {
+
+using OptionList = std::vector<std::pair<std::string, std::string>>;
+
+// A parsed "--tcp-auth" value: module name and its options in order.
+struct ModuleSpec {
+  std::string name;     // lower case, '-' kept ("multifile")
+  OptionList options;   // later duplicates override earlier ones in ModuleOptions
+};
+
+// Splits "name", "name,k=v,k2=v2" or "name:k=v,k2=v2" like xpra's get_auth_module(): the module
+// name ends at the first ':' or ','. Options are separated by ','; an element that is not
+// `identifier=...` continues the previous value (so SQL queries may contain commas). Empty name
+// or an option with no name -> kMalformed.
+Expected<ModuleSpec> ParseModuleSpec(std::string_view spec);
+
+// The options one module accepts; every module also accepts `prompt`.
+class ModuleOptions {
+ public:
+  ModuleOptions(std::string module, OptionList options);
+
+  // kMalformed naming the first option not in `allowed` (or "prompt") and listing the valid ones.
+  Status CheckAllowed(std::initializer_list<std::string_view> allowed) const;
+
+  // The last value given for `key`, if any.
+  std::optional<std::string> Get(std::string_view key) const;
+
+  // Like Get(), but an empty value is kMalformed and an absent one yields `fallback`
+  // (kMalformed "<module> authentication needs <key>=" when fallback is nullopt).
+  Expected<std::string> GetNonEmpty(std::string_view key, std::optional<std::string> fallback) const;
+
+  // The module name as configured.
+  const std::string& module() const { return module_; }
+
+  // `prompt=` or "password".
+  std::string prompt() const;
+
+ private:
+  std::string module_;
+  OptionList options_;
+};
+
+// xpra's util.parse_simple_dict(): elements split on `sep`, empty ones skipped, each split on the
+// first '='; elements with no '=' are dropped. Order kept; a repeated key keeps its last value
+// at the position of its first occurrence.
+OptionList ParseSimpleDict(std::string_view s, char sep);
+
+// ParseSimpleDict(s, ';') as "KEY=VALUE" strings (env_options).
+std::vector<std::string> ParseEnvOptions(std::string_view s);
+
+// Splits a displays field on ',', trims spaces around each entry and drops empty entries.
+std::vector<std::string> SplitDisplays(std::string_view s);
+
+// xpra's parse_uid(): an integer (spaces and sign allowed), else the uid of that user name, else
+// of $XPRA_AUTHENTICATION_DEFAULT_UID (default "nobody") when `v` is empty, else getuid().
+int64_t ParseUid(std::string_view v);
+
+// xpra's parse_gid(): as ParseUid with group names, $XPRA_AUTHENTICATION_DEFAULT_GID and getgid().
+int64_t ParseGid(std::string_view v);
+
+// The relay's own user name (getpass.getuser(): $LOGNAME, $USER, $LNAME, $USERNAME, then passwd).
+std::string ProcessUsername();
+
+// `requested`, or ProcessUsername() when it is empty (xpra's verify_auth does the same).
+std::string EffectiveUsername(std::string_view requested);
+
+// One session entry with the process's uid/gid and no displays (the registry scans socket dirs).
+SessionEntry ProcessSessionEntry();
+
+// `path` made absolute against the current directory (xpra resolves against exec_cwd).
+std::string AbsolutePath(std::string_view path);
+
+// The bytes xpra hashes for a text password (os_util.strtobytes: str.encode("latin1")): UTF-8
+// text with every character <= U+00FF becomes latin-1; text that is not valid UTF-8 is taken as
+// raw bytes; nullopt when a character is above U+00FF (xpra cannot encode it, so no client
+// can ever match it).
+std::optional<std::string> TextPasswordBytes(std::string_view utf8);
+
+// Trims ASCII spaces, tabs, CR and LF at both ends.
+std::string_view TrimSpace(std::string_view s);
+
+}  // namespace xr::auth

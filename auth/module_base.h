@@ -1,0 +1,69 @@
+#pragma once
+// Base classes for the authentication modules: ModuleBase (name and prompt) and
+// PasswordModuleBase (modules that know the user's password and check the challenge response,
+// like xpra's SysAuthenticator.authenticate_hmac).
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/auth_module.h"
+#include "auth/auth_util.h"
+#include "codec/result.h"
+
+namespace xr::auth {
+
+// Holds the configured name and prompt.
+class ModuleBase : public AuthModule {
+ public:
+  explicit ModuleBase(const ModuleOptions& options);
+
+  // The module name as configured.
+  std::string_view name() const override { return name_; }
+
+  // The `prompt=` option, "password" by default.
+  std::string_view prompt() const override { return prompt_; }
+
+ private:
+  std::string name_;
+  std::string prompt_;
+};
+
+// True when `response` is what a client holding `password` sends for `digest` over `salt`:
+// hmac digests through xr::digest::VerifyResponse, "xor" by recovering the password
+// (response XOR salt) and comparing in constant time. Empty password, salt or response and
+// unknown digests never match (as xpra's verify_digest).
+bool CheckResponse(std::string_view digest, std::string_view password, std::string_view salt,
+                   std::string_view response);
+
+// Records a combined salt; false when it was seen before (xpra refuses re-used salts). Keeps the
+// last 65536 salts of the process. Thread-safe.
+bool RememberSalt(std::string_view salt);
+
+// One password a user may use.
+struct Credential {
+  std::string password;  // the bytes the client's response is checked against
+  std::string stored;    // as stored (database text); handed back to GetSessions()
+};
+
+// A module that looks up the user's password(s) and verifies the response itself.
+class PasswordModuleBase : public ModuleBase {
+ public:
+  using ModuleBase::ModuleBase;
+
+  // Checks the response against every password of the user; kAuthFailed on any mismatch.
+  Expected<AuthResult> Authenticate(const AuthRequest& req) final;
+
+ protected:
+  // The passwords `username` may use (empty: no password). An Error (unknown user, database or
+  // file unreadable) fails the authentication with that detail.
+  virtual Expected<std::vector<Credential>> GetCredentials(const std::string& username) = 0;
+
+  // The sessions of `username`, who proved to know `credential`. Default: ProcessSessionEntry().
+  virtual Expected<std::vector<SessionEntry>> GetSessions(const std::string& username, const Credential& credential);
+
+  // Extra text appended to the log detail of a mismatch (e.g. "the file ends with a newline").
+  virtual std::string MismatchHint(const std::string& password) const { return {}; }
+};
+
+}  // namespace xr::auth

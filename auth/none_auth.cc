@@ -1,0 +1,28 @@
+#include "auth/none_auth.h"
+
+#include "auth/module_base.h"
+
+namespace xr::auth {
+namespace {
+
+class NoneAuth final : public ModuleBase {
+ public:
+  using ModuleBase::ModuleBase;
+
+  // No challenge is sent.
+  bool requires_challenge() const override { return false; }
+
+  // Accepts anything; one session entry with the relay's uid/gid and no displays.
+  Expected<AuthResult> Authenticate(const AuthRequest& req) override {
+    return AuthResult{EffectiveUsername(req.username), {ProcessSessionEntry()}};
+  }
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<AuthModule>> CreateNoneAuth(const ModuleOptions& options) {
+  if (Status s = options.CheckAllowed({}); !s.ok()) return s.error();
+  return std::unique_ptr<AuthModule>(new NoneAuth(options));
+}
+
+}  // namespace xr::auth
