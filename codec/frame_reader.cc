@@ -17,6 +17,19 @@ void FrameReader::Feed(std::string_view bytes) {
   buf_.append(bytes);
 }
 
+std::string FrameReader::TakeBuffered() {
+  std::string out;
+  if (header_) {
+    out.resize(kHeaderSize);
+    EncodeHeader(*header_, out.data());
+    header_.reset();
+  }
+  out.append(buf_, pos_, std::string::npos);
+  buf_.clear();
+  pos_ = 0;
+  return out;
+}
+
 size_t FrameReader::buffered() const { return buf_.size() - pos_ + (header_ ? kHeaderSize : 0); }
 
 void FrameReader::set_max_payload(size_t max_payload) { max_payload_ = std::min(max_payload, kHardMaxPayload); }

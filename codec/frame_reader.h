@@ -41,6 +41,11 @@ class FrameReader {
   // Bytes fed but not yet returned as frames (including a parsed header of the frame in progress).
   size_t buffered() const;
 
+  // Removes and returns every byte fed but not yet returned as a frame, exactly as received
+  // (a parsed header of the frame in progress is re-encoded in front). Used when a relay hands
+  // the rest of a stream over to passthrough. The reader is empty afterwards.
+  std::string TakeBuffered();
+
   // Changes the payload limit (capped at kHardMaxPayload) for frames whose header is not yet parsed,
   // e.g. after a server hello announces a large desktop.
   void set_max_payload(size_t max_payload);

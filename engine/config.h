@@ -1,0 +1,47 @@
+#pragma once
+// RelayConfig: everything the command line sets, parsed and checked before anything starts.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "codec/result.h"
+
+namespace xr::engine {
+
+struct BindOption {
+  enum class Kind { kTcp, kUnix } kind = Kind::kTcp;
+  std::string host;
+  uint16_t port = 0;
+  std::string path;
+  std::string auth;  // per-bind auth spec ("sqlite,filename=x"); empty: the default for its kind
+};
+
+struct RelayConfig {
+  std::string display;                  // ":20": the relay's own endpoint name (optional)
+  std::vector<BindOption> binds;
+  std::string tcp_auth;                 // default auth for tcp binds
+  std::string unix_auth;                // default auth for unix binds (--auth)
+  std::vector<std::string> socket_dirs;
+  std::string tcp_encryption;           // "" or "AES"
+  std::string tcp_encryption_keyfile;
+  int threads = 0;                      // 0: one per core
+  int auth_threads = 4;
+  std::string debug;                    // debug categories
+  std::string log_file;
+  double login_timeout = 30;            // seconds
+  double server_timeout = 20;           // seconds: target connect + server hello
+  uint64_t max_packet_size = 16u << 20; // from the client
+  uint64_t max_connections = 10000;
+};
+
+// Parses argv; on --help prints usage and returns an Error with code kOk ("exit 0").
+Expected<RelayConfig> ParseCommandLine(int argc, char** argv);
+
+// "HOST:PORT[,auth=MODULE,opt=value...]" -> BindOption (tcp).
+Expected<BindOption> ParseTcpBind(const std::string& text);
+
+// Normalises "MODULE:opt=value,opt=value" to "MODULE,opt=value,opt=value".
+std::string NormaliseAuthSpec(const std::string& spec);
+
+}  // namespace xr::engine

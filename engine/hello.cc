@@ -1,0 +1,93 @@
+#include "engine/hello.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cctype>
+#include <optional>
+#include <string_view>
+
+namespace xr::engine {
+namespace {
+
+bool StartsWithAny(std::string_view key, std::initializer_list<std::string_view> prefixes) {
+  return std::any_of(prefixes.begin(), prefixes.end(),
+                     [&](std::string_view p) { return key.starts_with(p); });
+}
+
+void AddProxyKeys(Value& caps, const ProxyIdentity& proxy) {
+  caps.set("proxy", true);
+  caps.set("proxy.hostname", std::string_view(proxy.hostname));
+  caps.set("proxy.version", std::string_view(proxy.version));
+  caps.set("proxy.platform", "linux");
+  caps.set("proxy.implementation", "xpra-relay");
+}
+
+std::optional<bool> ParseBool(std::string_view v) {
+  std::string s(v);
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
+  if (s == "0" || s == "false" || s == "no" || s == "off" || s.empty()) return false;
+  return std::nullopt;
+}
+
+}  // namespace
+
+const std::vector<std::string>& RelayDigests() {
+  static const std::vector<std::string> digests = {"hmac+sha512", "hmac+sha384", "hmac+sha256",
+                                                   "hmac+sha224", "hmac+sha1",   "hmac+md5",
+                                                   "hmac",        "xor"};
+  return digests;
+}
+
+std::vector<std::pair<std::string, Value>> SanitizeSessionOptions(
+    const std::vector<std::pair<std::string, std::string>>& options) {
+  std::vector<std::pair<std::string, Value>> out;
+  for (const auto& [k, v] : options) {
+    if (k == "compression_level") {
+      int n = 0;
+      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec == std::errc() && p == v.data() + v.size()) out.emplace_back(k, n);
+    } else if (k == "lz4" || k == "lzo" || k == "zlib" || k == "rencode" || k == "bencode" ||
+               k == "yaml") {
+      if (auto b = ParseBool(v)) out.emplace_back(k, *b);
+    }
+  }
+  return out;
+}
+
+std::string SessionPassword(const std::vector<std::pair<std::string, std::string>>& options) {
+  for (const auto& [k, v] : options) {
+    if (k == "password") return v;
+  }
+  return {};
+}
+
+Value MakeServerHello(const Value& client_caps,
+                      const std::vector<std::pair<std::string, std::string>>& session_options,
+                      const ProxyIdentity& proxy) {
+  Value caps = client_caps.is_dict() ? client_caps : Value(Dict{});
+  caps.erase_if([](std::string_view k) {
+    return StartsWithAny(k, {"cipher", "challenge", "digest", "salt-digest", "aliases"});
+  });
+  AddProxyKeys(caps, proxy);
+  List digests;
+  for (const auto& d : RelayDigests()) digests.emplace_back(std::string_view(d));
+  caps.set("digest", digests);
+  caps.set("salt-digest", digests);
+  for (auto& [k, v] : SanitizeSessionOptions(session_options)) caps.set(k, std::move(v));
+  return caps;
+}
+
+Value MakeClientHello(const Value& server_caps, const ProxyIdentity& proxy, const Value* cipher_caps) {
+  Value caps = server_caps.is_dict() ? server_caps : Value(Dict{});
+  caps.erase_if([](std::string_view k) { return k.starts_with("aliases"); });
+  AddProxyKeys(caps, proxy);
+  if (cipher_caps != nullptr && cipher_caps->is_dict()) {
+    for (const auto& [k, v] : cipher_caps->as_dict()) {
+      if (auto ks = k.to_string()) caps.set(*ks, v);
+    }
+  }
+  return caps;
+}
+
+}  // namespace xr::engine

@@ -1,0 +1,41 @@
+#pragma once
+// Hello rewriting between the two legs, as xpra 3.1's proxy does it (proxy_instance.py).
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "codec/value.h"
+
+namespace xr::engine {
+
+// What the relay says about itself in the hellos it forwards.
+struct ProxyIdentity {
+  std::string version;   // xpra-relay version
+  std::string hostname;  // this machine
+};
+
+// Digests the relay can answer a server's challenge with (sent as "digest" to the server).
+const std::vector<std::string>& RelayDigests();
+
+// The hello sent to the server: the client's caps minus the keys starting with "cipher",
+// "challenge", "digest", "salt-digest" and "aliases", plus the proxy keys, the relay's own digest
+// lists, and the entry's whitelisted session options (compression_level, lz4, lzo, zlib,
+// rencode, bencode, yaml). Compression caps stay: frames pass through without recompression,
+// so the server must pick a compressor the client itself supports.
+Value MakeServerHello(const Value& client_caps,
+                      const std::vector<std::pair<std::string, std::string>>& session_options,
+                      const ProxyIdentity& proxy);
+
+// The hello sent to the client: the server's caps minus "aliases*", plus the proxy keys and,
+// when the client leg is encrypted, `cipher_caps` (the relay's new receive parameters).
+Value MakeClientHello(const Value& server_caps, const ProxyIdentity& proxy, const Value* cipher_caps);
+
+// The whitelisted, typed session options (xpra's sanitize_session_options); others dropped.
+std::vector<std::pair<std::string, Value>> SanitizeSessionOptions(
+    const std::vector<std::pair<std::string, std::string>>& options);
+
+// "password" from the session options, or "" when there is none.
+std::string SessionPassword(const std::vector<std::pair<std::string, std::string>>& options);
+
+}  // namespace xr::engine

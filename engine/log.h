@@ -1,0 +1,36 @@
+#pragma once
+// Logging: one line per event to stderr (or a file re-opened on SIGHUP), with level and
+// category filters. Thread-safe. Never pass secrets to these functions.
+
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+
+namespace xr::log {
+
+enum class Level { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+
+// Sets the minimum level; categories listed in `debug_categories` ("auth,net", "all") log
+// at debug level too.
+void Configure(Level min_level, std::string_view debug_categories);
+// Redirects output to `path` ("" = stderr); returns false (and keeps stderr) on failure.
+bool OpenFile(const std::string& path);
+// Re-opens the current log file (after log rotation).
+void Reopen();
+// Whether a message of this level and category would be written.
+bool Enabled(Level level, std::string_view category);
+// Writes one line: "2026-11-21 05:00:00.123 INFO  [cat] message".
+void Write(Level level, std::string_view category, std::string_view message);
+
+}  // namespace xr::log
+
+#define XR_LOG(level, category, ...)                                              \
+  do {                                                                            \
+    if (::xr::log::Enabled(::xr::log::Level::level, category))                    \
+      ::xr::log::Write(::xr::log::Level::level, category, fmt::format(__VA_ARGS__)); \
+  } while (0)
+#define XR_DEBUG(category, ...) XR_LOG(kDebug, category, __VA_ARGS__)
+#define XR_INFO(category, ...) XR_LOG(kInfo, category, __VA_ARGS__)
+#define XR_WARN(category, ...) XR_LOG(kWarn, category, __VA_ARGS__)
+#define XR_ERROR(category, ...) XR_LOG(kError, category, __VA_ARGS__)

@@ -1,0 +1,122 @@
+#pragma once
+// Reactor: one thread, one io_uring, many connections. Each completion's user_data names the
+// connection (high 56 bits) and the operation (low 8 bits); every opcode has its own error path.
+// A connection is freed only once none of its operations is in flight.
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/fd.h"
+#include "engine/session.h"
+#include "engine/uring.h"
+#include "engine/worker_pool.h"
+
+namespace xr::engine {
+
+// One listening endpoint and the settings of the sessions it accepts.
+struct ListenerSpec {
+  enum class Kind { kTcp, kUnix } kind = Kind::kTcp;
+  std::string host;  // tcp
+  uint16_t port = 0;
+  std::string path;  // unix
+  std::shared_ptr<const SessionConfig> session;
+  std::string describe() const;
+};
+
+// Limits that apply to every connection of a reactor.
+struct ReactorLimits {
+  size_t recv_buffer = 64 * 1024;         // bytes read per recv
+  size_t high_water = 1 << 20;            // stop reading a leg when the other leg has this queued
+  size_t low_water = 256 * 1024;          // resume reading below this
+  int64_t close_linger_ms = 5000;         // time allowed to flush on close
+  size_t max_connections = 10000;         // per reactor
+};
+
+// Counters, read from any thread.
+struct ReactorStats {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> active{0};
+  std::atomic<uint64_t> relaying{0};
+  std::atomic<uint64_t> closed{0};
+  std::atomic<uint64_t> bytes_to_server{0};
+  std::atomic<uint64_t> bytes_to_client{0};
+};
+
+class Connection;
+
+class Reactor {
+ public:
+  Reactor(int index, WorkerPool* pool, ReactorLimits limits);
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // Creates the ring and opens this reactor's listeners (tcp with SO_REUSEPORT when `shared`;
+  // unix listeners only when `own_unix`). Fails with a readable message.
+  Status Init(const std::vector<ListenerSpec>& specs, bool shared, bool own_unix);
+  // Runs the event loop on the calling thread until Stop() has drained every connection.
+  void Run();
+  // Thread-safe: runs `fn` on the reactor thread soon.
+  void Post(std::function<void()> fn);
+  // Thread-safe: stop accepting, tell every client "server shutdown", flush, close, return from Run().
+  void Stop();
+  // Bound addresses ("127.0.0.1:14501"), valid after Init.
+  const std::vector<std::string>& bound() const { return bound_; }
+  const ReactorStats& stats() const { return stats_; }
+  int index() const { return index_; }
+
+ private:
+  friend class Connection;
+  enum Op : uint8_t {
+    kAccept = 1, kClientRecv, kClientSend, kServerRecv, kServerSend, kConnect, kConnectTimeout,
+    kCancel, kTick, kWake,
+  };
+  static uint64_t Tag(uint64_t id, Op op) { return (id << 8) | op; }
+
+  struct Listener {
+    ListenerSpec spec;
+    UniqueFd fd;
+    bool armed = false;
+    int64_t retry_at_ms = 0;  // after EMFILE/ENFILE: back off, then re-arm
+  };
+
+  void ArmAccept(size_t index);
+  void OnAccept(size_t index, const io_uring_cqe* cqe);
+  void ArmTick();
+  void OnTick();
+  void ArmWake();
+  void OnWake();
+  void Dispatch(io_uring_cqe* cqe);
+  void Reap(Connection* c);
+  void BeginStop();
+
+  int index_;
+  WorkerPool* pool_;
+  ReactorLimits limits_;
+  Ring ring_;
+  std::vector<Listener> listeners_;
+  std::vector<std::string> bound_;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
+  uint64_t next_id_ = 1;
+  ReactorStats stats_;
+  __kernel_timespec tick_ts_{};
+  UniqueFd wake_fd_;
+  uint64_t wake_buf_ = 0;
+  std::mutex post_mu_;
+  std::vector<std::function<void()>> posted_;
+  std::atomic<bool> stop_requested_{false};
+  bool stopping_ = false;
+  int64_t stop_deadline_ms_ = 0;
+};
+
+// Milliseconds on the monotonic clock.
+int64_t NowMs();
+
+}  // namespace xr::engine

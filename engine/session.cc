@@ -1,0 +1,558 @@
+#include "engine/session.h"
+
+#include "codec/digest.h"
+#include "codec/header.h"
+#include "engine/log.h"
+
+namespace xr::engine {
+namespace {
+
+constexpr size_t kSaltBytes = 64;
+constexpr int kCipherIterations = 1000;
+constexpr size_t kMaxPendingToServer = 64;
+
+const char* EncodingName(Encoding e) { return e == Encoding::kRencode ? "rencode" : "bencode"; }
+
+// Wire bytes of a frame: header + payload.
+std::string Serialize(const FrameHeader& h, std::string_view payload) {
+  std::string out;
+  out.resize(kHeaderSize);
+  EncodeHeader(h, out.data());
+  out.append(payload);
+  return out;
+}
+
+// The encoding we answer a peer with: rencode if it can read it, else bencode.
+Encoding ChooseEncoding(const Caps& caps, Encoding used) {
+  if (caps.get_bool("rencode", used == Encoding::kRencode)) return Encoding::kRencode;
+  if (caps.get_bool("bencode", true)) return Encoding::kBencode;
+  return used;
+}
+
+}  // namespace
+
+const char* SessionStateName(Session::State s) {
+  switch (s) {
+    case Session::State::kClientHello: return "client-hello";
+    case Session::State::kChallengeSent: return "challenge-sent";
+    case Session::State::kAuthenticating: return "authenticating";
+    case Session::State::kConnecting: return "connecting";
+    case Session::State::kServerHello: return "server-hello";
+    case Session::State::kRelay: return "relay";
+    case Session::State::kClosed: return "closed";
+  }
+  return "?";
+}
+
+Session::Session(uint64_t id, std::string peer, std::shared_ptr<const SessionConfig> config, SessionIo* io)
+    : id_(id),
+      peer_(std::move(peer)),
+      config_(std::move(config)),
+      io_(io),
+      client_reader_(config_->client_limits),
+      server_reader_(FrameLimits{kHardMaxPayload, config_->client_limits.max_pending_chunks}),
+      client_decoder_(config_->client_limits, config_->decode_limits),
+      server_decoder_(FrameLimits{kHardMaxPayload, config_->client_limits.max_pending_chunks},
+                      config_->decode_limits) {}
+
+Session::~Session() = default;
+
+void Session::Start() { io_->SetDeadline(config_->login_timeout_ms); }
+
+void Session::Fail(std::string_view why, const Error& e) {
+  Disconnect(reason::kProtocolError, e.message, why);
+}
+
+void Session::Disconnect(std::string_view why, std::string_view detail, std::string_view log_detail) {
+  if (state_ == State::kClosed) return;
+  XR_INFO("conn", "conn={} peer={} user={} state={} disconnect: {}{}{}{}", id_, peer_,
+          username_.empty() ? "-" : username_, SessionStateName(state_), why,
+          detail.empty() ? "" : ": ", detail,
+          log_detail.empty() ? std::string() : fmt::format(" ({})", log_detail));
+  List packet{Value("disconnect"), Value(why)};
+  if (!detail.empty()) packet.emplace_back(detail);
+  SendToClientPacket(Value(std::move(packet)));
+  state_ = State::kClosed;
+  io_->Close(why);
+}
+
+// ---------------------------------------------------------------- client leg
+
+void Session::OnClientData(std::string_view bytes) {
+  if (state_ == State::kClosed) return;
+  client_reader_.Feed(bytes);
+  if (Status s = DrainClientFrames(); !s.ok()) Fail("bad data from client", s.error());
+}
+
+Status Session::DrainClientFrames() {
+  while (state_ != State::kClosed) {
+    auto next = client_reader_.Next();
+    if (!next.ok()) return next.error();
+    if (!next->has_value()) return Status::Ok();
+    RawFrame frame = std::move(**next);
+    if (frame.header.encrypted()) {
+      if (!decryptor_) return MakeError(ErrorCode::kMalformed, "encrypted packet but no encryption was negotiated");
+      std::string plain;
+      if (Status s = decryptor_->Decrypt(frame.payload, frame.header.payload_size, &plain); !s.ok()) {
+        return MakeError(ErrorCode::kMalformed, "decryption failed (wrong key?): " + s.error().message);
+      }
+      frame.payload = std::move(plain);
+      frame.header.flags &= static_cast<uint8_t>(~flags::kCipher);
+    } else if (decryptor_ && state_ != State::kClientHello) {
+      return MakeError(ErrorCode::kMalformed, "unencrypted packet on an encrypted connection");
+    }
+    switch (state_) {
+      case State::kClientHello:
+      case State::kChallengeSent: {
+        auto packet = client_decoder_.Push(std::move(frame));
+        if (!packet.ok()) return packet.error();
+        if (packet->has_value()) {
+          client_encoding_ = client_decoder_.last_encoding();
+          HandleClientPacket(std::move(**packet));
+        }
+        break;
+      }
+      case State::kAuthenticating:
+      case State::kConnecting:
+      case State::kServerHello:
+        if (pending_to_server_.size() >= kMaxPendingToServer) {
+          return MakeError(ErrorCode::kTooLarge, "too many packets before the session was ready");
+        }
+        pending_to_server_.push_back(Serialize(frame.header, frame.payload));
+        break;
+      case State::kRelay:
+        io_->SendToServer(Serialize(frame.header, frame.payload));
+        break;
+      case State::kClosed:
+        break;
+    }
+  }
+  return Status::Ok();
+}
+
+void Session::HandleClientPacket(Value packet) {
+  const List& items = packet.as_list();
+  std::string_view type = items[0].as_string();
+  if (type == "disconnect") {
+    std::string why = items.size() > 1 && items[1].is_string() ? items[1].as_string() : "";
+    XR_INFO("conn", "conn={} peer={} client disconnected during login: {}", id_, peer_, why);
+    state_ = State::kClosed;
+    io_->Close("client disconnect");
+    return;
+  }
+  if (type != "hello") {
+    Disconnect(reason::kProtocolError, fmt::format("expected a hello packet, got '{}'", type));
+    return;
+  }
+  if (items.size() < 2 || !items[1].is_dict()) {
+    Disconnect(reason::kProtocolError, "hello packet without capabilities");
+    return;
+  }
+  HandleClientHello(items[1]);
+}
+
+void Session::HandleClientHello(const Value& caps_value) {
+  Caps caps(caps_value);
+  client_caps_ = caps_value;
+  if (state_ == State::kClientHello) {
+    username_ = caps.get_string("username");
+    if (caps.get_bool("version_request")) {
+      SendToClientPacket(Value(List{Value("hello"), Value(Dict{{Value("version"), Value(std::string_view(config_->identity.version))}})}));
+      XR_INFO("conn", "conn={} peer={} version request answered", id_, peer_);
+      state_ = State::kClosed;
+      io_->Close("version sent");
+      return;
+    }
+    if (!caps.has("version")) {
+      Disconnect(reason::kVersionError, "the client did not send its version");
+      return;
+    }
+    if (Status s = SetupClientCipher(caps); !s.ok()) {
+      Disconnect(reason::kAuthenticationError, s.error().message);
+      return;
+    }
+    if (config_->auth->requires_challenge()) {
+      SendChallenge();
+      return;
+    }
+    StartAuth(caps);
+    return;
+  }
+  // kChallengeSent: this hello must carry the response.
+  if (!caps.has("challenge_response")) {
+    Disconnect(reason::kAuthenticationError, "no challenge response in the client's hello");
+    return;
+  }
+  StartAuth(caps);
+}
+
+Status Session::SetupClientCipher(const Caps& caps) {
+  std::string cipher = caps.get_string("cipher");
+  std::string iv = caps.get_string("cipher.iv");
+  if (cipher.empty() || iv.empty()) {
+    if (config_->aes) return MakeError(ErrorCode::kAuthFailed, "missing encryption tokens: this relay requires AES encryption");
+    return Status::Ok();
+  }
+  if (cipher != "AES") return MakeError(ErrorCode::kUnsupported, "unsupported cipher: " + cipher);
+  if (config_->aes_key.empty()) return MakeError(ErrorCode::kAuthFailed, "encryption key is missing");
+  std::string padding_name = caps.get_string("cipher.padding", "legacy");
+  crypto::Padding padding;
+  if (padding_name == "PKCS#7") {
+    padding = crypto::Padding::kPkcs7;
+  } else if (padding_name == "legacy") {
+    padding = crypto::Padding::kLegacy;
+  } else {
+    return MakeError(ErrorCode::kUnsupported, "unsupported padding: " + padding_name);
+  }
+  auto key = crypto::DeriveKey(config_->aes_key, caps.get_string("cipher.key_salt"),
+                               static_cast<int>(caps.get_int("cipher.key_stretch_iterations")));
+  if (!key.ok()) return key.error();
+  auto enc = crypto::Encryptor::Create(*key, iv, padding);
+  if (!enc.ok()) return enc.error();
+  encryptor_ = std::move(*enc);
+  cipher_padding_options_ = caps.get_strings("cipher.padding.options");
+  if (cipher_padding_options_.empty()) cipher_padding_options_.push_back(padding_name);
+  cipher_caps_ = NewCipherCaps();
+  if (cipher_caps_.is_none()) return MakeError(ErrorCode::kInternal, "cannot set up the receive cipher");
+  return Status::Ok();
+}
+
+// New receive parameters for the client leg (xpra's new_cipher_caps): resets the decryptor.
+Value Session::NewCipherCaps() {
+  const std::vector<std::string>& options = cipher_padding_options_;
+  bool pkcs7 = std::find(options.begin(), options.end(), "PKCS#7") != options.end();
+  crypto::Padding padding = pkcs7 ? crypto::Padding::kPkcs7 : crypto::Padding::kLegacy;
+  std::string iv = crypto::RandomIv();
+  std::string key_salt = crypto::RandomBytes(kSaltBytes);
+  auto key = crypto::DeriveKey(config_->aes_key, key_salt, kCipherIterations);
+  if (!key.ok()) return Value();
+  auto dec = crypto::Decryptor::Create(*key, iv, padding);
+  if (!dec.ok()) return Value();
+  decryptor_ = std::move(*dec);
+  Value out{Dict{}};
+  out.set("cipher", "AES");
+  out.set("cipher.iv", std::string_view(iv));
+  out.set("cipher.key_salt", Value::bytes(key_salt));
+  out.set("cipher.key_stretch_iterations", kCipherIterations);
+  out.set("cipher.padding", pkcs7 ? "PKCS#7" : "legacy");
+  out.set("cipher.padding.options", List{Value("PKCS#7"), Value("legacy")});
+  return out;
+}
+
+void Session::SendChallenge() {
+  Caps caps(client_caps_);
+  bool link_encrypted = encryptor_ != nullptr;
+  digest_ = digest::ChooseDigest(caps.get_strings("digest").empty() ? std::vector<std::string>{"hmac"}
+                                                                     : caps.get_strings("digest"),
+                                 link_encrypted);
+  if (digest_.empty()) {
+    Disconnect(reason::kAuthenticationError, "no supported digest: the relay needs hmac (or xor over an encrypted link)");
+    return;
+  }
+  std::vector<std::string> salt_digests = caps.get_strings("salt-digest");
+  if (salt_digests.empty()) salt_digests.push_back("xor");
+  salt_digest_ = digest::ChooseDigest(salt_digests, true);
+  if (salt_digest_.empty()) {
+    Disconnect(reason::kAuthenticationError, "no supported salt digest");
+    return;
+  }
+  server_salt_ = crypto::RandomBytes(kSaltBytes);
+  Value auth_caps = cipher_caps_.is_dict() ? cipher_caps_ : Value("");
+  SendToClientPacket(Value(List{Value("challenge"), Value::bytes(server_salt_), auth_caps,
+                                Value(std::string_view(digest_)), Value(std::string_view(salt_digest_)),
+                                Value(std::string_view(config_->auth->prompt()))}));
+  state_ = State::kChallengeSent;
+  XR_DEBUG("auth", "conn={} challenge sent: digest={} salt-digest={}", id_, digest_, salt_digest_);
+}
+
+void Session::StartAuth(const Caps& caps) {
+  state_ = State::kAuthenticating;
+  auth::AuthRequest req;
+  req.username = username_;
+  req.digest = digest_;
+  req.peer = peer_;
+  if (config_->auth->requires_challenge()) {
+    req.response = caps.get_string("challenge_response");
+    std::string client_salt = caps.get_string("challenge_client_salt");
+    auto salt = digest::CombineSalts(salt_digest_, client_salt, server_salt_);
+    if (!salt.ok()) {
+      Disconnect(reason::kAuthenticationError, "invalid challenge salt", salt.error().message);
+      return;
+    }
+    req.salt = std::move(*salt);
+  }
+  std::string display = caps.get_string("display");
+  auto config = config_;
+  io_->RunAuth([config, req = std::move(req), display]() -> AuthOutcome {
+    AuthOutcome out;
+    auto result = config->auth->Authenticate(req);
+    if (!result.ok()) {
+      out.client_reason = reason::kAuthenticationError;
+      out.detail = "authentication failed";
+      out.log_detail = result.error().message;
+      return out;
+    }
+    out.username = result->username.empty() ? req.username : result->username;
+    auto target = registry::SelectTarget(result->sessions, display, config->registry);
+    if (!target.ok()) {
+      out.client_reason = reason::kSessionNotFound;
+      out.detail = target.error().message;
+      return out;
+    }
+    out.target = std::move(*target);
+    if (out.target.session_index < result->sessions.size()) {
+      out.session_options = result->sessions[out.target.session_index].session_options;
+    }
+    out.ok = true;
+    return out;
+  });
+}
+
+void Session::OnAuthDone(AuthOutcome outcome) {
+  if (state_ != State::kAuthenticating) return;
+  if (!outcome.ok) {
+    Disconnect(outcome.client_reason, outcome.detail, outcome.log_detail);
+    return;
+  }
+  username_ = outcome.username;
+  target_ = std::move(outcome.target);
+  session_options_ = std::move(outcome.session_options);
+  XR_INFO("conn", "conn={} peer={} authenticated as {}, connecting to {}", id_, peer_,
+          username_.empty() ? "-" : username_, target_.describe());
+  state_ = State::kConnecting;
+  io_->SetDeadline(config_->server_timeout_ms);
+  io_->ConnectServer(target_);
+}
+
+// ---------------------------------------------------------------- server leg
+
+void Session::OnServerConnected() {
+  if (state_ != State::kConnecting) return;
+  server_encoding_ = ChooseEncoding(Caps(client_caps_), client_encoding_);
+  Value hello = MakeServerHello(client_caps_, session_options_, config_->identity);
+  if (!target_.username.empty()) hello.set("username", std::string_view(target_.username));
+  std::string wire;
+  EncodeOptions opts;
+  opts.encoding = server_encoding_;
+  if (Status s = EncodePacket(Value(List{Value("hello"), std::move(hello)}), opts, nullptr, &wire); !s.ok()) {
+    Disconnect(reason::kServerError, "cannot encode the hello for the server", s.error().message);
+    return;
+  }
+  io_->SendToServer(std::move(wire));
+  state_ = State::kServerHello;
+}
+
+void Session::OnServerConnectFailed(std::string_view why) {
+  if (state_ != State::kConnecting) return;
+  Disconnect(reason::kConnectionError,
+             fmt::format("cannot connect to the session at {}: {}", target_.display.empty() ? target_.describe() : target_.display, why),
+             target_.describe());
+}
+
+void Session::OnServerData(std::string_view bytes) {
+  if (state_ == State::kClosed) return;
+  server_reader_.Feed(bytes);
+  if (Status s = DrainServerFrames(); !s.ok()) {
+    Disconnect(reason::kServerError, "invalid data from the session's server", s.error().message);
+  }
+}
+
+Status Session::DrainServerFrames() {
+  while (state_ != State::kClosed) {
+    auto next = server_reader_.Next();
+    if (!next.ok()) return next.error();
+    if (!next->has_value()) return Status::Ok();
+    RawFrame frame = std::move(**next);
+    if (frame.header.encrypted()) return MakeError(ErrorCode::kMalformed, "encrypted packet from the server");
+    if (state_ == State::kRelay) {
+      std::string out;
+      if (Status s = EncryptFrameToClient(frame.header, frame.payload, &out); !s.ok()) return s;
+      io_->SendToClient(std::move(out));
+      continue;
+    }
+    if (state_ != State::kServerHello) return MakeError(ErrorCode::kMalformed, "server sent data before the hello");
+    auto packet = server_decoder_.Push(std::move(frame));
+    if (!packet.ok()) return packet.error();
+    if (packet->has_value()) HandleServerPacket(std::move(**packet));
+  }
+  return Status::Ok();
+}
+
+void Session::HandleServerPacket(Value packet) {
+  const List& items = packet.as_list();
+  std::string_view type = items[0].as_string();
+  if (type == "challenge") {
+    AnswerServerChallenge(packet);
+    return;
+  }
+  if (type == "disconnect") {
+    std::string why = items.size() > 1 && items[1].is_string() ? items[1].as_string() : "disconnected";
+    std::string detail;
+    for (size_t i = 2; i < items.size(); ++i) {
+      if (items[i].is_string()) detail += (detail.empty() ? "" : ", ") + items[i].as_string();
+    }
+    Disconnect(why, detail, "disconnected by the session's server");
+    return;
+  }
+  if (type != "hello" || items.size() < 2 || !items[1].is_dict()) {
+    Disconnect(reason::kServerError, fmt::format("unexpected '{}' packet from the session's server", type));
+    return;
+  }
+  HandleServerHello(items[1]);
+}
+
+void Session::AnswerServerChallenge(const Value& packet) {
+  const List& items = packet.as_list();
+  // As xpra's proxy: the password in the target URI first, then the entry's session options.
+  std::string password = !target_.password.empty() ? target_.password : SessionPassword(session_options_);
+  if (password.empty()) {
+    Disconnect(reason::kAuthenticationError,
+               "the session's server requires authentication but no password is configured for this session");
+    return;
+  }
+  if (server_challenge_answered_ || items.size() < 4 || !items[1].is_string() || !items[3].is_string()) {
+    Disconnect(reason::kAuthenticationError, "invalid or repeated challenge from the session's server");
+    return;
+  }
+  server_challenge_answered_ = true;
+  std::string server_salt = items[1].as_string();
+  std::string digest = items[3].as_string();
+  std::string salt_digest = items.size() > 4 && items[4].is_string() ? items[4].as_string() : "xor";
+  size_t len = salt_digest == "xor" ? server_salt.size() : 32;
+  if (salt_digest == "xor" && (len < 16 || len > 256)) {
+    Disconnect(reason::kAuthenticationError, "the session's server sent an invalid salt");
+    return;
+  }
+  std::string client_salt = crypto::RandomBytes(len);
+  auto salt = digest::CombineSalts(salt_digest, client_salt, server_salt);
+  if (!salt.ok()) {
+    Disconnect(reason::kAuthenticationError, "unsupported salt digest from the session's server: " + salt_digest);
+    return;
+  }
+  auto response = digest::ComputeResponse(digest, password, *salt);
+  if (!response.ok()) {
+    Disconnect(reason::kAuthenticationError, "unsupported digest from the session's server: " + digest);
+    return;
+  }
+  Value hello = MakeServerHello(client_caps_, session_options_, config_->identity);
+  if (!target_.username.empty()) hello.set("username", std::string_view(target_.username));
+  hello.set("challenge_response", std::string_view(*response));
+  hello.set("challenge_client_salt", Value::bytes(client_salt));
+  std::string wire;
+  EncodeOptions opts;
+  opts.encoding = server_encoding_;
+  if (Status s = EncodePacket(Value(List{Value("hello"), std::move(hello)}), opts, nullptr, &wire); !s.ok()) {
+    Disconnect(reason::kServerError, "cannot encode the hello for the server", s.error().message);
+    return;
+  }
+  XR_DEBUG("auth", "conn={} answered the server's {} challenge", id_, digest);
+  io_->SendToServer(std::move(wire));
+}
+
+void Session::HandleServerHello(const Value& caps) {
+  Value cipher_caps;
+  if (encryptor_) {
+    cipher_caps = NewCipherCaps();
+    if (cipher_caps.is_none()) {
+      Disconnect(reason::kServerError, "cannot set up encryption");
+      return;
+    }
+  }
+  Value hello = MakeClientHello(caps, config_->identity, encryptor_ ? &cipher_caps : nullptr);
+  SendToClientPacket(Value(List{Value("hello"), std::move(hello)}));
+  if (state_ == State::kClosed) return;
+  state_ = State::kRelay;
+  io_->SetDeadline(0);
+  XR_INFO("conn", "conn={} peer={} user={} relaying to {} (client {}{})", id_, peer_,
+          username_.empty() ? "-" : username_, target_.describe(), EncodingName(client_encoding_),
+          encryptor_ ? ", AES" : "");
+  for (auto& frame : pending_to_server_) io_->SendToServer(std::move(frame));
+  pending_to_server_.clear();
+  if (!encryptor_) {
+    // Plain on both legs: hand the rest of both streams to the reactor's passthrough.
+    std::string client_rest = client_reader_.TakeBuffered();
+    std::string server_rest;
+    while (true) {
+      auto next = server_reader_.Next();
+      if (!next.ok() || !next->has_value()) break;
+      server_rest += Serialize((**next).header, (**next).payload);
+    }
+    server_rest += server_reader_.TakeBuffered();
+    if (!client_rest.empty()) io_->SendToServer(std::move(client_rest));
+    if (!server_rest.empty()) io_->SendToClient(std::move(server_rest));
+    io_->StartPassthrough();
+    return;
+  }
+  // AES: keep transforming frame by frame; process what is already buffered.
+  if (Status s = DrainServerFrames(); !s.ok()) {
+    Disconnect(reason::kServerError, "invalid data from the session's server", s.error().message);
+    return;
+  }
+  if (Status s = DrainClientFrames(); !s.ok()) Fail("bad data from client", s.error());
+}
+
+// ---------------------------------------------------------------- output
+
+Status Session::EncryptFrameToClient(const FrameHeader& h, std::string_view plain, std::string* out) {
+  if (!encryptor_) {
+    *out = Serialize(h, plain);
+    return Status::Ok();
+  }
+  FrameHeader eh = h;
+  eh.flags |= flags::kCipher;
+  eh.payload_size = static_cast<uint32_t>(plain.size());
+  out->resize(kHeaderSize);
+  EncodeHeader(eh, out->data());
+  return encryptor_->Encrypt(plain, out);
+}
+
+void Session::SendToClientPacket(const Value& packet) {
+  std::string wire;
+  EncodeOptions opts;
+  opts.encoding = client_encoding_;
+  if (Status s = EncodePacket(packet, opts, encryptor_.get(), &wire); !s.ok()) {
+    XR_ERROR("conn", "conn={} cannot encode a packet for the client: {}", id_, s.error().message);
+    return;
+  }
+  io_->SendToClient(std::move(wire));
+}
+
+// ---------------------------------------------------------------- events
+
+void Session::OnClientClosed(std::string_view why) {
+  if (state_ == State::kClosed) return;
+  XR_INFO("conn", "conn={} peer={} user={} client closed the connection ({}) in state {}", id_, peer_,
+          username_.empty() ? "-" : username_, why, SessionStateName(state_));
+  state_ = State::kClosed;
+  io_->Close("client closed");
+}
+
+void Session::OnServerClosed(std::string_view why) {
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kRelay) {
+    // Frames already queued for the client go out first; then it learns the session ended.
+    Disconnect(reason::kServerShutdown, "the session's server closed the connection", why);
+    return;
+  }
+  Disconnect(reason::kConnectionError, "the session's server closed the connection during the handshake", why);
+}
+
+void Session::OnTimeout() {
+  switch (state_) {
+    case State::kClientHello:
+    case State::kChallengeSent:
+    case State::kAuthenticating:
+      Disconnect(reason::kLoginTimeout, "no complete login within the time allowed");
+      break;
+    case State::kConnecting:
+    case State::kServerHello:
+      Disconnect(reason::kConnectionError,
+                 fmt::format("the session at {} did not answer in time", target_.describe()));
+      break;
+    case State::kRelay:
+    case State::kClosed:
+      break;
+  }
+}
+
+}  // namespace xr::engine

@@ -1,0 +1,176 @@
+#pragma once
+// Session: one relayed connection's protocol state machine, free of I/O.
+//
+//   client hello -> [challenge -> client hello with response] -> authenticate (worker thread)
+//   -> select target -> connect -> hello to server [-> answer server challenge]
+//   -> server hello rewritten to the client -> relay until either side closes.
+//
+// The reactor feeds it bytes and events and carries out what it asks through SessionIo.
+// Every error ends with an xpra "disconnect" packet to the client and one log line.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "auth/auth_module.h"
+#include "codec/cipher.h"
+#include "codec/decode_limits.h"
+#include "codec/frame_reader.h"
+#include "codec/packet.h"
+#include "codec/value.h"
+#include "engine/hello.h"
+#include "session_registry/session_registry.h"
+
+namespace xr::engine {
+
+// xpra 3.1's disconnect reasons (xpra/util.py).
+namespace reason {
+inline constexpr const char* kLoginTimeout = "login timeout";
+inline constexpr const char* kProtocolError = "protocol error";
+inline constexpr const char* kVersionError = "version error";
+inline constexpr const char* kAuthenticationError = "authentication error";
+inline constexpr const char* kServerError = "server error";
+inline constexpr const char* kSessionNotFound = "session not found error";
+inline constexpr const char* kConnectionError = "connection error";
+inline constexpr const char* kDone = "done";
+inline constexpr const char* kServerShutdown = "server shutdown";
+inline constexpr const char* kIdleTimeout = "idle timeout";
+}  // namespace reason
+
+// Settings shared by every session of one listener; immutable while sessions run.
+struct SessionConfig {
+  std::shared_ptr<auth::AuthModule> auth;  // thread-safe; called on worker threads
+  registry::RegistryOptions registry;
+  bool aes = false;           // require AES-CBC on the client leg
+  std::string aes_key;        // key material (keyfile contents); empty: none configured
+  ProxyIdentity identity;
+  FrameLimits client_limits;  // max packet size and pending chunks from the client
+  DecodeLimits decode_limits;
+  int64_t login_timeout_ms = 30000;             // client connect -> relaying
+  int64_t server_timeout_ms = 20000;            // target connect + server hello
+};
+
+// What the blocking part of authentication produces (on a worker thread).
+struct AuthOutcome {
+  bool ok = false;
+  std::string username;
+  registry::Target target;
+  std::vector<std::pair<std::string, std::string>> session_options;
+  std::string client_reason;  // xpra reason sent to the client when !ok
+  std::string detail;         // readable detail for the client (no secrets)
+  std::string log_detail;     // detail for the log only (no secrets)
+};
+
+// The seam between the state machine and the reactor (a fake in unit tests).
+class SessionIo {
+ public:
+  virtual ~SessionIo() = default;
+  // Queues wire bytes for the client leg; sent in order.
+  virtual void SendToClient(std::string bytes) = 0;
+  // Queues wire bytes for the server leg; sent in order (after the connect completes).
+  virtual void SendToServer(std::string bytes) = 0;
+  // Runs `job` off the reactor (it may block); its result arrives via Session::OnAuthDone.
+  virtual void RunAuth(std::function<AuthOutcome()> job) = 0;
+  // Starts a non-blocking connect; the result arrives via OnServerConnected / OnServerConnectFailed.
+  virtual void ConnectServer(const registry::Target& target) = 0;
+  // From now on both legs' bytes bypass the session and are copied straight across.
+  virtual void StartPassthrough() = 0;
+  // Arms the deadline `ms` from now (0 disarms); OnTimeout is called when it passes.
+  virtual void SetDeadline(int64_t ms) = 0;
+  // Flushes what is queued to both legs, then closes them. `log_reason` goes to the log only.
+  virtual void Close(std::string_view log_reason) = 0;
+};
+
+class Session {
+ public:
+  enum class State {
+    kClientHello,     // waiting for the client's first hello
+    kChallengeSent,   // waiting for the hello carrying the challenge response
+    kAuthenticating,  // auth + target selection running on a worker
+    kConnecting,      // connecting to the target
+    kServerHello,     // hello sent to the server, waiting for its hello (or challenge)
+    kRelay,           // relaying (passthrough, or frame by frame when AES is on)
+    kClosed,
+  };
+
+  // `peer` is the client's address for logs ("127.0.0.1:5555"); `id` the connection number.
+  Session(uint64_t id, std::string peer, std::shared_ptr<const SessionConfig> config, SessionIo* io);
+  ~Session();
+
+  // Starts the login timer.
+  void Start();
+  // Bytes from the client / server leg.
+  void OnClientData(std::string_view bytes);
+  void OnServerData(std::string_view bytes);
+  // The client / server closed its side or failed (`why` for the log).
+  void OnClientClosed(std::string_view why);
+  void OnServerClosed(std::string_view why);
+  // Results of the requests made through SessionIo.
+  void OnAuthDone(AuthOutcome outcome);
+  void OnServerConnected();
+  void OnServerConnectFailed(std::string_view why);
+  void OnTimeout();
+  // Ends the session with an xpra disconnect packet `reason` (+ detail) to the client.
+  void Disconnect(std::string_view reason, std::string_view detail, std::string_view log_detail = {});
+
+  State state() const { return state_; }
+  uint64_t id() const { return id_; }
+  const std::string& peer() const { return peer_; }
+  const std::string& username() const { return username_; }
+  const registry::Target& target() const { return target_; }
+  bool encrypted() const { return encryptor_ != nullptr; }
+  Encoding client_encoding() const { return client_encoding_; }
+
+ private:
+  void HandleClientPacket(Value packet);
+  void HandleClientHello(const Value& caps);
+  Status SetupClientCipher(const Caps& caps);
+  Value NewCipherCaps();
+  void SendChallenge();
+  void StartAuth(const Caps& caps);
+  void HandleServerPacket(Value packet);
+  void AnswerServerChallenge(const Value& packet);
+  void HandleServerHello(const Value& caps);
+  void SendToClientPacket(const Value& packet);
+  Status EncryptFrameToClient(const FrameHeader& h, std::string_view plain, std::string* out);
+  Status DrainClientFrames();
+  Status DrainServerFrames();
+  void ForwardFrame(const RawFrame& frame, bool to_server);
+  void Fail(std::string_view reason, const Error& e);
+
+  const uint64_t id_;
+  const std::string peer_;
+  std::shared_ptr<const SessionConfig> config_;
+  SessionIo* io_;
+  State state_ = State::kClientHello;
+
+  FrameReader client_reader_;
+  FrameReader server_reader_;
+  PacketDecoder client_decoder_;
+  PacketDecoder server_decoder_;
+  Encoding client_encoding_ = Encoding::kRencode;
+  Encoding server_encoding_ = Encoding::kRencode;
+
+  std::unique_ptr<crypto::Encryptor> encryptor_;  // relay -> client
+  std::unique_ptr<crypto::Decryptor> decryptor_;  // client -> relay
+  std::vector<std::string> cipher_padding_options_;  // from the hello that asked for AES
+  Value cipher_caps_;                             // sent in the challenge
+
+  Value client_caps_;           // latest client hello
+  std::string server_salt_;
+  std::string digest_;
+  std::string salt_digest_;
+  std::string username_;
+  registry::Target target_;
+  std::vector<std::pair<std::string, std::string>> session_options_;
+  bool server_challenge_answered_ = false;
+  std::vector<std::string> pending_to_server_;  // client frames received before relaying
+};
+
+const char* SessionStateName(Session::State s);
+
+}  // namespace xr::engine

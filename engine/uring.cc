@@ -1,0 +1,81 @@
+#include "engine/uring.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace xr::engine {
+namespace {
+
+struct RequiredOp {
+  int op;
+  const char* name;
+};
+
+constexpr RequiredOp kRequiredOps[] = {
+    {IORING_OP_ACCEPT, "ACCEPT"},   {IORING_OP_CONNECT, "CONNECT"},   {IORING_OP_RECV, "RECV"},
+    {IORING_OP_SEND, "SEND"},       {IORING_OP_TIMEOUT, "TIMEOUT"},   {IORING_OP_LINK_TIMEOUT, "LINK_TIMEOUT"},
+    {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_READ, "READ"}, {IORING_OP_SHUTDOWN, "SHUTDOWN"},
+};
+
+std::string DisabledHint(int err) {
+  if (err == EPERM || err == EACCES) {
+    return "io_uring is not permitted here: check `sysctl kernel.io_uring_disabled` (must be 0, or 1 with "
+           "this user in kernel.io_uring_group) and, in a container, a seccomp profile that allows "
+           "io_uring_setup/io_uring_enter/io_uring_register (Docker 25+ blocks them by default)";
+  }
+  if (err == ENOSYS) return "this kernel has no io_uring (Linux 6.1 or newer is required)";
+  if (err == ENOMEM) return "not enough locked memory for the ring (raise RLIMIT_MEMLOCK)";
+  return std::strerror(err);
+}
+
+}  // namespace
+
+Ring::~Ring() {
+  if (initialized_) io_uring_queue_exit(&ring_);
+}
+
+Status Ring::Init(unsigned entries) {
+  io_uring_params p{};
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+  int rc = io_uring_queue_init_params(entries, &ring_, &p);
+  if (rc == -EINVAL) {
+    // Older kernel: without the optional flags.
+    p = io_uring_params{};
+    rc = io_uring_queue_init_params(entries, &ring_, &p);
+  } else if (rc == 0) {
+    defer_taskrun_ = true;
+  }
+  if (rc < 0) return MakeError(ErrorCode::kIo, fmt::format("io_uring_setup failed: {}", DisabledHint(-rc)));
+  initialized_ = true;
+  io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+  if (probe == nullptr) return MakeError(ErrorCode::kIo, "io_uring probe failed: kernel too old (6.1+ needed)");
+  std::string missing;
+  for (const auto& op : kRequiredOps) {
+    if (!io_uring_opcode_supported(probe, op.op)) missing += std::string(missing.empty() ? "" : ", ") + op.name;
+  }
+  io_uring_free_probe(probe);
+  if (!missing.empty()) {
+    return MakeError(ErrorCode::kUnsupported, "this kernel's io_uring lacks: " + missing + " (Linux 6.1+ needed)");
+  }
+  return Status::Ok();
+}
+
+io_uring_sqe* Ring::GetSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  while (sqe == nullptr) {
+    io_uring_submit(&ring_);  // SQ full: flush it and try again
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+int Ring::SubmitAndWait() { return io_uring_submit_and_wait(&ring_, 1); }
+
+Status ProbeIoUring() {
+  Ring ring;
+  return ring.Init(8);
+}
+
+}  // namespace xr::engine

@@ -1,0 +1,63 @@
+#include "engine/config.h"
+
+#include <doctest/doctest.h>
+
+#include <vector>
+
+using namespace xr;
+using namespace xr::engine;
+
+namespace {
+Expected<RelayConfig> Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "xpra-relay");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+}
+}  // namespace
+
+TEST_CASE("tcp bind with per-bind auth") {
+  auto b = ParseTcpBind("127.0.0.1:14501,auth=sqlite,filename=/x.db");
+  REQUIRE(b.ok());
+  CHECK(b->host == "127.0.0.1");
+  CHECK(b->port == 14501);
+  CHECK(b->auth == "sqlite,filename=/x.db");
+}
+
+TEST_CASE("bind errors are readable") {
+  CHECK(ParseTcpBind("nohostport").error().message.find("HOST:PORT") != std::string::npos);
+  CHECK(ParseTcpBind("1.2.3.4:99999").error().message.find("invalid port") != std::string::npos);
+  CHECK(ParseTcpBind("1.2.3.4:1,filename=x").error().message.find("auth=") != std::string::npos);
+}
+
+TEST_CASE("ipv6 and wildcard hosts") {
+  CHECK(ParseTcpBind("[::1]:1").value().host == "::1");
+  CHECK(ParseTcpBind(":1").value().host == "0.0.0.0");
+}
+
+TEST_CASE("MODULE:opt=value is normalised") {
+  CHECK(NormaliseAuthSpec("sqlite:filename=/x") == "sqlite,filename=/x");
+  CHECK(NormaliseAuthSpec("sqlite,filename=/a:b") == "sqlite,filename=/a:b");
+  CHECK(NormaliseAuthSpec("none") == "none");
+}
+
+TEST_CASE("full command line") {
+  auto c = Parse({"20", "--bind-tcp=127.0.0.1:14501", "--tcp-auth=sqlite:filename=/db", "--socket-dir=/tmp/s",
+                  "--threads=2", "--login-timeout=5", "--bind=/tmp/relay.sock", "--auth=none"});
+  REQUIRE(c.ok());
+  CHECK(c->display == ":20");
+  CHECK(c->binds.size() == 2);
+  CHECK(c->tcp_auth == "sqlite,filename=/db");
+  CHECK(c->threads == 2);
+  CHECK(c->login_timeout == 5);
+  CHECK(c->socket_dirs == std::vector<std::string>{"/tmp/s"});
+}
+
+TEST_CASE("refuses to start without auth or listeners, or AES without a key") {
+  CHECK(Parse({}).error().message.find("nothing to listen on") != std::string::npos);
+  CHECK(Parse({"--bind-tcp=127.0.0.1:1"}).error().message.find("--tcp-auth") != std::string::npos);
+  CHECK(Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--tcp-encryption=AES"}).error().message.find("keyfile") !=
+        std::string::npos);
+  CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--threads=-1"}).ok());
+  CHECK(!Parse({"--bogus"}).ok());
+}

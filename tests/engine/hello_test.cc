@@ -1,0 +1,77 @@
+#include "engine/hello.h"
+
+#include <doctest/doctest.h>
+
+using namespace xr;
+using namespace xr::engine;
+
+namespace {
+Value ClientCaps() {
+  Value c{Dict{}};
+  c.set("version", "3.1.3");
+  c.set("cipher", "AES");
+  c.set("cipher.iv", "0123456789abcdef");
+  c.set("challenge", true);
+  c.set("challenge_response", "abc");
+  c.set("digest", List{Value("hmac")});
+  c.set("salt-digest", List{Value("xor")});
+  c.set("aliases", Dict{});
+  c.set("lz4", true);
+  c.set("compression_level", 1);
+  c.set("username", "foo");
+  return c;
+}
+const ProxyIdentity kId{"9.9", "relayhost"};
+}  // namespace
+
+TEST_CASE("server hello: secrets and negotiation keys stripped, proxy keys added") {
+  Value h = MakeServerHello(ClientCaps(), {}, kId);
+  Caps c(h);
+  CHECK_FALSE(c.has("cipher"));
+  CHECK_FALSE(c.has("cipher.iv"));
+  CHECK_FALSE(c.has("challenge"));
+  CHECK_FALSE(c.has("challenge_response"));
+  CHECK_FALSE(c.has("aliases"));
+  CHECK(c.get_bool("proxy"));
+  CHECK(c.get_string("proxy.version") == "9.9");
+  CHECK(c.get_string("proxy.hostname") == "relayhost");
+  CHECK(c.get_string("username") == "foo");
+  CHECK(c.get_bool("lz4"));
+  CHECK(c.get_strings("digest").front() == "hmac+sha512");
+}
+
+TEST_CASE("server hello: whitelisted session options override, others dropped") {
+  Value h = MakeServerHello(ClientCaps(), {{"compression_level", "5"}, {"lz4", "no"}, {"rencode", "yes"},
+                                           {"password", "x"}, {"evil", "1"}, {"zlib", "maybe"}},
+                            kId);
+  Caps c(h);
+  CHECK(c.get_int("compression_level") == 5);
+  CHECK_FALSE(c.get_bool("lz4", true));
+  CHECK(c.get_bool("rencode"));
+  CHECK_FALSE(c.has("password"));
+  CHECK_FALSE(c.has("evil"));
+  CHECK_FALSE(c.has("zlib"));  // unparsable value dropped
+}
+
+TEST_CASE("client hello: aliases stripped, cipher caps added") {
+  Value s{Dict{}};
+  s.set("version", "3.1.3");
+  s.set("aliases", Dict{{Value("draw"), Value(1)}});
+  s.set("aliases.extra", 1);
+  Value cipher{Dict{}};
+  cipher.set("cipher", "AES");
+  cipher.set("cipher.iv", "fedcba9876543210");
+  Value h = MakeClientHello(s, kId, &cipher);
+  Caps c(h);
+  CHECK_FALSE(c.has("aliases"));
+  CHECK_FALSE(c.has("aliases.extra"));
+  CHECK(c.get_string("cipher.iv") == "fedcba9876543210");
+  CHECK(c.get_bool("proxy"));
+  CHECK(c.get_string("version") == "3.1.3");
+  CHECK_FALSE(Caps(MakeClientHello(s, kId, nullptr)).has("cipher"));
+}
+
+TEST_CASE("session password") {
+  CHECK(SessionPassword({{"a", "b"}, {"password", "pw"}}) == "pw");
+  CHECK(SessionPassword({}).empty());
+}

@@ -1,0 +1,504 @@
+// Drives engine::Session step by step through a recording SessionIo: real codec on both
+// sides, a real multifile auth module on a temp file, every error path.
+#include "engine/session.h"
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+
+#include "auth/factory.h"
+#include "codec/cipher.h"
+#include "codec/digest.h"
+#include "codec/frame_reader.h"
+#include "codec/header.h"
+#include "codec/packet.h"
+
+using namespace xr;
+using namespace xr::engine;
+
+namespace {
+
+struct FakeIo : SessionIo {
+  std::string to_client, to_server;
+  std::vector<std::function<AuthOutcome()>> auth_jobs;
+  std::optional<registry::Target> connect_target;
+  bool passthrough = false;
+  int64_t deadline = -1;
+  std::string closed;  // log reason; empty while open
+  void SendToClient(std::string b) override { to_client += b; }
+  void SendToServer(std::string b) override { to_server += b; }
+  void RunAuth(std::function<AuthOutcome()> job) override { auth_jobs.push_back(std::move(job)); }
+  void ConnectServer(const registry::Target& t) override { connect_target = t; }
+  void StartPassthrough() override { passthrough = true; }
+  void SetDeadline(int64_t ms) override { deadline = ms; }
+  void Close(std::string_view why) override { closed = std::string(why); }
+};
+
+// Decodes every packet in a byte stream (optionally decrypting frames first).
+struct Reader {
+  FrameReader frames{FrameLimits{}};
+  PacketDecoder decoder{FrameLimits{}, DecodeLimits{}};
+  crypto::Decryptor* dec = nullptr;
+  std::vector<Value> Read(std::string& bytes) {
+    frames.Feed(bytes);
+    bytes.clear();
+    std::vector<Value> out;
+    while (true) {
+      auto f = frames.Next();
+      REQUIRE(f.ok());
+      if (!f->has_value()) break;
+      RawFrame frame = std::move(**f);
+      if (frame.header.encrypted()) {
+        REQUIRE(dec != nullptr);
+        std::string plain;
+        REQUIRE(dec->Decrypt(frame.payload, frame.header.payload_size, &plain).ok());
+        frame.payload = plain;
+        frame.header.flags &= static_cast<uint8_t>(~flags::kCipher);
+      }
+      auto p = decoder.Push(std::move(frame));
+      REQUIRE(p.ok());
+      if (p->has_value()) out.push_back(std::move(**p));
+    }
+    return out;
+  }
+};
+
+std::string Wire(const Value& packet, crypto::Encryptor* enc = nullptr, Encoding e = Encoding::kRencode) {
+  std::string out;
+  EncodeOptions o;
+  o.encoding = e;
+  REQUIRE(EncodePacket(packet, o, enc, &out).ok());
+  return out;
+}
+
+Value ClientHello(std::string_view user, std::string_view display = "") {
+  Value caps{Dict{}};
+  caps.set("version", "3.1.3");
+  caps.set("username", user);
+  if (!display.empty()) caps.set("display", display);
+  caps.set("rencode", true);
+  caps.set("bencode", true);
+  caps.set("lz4", true);
+  caps.set("digest", List{Value("hmac"), Value("hmac+sha1"), Value("hmac+sha256"), Value("xor")});
+  caps.set("salt-digest", List{Value("xor"), Value("hmac+sha256")});
+  caps.set("aliases", Dict{{Value("hello"), Value(1)}});
+  caps.set("challenge", true);
+  return caps;
+}
+
+std::string TempFile(const std::string& content) {
+  char path[] = "/tmp/xr-session-test-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+  close(fd);
+  return path;
+}
+
+struct Fixture {
+  std::string users;
+  std::shared_ptr<SessionConfig> config = std::make_shared<SessionConfig>();
+  FakeIo io;
+  std::unique_ptr<Session> session;
+  Reader client_reader;   // what the client receives
+  Reader server_reader;   // what the server receives
+
+  explicit Fixture(const std::string& auth_extra = "", bool aes = false) {
+    users = TempFile(
+        "foo|bar|1000|1000|tcp://127.0.0.1:15200/200,tcp://127.0.0.1:15201/201|||\n"
+        "solo|pw|1000|1000|tcp://127.0.0.1:15300/||password=serverpw\n");
+    auto m = auth::CreateAuthModule("multifile,filename=" + users + auth_extra);
+    REQUIRE(m.ok());
+    config->auth = std::shared_ptr<auth::AuthModule>(std::move(*m));
+    config->identity = ProxyIdentity{"0.1.0-test", "relayhost"};
+    config->aes = aes;
+    if (aes) config->aes_key = "secret-key";
+    session = std::make_unique<Session>(7, "127.0.0.1:5555", config, &io);
+    session->Start();
+  }
+  ~Fixture() { ::unlink(users.c_str()); }
+
+  // The packets the client has received since last call.
+  std::vector<Value> ClientGot() { return client_reader.Read(io.to_client); }
+  std::vector<Value> ServerGot() { return server_reader.Read(io.to_server); }
+
+  // Runs the queued auth job as the worker pool would.
+  void RunAuthJobs() {
+    auto jobs = std::move(io.auth_jobs);
+    io.auth_jobs.clear();
+    for (auto& j : jobs) session->OnAuthDone(j());
+  }
+
+  // Answers the challenge in `challenge` for `password` and sends the second hello.
+  void Respond(const Value& challenge, std::string_view user, std::string_view password,
+               std::string_view display = "", crypto::Encryptor* enc = nullptr) {
+    const List& c = challenge.as_list();
+    std::string server_salt = c[1].as_string();
+    std::string digest = c[3].as_string();
+    std::string salt_digest = c[4].as_string();
+    std::string client_salt = crypto::RandomBytes(salt_digest == "xor" ? server_salt.size() : 32);
+    auto salt = digest::CombineSalts(salt_digest, client_salt, server_salt);
+    REQUIRE(salt.ok());
+    auto response = digest::ComputeResponse(digest, password, *salt);
+    REQUIRE(response.ok());
+    Value caps = ClientHello(user, display);
+    caps.set("challenge_response", std::string_view(*response));
+    caps.set("challenge_client_salt", Value::bytes(client_salt));
+    session->OnClientData(Wire(Value(List{Value("hello"), caps}), enc));
+  }
+
+  Value ExpectOne(std::vector<Value> packets, std::string_view type) {
+    REQUIRE(packets.size() == 1);
+    REQUIRE(packets[0].is_list());
+    CHECK(packets[0].as_list()[0].as_string() == type);
+    return packets[0];
+  }
+
+  void ExpectDisconnect(std::string_view reason, std::string_view detail_part = "") {
+    auto packets = ClientGot();
+    REQUIRE(!packets.empty());
+    const List& d = packets.back().as_list();
+    REQUIRE(d[0].as_string() == "disconnect");
+    CHECK(d[1].as_string() == reason);
+    if (!detail_part.empty()) {
+      REQUIRE(d.size() >= 3);
+      CHECK(d[2].as_string().find(detail_part) != std::string::npos);
+    }
+    CHECK(!io.closed.empty());
+    CHECK(session->state() == Session::State::kClosed);
+  }
+
+  // Full login of foo up to the connect request.
+  void LoginFoo(std::string_view display = "200") {
+    session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo", display)})));
+    Value challenge = ExpectOne(ClientGot(), "challenge");
+    Respond(challenge, "foo", "bar", display);
+    REQUIRE(session->state() == Session::State::kAuthenticating);
+    RunAuthJobs();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("login timer starts with the session") {
+  Fixture f;
+  CHECK(f.io.deadline == 30000);
+  CHECK(f.session->state() == Session::State::kClientHello);
+}
+
+TEST_CASE("challenge: strongest hmac the client offers, 64-byte salt, xor not over plain links") {
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+  Value c = f.ExpectOne(f.ClientGot(), "challenge");
+  const List& l = c.as_list();
+  CHECK(l[1].as_string().size() == 64);
+  CHECK(l[3].as_string() == "hmac+sha256");
+  CHECK(l[4].as_string() == "hmac+sha256");
+  CHECK(f.session->state() == Session::State::kChallengeSent);
+}
+
+TEST_CASE("happy path: challenge, auth, target, server hello rewritten, passthrough") {
+  Fixture f;
+  f.LoginFoo("200");
+  REQUIRE(f.io.connect_target.has_value());
+  CHECK(f.io.connect_target->port == 15200);
+  CHECK(f.session->state() == Session::State::kConnecting);
+  CHECK(f.session->username() == "foo");
+
+  f.session->OnServerConnected();
+  Value hello = f.ExpectOne(f.ServerGot(), "hello");
+  Caps sc(hello.as_list()[1]);
+  CHECK(sc.get_bool("proxy"));
+  CHECK(sc.get_string("proxy.hostname") == "relayhost");
+  CHECK_FALSE(sc.has("challenge_response"));
+  CHECK_FALSE(sc.has("challenge"));
+  CHECK_FALSE(sc.has("aliases"));
+  CHECK(sc.get_bool("lz4"));  // compression caps pass through: frames are not recompressed
+  CHECK(sc.get_string("username") == "foo");
+
+  Value server_caps{Dict{}};
+  server_caps.set("version", "3.1.3");
+  server_caps.set("aliases", Dict{{Value("draw"), Value(3)}});
+  server_caps.set("rencode", true);
+  std::string wire = Wire(Value(List{Value("hello"), server_caps}));
+  // A packet right behind the hello must reach the client too.
+  wire += Wire(Value(List{Value("ping"), Value(123)}));
+  f.session->OnServerData(wire);
+  CHECK(f.io.passthrough);
+  CHECK(f.session->state() == Session::State::kRelay);
+  CHECK(f.io.deadline == 0);
+  auto got = f.ClientGot();
+  REQUIRE(got.size() == 2);
+  Caps cc(got[0].as_list()[1]);
+  CHECK_FALSE(cc.has("aliases"));
+  CHECK(cc.get_bool("proxy"));
+  CHECK(cc.get_string("version") == "3.1.3");
+  CHECK(got[1].as_list()[0].as_string() == "ping");
+}
+
+TEST_CASE("split delivery: the client hello arriving one byte at a time") {
+  Fixture f;
+  std::string wire = Wire(Value(List{Value("hello"), ClientHello("foo")}));
+  for (char c : wire) f.session->OnClientData(std::string_view(&c, 1));
+  f.ExpectOne(f.ClientGot(), "challenge");
+}
+
+TEST_CASE("bencoded client gets bencoded answers") {
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")}), nullptr, Encoding::kBencode));
+  CHECK(f.session->client_encoding() == Encoding::kBencode);
+  f.ExpectOne(f.ClientGot(), "challenge");
+  CHECK(f.client_reader.decoder.last_encoding() == Encoding::kBencode);
+}
+
+TEST_CASE("wrong password: authentication error, nothing connected") {
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+  Value c = f.ExpectOne(f.ClientGot(), "challenge");
+  f.Respond(c, "foo", "wrong");
+  f.RunAuthJobs();
+  f.ExpectDisconnect(reason::kAuthenticationError, "authentication failed");
+  CHECK_FALSE(f.io.connect_target.has_value());
+}
+
+TEST_CASE("unknown user: the same client-facing error as a wrong password") {
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("nobody")})));
+  Value c = f.ExpectOne(f.ClientGot(), "challenge");
+  f.Respond(c, "nobody", "bar");
+  f.RunAuthJobs();
+  f.ExpectDisconnect(reason::kAuthenticationError, "authentication failed");
+}
+
+TEST_CASE("unknown display: session not found, with the choices") {
+  Fixture f;
+  f.LoginFoo("300");
+  f.ExpectDisconnect(reason::kSessionNotFound, ":300");
+}
+
+TEST_CASE("several sessions and no display: asks the user to pick") {
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+  Value c = f.ExpectOne(f.ClientGot(), "challenge");
+  f.Respond(c, "foo", "bar");
+  f.RunAuthJobs();
+  f.ExpectDisconnect(reason::kSessionNotFound, "specify a display");
+}
+
+TEST_CASE("first packet is not a hello: protocol error") {
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("ping"), Value(1)})));
+  f.ExpectDisconnect(reason::kProtocolError, "expected a hello");
+}
+
+TEST_CASE("garbage bytes: protocol error") {
+  Fixture f;
+  f.session->OnClientData("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  f.ExpectDisconnect(reason::kProtocolError);
+}
+
+TEST_CASE("frame claiming 4 GiB: protocol error naming the limit") {
+  Fixture f;
+  std::string h(kHeaderSize, '\0');
+  EncodeHeader(FrameHeader{flags::kRencode, 0, 0, 0xffffffffu}, h.data());
+  f.session->OnClientData(h);
+  f.ExpectDisconnect(reason::kProtocolError, "limit");
+}
+
+TEST_CASE("hello without version: version error") {
+  Fixture f;
+  Value caps = ClientHello("foo");
+  caps.erase_if([](std::string_view k) { return k == "version"; });
+  f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  f.ExpectDisconnect(reason::kVersionError);
+}
+
+TEST_CASE("second hello without a response: authentication error") {
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+  f.ExpectOne(f.ClientGot(), "challenge");
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+  f.ExpectDisconnect(reason::kAuthenticationError, "no challenge response");
+}
+
+TEST_CASE("client offering only xor over a plain link is refused") {
+  Fixture f;
+  Value caps = ClientHello("foo");
+  caps.set("digest", List{Value("xor")});
+  f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  f.ExpectDisconnect(reason::kAuthenticationError, "digest");
+}
+
+TEST_CASE("timeouts in every login state") {
+  SUBCASE("waiting for the hello") {
+    Fixture f;
+    f.session->OnTimeout();
+    f.ExpectDisconnect(reason::kLoginTimeout);
+  }
+  SUBCASE("waiting for the response") {
+    Fixture f;
+    f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+    f.ClientGot();
+    f.session->OnTimeout();
+    f.ExpectDisconnect(reason::kLoginTimeout);
+  }
+  SUBCASE("waiting for the server") {
+    Fixture f;
+    f.LoginFoo();
+    f.session->OnServerConnected();
+    f.session->OnTimeout();
+    f.ExpectDisconnect(reason::kConnectionError, "did not answer");
+  }
+}
+
+TEST_CASE("dead target: connection error naming the session") {
+  Fixture f;
+  f.LoginFoo();
+  f.session->OnServerConnectFailed("Connection refused");
+  f.ExpectDisconnect(reason::kConnectionError, "Connection refused");
+}
+
+TEST_CASE("server closes during the handshake") {
+  Fixture f;
+  f.LoginFoo();
+  f.session->OnServerConnected();
+  f.session->OnServerClosed("end of stream");
+  f.ExpectDisconnect(reason::kConnectionError, "closed");
+}
+
+TEST_CASE("server disconnect during the handshake is passed on with its reason") {
+  Fixture f;
+  f.LoginFoo();
+  f.session->OnServerConnected();
+  f.session->OnServerData(Wire(Value(List{Value("disconnect"), Value("session busy"), Value("try later")})));
+  f.ExpectDisconnect("session busy", "try later");
+}
+
+TEST_CASE("server challenge answered with the session's password") {
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("solo")})));
+  Value c = f.ExpectOne(f.ClientGot(), "challenge");
+  f.Respond(c, "solo", "pw");
+  f.RunAuthJobs();
+  REQUIRE(f.io.connect_target.has_value());
+  f.session->OnServerConnected();
+  f.ServerGot();
+  std::string server_salt = crypto::RandomBytes(64);
+  f.session->OnServerData(Wire(Value(List{Value("challenge"), Value::bytes(server_salt), Value(""),
+                                          Value("hmac+sha256"), Value("hmac+sha256"), Value("password")})));
+  Value hello = f.ExpectOne(f.ServerGot(), "hello");
+  Caps caps(hello.as_list()[1]);
+  std::string client_salt = caps.get_string("challenge_client_salt");
+  auto salt = digest::CombineSalts("hmac+sha256", client_salt, server_salt);
+  REQUIRE(salt.ok());
+  CHECK(digest::VerifyResponse("hmac+sha256", "serverpw", *salt, caps.get_string("challenge_response")));
+  CHECK_FALSE(digest::VerifyResponse("hmac+sha256", "pw", *salt, caps.get_string("challenge_response")));
+}
+
+TEST_CASE("server challenge without a configured password: authentication error") {
+  Fixture f;
+  f.LoginFoo();
+  f.session->OnServerConnected();
+  f.session->OnServerData(Wire(Value(List{Value("challenge"), Value::bytes(std::string(64, 'x')), Value(""),
+                                          Value("hmac+sha256"), Value("hmac+sha256")})));
+  f.ExpectDisconnect(reason::kAuthenticationError, "no password");
+}
+
+TEST_CASE("version request is answered without authentication") {
+  Fixture f;
+  Value caps{Dict{}};
+  caps.set("version_request", true);
+  f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  Value hello = f.ExpectOne(f.ClientGot(), "hello");
+  CHECK(Caps(hello.as_list()[1]).get_string("version") == "0.1.0-test");
+  CHECK(!f.io.closed.empty());
+}
+
+TEST_CASE("client disconnect during login closes quietly") {
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("disconnect"), Value("client exit")})));
+  CHECK(!f.io.closed.empty());
+  CHECK(f.ClientGot().empty());
+}
+
+TEST_CASE("AES: challenge encrypted with the client's parameters, relay frames re-encrypted") {
+  Fixture f("", /*aes=*/true);
+  // Client side keys, as xpra's client sets them up before its first hello.
+  std::string client_iv = crypto::RandomIv();
+  std::string client_salt = crypto::RandomBytes(32);
+  auto ckey = crypto::DeriveKey("secret-key", client_salt, 1000);
+  REQUIRE(ckey.ok());
+  auto client_in = crypto::Decryptor::Create(*ckey, client_iv, crypto::Padding::kPkcs7);
+  REQUIRE(client_in.ok());
+  f.client_reader.dec = client_in->get();
+  Value caps = ClientHello("foo", "200");
+  caps.set("cipher", "AES");
+  caps.set("cipher.iv", std::string_view(client_iv));
+  caps.set("cipher.key_salt", Value::bytes(client_salt));
+  caps.set("cipher.key_stretch_iterations", 1000);
+  caps.set("cipher.padding", "PKCS#7");
+  caps.set("cipher.padding.options", List{Value("PKCS#7")});
+  f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  CHECK(f.session->encrypted());
+  Value challenge = f.ExpectOne(f.ClientGot(), "challenge");
+  Caps auth_caps(challenge.as_list()[2]);
+  REQUIRE(auth_caps.get_string("cipher") == "AES");
+  auto skey = crypto::DeriveKey("secret-key", auth_caps.get_string("cipher.key_salt"),
+                                static_cast<int>(auth_caps.get_int("cipher.key_stretch_iterations")));
+  REQUIRE(skey.ok());
+  auto client_out = crypto::Encryptor::Create(*skey, auth_caps.get_string("cipher.iv"), crypto::Padding::kPkcs7);
+  REQUIRE(client_out.ok());
+  f.Respond(challenge, "foo", "bar", "200", client_out->get());
+  f.RunAuthJobs();
+  REQUIRE(f.io.connect_target.has_value());
+  f.session->OnServerConnected();
+  Caps to_server(f.ExpectOne(f.ServerGot(), "hello").as_list()[1]);
+  CHECK_FALSE(to_server.has("cipher"));  // the server leg stays plain
+  Value server_caps{Dict{}};
+  server_caps.set("version", "3.1.3");
+  f.session->OnServerData(Wire(Value(List{Value("hello"), server_caps})));
+  CHECK_FALSE(f.io.passthrough);  // AES: frame by frame
+  Value hello = f.ExpectOne(f.ClientGot(), "hello");
+  Caps hc(hello.as_list()[1]);
+  REQUIRE(hc.get_string("cipher") == "AES");
+  // The client re-keys its sending side from the hello's parameters.
+  auto nkey = crypto::DeriveKey("secret-key", hc.get_string("cipher.key_salt"),
+                                static_cast<int>(hc.get_int("cipher.key_stretch_iterations")));
+  auto client_out2 = crypto::Encryptor::Create(*nkey, hc.get_string("cipher.iv"), crypto::Padding::kPkcs7);
+  REQUIRE(client_out2.ok());
+  f.session->OnClientData(Wire(Value(List{Value("ping"), Value(42)}), client_out2->get()));
+  Value ping = f.ExpectOne(f.ServerGot(), "ping");
+  CHECK(ping.as_list()[1].as_int() == 42);
+  f.session->OnServerData(Wire(Value(List{Value("draw"), Value::bytes(std::string(70000, 'p'))})));
+  Value draw = f.ExpectOne(f.ClientGot(), "draw");
+  CHECK(draw.as_list()[1].as_string().size() == 70000);
+}
+
+TEST_CASE("AES required but the client sends no cipher: authentication error") {
+  Fixture f("", /*aes=*/true);
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+  f.ExpectDisconnect(reason::kAuthenticationError, "encryption");
+}
+
+TEST_CASE("AES: a wrong key shows up as a protocol error, not a crash") {
+  Fixture f("", /*aes=*/true);
+  std::string client_iv = crypto::RandomIv();
+  Value caps = ClientHello("foo", "200");
+  caps.set("cipher", "AES");
+  caps.set("cipher.iv", std::string_view(client_iv));
+  caps.set("cipher.key_salt", Value::bytes(crypto::RandomBytes(32)));
+  caps.set("cipher.key_stretch_iterations", 1000);
+  caps.set("cipher.padding", "PKCS#7");
+  caps.set("cipher.padding.options", List{Value("PKCS#7")});
+  f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  f.io.to_client.clear();
+  auto wrong = crypto::DeriveKey("not-the-key", "salt", 1000);
+  auto enc = crypto::Encryptor::Create(*wrong, crypto::RandomIv(), crypto::Padding::kPkcs7);
+  REQUIRE(enc.ok());
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")}), enc->get()));
+  CHECK(f.session->state() == Session::State::kClosed);
+  CHECK(!f.io.closed.empty());
+}
