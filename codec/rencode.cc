@@ -1,0 +1,427 @@
+#include "codec/rencode.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "codec/decode_util.h"
+
+namespace xr::rencode {
+namespace {
+
+using codec_internal::AppendDecimal;
+using codec_internal::DictBuilder;
+using codec_internal::HexByte;
+using codec_internal::ParseDecimal;
+
+// Type tags (python-rencode's names in comments).
+constexpr uint8_t kFloat64 = 44;    // CHR_FLOAT64
+constexpr uint8_t kList = 59;       // CHR_LIST
+constexpr uint8_t kDict = 60;       // CHR_DICT
+constexpr uint8_t kBigInt = 61;     // CHR_INT
+constexpr uint8_t kInt1 = 62;       // CHR_INT1
+constexpr uint8_t kInt2 = 63;       // CHR_INT2
+constexpr uint8_t kInt4 = 64;       // CHR_INT4
+constexpr uint8_t kInt8 = 65;       // CHR_INT8
+constexpr uint8_t kFloat32 = 66;    // CHR_FLOAT32
+constexpr uint8_t kTrue = 67;       // CHR_TRUE
+constexpr uint8_t kFalse = 68;      // CHR_FALSE
+constexpr uint8_t kNone = 69;       // CHR_NONE
+constexpr uint8_t kTerm = 127;      // CHR_TERM
+
+constexpr uint8_t kIntPosFixedStart = 0;
+constexpr int kIntPosFixedCount = 44;
+constexpr uint8_t kIntNegFixedStart = 70;
+constexpr int kIntNegFixedCount = 32;
+constexpr uint8_t kDictFixedStart = 102;
+constexpr size_t kDictFixedCount = 25;
+constexpr uint8_t kStrFixedStart = 128;
+constexpr size_t kStrFixedCount = 64;
+constexpr uint8_t kListFixedStart = kStrFixedStart + kStrFixedCount;  // 192
+constexpr size_t kListFixedCount = 64;
+
+// python-rencode refuses big numbers of 64 characters or more (sign included).
+constexpr size_t kMaxBigIntChars = 63;
+// Digits of a string length that still fit comfortably in uint64 (Python: C long).
+constexpr size_t kMaxLengthDigits = 19;
+
+uint64_t LoadBigEndian(const uint8_t* p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | p[i];
+  return v;
+}
+
+void StoreBigEndian(uint64_t v, int n, std::string* out) {
+  char buf[8];
+  for (int i = n - 1; i >= 0; --i) {
+    buf[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out->append(buf, static_cast<size_t>(n));
+}
+
+class Decoder {
+ public:
+  Decoder(std::string_view data, const DecodeLimits& limits)
+      : begin_(reinterpret_cast<const uint8_t*>(data.data())),
+        p_(begin_),
+        end_(begin_ + data.size()),
+        limits_(limits),
+        max_depth_(std::min(limits.max_depth, kMaxDecodeDepthCeiling)) {}
+
+  Expected<Value> Run() {
+    Value v;
+    if (!DecodeValue(0, &v)) return std::move(error_);
+    if (p_ != end_) {
+      return MakeError(ErrorCode::kMalformed, "rencode: " + std::to_string(end_ - p_) +
+                                                  " trailing bytes after the value at offset " +
+                                                  std::to_string(p_ - begin_));
+    }
+    return v;
+  }
+
+ private:
+  bool Fail(ErrorCode code, std::string message) {
+    error_ = MakeError(code, "rencode: " + std::move(message));
+    return false;
+  }
+  bool Truncated(const char* what) {
+    return Fail(ErrorCode::kTruncated, std::string("input ends inside ") + what + " at offset " +
+                                           std::to_string(p_ - begin_));
+  }
+  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+
+  // Decodes the value at p_ (nesting level `level`, top = 0) into *out.
+  bool DecodeValue(int level, Value* out) {
+    if (p_ == end_) return Truncated("a value");
+    if (++elements_ > limits_.max_elements) {
+      return Fail(ErrorCode::kTooLarge, "more than " + std::to_string(limits_.max_elements) + " elements");
+    }
+    const uint8_t tag = *p_++;
+    if (tag >= kListFixedStart) return DecodeList(level, tag - kListFixedStart, out);
+    if (tag >= kStrFixedStart) return DecodeBytes(tag - kStrFixedStart, out);
+    if (tag < kIntPosFixedStart + kIntPosFixedCount) {
+      *out = Value(static_cast<int64_t>(tag));
+      return true;
+    }
+    if (tag >= kIntNegFixedStart && tag < kIntNegFixedStart + kIntNegFixedCount) {
+      *out = Value(static_cast<int64_t>(-1 - (tag - kIntNegFixedStart)));
+      return true;
+    }
+    if (tag >= kDictFixedStart && tag < kDictFixedStart + kDictFixedCount) {
+      return DecodeDict(level, tag - kDictFixedStart, out);
+    }
+    switch (tag) {
+      case kInt1: return DecodeFixedInt(1, out);
+      case kInt2: return DecodeFixedInt(2, out);
+      case kInt4: return DecodeFixedInt(4, out);
+      case kInt8: return DecodeFixedInt(8, out);
+      case kBigInt: return DecodeBigInt(out);
+      case kFloat32: {
+        if (remaining() < 4) return Truncated("a float32");
+        const uint32_t bits = static_cast<uint32_t>(LoadBigEndian(p_, 4));
+        float f;
+        std::memcpy(&f, &bits, sizeof f);
+        p_ += 4;
+        *out = Value(Float{f, true});
+        return true;
+      }
+      case kFloat64: {
+        if (remaining() < 8) return Truncated("a float64");
+        const uint64_t bits = LoadBigEndian(p_, 8);
+        double d;
+        std::memcpy(&d, &bits, sizeof d);
+        p_ += 8;
+        *out = Value(Float{d, false});
+        return true;
+      }
+      case kTrue: *out = Value(true); return true;
+      case kFalse: *out = Value(false); return true;
+      case kNone: *out = Value(); return true;
+      case kList: return DecodeList(level, -1, out);
+      case kDict: return DecodeDict(level, -1, out);
+      default: break;
+    }
+    if (tag >= '1' && tag <= '9') return DecodeLongBytes(out);
+    --p_;
+    return Fail(ErrorCode::kMalformed,
+                "unknown type tag " + HexByte(tag) + " at offset " + std::to_string(p_ - begin_));
+  }
+
+  bool DecodeFixedInt(int n, Value* out) {
+    if (remaining() < static_cast<size_t>(n)) return Truncated("an integer");
+    const uint64_t raw = LoadBigEndian(p_, n);
+    p_ += n;
+    // Sign-extend from n bytes.
+    const int shift = 64 - 8 * n;
+    *out = Value(static_cast<int64_t>(raw << shift) >> shift);
+    return true;
+  }
+
+  // '=' <decimal> 0x7f: integers outside int64 (python-rencode never writes smaller ones).
+  bool DecodeBigInt(Value* out) {
+    const uint8_t* start = p_;
+    const size_t limit = std::min(remaining(), kMaxBigIntChars + 1);
+    const uint8_t* term = static_cast<const uint8_t*>(std::memchr(start, kTerm, limit));
+    if (term == nullptr) {
+      // No terminator yet: invalid already if a non-digit shows up or it is too long.
+      for (const uint8_t* q = start; q < start + limit; ++q) {
+        if (!((*q >= '0' && *q <= '9') || (*q == '-' && q == start))) {
+          return Fail(ErrorCode::kMalformed, "bad character in big integer at offset " +
+                                                 std::to_string(q - begin_));
+        }
+      }
+      if (limit > kMaxBigIntChars) {
+        return Fail(ErrorCode::kMalformed, "big integer longer than 63 characters at offset " +
+                                               std::to_string(start - begin_ - 1));
+      }
+      return Truncated("a big integer");
+    }
+    std::string_view text(reinterpret_cast<const char*>(start), static_cast<size_t>(term - start));
+    bool fits = false;
+    int64_t v = 0;
+    if (!ParseDecimal(text, &fits, &v)) {
+      return Fail(ErrorCode::kMalformed, "invalid big integer at offset " + std::to_string(start - begin_ - 1));
+    }
+    p_ = term + 1;
+    *out = fits ? Value(v) : Value(BigInt{std::string(text)});
+    return true;
+  }
+
+  bool DecodeBytes(size_t n, Value* out) {
+    if (remaining() < n) return Truncated("a string");
+    *out = Value(Bytes{std::string(reinterpret_cast<const char*>(p_), n)});
+    p_ += n;
+    return true;
+  }
+
+  // <len>':'<bytes>; p_ is just past the first length digit.
+  bool DecodeLongBytes(Value* out) {
+    const uint8_t* start = p_ - 1;
+    uint64_t n = static_cast<uint64_t>(*start - '0');
+    const uint8_t* q = p_;
+    for (;; ++q) {
+      if (q == end_) {
+        p_ = q;
+        return Truncated("a string length");
+      }
+      if (*q == ':') break;
+      if (*q < '0' || *q > '9') {
+        return Fail(ErrorCode::kMalformed, "bad character in string length at offset " +
+                                               std::to_string(q - begin_));
+      }
+      if (static_cast<size_t>(q - start) >= kMaxLengthDigits) {
+        return Fail(ErrorCode::kMalformed, "string length overflows at offset " + std::to_string(start - begin_));
+      }
+      n = n * 10 + static_cast<uint64_t>(*q - '0');
+    }
+    if (n > limits_.max_string_size) {
+      return Fail(ErrorCode::kTooLarge, "string of " + std::to_string(n) + " bytes at offset " +
+                                            std::to_string(start - begin_) + " is over the limit of " +
+                                            std::to_string(limits_.max_string_size));
+    }
+    p_ = q + 1;
+    return DecodeBytes(static_cast<size_t>(n), out);
+  }
+
+  bool EnterContainer(int level) {
+    if (level + 1 > max_depth_) {
+      --p_;
+      return Fail(ErrorCode::kTooDeep, "nesting deeper than " + std::to_string(max_depth_) + " at offset " +
+                                           std::to_string(p_ - begin_));
+    }
+    return true;
+  }
+
+  // count < 0: terminated by kTerm.
+  bool DecodeList(int level, int count, Value* out) {
+    if (!EnterContainer(level)) return false;
+    List list;
+    if (count >= 0) {
+      list.resize(static_cast<size_t>(count));
+      for (auto& item : list) {
+        if (!DecodeValue(level + 1, &item)) return false;
+      }
+    } else {
+      while (true) {
+        if (p_ == end_) return Truncated("a list");
+        if (*p_ == kTerm) {
+          ++p_;
+          break;
+        }
+        list.emplace_back();
+        if (!DecodeValue(level + 1, &list.back())) return false;
+      }
+    }
+    *out = Value(std::move(list));
+    return true;
+  }
+
+  bool DecodeDict(int level, int count, Value* out) {
+    if (!EnterContainer(level)) return false;
+    DictBuilder dict(count >= 0 ? static_cast<size_t>(count) : 0, /*lists_are_tuples=*/true, "rencode");
+    for (int i = 0; count < 0 || i < count; ++i) {
+      if (count < 0) {
+        if (p_ == end_) return Truncated("a dict");
+        if (*p_ == kTerm) {
+          ++p_;
+          break;
+        }
+      }
+      const uint8_t* key_at = p_;
+      Value key, value;
+      if (!DecodeValue(level + 1, &key) || !DecodeValue(level + 1, &value)) return false;
+      Status st = dict.Add(std::move(key), std::move(value));
+      if (!st.ok()) {
+        error_ = Error{st.error().code, st.error().message + " at offset " + std::to_string(key_at - begin_)};
+        return false;
+      }
+    }
+    *out = Value(dict.Take());
+    return true;
+  }
+
+  const uint8_t* begin_;
+  const uint8_t* p_;
+  const uint8_t* end_;
+  const DecodeLimits& limits_;
+  const int max_depth_;
+  size_t elements_ = 0;
+  Error error_;
+};
+
+void EncodeInt(int64_t x, std::string* out) {
+  if (x >= 0 && x < kIntPosFixedCount) {
+    out->push_back(static_cast<char>(kIntPosFixedStart + x));
+  } else if (x < 0 && x >= -kIntNegFixedCount) {
+    out->push_back(static_cast<char>(kIntNegFixedStart - 1 - x));
+  } else if (x >= -128 && x < 128) {
+    out->push_back(static_cast<char>(kInt1));
+    StoreBigEndian(static_cast<uint64_t>(x), 1, out);
+  } else if (x >= -32768 && x < 32768) {
+    out->push_back(static_cast<char>(kInt2));
+    StoreBigEndian(static_cast<uint64_t>(x), 2, out);
+  } else if (x >= std::numeric_limits<int32_t>::min() && x <= std::numeric_limits<int32_t>::max()) {
+    out->push_back(static_cast<char>(kInt4));
+    StoreBigEndian(static_cast<uint64_t>(x), 4, out);
+  } else {
+    out->push_back(static_cast<char>(kInt8));
+    StoreBigEndian(static_cast<uint64_t>(x), 8, out);
+  }
+}
+
+// As the Cython module's C cast: out-of-range doubles become infinities.
+float ToFloat32(double d) {
+  constexpr double kMax = std::numeric_limits<float>::max();
+  if (d > kMax || d < -kMax) {
+    // Values that round down to FLT_MAX stay finite; others overflow to infinity.
+    const double kHalfUlpAbove = kMax + std::ldexp(1.0, 103);
+    if (std::isfinite(d) && std::fabs(d) < kHalfUlpAbove) return d > 0 ? std::numeric_limits<float>::max()
+                                                                        : -std::numeric_limits<float>::max();
+    return d > 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+  }
+  return static_cast<float>(d);
+}
+
+Status EncodeValue(const Value& v, int level, std::string* out) {
+  switch (v.kind()) {
+    case Value::Kind::kNone: out->push_back(static_cast<char>(kNone)); break;
+    case Value::Kind::kBool: out->push_back(static_cast<char>(v.as_bool() ? kTrue : kFalse)); break;
+    case Value::Kind::kInt: EncodeInt(v.as_int(), out); break;
+    case Value::Kind::kBigInt: {
+      const std::string& text = v.as_bigint().decimal;
+      bool fits = false;
+      int64_t small = 0;
+      if (!ParseDecimal(text, &fits, &small)) {
+        return MakeError(ErrorCode::kMalformed, "rencode: BigInt is not a decimal integer: '" + text.substr(0, 80) + "'");
+      }
+      if (fits) {
+        EncodeInt(small, out);
+      } else if (text.size() > kMaxBigIntChars) {
+        return MakeError(ErrorCode::kTooLarge, "rencode: number is longer than 63 characters");
+      } else {
+        out->push_back(static_cast<char>(kBigInt));
+        out->append(text);
+        out->push_back(static_cast<char>(kTerm));
+      }
+      break;
+    }
+    case Value::Kind::kFloat: {
+      const Float& f = v.as_float();
+      if (f.single) {
+        const float narrow = ToFloat32(f.value);
+        uint32_t bits;
+        std::memcpy(&bits, &narrow, sizeof bits);
+        out->push_back(static_cast<char>(kFloat32));
+        StoreBigEndian(bits, 4, out);
+      } else {
+        uint64_t bits;
+        std::memcpy(&bits, &f.value, sizeof bits);
+        out->push_back(static_cast<char>(kFloat64));
+        StoreBigEndian(bits, 8, out);
+      }
+      break;
+    }
+    case Value::Kind::kBytes:
+    case Value::Kind::kText: {
+      const std::string& s = v.as_string();
+      if (s.size() < kStrFixedCount) {
+        out->push_back(static_cast<char>(kStrFixedStart + s.size()));
+      } else {
+        AppendDecimal(static_cast<int64_t>(s.size()), out);
+        out->push_back(':');
+      }
+      out->append(s);
+      break;
+    }
+    case Value::Kind::kList: {
+      if (level >= kMaxDecodeDepthCeiling) {
+        return MakeError(ErrorCode::kTooDeep, "rencode: cannot encode nesting deeper than " +
+                                                  std::to_string(kMaxDecodeDepthCeiling));
+      }
+      const List& list = v.as_list();
+      const bool fixed = list.size() < kListFixedCount;
+      out->push_back(static_cast<char>(fixed ? kListFixedStart + list.size() : kList));
+      for (const auto& item : list) {
+        Status st = EncodeValue(item, level + 1, out);
+        if (!st.ok()) return st;
+      }
+      if (!fixed) out->push_back(static_cast<char>(kTerm));
+      break;
+    }
+    case Value::Kind::kDict: {
+      if (level >= kMaxDecodeDepthCeiling) {
+        return MakeError(ErrorCode::kTooDeep, "rencode: cannot encode nesting deeper than " +
+                                                  std::to_string(kMaxDecodeDepthCeiling));
+      }
+      const Dict& dict = v.as_dict();
+      const bool fixed = dict.size() < kDictFixedCount;
+      out->push_back(static_cast<char>(fixed ? kDictFixedStart + dict.size() : kDict));
+      for (const auto& [key, item] : dict) {
+        Status st = EncodeValue(key, level + 1, out);
+        if (st.ok()) st = EncodeValue(item, level + 1, out);
+        if (!st.ok()) return st;
+      }
+      if (!fixed) out->push_back(static_cast<char>(kTerm));
+      break;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Expected<Value> Decode(std::string_view data, const DecodeLimits& limits) {
+  return Decoder(data, limits).Run();
+}
+
+Status Encode(const Value& v, std::string* out) {
+  const size_t before = out->size();
+  Status st = EncodeValue(v, 0, out);
+  if (!st.ok()) out->resize(before);
+  return st;
+}
+
+}  // namespace xr::rencode
