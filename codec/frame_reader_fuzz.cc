@@ -1,0 +1,80 @@
+// Fuzzes FrameReader with split points taken from the input: the frames (and the error, if
+// any) must be the same whether the stream arrives whole or in pieces.
+//
+// Input: byte 0 = k (mod 8) split sizes, bytes 1..k = the sizes (0 counts as 1), then the stream.
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codec/frame_reader.h"
+
+namespace {
+
+struct Outcome {
+  std::vector<xr::RawFrame> frames;
+  std::optional<xr::ErrorCode> error;
+  size_t buffered = 0;
+};
+
+Outcome Run(std::string_view stream, const std::vector<size_t>& sizes) {
+  xr::FrameLimits limits;
+  limits.max_payload = 1u << 20;
+  xr::FrameReader reader(limits);
+  Outcome out;
+  size_t pos = 0, turn = 0;
+  size_t fed = 0, taken = 0;
+  do {
+    size_t n = sizes.empty() ? stream.size() : std::min(sizes[turn++ % sizes.size()], stream.size() - pos);
+    reader.Feed(stream.substr(pos, n));
+    pos += n;
+    fed += n;
+    while (true) {
+      auto f = reader.Next();
+      if (!f.ok()) {
+        out.error = f.error().code;
+        // Sticky: asking again gives the same error.
+        auto again = reader.Next();
+        if (again.ok() || again.error().code != f.error().code) std::abort();
+        return out;
+      }
+      if (!f->has_value()) break;
+      xr::RawFrame& frame = **f;
+      if (frame.payload.size() != frame.header.wire_payload_size()) std::abort();
+      if (frame.payload.size() > limits.max_payload) std::abort();
+      taken += xr::kHeaderSize + frame.payload.size();
+      out.frames.push_back(std::move(frame));
+    }
+    if (reader.buffered() != fed - taken) std::abort();
+  } while (pos < stream.size());
+  out.buffered = reader.buffered();
+  return out;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  size_t k = data[0] % 8;
+  if (size < 1 + k) return 0;
+  std::vector<size_t> sizes;
+  for (size_t i = 0; i < k; ++i) sizes.push_back(data[1 + i] == 0 ? 1 : data[1 + i]);
+  std::string_view stream(reinterpret_cast<const char*>(data + 1 + k), size - 1 - k);
+
+  Outcome whole = Run(stream, {});
+  Outcome split = Run(stream, sizes);
+  Outcome bytewise = Run(stream, {1});
+  for (const Outcome* o : {&split, &bytewise}) {
+    if (o->error != whole.error) std::abort();
+    if (o->frames.size() != whole.frames.size()) std::abort();
+    for (size_t i = 0; i < whole.frames.size(); ++i) {
+      if (!(o->frames[i].header == whole.frames[i].header)) std::abort();
+      if (o->frames[i].payload != whole.frames[i].payload) std::abort();
+    }
+    if (!o->error && o->buffered != whole.buffered) std::abort();
+  }
+  return 0;
+}

@@ -1,0 +1,148 @@
+#include "codec/packet.h"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+#include "codec/bencode.h"
+#include "codec/cipher.h"
+#include "codec/compression.h"
+#include "codec/rencode.h"
+
+namespace xr {
+
+PacketDecoder::PacketDecoder(FrameLimits limits, DecodeLimits dlimits) : limits_(limits), dlimits_(dlimits) {
+  limits_.max_payload = std::min(limits_.max_payload, kHardMaxPayload);
+}
+
+void PacketDecoder::set_decryptor(crypto::Decryptor* d) { decryptor_ = d; }
+
+void PacketDecoder::set_max_payload(size_t max_payload) {
+  limits_.max_payload = std::min(max_payload, kHardMaxPayload);
+}
+
+Expected<std::string> PacketDecoder::Unwrap(RawFrame& frame) {
+  const FrameHeader& h = frame.header;
+  if (frame.payload.size() != h.wire_payload_size()) {
+    return MakeError(ErrorCode::kMalformed, "frame payload of " + std::to_string(frame.payload.size()) +
+                                                " bytes, header says " + std::to_string(h.wire_payload_size()));
+  }
+  if (h.wire_payload_size() > limits_.max_payload) {
+    return MakeError(ErrorCode::kTooLarge, "frame of " + std::to_string(h.wire_payload_size()) +
+                                               " bytes exceeds the " + std::to_string(limits_.max_payload) +
+                                               " byte limit");
+  }
+  std::string data;
+  if (h.encrypted()) {
+    if (decryptor_ == nullptr) {
+      return MakeError(ErrorCode::kMalformed, "encrypted frame but no cipher is configured");
+    }
+    Status s = decryptor_->Decrypt(frame.payload, h.payload_size, &data);
+    if (!s.ok()) return s.error();
+  } else {
+    if (decryptor_ != nullptr) {
+      return MakeError(ErrorCode::kMalformed, "unencrypted packet dropped: the link is encrypted");
+    }
+    data = std::move(frame.payload);
+  }
+  if (h.level == 0) return data;
+  auto out = Decompress(h.level, data, limits_.max_payload);
+  if (!out.ok()) {
+    Error e = out.take_error();
+    e.message = std::string(CompressorName(h.compressor())) + " packet: " + e.message;
+    return e;
+  }
+  return out;
+}
+
+Expected<std::optional<Value>> PacketDecoder::Push(RawFrame frame) {
+  const FrameHeader h = frame.header;
+  if (h.index > 0) {
+    if (pending_.count(h.index) != 0) {
+      return MakeError(ErrorCode::kMalformed, "duplicate chunk at index " + std::to_string(h.index));
+    }
+    if (pending_.size() >= limits_.max_pending_chunks) {
+      return MakeError(ErrorCode::kTooLarge, "too many pending chunks: more than " +
+                                                 std::to_string(limits_.max_pending_chunks));
+    }
+    auto data = Unwrap(frame);
+    if (!data.ok()) return data.take_error();
+    pending_.emplace(h.index, std::move(*data));
+    return std::optional<Value>();
+  }
+
+  Encoding encoding;
+  if (h.flags & flags::kRencode) {
+    encoding = Encoding::kRencode;
+  } else if (h.flags & flags::kYaml) {
+    return MakeError(ErrorCode::kUnsupported, "yaml packet encoding is not supported");
+  } else {
+    encoding = Encoding::kBencode;
+  }
+  auto data = Unwrap(frame);
+  if (!data.ok()) return data.take_error();
+  auto decoded = encoding == Encoding::kRencode ? rencode::Decode(*data, dlimits_) : bencode::Decode(*data, dlimits_);
+  if (!decoded.ok()) {
+    Error e = decoded.take_error();
+    e.message = std::string(encoding == Encoding::kRencode ? "rencode" : "bencode") + " packet: " + e.message;
+    return e;
+  }
+  Value packet = std::move(*decoded);
+  if (!packet.is_list()) {
+    return MakeError(ErrorCode::kMalformed, "packet is not a list");
+  }
+  List& items = packet.as_list();
+  if (items.empty() || !items[0].is_string()) {
+    return MakeError(ErrorCode::kMalformed, "packet type is not a string");
+  }
+  for (auto& [index, raw] : pending_) {
+    if (index >= items.size()) {
+      return MakeError(ErrorCode::kMalformed, "chunk index " + std::to_string(index) + " beyond packet length " +
+                                                  std::to_string(items.size()));
+    }
+    items[index] = Value::bytes(std::move(raw));
+  }
+  pending_.clear();
+  last_encoding_ = encoding;
+  return std::optional<Value>(std::move(packet));
+}
+
+Status EncodePacket(const Value& packet, const EncodeOptions& opts, crypto::Encryptor* enc, std::string* out) {
+  if (!packet.is_list() || packet.as_list().empty()) {
+    return MakeError(ErrorCode::kMalformed, "a packet must be a non-empty list");
+  }
+  std::string encoded;
+  Status s = opts.encoding == Encoding::kRencode ? rencode::Encode(packet, &encoded) : bencode::Encode(packet, &encoded);
+  if (!s.ok()) return s;
+
+  FrameHeader h;
+  h.flags = opts.encoding == Encoding::kRencode ? flags::kRencode : 0;
+  std::string payload;
+  if (opts.compressor != Compressor::kNone && opts.level > 0 && encoded.size() > kMinCompressSize) {
+    auto level = Compress(opts.compressor, opts.level, encoded, &payload);
+    if (!level.ok()) return level.take_error();
+    h.level = *level;
+  } else {
+    payload = std::move(encoded);
+  }
+  if (payload.size() > kHardMaxPayload) {
+    return MakeError(ErrorCode::kTooLarge, "packet of " + std::to_string(payload.size()) + " bytes exceeds the " +
+                                               std::to_string(kHardMaxPayload) + " byte limit");
+  }
+  h.payload_size = static_cast<uint32_t>(payload.size());
+  if (enc != nullptr) h.flags |= flags::kCipher;
+
+  std::string frame(kHeaderSize, '\0');
+  EncodeHeader(h, frame.data());
+  if (enc != nullptr) {
+    frame.reserve(kHeaderSize + h.wire_payload_size());
+    Status es = enc->Encrypt(payload, &frame);
+    if (!es.ok()) return es;
+  } else {
+    frame += payload;
+  }
+  out->append(frame);
+  return Status::Ok();
+}
+
+}  // namespace xr
