@@ -33,7 +33,7 @@ Expected<SqliteStatement> SqliteDb::Prepare(std::string_view sql) {
     sqlite3_finalize(stmt);
     // SQLITE_ERROR: bad SQL or unknown table/column; anything else (busy, not a database, I/O) is kIo.
     const ErrorCode code = rc == SQLITE_ERROR ? ErrorCode::kMalformed : ErrorCode::kIo;
-    return MakeError(code, std::string("invalid SQL '") + std::string(sql) + "': " + sqlite3_errmsg(db_));
+    return MakeError(code, sqlite3_errmsg(db_));
   }
   return SqliteStatement(stmt);
 }

@@ -25,7 +25,8 @@ class SqliteDb {
   SqliteDb& operator=(const SqliteDb&) = delete;
   ~SqliteDb();
 
-  // Compiles one statement; kMalformed with SQLite's message when the SQL is invalid.
+  // Compiles one statement; kMalformed with SQLite's message ("no such table: users") when the SQL
+  // is invalid, kIo when the database cannot be read.
   Expected<SqliteStatement> Prepare(std::string_view sql);
 
   // Runs SQL that returns no rows.
