@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -137,12 +139,16 @@ int main(int argc, char** argv) {
             return names;
           }());
 
+  static std::atomic<bool> fatal{false};
   std::vector<std::thread> workers;
   for (auto& r : reactors) {
     Reactor* rp = r.get();
     workers.emplace_back([rp] {
       pthread_setname_np(pthread_self(), "xr-reactor");
-      rp->Run();
+      if (!rp->Run()) {
+        fatal = true;
+        kill(getpid(), SIGTERM);  // wakes the signal loop below, which stops everything
+      }
     });
   }
 
@@ -157,11 +163,11 @@ int main(int argc, char** argv) {
       XR_INFO("main", "SIGHUP: log re-opened, auth reloaded");
       continue;
     }
-    XR_INFO("main", "{}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    XR_INFO("main", "{}: stopping", fatal ? "reactor failure" : sig == SIGINT ? "SIGINT" : "SIGTERM");
     break;
   }
   for (auto& r : reactors) r->Stop();
   for (auto& t : workers) t.join();
   XR_INFO("main", "stopped");
-  return 0;
+  return fatal ? 1 : 0;
 }

@@ -89,7 +89,7 @@ class FrameBoundary {
   bool broken_ = false;
 };
 
-Expected<UniqueFd> OpenTcpListener(const std::string& host, uint16_t port, bool reuseport) {
+Expected<UniqueFd> OpenTcpListener(const std::string& host, uint16_t port, bool reuseport, bool check_free) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -99,9 +99,18 @@ Expected<UniqueFd> OpenTcpListener(const std::string& host, uint16_t port, bool 
   int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
   if (rc != 0) return MakeError(ErrorCode::kIo, fmt::format("cannot resolve '{}': {}", host, gai_strerror(rc)));
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
+  int one = 1;
+  if (reuseport && check_free && port != 0) {
+    // SO_REUSEPORT would let us share a port another process (say, a second relay) holds:
+    // check first that nobody listens there.
+    UniqueFd probe(socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    setsockopt(probe.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (probe.valid() && bind(probe.get(), res->ai_addr, res->ai_addrlen) != 0 && errno == EADDRINUSE) {
+      return MakeError(ErrorCode::kIo, fmt::format("cannot bind {}:{}: address already in use", host, port));
+    }
+  }
   UniqueFd fd(socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return MakeError(ErrorCode::kIo, fmt::format("socket: {}", std::strerror(errno)));
-  int one = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (reuseport) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0) {
@@ -515,7 +524,7 @@ Status Reactor::Init(const std::vector<ListenerSpec>& specs, bool shared, bool o
   for (const auto& spec : specs) {
     Expected<UniqueFd> fd = MakeError(ErrorCode::kInternal, "");
     if (spec.kind == ListenerSpec::Kind::kTcp) {
-      fd = OpenTcpListener(spec.host, spec.port, shared);
+      fd = OpenTcpListener(spec.host, spec.port, shared, /*check_free=*/own_unix);
     } else {
       if (!own_unix) continue;
       fd = OpenUnixListener(spec.path);
@@ -688,7 +697,12 @@ void Reactor::Dispatch(io_uring_cqe* cqe) {
   Reap(c);
 }
 
-void Reactor::Run() {
+bool Reactor::Run() {
+  if (Status s = ring_.Enable(); !s.ok()) {
+    XR_ERROR("engine", "reactor {}: {}", index_, s.error().message);
+    return false;
+  }
+  bool ok = true;
   for (size_t i = 0; i < listeners_.size(); ++i) ArmAccept(i);
   ArmTick();
   ArmWake();
@@ -696,7 +710,10 @@ void Reactor::Run() {
     if (stopping_ && (conns_.empty() || NowMs() > stop_deadline_ms_)) break;
     int rc = ring_.SubmitAndWait();
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
-      XR_ERROR("engine", "io_uring_submit_and_wait: {}", std::strerror(-rc));
+      // Not a passing condition: retrying would spin. Stop this reactor loudly.
+      XR_ERROR("engine", "reactor {}: io_uring_submit_and_wait failed: {}; stopping", index_, std::strerror(-rc));
+      ok = false;
+      break;
     }
     io_uring_cqe* cqe;
     unsigned head;
@@ -708,6 +725,7 @@ void Reactor::Run() {
     io_uring_cq_advance(ring_.get(), count);
   }
   XR_INFO("engine", "reactor {} stopped ({} connections left)", index_, conns_.size());
+  return ok;
 }
 
 }  // namespace xr::engine

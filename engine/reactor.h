@@ -61,8 +61,9 @@ class Reactor {
   // Creates the ring and opens this reactor's listeners (tcp with SO_REUSEPORT when `shared`;
   // unix listeners only when `own_unix`). Fails with a readable message.
   Status Init(const std::vector<ListenerSpec>& specs, bool shared, bool own_unix);
-  // Runs the event loop on the calling thread until Stop() has drained every connection.
-  void Run();
+  // Runs the event loop on the calling thread until Stop() has drained every connection;
+  // false when the ring failed (the caller should stop the process with an error).
+  bool Run();
   // Thread-safe: runs `fn` on the reactor thread soon.
   void Post(std::function<void()> fn);
   // Thread-safe: stop accepting, tell every client "server shutdown", flush, close, return from Run().

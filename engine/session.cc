@@ -183,6 +183,12 @@ void Session::HandleClientHello(const Value& caps_value) {
     Disconnect(reason::kAuthenticationError, "no challenge response in the client's hello");
     return;
   }
+  if (encryptor_) {
+    if (Status s = SetupClientCipher(caps); !s.ok()) {
+      Disconnect(reason::kAuthenticationError, s.error().message);
+      return;
+    }
+  }
   StartAuth(caps);
 }
 
@@ -191,6 +197,7 @@ Status Session::SetupClientCipher(const Caps& caps) {
   std::string iv = caps.get_string("cipher.iv");
   if (cipher.empty() || iv.empty()) {
     if (config_->aes) return MakeError(ErrorCode::kAuthFailed, "missing encryption tokens: this relay requires AES encryption");
+    if (encryptor_) return MakeError(ErrorCode::kAuthFailed, "missing encryption tokens in the client's hello");
     return Status::Ok();
   }
   if (cipher != "AES") return MakeError(ErrorCode::kUnsupported, "unsupported cipher: " + cipher);
@@ -204,12 +211,15 @@ Status Session::SetupClientCipher(const Caps& caps) {
   } else {
     return MakeError(ErrorCode::kUnsupported, "unsupported padding: " + padding_name);
   }
+  // xpra's client makes new receive parameters for every hello it sends (challenge replies
+  // included) and resets its decryptor, so the relay re-keys its sending side each time.
   auto key = crypto::DeriveKey(config_->aes_key, caps.get_string("cipher.key_salt"),
                                static_cast<int>(caps.get_int("cipher.key_stretch_iterations")));
   if (!key.ok()) return key.error();
   auto enc = crypto::Encryptor::Create(*key, iv, padding);
   if (!enc.ok()) return enc.error();
   encryptor_ = std::move(*enc);
+  if (decryptor_) return Status::Ok();  // the client's sending side is already keyed
   cipher_padding_options_ = caps.get_strings("cipher.padding.options");
   if (cipher_padding_options_.empty()) cipher_padding_options_.push_back(padding_name);
   cipher_caps_ = NewCipherCaps();

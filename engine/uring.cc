@@ -1,5 +1,8 @@
 #include "engine/uring.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -38,11 +41,15 @@ Ring::~Ring() {
 
 Status Ring::Init(unsigned entries) {
   io_uring_params p{};
-  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+  // R_DISABLED: the ring is created on the main thread but used by its reactor thread; with
+  // SINGLE_ISSUER the thread that enables it (Ring::Enable) becomes its only submitter.
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL |
+            IORING_SETUP_R_DISABLED;
   int rc = io_uring_queue_init_params(entries, &ring_, &p);
   if (rc == -EINVAL) {
     // Older kernel: without the optional flags.
     p = io_uring_params{};
+    p.flags = IORING_SETUP_R_DISABLED;
     rc = io_uring_queue_init_params(entries, &ring_, &p);
   } else if (rc == 0) {
     defer_taskrun_ = true;
@@ -62,6 +69,13 @@ Status Ring::Init(unsigned entries) {
   return Status::Ok();
 }
 
+Status Ring::Enable() {
+  // liburing 2.3 has no io_uring_enable_rings(): issue the register opcode directly.
+  long rc = syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+  if (rc < 0) return MakeError(ErrorCode::kIo, fmt::format("enabling the io_uring: {}", std::strerror(errno)));
+  return Status::Ok();
+}
+
 io_uring_sqe* Ring::GetSqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   while (sqe == nullptr) {
@@ -75,7 +89,8 @@ int Ring::SubmitAndWait() { return io_uring_submit_and_wait(&ring_, 1); }
 
 Status ProbeIoUring() {
   Ring ring;
-  return ring.Init(8);
+  if (Status s = ring.Init(8); !s.ok()) return s;
+  return ring.Enable();
 }
 
 }  // namespace xr::engine

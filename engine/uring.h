@@ -19,6 +19,8 @@ class Ring {
   // Creates the ring (SINGLE_ISSUER + DEFER_TASKRUN when the kernel has them) and checks
   // every opcode the relay uses; the error says what is missing and how to fix it.
   Status Init(unsigned entries);
+  // Enables the ring; the calling thread becomes its only submitter. Call on the using thread.
+  Status Enable();
   // A free submission entry; submits pending entries first when the SQ is full. Never null.
   io_uring_sqe* GetSqe();
   // Submits pending entries and waits for at least one completion (or a signal/EINTR).

@@ -134,7 +134,8 @@ struct Fixture {
 
   // Answers the challenge in `challenge` for `password` and sends the second hello.
   void Respond(const Value& challenge, std::string_view user, std::string_view password,
-               std::string_view display = "", crypto::Encryptor* enc = nullptr) {
+               std::string_view display = "", crypto::Encryptor* enc = nullptr,
+               const Value* extra_caps = nullptr) {
     const List& c = challenge.as_list();
     std::string server_salt = c[1].as_string();
     std::string digest = c[3].as_string();
@@ -147,6 +148,9 @@ struct Fixture {
     Value caps = ClientHello(user, display);
     caps.set("challenge_response", std::string_view(*response));
     caps.set("challenge_client_salt", Value::bytes(client_salt));
+    if (extra_caps != nullptr) {
+      for (const auto& [k, v] : extra_caps->as_dict()) caps.set(k.as_string(), v);
+    }
     session->OnClientData(Wire(Value(List{Value("hello"), caps}), enc));
   }
 
@@ -451,7 +455,21 @@ TEST_CASE("AES: challenge encrypted with the client's parameters, relay frames r
   REQUIRE(skey.ok());
   auto client_out = crypto::Encryptor::Create(*skey, auth_caps.get_string("cipher.iv"), crypto::Padding::kPkcs7);
   REQUIRE(client_out.ok());
-  f.Respond(challenge, "foo", "bar", "200", client_out->get());
+  // Like xpra's client, the reply hello carries new receive parameters and the client resets
+  // its decryptor to them.
+  std::string iv2 = crypto::RandomIv();
+  std::string salt2 = crypto::RandomBytes(32);
+  Value cipher2{Dict{}};
+  cipher2.set("cipher", "AES");
+  cipher2.set("cipher.iv", std::string_view(iv2));
+  cipher2.set("cipher.key_salt", Value::bytes(salt2));
+  cipher2.set("cipher.key_stretch_iterations", 1000);
+  cipher2.set("cipher.padding", "legacy");
+  auto key2 = crypto::DeriveKey("secret-key", salt2, 1000);
+  auto client_in2 = crypto::Decryptor::Create(*key2, iv2, crypto::Padding::kLegacy);
+  REQUIRE(client_in2.ok());
+  f.client_reader.dec = client_in2->get();
+  f.Respond(challenge, "foo", "bar", "200", client_out->get(), &cipher2);
   f.RunAuthJobs();
   REQUIRE(f.io.connect_target.has_value());
   f.session->OnServerConnected();
