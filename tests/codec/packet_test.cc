@@ -356,6 +356,26 @@ TEST_CASE("packet: golden stream split at every offset into two reads") {
   }
 }
 
+TEST_CASE("packet: stream truncated at every offset gives only the complete packets, no error") {
+  std::string first = ReadGolden("chunked_three.bin");
+  std::string data = first + ReadGolden("rencode_ping.bin");
+  for (size_t cut = 0; cut < data.size(); ++cut) {
+    Decoded d;
+    FrameReader reader;
+    PacketDecoder decoder;
+    reader.Feed(std::string_view(data).substr(0, cut));
+    while (true) {
+      auto f = reader.Next();
+      REQUIRE(f.ok());
+      if (!f->has_value()) break;
+      auto p = decoder.Push(std::move(**f));
+      REQUIRE(p.ok());
+      if (p->has_value()) d.packets.push_back(std::move(**p));
+    }
+    REQUIRE(d.packets.size() == (cut >= first.size() ? 1u : 0u));
+  }
+}
+
 // ---- encryption ----------------------------------------------------------------------------
 
 struct CipherParams {
