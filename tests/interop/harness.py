@@ -666,7 +666,11 @@ class XpraClient:
         for m in re.finditer(r"(?:server connection failure:|server requested disconnect:|Connection Failed: |"
                              r"Session Disconnected: )(.*(?:\n\S+ \S+\s+.*)*)", t):
             pass
-        return m.group(0) if m else ""
+        out = m.group(0) if m else ""
+        sig = re.search(r"got signal (\w+)", t)
+        if sig:
+            out += " [client got %s: killed from outside the suite?]" % sig.group(1)
+        return out
 
 
 # ---------------------------------------------------------------- screenshots

@@ -277,6 +277,8 @@ def hello_packet(extra=None):
         "compressors": ["none"],
         "username": "nobody",
         "uuid": "0123456789abcdef",
+        "digest": ["hmac", "hmac+sha1", "hmac+sha256", "hmac+sha512"],
+        "salt-digest": ["hmac+sha1", "hmac+sha256", "hmac+sha512"],
     }
     caps.update(extra or {})
     return ["hello", caps]
