@@ -37,7 +37,9 @@ TEST_CASE("CreateAuthModule: every module by name") {
       {"sqlite,filename=" + db, "sqlite"},
       {"sqlite:filename=" + db, "sqlite"},
   };
-  for (const auto& [spec, name] : cases) {
+  for (const auto& c : cases) {
+    const std::string& spec = c.first;
+    const std::string& name = c.second;
     CAPTURE(spec);
     auto m = CreateAuthModule(spec);
     REQUIRE(m.ok());
