@@ -40,6 +40,16 @@ TEST_CASE("password: xor response with a truncated or padded password is refused
   CHECK(!m->Authenticate(longer).ok());
 }
 
+TEST_CASE("password: a non-ASCII value= is hashed as latin-1, like xpra") {
+  auto m = Make("p\xc3\xa4ssword");
+  // /usr/bin/python3: hmac.new('p\u00e4ssword'.encode('latin1'), SALT, 'sha256').hexdigest()
+  AuthRequest req{"a", "hmac+sha256", "fixed-salt-for-the-latin1-test-0002",
+                  "716011f6ba0514e6dae563c184c85a394afb9552892167ef9e81988eaaa5700c", "peer"};
+  CHECK(m->Authenticate(req).ok());
+  CHECK(m->Authenticate(testing::ClientRequest("a", "xor", "p\xe4ssword")).ok());
+  CHECK(!m->Authenticate(testing::ClientRequest("a", "hmac+sha256", "p\xc3\xa4ssword")).ok());
+}
+
 TEST_CASE("password: unsupported digest refused") {
   auto m = Make("pw");
   AuthRequest req = testing::ClientRequest("a", "hmac+sha256", "pw");

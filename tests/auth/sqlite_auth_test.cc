@@ -103,6 +103,22 @@ TEST_CASE("sqlite: a NULL password never matches") {
   }
 }
 
+TEST_CASE("sqlite: non-ASCII text passwords are hashed as latin-1, like xpra") {
+  TempDir dir;
+  auto m = Make(MakeDb(dir, {kSchema, "INSERT INTO users VALUES('j\xc3\xb6rg', 'p\xc3\xa4ssword', '1', '1', ':9', '', '')",
+                             "INSERT INTO users VALUES('euro', '\xe2\x82\xac', '1', '1', '', '', '')"}));
+  // /usr/bin/python3: hmac.new('p\u00e4ssword'.encode('latin1'), SALT, 'sha256').hexdigest()
+  AuthRequest req{"j\xc3\xb6rg", "hmac+sha256", "fixed-salt-for-the-latin1-test-0001",
+                  "56ac934225149026ab2c13d6f97ee4d18148ec4c85490d7a47898d7dd1be92ec", "peer"};
+  auto r = m->Authenticate(req);
+  if (!r.ok()) FAIL(r.error().message);
+  CHECK(r->sessions.at(0).displays == std::vector<std::string>{":9"});  // sessions query got the stored text
+  // The UTF-8 bytes are not what an xpra client hashes.
+  CHECK(!m->Authenticate(ClientRequest("j\xc3\xb6rg", "hmac+sha256", "p\xc3\xa4ssword")).ok());
+  // A character outside latin-1 can never match (xpra cannot encode it either).
+  CHECK(!m->Authenticate(ClientRequest("euro", "hmac+sha256", "\xe2\x82\xac")).ok());
+}
+
 TEST_CASE("sqlite: several rows for one user, the matching row gives the sessions") {
   TempDir dir;
   auto m = Make(MakeDb(dir, {kSchema, "INSERT INTO users VALUES('multi', 'one', '1', '1', ':1', '', '')",
