@@ -61,7 +61,8 @@ class SqliteAuth final : public PasswordModuleBase {
   Status Reload() override { return Validate(); }
 
  protected:
-  // Every non-NULL password the password query returns for the user.
+  // Every non-NULL, non-empty password the password query returns for the user, as the latin-1
+  // bytes xpra hashes (passwords with characters above U+00FF are left out); unknown user: error.
   Expected<std::vector<Credential>> GetCredentials(const std::string& username) override {
     Expected<SqliteDb> db = OpenDb();
     if (!db.ok()) return db.error();
