@@ -79,6 +79,11 @@ Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1024}, uint64_t{256} << 20));
   app.add_option("--max-connections", c.max_connections, "Connections accepted at once, per reactor thread")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1000000}));
+  app.add_option("--proxy-sockets", c.proxy_sockets,
+                 "A :proxy-N control socket per relayed connection (turn off for very large deployments; "
+                 "the relay's own :DISPLAY socket still lists and stops instances)");
+  app.add_option("--socket-group", c.socket_group, "Let this group use the control sockets too (mode 0660)")
+      ->type_name("GROUP");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

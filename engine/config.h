@@ -33,6 +33,8 @@ struct RelayConfig {
   double server_timeout = 20;           // seconds: target connect + server hello
   uint64_t max_packet_size = 16u << 20; // from the client
   uint64_t max_connections = 10000;
+  bool proxy_sockets = true;            // a HOSTNAME-proxy-N control socket per connection
+  std::string socket_group;             // control sockets mode 0660 for this group
 };
 
 // Parses argv; on --help prints usage and returns an Error with code kOk ("exit 0").

@@ -14,7 +14,15 @@
 #include <memory>
 #include <thread>
 
+#include <grp.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
 #include "auth/factory.h"
+#include "engine/control.h"
+#include "engine/stats.h"
+#include "session_registry/socket_dirs.h"
 #include "engine/config.h"
 #include "engine/log.h"
 #include "engine/reactor.h"
@@ -50,6 +58,68 @@ Expected<std::string> ReadKeyFile(const std::string& path) {
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
   if (key.empty()) return MakeError(ErrorCode::kMalformed, "the encryption keyfile " + path + " is empty");
   return key;
+}
+
+// The relay's own :DISPLAY endpoint: relay-wide info, and stop = graceful shutdown.
+class RelayControl final : public ControlTarget {
+ public:
+  RelayControl(std::string display, std::vector<std::string> listeners, std::vector<std::string> auth, int threads)
+      : display_(std::move(display)), listeners_(std::move(listeners)), auth_(std::move(auth)), threads_(threads),
+        started_(NowMs()) {}
+  Value Info() override {
+    const RelayCounters& c = Counters();
+    Value counts{Dict{}};
+    counts.set("accepted", static_cast<long long>(c.accepted.load()));
+    counts.set("handshaking", static_cast<long long>(c.handshaking.load()));
+    counts.set("active", static_cast<long long>(c.relaying.load()));
+    counts.set("total", static_cast<long long>(c.relayed_total.load()));
+    counts.set("failed-auth", static_cast<long long>(c.auth_failures.load()));
+    counts.set("closed", static_cast<long long>(c.closed.load()));
+    counts.set("bytes-to-client", static_cast<long long>(c.bytes_to_client.load()));
+    counts.set("bytes-to-server", static_cast<long long>(c.bytes_to_server.load()));
+    List listeners, auth;
+    for (const auto& l : listeners_) listeners.emplace_back(std::string_view(l));
+    for (const auto& a : auth_) auth.emplace_back(std::string_view(a));
+    Value proxy{Dict{}};
+    proxy.set("version", kRelayVersion);
+    proxy.set("implementation", "xpra-relay");
+    proxy.set("display", std::string_view(display_));
+    proxy.set("uptime", static_cast<long long>((NowMs() - started_) / 1000));
+    proxy.set("threads", threads_);
+    proxy.set("listeners", std::move(listeners));
+    proxy.set("auth", std::move(auth));
+    proxy.set("connections", std::move(counts));
+    Value out{Dict{}};
+    out.set("proxy", std::move(proxy));
+    out.set("instances", Instances().ToValue());
+    return out;
+  }
+  bool Stop() override {
+    XR_INFO("main", "stop requested on the control socket {}", display_);
+    kill(getpid(), SIGTERM);
+    return true;
+  }
+  std::string name() const override { return display_; }
+
+ private:
+  std::string display_;
+  std::vector<std::string> listeners_;
+  std::vector<std::string> auth_;
+  int threads_;
+  int64_t started_;
+};
+
+// Removes control sockets a crashed relay left behind (files nobody listens on).
+void CleanStaleSockets(const std::string& dir, const std::string& hostname, const std::string& display) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename();
+    bool ours = name.starts_with(hostname + "-proxy-") ||
+                (!display.empty() && name == hostname + "-" + display.substr(1));
+    if (!ours || !e.is_socket(ec)) continue;
+    if (registry::ProbeSocket(e.path()) == registry::SocketState::kLive) continue;
+    if (::unlink(e.path().c_str()) == 0) XR_INFO("main", "removed stale control socket {}", e.path().string());
+  }
 }
 
 int Fail(const std::string& message) {
@@ -120,24 +190,58 @@ int main(int argc, char** argv) {
   }
 
   int threads = cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  // Control sockets live in the first socket dir (as xpra's).
+  ControlConfig control;
+  control.socket_dir = registry::ExpandSocketDir(cfg.socket_dirs.front(), -1);
+  control.hostname = registry::DefaultSocketHostname();
+  control.display = cfg.display;
+  control.instance_sockets = cfg.proxy_sockets;
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(control.socket_dir, ec);
+    if (ec) return Fail("cannot create the socket dir " + control.socket_dir + ": " + ec.message());
+  }
+  if (!cfg.socket_group.empty()) {
+    group* g = getgrnam(cfg.socket_group.c_str());
+    if (g == nullptr) return Fail("unknown group for --socket-group: " + cfg.socket_group);
+    control.mode = 0660;
+    chown(control.socket_dir.c_str(), static_cast<uid_t>(-1), g->gr_gid);
+  }
+  if (!control.display.empty()) {
+    std::string path = ControlSocketPath(control, control.display);
+    if (registry::ProbeSocket(path) == registry::SocketState::kLive) {
+      return Fail("display " + control.display + " is already in use (" + path + " is live)");
+    }
+  }
+  CleanStaleSockets(control.socket_dir, control.hostname, control.display);
+  if (!control.display.empty()) {
+    ListenerSpec spec;
+    spec.kind = ListenerSpec::Kind::kControl;
+    spec.path = ControlSocketPath(control, control.display);
+    specs.push_back(spec);
+  }
+  std::vector<std::string> auth_names;
+  for (const auto& [spec, m] : modules) auth_names.emplace_back(m->name());
   WorkerPool pool(cfg.auth_threads, 4096);
   ReactorLimits limits;
   limits.max_connections = cfg.max_connections;
   std::vector<std::unique_ptr<Reactor>> reactors;
+  std::vector<std::string> listener_names;
+  for (const auto& spec : specs) listener_names.push_back(spec.describe());
+  control.relay = std::make_shared<RelayControl>(control.display, listener_names, auth_names, threads);
   for (int i = 0; i < threads; ++i) {
-    auto r = std::make_unique<Reactor>(i, &pool, limits);
+    auto r = std::make_unique<Reactor>(i, &pool, limits, control);
     if (Status s = r->Init(specs, threads > 1, i == 0); !s.ok()) return Fail(s.error().message);
     reactors.push_back(std::move(r));
   }
   std::string listening;
   for (const auto& b : reactors[0]->bound()) listening += (listening.empty() ? "" : ", ") + b;
-  XR_INFO("main", "xpra-relay {} on {} ({} reactor thread{}, open-file limit {}, auth: {})", kRelayVersion,
-          listening, threads, threads == 1 ? "" : "s", static_cast<unsigned long long>(fd_limit),
-          [&] {
-            std::string names;
-            for (const auto& [spec, m] : modules) names += (names.empty() ? "" : ", ") + std::string(m->name());
-            return names;
-          }());
+  std::string auth_list;
+  for (const auto& n : auth_names) auth_list += (auth_list.empty() ? "" : ", ") + n;
+  XR_INFO("main", "xpra-relay {} on {} ({} reactor thread{}, open-file limit {}, auth: {}, control sockets in {})",
+          kRelayVersion, listening, threads, threads == 1 ? "" : "s", static_cast<unsigned long long>(fd_limit),
+          auth_list, control.socket_dir);
 
   static std::atomic<bool> fatal{false};
   std::vector<std::thread> workers;

@@ -14,7 +14,10 @@
 #include <cstring>
 
 #include "codec/header.h"
+#include "engine/control.h"
 #include "engine/log.h"
+#include "engine/stats.h"
+#include "engine/version.h"
 
 namespace xr::engine {
 
@@ -26,6 +29,7 @@ int64_t NowMs() {
 
 std::string ListenerSpec::describe() const {
   if (kind == Kind::kUnix) return "unix:" + path;
+  if (kind == Kind::kControl) return "control:" + path;
   return fmt::format("tcp:{}:{}", host, port);
 }
 
@@ -34,6 +38,9 @@ namespace {
 constexpr int64_t kTickMs = 100;
 constexpr int64_t kAcceptBackoffMs = 500;
 std::atomic<uint64_t> g_next_connection_id{1};
+// Control-socket clients get ids from their own range, so relayed connections are numbered
+// :proxy-1, :proxy-2, ... without gaps.
+std::atomic<uint64_t> g_next_control_id{uint64_t{1} << 40};
 
 std::string PeerName(int fd) {
   sockaddr_storage ss{};
@@ -54,40 +61,88 @@ std::string PeerName(int fd) {
   return "?";
 }
 
-// Follows frame boundaries of a plain byte stream, so a packet can be inserted safely.
+// Follows frame boundaries of a plain byte stream, so a packet can be inserted safely, and
+// counts packets and notes the encoder/compressor in use.
 class FrameBoundary {
  public:
-  void Feed(std::string_view data) {
-    while (!data.empty() && !broken_) {
+  // Consumes all of `data`.
+  void Feed(std::string_view data) { Advance(data, false); }
+  // Consumes `data` up to the next frame boundary (all of it if none is reached); returns
+  // how many bytes were consumed.
+  size_t FeedToBoundary(std::string_view data) { return Advance(data, true); }
+  bool at_boundary() const { return !broken_ && have_ == 0 && remaining_ == 0; }
+  uint64_t packets() const { return packets_; }
+  uint8_t last_flags() const { return last_flags_; }
+  uint8_t last_level() const { return last_level_; }
+
+ private:
+  size_t Advance(std::string_view data, bool stop_at_boundary) {
+    size_t consumed = 0;
+    while (consumed < data.size() && !broken_) {
+      if (stop_at_boundary && consumed > 0 && at_boundary()) break;
+      std::string_view rest = data.substr(consumed);
       if (remaining_ > 0) {
-        size_t n = std::min<size_t>(remaining_, data.size());
+        size_t n = std::min<size_t>(remaining_, rest.size());
         remaining_ -= n;
-        data.remove_prefix(n);
+        consumed += n;
         continue;
       }
-      size_t n = std::min(kHeaderSize - have_, data.size());
-      std::memcpy(header_ + have_, data.data(), n);
+      size_t n = std::min(kHeaderSize - have_, rest.size());
+      std::memcpy(header_ + have_, rest.data(), n);
       have_ += n;
-      data.remove_prefix(n);
+      consumed += n;
       if (have_ == kHeaderSize) {
         auto h = DecodeHeader(std::string_view(header_, kHeaderSize));
         if (!h.ok()) {
           broken_ = true;
-          return;
+          break;
         }
         remaining_ = h->wire_payload_size();
         have_ = 0;
+        if (h->index == 0) {
+          ++packets_;
+          last_flags_ = h->flags;
+          last_level_ = h->level;
+        }
       }
     }
+    return broken_ ? data.size() : consumed;
   }
-  bool at_boundary() const { return !broken_ && have_ == 0 && remaining_ == 0; }
 
- private:
   char header_[kHeaderSize];
   size_t have_ = 0;
   size_t remaining_ = 0;
   bool broken_ = false;
+  uint64_t packets_ = 0;
+  uint8_t last_flags_ = 0;
+  uint8_t last_level_ = 0;
 };
+
+const char* EncoderName(uint8_t flags) {
+  if (flags & flags::kYaml) return "yaml";
+  return (flags & flags::kRencode) ? "rencode" : "bencode";
+}
+
+const char* CompressorName(uint8_t level) {
+  if ((level & 0x0f) == 0) return "none";
+  switch (level & 0xf0) {
+    case 0x00: return "zlib";
+    case 0x10: return "lz4";
+    case 0x20: return "lzo";
+    case 0x40: return "brotli";
+    default: return "unknown";
+  }
+}
+
+// Smoothed round-trip time of a TCP socket in microseconds (-1 when unknown / not tcp).
+int64_t TcpRttUs(int fd) {
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return -1;
+  return ti.tcpi_rtt;
+}
+
+int64_t UnixNow() { return static_cast<int64_t>(time(nullptr)); }
 
 Expected<UniqueFd> OpenTcpListener(const std::string& host, uint16_t port, bool reuseport, bool check_free) {
   addrinfo hints{};
@@ -120,7 +175,7 @@ Expected<UniqueFd> OpenTcpListener(const std::string& host, uint16_t port, bool 
   return fd;
 }
 
-Expected<UniqueFd> OpenUnixListener(const std::string& path) {
+Expected<UniqueFd> OpenUnixListener(const std::string& path, mode_t mode = 0600) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) return MakeError(ErrorCode::kMalformed, "unix socket path too long: " + path);
@@ -128,10 +183,11 @@ Expected<UniqueFd> OpenUnixListener(const std::string& path) {
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return MakeError(ErrorCode::kIo, fmt::format("socket: {}", std::strerror(errno)));
   ::unlink(path.c_str());
-  mode_t old = umask(0177);
+  mode_t old = umask(0177);  // never world-accessible, even for a moment
   int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   umask(old);
   if (rc != 0) return MakeError(ErrorCode::kIo, fmt::format("cannot bind {}: {}", path, std::strerror(errno)));
+  if (mode != 0600) chmod(path.c_str(), mode);
   if (listen(fd.get(), 1024) != 0) return MakeError(ErrorCode::kIo, fmt::format("listen: {}", std::strerror(errno)));
   return fd;
 }
@@ -139,6 +195,19 @@ Expected<UniqueFd> OpenUnixListener(const std::string& path) {
 }  // namespace
 
 // ------------------------------------------------------------------ Connection
+
+// The :proxy-N endpoint of one relayed connection; runs on that connection's reactor.
+class InstanceControl final : public ControlTarget {
+ public:
+  InstanceControl(Reactor* r, uint64_t id) : r_(r), id_(id) {}
+  Value Info() override;
+  bool Stop() override;
+  std::string name() const override { return ":proxy-" + std::to_string(id_); }
+
+ private:
+  Reactor* r_;
+  uint64_t id_;
+};
 
 class Connection final : public SessionIo {
  public:
@@ -157,19 +226,31 @@ class Connection final : public SessionIo {
     uint64_t bytes_out = 0;
   };
 
+  // A relayed connection.
   Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string peer,
              std::shared_ptr<const SessionConfig> config)
-      : r_(r), id_(id) {
+      : r_(r), id_(id), peer_(peer), started_ms_(NowMs()) {
     client_.fd = std::move(client_fd);
-    session_ = std::make_unique<Session>(id, std::move(peer), std::move(config), this);
+    auto session = std::make_unique<Session>(id, std::move(peer), std::move(config), this);
+    session_ = session.get();
+    handler_ = std::move(session);
+    Counters().handshaking++;
+  }
+
+  // A client of a control socket.
+  Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::shared_ptr<ControlTarget> target)
+      : r_(r), id_(id), peer_("control"), started_ms_(NowMs()) {
+    client_.fd = std::move(client_fd);
+    handler_ = std::make_unique<ControlSession>(id, std::move(target), this);
   }
 
   uint64_t id() const { return id_; }
+  bool is_relay() const { return session_ != nullptr; }
   bool reapable() const { return closed_fds_ && inflight_ == 0; }
   int64_t deadline() const { return deadline_ms_; }
 
   void Start() {
-    session_->Start();
+    handler_->Start();
     ArmRecv(client_, Reactor::kClientRecv);
   }
 
@@ -182,7 +263,10 @@ class Connection final : public SessionIo {
     if (passthrough_) to_client_frames_.Feed(bytes);
     Queue(client_, Reactor::kClientSend, std::move(bytes));
   }
-  void SendToServer(std::string bytes) override { Queue(server_, Reactor::kServerSend, std::move(bytes)); }
+  void SendToServer(std::string bytes) override {
+    if (passthrough_) to_server_frames_.Feed(bytes);
+    Queue(server_, Reactor::kServerSend, std::move(bytes));
+  }
   void RunAuth(std::function<AuthOutcome()> job) override {
     Reactor* r = r_;
     uint64_t id = id_;
@@ -190,7 +274,7 @@ class Connection final : public SessionIo {
       AuthOutcome out = job();
       r->Post([r, id, out = std::move(out)]() mutable {
         auto it = r->conns_.find(id);
-        if (it != r->conns_.end()) it->second->session_->OnAuthDone(std::move(out));
+        if (it != r->conns_.end()) it->second->handler_->OnAuthDone(std::move(out));
       });
     });
     if (!queued) {
@@ -198,16 +282,24 @@ class Connection final : public SessionIo {
       busy.client_reason = reason::kServerError;
       busy.detail = "the relay is too busy to authenticate now, try again";
       busy.log_detail = "auth queue full";
-      session_->OnAuthDone(std::move(busy));
+      handler_->OnAuthDone(std::move(busy));
     }
   }
   void ConnectServer(const registry::Target& target) override;
   void StartPassthrough() override {
     passthrough_ = true;
-    r_->stats_.relaying++;
-    counted_relaying_ = true;
     ArmRecv(client_, Reactor::kClientRecv);
     ArmRecv(server_, Reactor::kServerRecv);
+  }
+  void Relaying() override {
+    r_->stats_.relaying++;
+    counted_relaying_ = true;
+    Counters().handshaking--;
+    Counters().relaying++;
+    Counters().relayed_total++;
+    counted_handshake_done_ = true;
+    Instances().Put(InstanceSummary{id_, peer_, session_->username(), session_->target().describe(), UnixNow()});
+    OpenInstanceSocket();
   }
   void SetDeadline(int64_t ms) override { deadline_ms_ = ms > 0 ? NowMs() + ms : 0; }
   void Close(std::string_view log_reason) override {
@@ -217,13 +309,15 @@ class Connection final : public SessionIo {
     CancelRecv(client_, Reactor::kClientRecv);
     CancelRecv(server_, Reactor::kServerRecv);
     if (connect_inflight_) Cancel(Reactor::kConnect);
+    CloseInstanceSocket();
     MaybeFinishClose();
   }
 
   // ---- completions
   void OnCompletion(Reactor::Op op, int res, uint32_t flags) {
-    --inflight_;
+    if (!(op == Reactor::kCtlAccept && (flags & IORING_CQE_F_MORE))) --inflight_;
     switch (op) {
+      case Reactor::kCtlAccept: OnControlAccept(res, flags); break;
       case Reactor::kClientRecv: OnRecv(client_, server_, true, res); break;
       case Reactor::kServerRecv: OnRecv(server_, client_, false, res); break;
       case Reactor::kClientSend: OnSend(client_, Reactor::kClientSend, true, res); break;
@@ -235,7 +329,6 @@ class Connection final : public SessionIo {
       default:
         XR_ERROR("engine", "conn={} unexpected completion op={} res={}", id_, static_cast<int>(op), res);
     }
-    (void)flags;
   }
 
   void OnDeadline() {
@@ -245,18 +338,81 @@ class Connection final : public SessionIo {
       return;
     }
     deadline_ms_ = 0;
-    session_->OnTimeout();
+    if (stop_pending_) {
+      // The server never completed its frame: the client cannot be told cleanly.
+      XR_WARN("conn", "conn={} stop: no frame boundary reached in time, closing", id_);
+      stop_pending_ = false;
+      Close("stopped");
+      return;
+    }
+    handler_->OnTimeout();
   }
 
   // Graceful stop of the whole relay: tell the client, flush, close.
-  void Shutdown() {
+  void Shutdown() { StopWithReason(reason::kServerShutdown, "the relay is shutting down"); }
+
+  // Ends a relayed connection on request (xpra stop :proxy-N, relay shutdown). In passthrough
+  // the disconnect packet waits for the server->client stream to reach a frame boundary.
+  void StopWithReason(std::string_view why, std::string_view detail) {
     if (closing_) return;
-    session_->Disconnect(reason::kServerShutdown, "the relay is shutting down");
-    Close("shutdown");
+    if (passthrough_ && !to_client_frames_.at_boundary()) {
+      stop_pending_ = true;
+      stop_reason_ = std::string(why);
+      stop_detail_ = std::string(detail);
+      deadline_ms_ = NowMs() + r_->limits_.close_linger_ms;
+      ArmRecv(server_, Reactor::kServerRecv);
+      return;
+    }
+    handler_->Disconnect(why, detail);
+    Close(why);
+  }
+
+  // `xpra info :proxy-N` for this connection.
+  Value InfoValue() const {
+    Value client{Dict{}};
+    client.set("peer", std::string_view(peer_));
+    client.set("encoding", session_->client_encoding() == Encoding::kRencode ? "rencode" : "bencode");
+    client.set("encryption", session_->encrypted() ? "AES" : "");
+    client.set("bytes-received", static_cast<long long>(client_.bytes_in));
+    client.set("bytes-sent", static_cast<long long>(client_.bytes_out));
+    client.set("packets-sent", static_cast<long long>(to_client_frames_.packets()));
+    client.set("packets-received", static_cast<long long>(to_server_frames_.packets()));
+    client.set("latency-us", static_cast<long long>(TcpRttUs(client_.fd.get())));
+    Value server{Dict{}};
+    server.set("target", std::string_view(session_->target().describe()));
+    server.set("display", std::string_view(session_->target().display));
+    server.set("encoder", EncoderName(to_client_frames_.last_flags()));
+    server.set("compression", CompressorName(to_client_frames_.last_level()));
+    server.set("client-encoder", EncoderName(to_server_frames_.last_flags()));
+    server.set("client-compression", CompressorName(to_server_frames_.last_level()));
+    server.set("bytes-received", static_cast<long long>(server_.bytes_in));
+    server.set("bytes-sent", static_cast<long long>(server_.bytes_out));
+    server.set("packets-sent", static_cast<long long>(to_server_frames_.packets()));
+    server.set("packets-received", static_cast<long long>(to_client_frames_.packets()));
+    server.set("latency-us", static_cast<long long>(TcpRttUs(session_->target().kind == registry::Target::Kind::kTcp ? server_.fd.get() : -1)));
+    Value out{Dict{}};
+    out.set("instance", static_cast<long long>(id_));
+    out.set("display", ":proxy-" + std::to_string(id_));
+    out.set("username", std::string_view(session_->username()));
+    out.set("uptime", static_cast<long long>((NowMs() - started_ms_) / 1000));
+    out.set("state", SessionStateName(session_->state()));
+    out.set("client", std::move(client));
+    out.set("server", std::move(server));
+    Value proxy{Dict{}};
+    proxy.set("version", kRelayVersion);
+    proxy.set("implementation", "xpra-relay");
+    out.set("proxy", std::move(proxy));
+    return out;
   }
 
   ~Connection() override {
-    if (counted_relaying_) r_->stats_.relaying--;
+    if (counted_relaying_) {
+      r_->stats_.relaying--;
+      Counters().relaying--;
+    }
+    if (is_relay() && !counted_handshake_done_) Counters().handshaking--;
+    if (is_relay()) Counters().closed++;
+    CloseInstanceSocket();
   }
 
  private:
@@ -313,9 +469,9 @@ class Connection final : public SessionIo {
       if (res < 0) leg.failed = true;
       std::string why = res == 0 ? "end of stream" : std::strerror(-res);
       if (from_client) {
-        session_->OnClientClosed(why);
+        handler_->OnClientClosed(why);
       } else {
-        session_->OnServerClosed(why);
+        handler_->OnServerClosed(why);
       }
       Close(why);
       return;
@@ -324,18 +480,37 @@ class Connection final : public SessionIo {
     std::string_view data(leg.buf.get(), static_cast<size_t>(res));
     if (passthrough_) {
       if (from_client) {
+        if (stop_pending_) {  // the client's stream no longer matters
+          ArmRecv(leg, Reactor::kClientRecv);
+          return;
+        }
         r_->stats_.bytes_to_server += res;
+        Counters().bytes_to_server += res;
+        to_server_frames_.Feed(data);
         Queue(server_, Reactor::kServerSend, std::string(data));
+      } else if (stop_pending_) {
+        size_t n = to_client_frames_.FeedToBoundary(data);
+        Queue(client_, Reactor::kClientSend, std::string(data.substr(0, n)));
+        if (to_client_frames_.at_boundary()) {
+          stop_pending_ = false;
+          handler_->Disconnect(stop_reason_, stop_detail_);
+          Close(stop_reason_);
+          return;
+        }
       } else {
         r_->stats_.bytes_to_client += res;
+        Counters().bytes_to_client += res;
         to_client_frames_.Feed(data);
         Queue(client_, Reactor::kClientSend, std::string(data));
       }
     } else if (from_client) {
-      session_->OnClientData(data);
+      handler_->OnClientData(data);
     } else {
-      session_->OnServerData(data);
-      if (!passthrough_ && !closing_ && session_->state() == Session::State::kRelay) r_->stats_.bytes_to_client += res;
+      handler_->OnServerData(data);
+      if (!closing_ && handler_->relaying()) {
+        r_->stats_.bytes_to_client += res;
+        Counters().bytes_to_client += res;
+      }
     }
     if (closing_) return;
     // Back-pressure: read on only while the other leg is not backed up.
@@ -360,9 +535,9 @@ class Connection final : public SessionIo {
       if (res != -ECANCELED && !closing_) {
         std::string why = std::strerror(-res);
         if (to_client) {
-          session_->OnClientClosed(why);
+          handler_->OnClientClosed(why);
         } else {
-          session_->OnServerClosed(why);
+          handler_->OnServerClosed(why);
         }
       }
       Close("send failed");
@@ -395,12 +570,12 @@ class Connection final : public SessionIo {
     if (res < 0) {
       std::string why = res == -ECANCELED ? "timed out" : std::strerror(-res);
       server_.fd.reset();
-      session_->OnServerConnectFailed(why);
+      handler_->OnServerConnectFailed(why);
       return;
     }
     int one = 1;
     if (target_is_tcp_) setsockopt(server_.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    session_->OnServerConnected();
+    handler_->OnServerConnected();
     ArmSend(server_, Reactor::kServerSend);
     ArmRecv(server_, Reactor::kServerRecv);
   }
@@ -431,17 +606,79 @@ class Connection final : public SessionIo {
     if (connect_inflight_) Cancel(Reactor::kConnect);
     client_.fd.reset();
     server_.fd.reset();
+    CloseInstanceSocket();
     deadline_ms_ = 0;
-    XR_DEBUG("conn", "conn={} closed: client {} in/{} out, server {} in/{} out", id_, client_.bytes_in,
-             client_.bytes_out, server_.bytes_in, server_.bytes_out);
+    if (is_relay()) {
+      XR_INFO("conn", "conn={} peer={} user={} closed: client {} bytes in / {} out, server {} in / {} out, {} s", id_,
+              peer_, session_->username().empty() ? "-" : session_->username(), client_.bytes_in, client_.bytes_out,
+              server_.bytes_in, server_.bytes_out, (NowMs() - started_ms_) / 1000);
+    }
+  }
+
+  // ---- the :proxy-N control endpoint
+  void OpenInstanceSocket() {
+    const ControlConfig& cc = r_->control_;
+    if (cc.socket_dir.empty() || !cc.instance_sockets || ctl_fd_.valid()) return;
+    ctl_path_ = ControlSocketPath(cc, ":proxy-" + std::to_string(id_));
+    auto fd = OpenUnixListener(ctl_path_, cc.mode);
+    if (!fd.ok()) {
+      XR_WARN("control", "conn={} no control socket: {}", id_, fd.error().message);
+      ctl_path_.clear();
+      return;
+    }
+    ctl_fd_ = std::move(*fd);
+    ArmControlAccept();
+  }
+
+  void ArmControlAccept() {
+    if (!ctl_fd_.valid() || ctl_armed_) return;
+    io_uring_sqe* sqe = r_->ring_.GetSqe();
+    io_uring_prep_multishot_accept(sqe, ctl_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, Reactor::Tag(id_, Reactor::kCtlAccept));
+    ctl_armed_ = true;
+    ++inflight_;
+  }
+
+  void CloseInstanceSocket() {
+    if (ctl_armed_ && ctl_fd_.valid() && !ctl_cancelled_) {
+      ctl_cancelled_ = true;
+      Cancel(Reactor::kCtlAccept);
+    }
+    if (!ctl_path_.empty()) {
+      ::unlink(ctl_path_.c_str());
+      ctl_path_.clear();
+    }
+    ctl_fd_.reset();
+    if (is_relay() && counted_relaying_) Instances().Remove(id_);
+  }
+
+  void OnControlAccept(int res, uint32_t flags) {
+    if (!(flags & IORING_CQE_F_MORE)) ctl_armed_ = false;
+    if (res >= 0) {
+      UniqueFd fd(res);
+      if (!closing_) r_->AcceptControl(std::move(fd), std::make_shared<InstanceControl>(r_, id_));
+    }
+    if (!ctl_armed_ && !closing_ && !ctl_cancelled_) ArmControlAccept();
   }
 
   Reactor* r_;
   uint64_t id_;
+  std::string peer_;
+  int64_t started_ms_;
   Leg client_;
   Leg server_;
-  std::unique_ptr<Session> session_;
+  std::unique_ptr<ClientHandler> handler_;
+  Session* session_ = nullptr;  // handler_ when this is a relayed connection
   FrameBoundary to_client_frames_;
+  FrameBoundary to_server_frames_;
+  UniqueFd ctl_fd_;
+  std::string ctl_path_;
+  bool ctl_armed_ = false;
+  bool ctl_cancelled_ = false;
+  bool stop_pending_ = false;
+  std::string stop_reason_;
+  std::string stop_detail_;
+  bool counted_handshake_done_ = false;
   sockaddr_storage target_addr_{};
   socklen_t target_len_ = 0;
   __kernel_timespec connect_ts_{};
@@ -464,7 +701,7 @@ void Connection::ConnectServer(const registry::Target& target) {
     auto* un = reinterpret_cast<sockaddr_un*>(&target_addr_);
     un->sun_family = AF_UNIX;
     if (target.path.size() >= sizeof un->sun_path) {
-      session_->OnServerConnectFailed("socket path too long");
+      handler_->OnServerConnectFailed("socket path too long");
       return;
     }
     std::memcpy(un->sun_path, target.path.c_str(), target.path.size() + 1);
@@ -485,14 +722,14 @@ void Connection::ConnectServer(const registry::Target& target) {
       target_len_ = sizeof(sockaddr_in6);
       family = AF_INET6;
     } else {
-      session_->OnServerConnectFailed("target host must be a numeric address (got '" + target.host + "')");
+      handler_->OnServerConnectFailed("target host must be a numeric address (got '" + target.host + "')");
       return;
     }
     target_is_tcp_ = true;
   }
   server_.fd.reset(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!server_.fd.valid()) {
-    session_->OnServerConnectFailed(std::strerror(errno));
+    handler_->OnServerConnectFailed(std::strerror(errno));
     return;
   }
   io_uring_sqe* sqe = r_->ring_.GetSqe();
@@ -510,10 +747,49 @@ void Connection::ConnectServer(const registry::Target& target) {
   ++inflight_;
 }
 
+Value InstanceControl::Info() {
+  Connection* c = r_->Find(id_);
+  if (c == nullptr) {
+    Value v{Dict{}};
+    v.set("error", "instance " + name() + " has ended");
+    return v;
+  }
+  return c->InfoValue();
+}
+
+bool InstanceControl::Stop() {
+  Connection* c = r_->Find(id_);
+  if (c == nullptr) return false;
+  XR_INFO("conn", "conn={} stopped by request on {}", id_, name());
+  c->StopWithReason(reason::kServerShutdown, "this session was stopped by the relay's operator");
+  return true;
+}
+
+std::string ControlSocketPath(const ControlConfig& c, std::string_view display) {
+  std::string name(display);
+  if (!name.empty() && name.front() == ':') name.erase(0, 1);
+  return c.socket_dir + "/" + c.hostname + "-" + name;
+}
+
 // ------------------------------------------------------------------ Reactor
 
-Reactor::Reactor(int index, WorkerPool* pool, ReactorLimits limits)
-    : index_(index), pool_(pool), limits_(limits) {}
+Reactor::Reactor(int index, WorkerPool* pool, ReactorLimits limits, ControlConfig control)
+    : index_(index), pool_(pool), limits_(limits), control_(std::move(control)) {}
+
+Connection* Reactor::Find(uint64_t id) {
+  auto it = conns_.find(id);
+  return it == conns_.end() ? nullptr : it->second.get();
+}
+
+void Reactor::AcceptControl(UniqueFd fd, std::shared_ptr<ControlTarget> target) {
+  uint64_t id = g_next_control_id.fetch_add(1);
+  XR_DEBUG("control", "ctl={} connection on {}", id, target->name());
+  auto conn = std::make_unique<Connection>(this, id, std::move(fd), std::move(target));
+  Connection* c = conn.get();
+  conns_.emplace(id, std::move(conn));
+  stats_.active++;
+  c->Start();
+}
 
 Reactor::~Reactor() { conns_.clear(); }
 
@@ -527,7 +803,7 @@ Status Reactor::Init(const std::vector<ListenerSpec>& specs, bool shared, bool o
       fd = OpenTcpListener(spec.host, spec.port, shared, /*check_free=*/own_unix);
     } else {
       if (!own_unix) continue;
-      fd = OpenUnixListener(spec.path);
+      fd = OpenUnixListener(spec.path, spec.kind == ListenerSpec::Kind::kControl ? control_.mode : 0600);
     }
     if (!fd.ok()) return fd.error();
     Listener l;
@@ -569,6 +845,11 @@ void Reactor::OnAccept(size_t index, const io_uring_cqe* cqe) {
     return;
   }
   UniqueFd fd(res);
+  if (l.spec.kind == ListenerSpec::Kind::kControl) {
+    if (!stopping_ && control_.relay) AcceptControl(std::move(fd), control_.relay);
+    if (!l.armed && !stopping_) ArmAccept(index);
+    return;
+  }
   if (stopping_ || conns_.size() >= limits_.max_connections) {
     XR_WARN("net", "connection on {} refused: {}", l.spec.describe(),
             stopping_ ? "relay is stopping" : "too many connections");
@@ -586,6 +867,7 @@ void Reactor::OnAccept(size_t index, const io_uring_cqe* cqe) {
   conns_.emplace(id, std::move(conn));
   stats_.accepted++;
   stats_.active++;
+  Counters().accepted++;
   c->Start();
   if (!l.armed && !stopping_) ArmAccept(index);
 }
@@ -659,11 +941,12 @@ void Reactor::BeginStop() {
   stopping_ = true;
   stop_deadline_ms_ = NowMs() + limits_.close_linger_ms + 1000;
   for (auto& l : listeners_) {
-    if (l.spec.kind == ListenerSpec::Kind::kUnix) ::unlink(l.spec.path.c_str());
+    if (l.spec.kind != ListenerSpec::Kind::kTcp) ::unlink(l.spec.path.c_str());
     l.fd.reset();  // the multishot accept completes with an error
   }
   std::vector<Connection*> all;
   for (auto& [id, c] : conns_) all.push_back(c.get());
+  if (!all.empty()) XR_INFO("engine", "reactor {}: stopping {} connections", index_, all.size());
   for (Connection* c : all) {
     c->Shutdown();
     Reap(c);

@@ -20,9 +20,24 @@
 
 namespace xr::engine {
 
+class ControlTarget;
+
+// Where control sockets go and what the relay's own endpoint answers.
+struct ControlConfig {
+  std::string socket_dir;         // "" disables control sockets
+  std::string hostname;           // socket name prefix (HOSTNAME-proxy-N)
+  std::string display;            // the relay's own ":DISPLAY" ("" = none)
+  bool instance_sockets = true;   // a HOSTNAME-proxy-N socket file per relayed connection
+  mode_t mode = 0600;             // socket file permissions
+  std::shared_ptr<ControlTarget> relay;  // the relay's own endpoint (info, stop)
+};
+
+// The path of a display's socket: DIR/HOSTNAME-NAME for ":NAME".
+std::string ControlSocketPath(const ControlConfig& c, std::string_view display);
+
 // One listening endpoint and the settings of the sessions it accepts.
 struct ListenerSpec {
-  enum class Kind { kTcp, kUnix } kind = Kind::kTcp;
+  enum class Kind { kTcp, kUnix, kControl } kind = Kind::kTcp;
   std::string host;  // tcp
   uint16_t port = 0;
   std::string path;  // unix
@@ -50,10 +65,11 @@ struct ReactorStats {
 };
 
 class Connection;
+class InstanceControl;
 
 class Reactor {
  public:
-  Reactor(int index, WorkerPool* pool, ReactorLimits limits);
+  Reactor(int index, WorkerPool* pool, ReactorLimits limits, ControlConfig control = {});
   ~Reactor();
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
@@ -75,9 +91,10 @@ class Reactor {
 
  private:
   friend class Connection;
+  friend class InstanceControl;
   enum Op : uint8_t {
     kAccept = 1, kClientRecv, kClientSend, kServerRecv, kServerSend, kConnect, kConnectTimeout,
-    kCancel, kTick, kWake,
+    kCancel, kTick, kWake, kCtlAccept,
   };
   static uint64_t Tag(uint64_t id, Op op) { return (id << 8) | op; }
 
@@ -97,15 +114,18 @@ class Reactor {
   void Dispatch(io_uring_cqe* cqe);
   void Reap(Connection* c);
   void BeginStop();
+  // Creates a connection for an accepted control client of `target`.
+  void AcceptControl(UniqueFd fd, std::shared_ptr<ControlTarget> target);
+  Connection* Find(uint64_t id);
 
   int index_;
   WorkerPool* pool_;
   ReactorLimits limits_;
+  ControlConfig control_;
   Ring ring_;
   std::vector<Listener> listeners_;
   std::vector<std::string> bound_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
-  uint64_t next_id_ = 1;
   ReactorStats stats_;
   __kernel_timespec tick_ts_{};
   UniqueFd wake_fd_;

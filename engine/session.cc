@@ -3,6 +3,7 @@
 #include "codec/digest.h"
 #include "codec/header.h"
 #include "engine/log.h"
+#include "engine/stats.h"
 
 namespace xr::engine {
 namespace {
@@ -292,6 +293,7 @@ void Session::StartAuth(const Caps& caps) {
     req.salt = std::move(*salt);
   }
   std::string display = caps.get_string("display");
+  display_ = display;
   auto config = config_;
   io_->RunAuth([config, req = std::move(req), display]() -> AuthOutcome {
     AuthOutcome out;
@@ -321,6 +323,7 @@ void Session::StartAuth(const Caps& caps) {
 void Session::OnAuthDone(AuthOutcome outcome) {
   if (state_ != State::kAuthenticating) return;
   if (!outcome.ok) {
+    if (outcome.client_reason == reason::kAuthenticationError) Counters().auth_failures++;
     Disconnect(outcome.client_reason, outcome.detail, outcome.log_detail);
     return;
   }
@@ -473,6 +476,7 @@ void Session::HandleServerHello(const Value& caps) {
   if (state_ == State::kClosed) return;
   state_ = State::kRelay;
   io_->SetDeadline(0);
+  io_->Relaying();
   XR_INFO("conn", "conn={} peer={} user={} relaying to {} (client {}{})", id_, peer_,
           username_.empty() ? "-" : username_, target_.describe(), EncodingName(client_encoding_),
           encryptor_ ? ", AES" : "");

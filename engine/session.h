@@ -83,9 +83,36 @@ class SessionIo {
   virtual void SetDeadline(int64_t ms) = 0;
   // Flushes what is queued to both legs, then closes them. `log_reason` goes to the log only.
   virtual void Close(std::string_view log_reason) = 0;
+  // The session has started relaying (the instance gets its control endpoint).
+  virtual void Relaying() {}
 };
 
-class Session {
+// What a connection's reactor calls on the protocol logic behind the client leg: a relay
+// Session, or a ControlSession on a control socket.
+class ClientHandler {
+ public:
+  virtual ~ClientHandler() = default;
+  // Arms the first deadline.
+  virtual void Start() = 0;
+  // Bytes from the client; the client closed or failed.
+  virtual void OnClientData(std::string_view bytes) = 0;
+  virtual void OnClientClosed(std::string_view why) = 0;
+  // Bytes from the server; the server closed or failed (relay sessions only).
+  virtual void OnServerData(std::string_view) {}
+  virtual void OnServerClosed(std::string_view) {}
+  // Results of RunAuth / ConnectServer (relay sessions only).
+  virtual void OnAuthDone(AuthOutcome) {}
+  virtual void OnServerConnected() {}
+  virtual void OnServerConnectFailed(std::string_view) {}
+  // The deadline set through SessionIo passed.
+  virtual void OnTimeout() = 0;
+  // Ends with an xpra disconnect packet `reason` (+ detail) to the client, then closes.
+  virtual void Disconnect(std::string_view reason, std::string_view detail, std::string_view log_detail = {}) = 0;
+  // Whether bytes are being relayed (for counters).
+  virtual bool relaying() const { return false; }
+};
+
+class Session final : public ClientHandler {
  public:
   enum class State {
     kClientHello,     // waiting for the client's first hello
@@ -102,20 +129,21 @@ class Session {
   ~Session();
 
   // Starts the login timer.
-  void Start();
+  void Start() override;
   // Bytes from the client / server leg.
-  void OnClientData(std::string_view bytes);
-  void OnServerData(std::string_view bytes);
+  void OnClientData(std::string_view bytes) override;
+  void OnServerData(std::string_view bytes) override;
   // The client / server closed its side or failed (`why` for the log).
-  void OnClientClosed(std::string_view why);
-  void OnServerClosed(std::string_view why);
+  void OnClientClosed(std::string_view why) override;
+  void OnServerClosed(std::string_view why) override;
   // Results of the requests made through SessionIo.
-  void OnAuthDone(AuthOutcome outcome);
-  void OnServerConnected();
-  void OnServerConnectFailed(std::string_view why);
-  void OnTimeout();
+  void OnAuthDone(AuthOutcome outcome) override;
+  void OnServerConnected() override;
+  void OnServerConnectFailed(std::string_view why) override;
+  void OnTimeout() override;
   // Ends the session with an xpra disconnect packet `reason` (+ detail) to the client.
-  void Disconnect(std::string_view reason, std::string_view detail, std::string_view log_detail = {});
+  void Disconnect(std::string_view reason, std::string_view detail, std::string_view log_detail = {}) override;
+  bool relaying() const override { return state_ == State::kRelay; }
 
   State state() const { return state_; }
   uint64_t id() const { return id_; }
@@ -124,6 +152,7 @@ class Session {
   const registry::Target& target() const { return target_; }
   bool encrypted() const { return encryptor_ != nullptr; }
   Encoding client_encoding() const { return client_encoding_; }
+  const std::string& display() const { return display_; }
 
  private:
   void HandleClientPacket(Value packet);
@@ -165,6 +194,7 @@ class Session {
   std::string digest_;
   std::string salt_digest_;
   std::string username_;
+  std::string display_;  // what the client asked for
   registry::Target target_;
   std::vector<std::pair<std::string, std::string>> session_options_;
   bool server_challenge_answered_ = false;

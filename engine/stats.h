@@ -1,0 +1,58 @@
+#pragma once
+// Relay-wide counters and the table of relayed connections ("instances"), shared by every
+// reactor thread and read by the relay's own control socket. Updated only on connection
+// events (accept, login result, relay start, close), never per packet.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "codec/value.h"
+
+namespace xr::engine {
+
+struct RelayCounters {
+  std::atomic<uint64_t> accepted{0};       // client connections accepted
+  std::atomic<int64_t> handshaking{0};     // accepted, not yet relaying or closed
+  std::atomic<int64_t> relaying{0};        // relaying now
+  std::atomic<uint64_t> relayed_total{0};  // ever reached relaying
+  std::atomic<uint64_t> auth_failures{0};
+  std::atomic<uint64_t> closed{0};
+  std::atomic<uint64_t> control_requests{0};
+  std::atomic<uint64_t> bytes_to_client{0};
+  std::atomic<uint64_t> bytes_to_server{0};
+};
+
+// The process-wide counters.
+RelayCounters& Counters();
+
+struct InstanceSummary {
+  uint64_t id = 0;
+  std::string peer;
+  std::string username;
+  std::string target;
+  int64_t started_unix = 0;  // seconds since the epoch
+};
+
+class InstanceTable {
+ public:
+  // Adds or replaces the instance `s.id`.
+  void Put(const InstanceSummary& s);
+  // Removes instance `id` (no-op when absent).
+  void Remove(uint64_t id);
+  // Every instance as a dict keyed by ":proxy-N".
+  Value ToValue() const;
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<uint64_t, InstanceSummary> items_;
+};
+
+// The process-wide instance table.
+InstanceTable& Instances();
+
+}  // namespace xr::engine
