@@ -28,3 +28,6 @@ xr_ensure_packages() {
 }
 
 xr_bazel() { (cd "$XR_ROOT" && bazel "$@"); }
+
+# The project's packages. `//...` would also descend into Bazel's own bazel-<dir> symlink.
+XR_TARGETS=(//codec/... //engine/... //auth/... //session_registry/... //tools/... //bench/... //tests/... //:all)
