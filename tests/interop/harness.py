@@ -145,6 +145,16 @@ def display_in_use(n):
 
 
 # ---------------------------------------------------------------- processes
+EVENT_LOG = None   # set by Run: every process start and signal the harness sends goes here
+
+
+def event(msg):
+    """Appends a timestamped line to the run's harness.log."""
+    if EVENT_LOG:
+        with open(EVENT_LOG, "a") as f:
+            f.write("%s %s\n" % (time.strftime("%H:%M:%S"), msg))
+
+
 class Proc:
     """A child process in its own process group, output to a log file."""
 
@@ -158,6 +168,7 @@ class Proc:
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                                   env=env, cwd=cwd, start_new_session=True, preexec_fn=preexec)
         self.pid = self.p.pid
+        event("start pid %d %s: %s" % (self.pid, name, " ".join(argv)[:200]))
 
     def alive(self):
         """True while the process has not exited."""
@@ -178,6 +189,7 @@ class Proc:
         """Sends `sig` to the process group (ignores a group that is already gone)."""
         try:
             os.killpg(self.pid, sig)
+            event("signal %d to group %d (%s)" % (sig, self.pid, self.name))
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -207,6 +219,7 @@ def kill_pids(pids, grace=3.0):
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
+            event("SIGTERM to pid %d" % pid)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + grace
@@ -271,6 +284,8 @@ class Run:
         # The proxy target runs xpra as an unprivileged user that must read DB files here.
         for d in (base, self.dir):
             os.chmod(d, 0o755)
+        global EVENT_LOG
+        EVENT_LOG = os.path.join(self.dir, "harness.log")
         self.home = self.mkdir("home", 0o700)
         self.xdg = self.mkdir("xdg", 0o700)
         self.relay_bin = relay_bin or os.environ.get("XR_RELAY_BIN", os.path.join(ROOT, "bazel-bin", "xpra-relay"))
@@ -542,6 +557,7 @@ class XpraServer:
     def stop(self):
         """Stops xpra, then makes sure its Xvfb and xterm of this run are gone too."""
         if self.proc.alive():
+            event("xpra stop :%d" % self.display)
             # A clean `xpra stop` also ends the session's Xvfb; signals alone may not.
             with contextlib.suppress(subprocess.TimeoutExpired, OSError):
                 subprocess.run([XPRA, "stop", ":%d" % self.display, "--socket-dirs=%s" % self.socket_dir],

@@ -64,7 +64,7 @@ def test_unknown_display(run, fx):
 
 @harness.targets("relay", "proxy")
 def test_dead_tcp_target(run, fx):
-    _refused(run, fx, "ghost", "ghost-pw", None, r"session not found|failed to connect|connection refused",
+    _refused(run, fx, "ghost", "ghost-pw", None, r"(?i)session not found|failed to connect|connection refused|cannot connect",
              r"(?i)fail\w* to connect|refused|cannot connect|unreachable|not found", "deadtcp")
 
 
