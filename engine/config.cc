@@ -79,6 +79,13 @@ Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1024}, uint64_t{256} << 20));
   app.add_option("--max-connections", c.max_connections, "Connections accepted at once, per reactor thread")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1000000}));
+  app.add_option("--max-logins", c.max_logins, "Logins in progress at once, relay-wide (more are turned away)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
+  app.add_option("--max-connections-per-address", c.max_per_address,
+                 "Connections from one source address at once (0 = no cap)");
+  app.add_option("--login-failures", c.login_failures,
+                 "Failed logins allowed per source address and per user before a doubling back-off "
+                 "(1 s, 2 s, ... up to 5 min) refuses further attempts");
   app.add_option("--proxy-sockets", c.proxy_sockets,
                  "A :proxy-N control socket per relayed connection (turn off for very large deployments; "
                  "the relay's own :DISPLAY socket still lists and stops instances)");

@@ -33,6 +33,9 @@ struct RelayConfig {
   double server_timeout = 20;           // seconds: target connect + server hello
   uint64_t max_packet_size = 16u << 20; // from the client
   uint64_t max_connections = 10000;
+  uint64_t max_logins = 200;            // logins in progress at once (xpra proxy: 200)
+  uint64_t max_per_address = 256;       // connections from one source address
+  uint64_t login_failures = 5;          // failed logins per address/user before back-off
   bool proxy_sockets = true;            // a HOSTNAME-proxy-N control socket per connection
   std::string socket_group;             // control sockets mode 0660 for this group
 };

@@ -21,6 +21,7 @@
 
 #include "auth/factory.h"
 #include "engine/control.h"
+#include "engine/limits.h"
 #include "engine/stats.h"
 #include "session_registry/socket_dirs.h"
 #include "engine/config.h"
@@ -226,6 +227,11 @@ int main(int argc, char** argv) {
   WorkerPool pool(cfg.auth_threads, 4096);
   ReactorLimits limits;
   limits.max_connections = cfg.max_connections;
+  limits.max_handshakes = static_cast<int64_t>(cfg.max_logins);
+  AdmissionConfig admission;
+  admission.max_per_address = static_cast<uint32_t>(cfg.max_per_address);
+  admission.free_failures = static_cast<uint32_t>(cfg.login_failures);
+  ConfigureAdmission(admission);
   std::vector<std::unique_ptr<Reactor>> reactors;
   std::vector<std::string> listener_names;
   for (const auto& spec : specs) listener_names.push_back(spec.describe());

@@ -15,17 +15,13 @@
 
 #include "codec/header.h"
 #include "engine/control.h"
+#include "engine/limits.h"
 #include "engine/log.h"
 #include "engine/stats.h"
 #include "engine/version.h"
 
 namespace xr::engine {
 
-int64_t NowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
-}
 
 std::string ListenerSpec::describe() const {
   if (kind == Kind::kUnix) return "unix:" + path;
@@ -228,8 +224,8 @@ class Connection final : public SessionIo {
 
   // A relayed connection.
   Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string peer,
-             std::shared_ptr<const SessionConfig> config)
-      : r_(r), id_(id), peer_(peer), started_ms_(NowMs()) {
+             std::shared_ptr<const SessionConfig> config, bool admitted)
+      : r_(r), id_(id), peer_(peer), started_ms_(NowMs()), admitted_(admitted) {
     client_.fd = std::move(client_fd);
     auto session = std::make_unique<Session>(id, std::move(peer), std::move(config), this);
     session_ = session.get();
@@ -348,6 +344,9 @@ class Connection final : public SessionIo {
     handler_->OnTimeout();
   }
 
+  // Turns the connection away at once with a readable reason.
+  void Refuse(std::string_view why) { handler_->Disconnect(reason::kServerError, why); }
+
   // Graceful stop of the whole relay: tell the client, flush, close.
   void Shutdown() { StopWithReason(reason::kServerShutdown, "the relay is shutting down"); }
 
@@ -412,6 +411,7 @@ class Connection final : public SessionIo {
     }
     if (is_relay() && !counted_handshake_done_) Counters().handshaking--;
     if (is_relay()) Counters().closed++;
+    if (admitted_) GlobalAdmission().Disconnect(AddressOf(peer_));
     CloseInstanceSocket();
   }
 
@@ -679,6 +679,7 @@ class Connection final : public SessionIo {
   std::string stop_reason_;
   std::string stop_detail_;
   bool counted_handshake_done_ = false;
+  bool admitted_ = false;  // counted in the per-address cap
   sockaddr_storage target_addr_{};
   socklen_t target_len_ = 0;
   __kernel_timespec connect_ts_{};
@@ -861,14 +862,29 @@ void Reactor::OnAccept(size_t index, const io_uring_cqe* cqe) {
   }
   std::string peer = l.spec.kind == ListenerSpec::Kind::kUnix ? "unix:" + l.spec.path : PeerName(fd.get());
   uint64_t id = g_next_connection_id.fetch_add(1);
-  XR_INFO("conn", "conn={} peer={} accepted on {}", id, peer, l.spec.describe());
-  auto conn = std::make_unique<Connection>(this, id, std::move(fd), peer, l.spec.session);
+  // Over a limit: the client still gets a readable disconnect packet, then the connection closes.
+  std::string refusal;
+  bool admitted = false;
+  if (Counters().handshaking.load() >= limits_.max_handshakes) {
+    refusal = "too many logins in progress, try again shortly";
+  } else if (!GlobalAdmission().Connect(AddressOf(peer))) {
+    refusal = "too many connections from your address";
+  } else {
+    admitted = true;
+  }
+  XR_INFO("conn", "conn={} peer={} accepted on {}{}", id, peer, l.spec.describe(),
+          refusal.empty() ? "" : " (refused: " + refusal + ")");
+  auto conn = std::make_unique<Connection>(this, id, std::move(fd), peer, l.spec.session, admitted);
   Connection* c = conn.get();
   conns_.emplace(id, std::move(conn));
   stats_.accepted++;
   stats_.active++;
   Counters().accepted++;
   c->Start();
+  if (!refusal.empty()) {
+    c->Refuse(refusal);
+    Reap(c);
+  }
   if (!l.armed && !stopping_) ArmAccept(index);
 }
 

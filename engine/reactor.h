@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/fd.h"
+#include "engine/limits.h"
 #include "engine/session.h"
 #include "engine/uring.h"
 #include "engine/worker_pool.h"
@@ -52,6 +53,7 @@ struct ReactorLimits {
   size_t low_water = 256 * 1024;          // resume reading below this
   int64_t close_linger_ms = 5000;         // time allowed to flush on close
   size_t max_connections = 10000;         // per reactor
+  int64_t max_handshakes = 200;           // logins in progress, relay-wide
 };
 
 // Counters, read from any thread.
@@ -137,7 +139,5 @@ class Reactor {
   int64_t stop_deadline_ms_ = 0;
 };
 
-// Milliseconds on the monotonic clock.
-int64_t NowMs();
 
 }  // namespace xr::engine

@@ -2,6 +2,7 @@
 
 #include "codec/digest.h"
 #include "codec/header.h"
+#include "engine/limits.h"
 #include "engine/log.h"
 #include "engine/stats.h"
 
@@ -277,6 +278,14 @@ void Session::SendChallenge() {
 }
 
 void Session::StartAuth(const Caps& caps) {
+  // Back-off after failed logins, checked before verifying so it gives no password oracle.
+  int64_t wait = GlobalAdmission().BackoffMs(AddressOf(peer_), username_, NowMs());
+  if (wait > 0) {
+    Disconnect(reason::kAuthenticationError,
+               fmt::format("too many failed logins, try again in {} seconds", (wait + 999) / 1000),
+               "login back-off");
+    return;
+  }
   state_ = State::kAuthenticating;
   auth::AuthRequest req;
   req.username = username_;
@@ -323,10 +332,14 @@ void Session::StartAuth(const Caps& caps) {
 void Session::OnAuthDone(AuthOutcome outcome) {
   if (state_ != State::kAuthenticating) return;
   if (!outcome.ok) {
-    if (outcome.client_reason == reason::kAuthenticationError) Counters().auth_failures++;
+    if (outcome.client_reason == reason::kAuthenticationError) {
+      Counters().auth_failures++;
+      GlobalAdmission().Failed(AddressOf(peer_), username_, NowMs());
+    }
     Disconnect(outcome.client_reason, outcome.detail, outcome.log_detail);
     return;
   }
+  GlobalAdmission().Succeeded(AddressOf(peer_), username_);
   username_ = outcome.username;
   target_ = std::move(outcome.target);
   session_options_ = std::move(outcome.session_options);

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "auth/factory.h"
+#include "engine/limits.h"
 #include "codec/cipher.h"
 #include "codec/digest.h"
 #include "codec/frame_reader.h"
@@ -519,4 +520,24 @@ TEST_CASE("AES: a wrong key shows up as a protocol error, not a crash") {
   f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")}), enc->get()));
   CHECK(f.session->state() == Session::State::kClosed);
   CHECK(!f.io.closed.empty());
+}
+
+TEST_CASE("failed logins back off: no verification attempt while blocked") {
+  ConfigureAdmission(AdmissionConfig{0, 2, 600000, 300000});
+  for (int i = 0; i < 3; ++i) {
+    Fixture f;
+    f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+    Value c = f.ExpectOne(f.ClientGot(), "challenge");
+    f.Respond(c, "foo", "wrong");
+    f.RunAuthJobs();
+    f.ExpectDisconnect(reason::kAuthenticationError, "authentication failed");
+  }
+  // Even the right password is not checked now.
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo", "200")})));
+  Value c = f.ExpectOne(f.ClientGot(), "challenge");
+  f.Respond(c, "foo", "bar", "200");
+  CHECK(f.io.auth_jobs.empty());
+  f.ExpectDisconnect(reason::kAuthenticationError, "try again in");
+  ConfigureAdmission(AdmissionConfig{});  // later tests start clean
 }
