@@ -168,6 +168,7 @@ class Proc:
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                                   env=env, cwd=cwd, start_new_session=True, preexec_fn=preexec)
         self.pid = self.p.pid
+        self._stopped = False
         event("start pid %d %s: %s" % (self.pid, name, " ".join(argv)[:200]))
 
     def alive(self):
@@ -195,6 +196,9 @@ class Proc:
 
     def stop(self, grace=8.0):
         """SIGTERM to the group, then SIGKILL after `grace` seconds; always reaps the child."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.alive():
             self.signal_group(signal.SIGTERM)
             try:

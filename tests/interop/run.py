@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 MODULE_ORDER = ["test_attach", "test_input", "test_multi", "test_errors", "test_aes", "test_auth_files",
-                "test_hostile"]
+                "test_shutdown", "test_hostile"]
 LOG_PREFIXES = ("relay", "proxy", "server", "client", "auth-tool")
 
 
@@ -41,7 +41,11 @@ def discover(only=None):
     for n in names:
         if only and n not in only:
             continue
-        m = importlib.import_module(n)
+        try:
+            m = importlib.import_module(n)
+        except Exception:  # noqa: B902 - a broken module is one failure, not a crashed run
+            mods.append((n, None, [("import", traceback.format_exc())]))
+            continue
         tests = [(name, fn) for name, fn in vars(m).items() if name.startswith("test_") and callable(fn)]
         tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
         mods.append((n, m, tests))
@@ -85,7 +89,10 @@ def main():
 
     mods = discover()
     if args.list:
-        for mname, _m, tests in mods:
+        for mname, m, tests in mods:
+            if m is None:
+                print("%s: cannot import" % mname)
+                continue
             for tname, fn in tests:
                 print("%s.%s  [%s]" % (mname, tname, ",".join(getattr(fn, "targets", harness.TARGETS))))
         return 0
@@ -97,6 +104,11 @@ def main():
     passed = failed = skipped = 0
     suite_t0 = time.time()
     for mname, m, tests in mods:
+        if m is None:
+            if args.filter in mname or args.filter.split(".")[0] in mname:
+                print("FAIL %s: cannot import\n    %s" % (mname, tests[0][1].replace("\n", "\n    ")))
+                failed += 1
+            continue
         selected = [(t, fn) for t, fn in tests if args.filter in "%s.%s" % (mname, t)]
         if not selected:
             continue
@@ -138,9 +150,11 @@ def main():
                 t1 = time.time()
                 try:
                     signal.alarm(args.test_timeout)
-                    fn(run, fx)
+                    info = fn(run, fx)
                     signal.alarm(0)
                     print("PASS %s (%.1fs)" % (name, time.time() - t1))
+                    if info and args.verbose:
+                        print("    " + str(info).replace("\n", "\n    "))
                     passed += 1
                 except harness.TestSkip as e:
                     signal.alarm(0)

@@ -17,9 +17,19 @@ def fixture(run):
         yield setup
 
 
+def _gate_saw(run, fx, user, start):
+    """The relay / proxy log names the user after an attach (the connection went through it)."""
+    if fx.gate is None:
+        return
+    new = harness.read_text(fx.gate_log)[start:]
+    check(user in new, "%s log does not mention user %s after the attach:\n%s" % (run.target, user, new[-800:]))
+
+
 def test_attach_unix_entry_shows_xterm(run, fx):
     srv = fx.servers[0]
+    start = harness.log_size(fx.gate_log)
     with fx.client("alice", "alice-pw") as c:
+        _gate_saw(run, fx, "alice", start)
         check("Attached to" in c.text(), "no 'Attached to' in the client log")
         wid, geom, img = harness.assert_window_painted(c, srv.title, save_as="attach-unix.png")
         check(c.attached(), "client no longer attached after the window showed")
@@ -29,7 +39,9 @@ def test_attach_unix_entry_shows_xterm(run, fx):
 def test_attach_tcp_entry_with_display_shows_xterm(run, fx):
     srv = fx.servers[0]
     # The user names the display explicitly, as `xpra attach tcp://.../N` does.
+    start = harness.log_size(fx.gate_log)
     with fx.client("tcpuser", "tcp-pw", display=srv.display) as c:
+        _gate_saw(run, fx, "tcpuser", start)
         harness.assert_window_painted(c, srv.title, save_as="attach-tcp.png")
         check(c.attached(), "client no longer attached after the window showed")
 
