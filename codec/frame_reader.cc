@@ -25,7 +25,7 @@ std::string FrameReader::TakeBuffered() {
     header_.reset();
   }
   out.append(buf_, pos_, std::string::npos);
-  buf_.clear();
+  std::string().swap(buf_);  // give the memory back: a passthrough connection keeps none
   pos_ = 0;
   return out;
 }

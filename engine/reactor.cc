@@ -140,6 +140,27 @@ int64_t TcpRttUs(int fd) {
 
 int64_t UnixNow() { return static_cast<int64_t>(time(nullptr)); }
 
+// FIFO of byte strings. Unlike std::deque it allocates nothing while empty, so an idle
+// connection's two queues cost only their own few bytes.
+class SendQueue {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  std::string& front() { return items_[head_]; }
+  void push_back(std::string s) { items_.push_back(std::move(s)); }
+  void pop_front() {
+    std::string().swap(items_[head_]);
+    if (++head_ == items_.size()) clear();
+  }
+  void clear() {
+    std::vector<std::string>().swap(items_);
+    head_ = 0;
+  }
+
+ private:
+  std::vector<std::string> items_;
+  size_t head_ = 0;
+};
+
 Expected<UniqueFd> OpenTcpListener(const std::string& host, uint16_t port, bool reuseport, bool check_free) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -209,13 +230,12 @@ class Connection final : public SessionIo {
  public:
   struct Leg {
     UniqueFd fd;
-    std::unique_ptr<char[]> buf;
     bool recv_inflight = false;
     bool send_inflight = false;
     bool paused = false;  // recv not re-armed because the other leg is backed up
     bool eof = false;
     bool failed = false;
-    std::deque<std::string> outq;
+    SendQueue outq;
     size_t out_off = 0;
     size_t out_bytes = 0;
     uint64_t bytes_in = 0;
@@ -314,8 +334,19 @@ class Connection final : public SessionIo {
     if (!(op == Reactor::kCtlAccept && (flags & IORING_CQE_F_MORE))) --inflight_;
     switch (op) {
       case Reactor::kCtlAccept: OnControlAccept(res, flags); break;
-      case Reactor::kClientRecv: OnRecv(client_, server_, true, res); break;
-      case Reactor::kServerRecv: OnRecv(server_, client_, false, res); break;
+      case Reactor::kClientRecv:
+      case Reactor::kServerRecv: {
+        bool from_client = op == Reactor::kClientRecv;
+        const char* data = nullptr;
+        uint16_t bid = 0;
+        if (flags & IORING_CQE_F_BUFFER) {
+          bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+          data = r_->bufs_.buffer(bid);
+        }
+        OnRecv(from_client ? client_ : server_, from_client ? server_ : client_, from_client, res, data);
+        if (flags & IORING_CQE_F_BUFFER) r_->bufs_.Recycle(bid);  // the data was copied or consumed
+        break;
+      }
       case Reactor::kClientSend: OnSend(client_, Reactor::kClientSend, true, res); break;
       case Reactor::kServerSend: OnSend(server_, Reactor::kServerSend, false, res); break;
       case Reactor::kConnect: OnConnect(res); break;
@@ -342,6 +373,15 @@ class Connection final : public SessionIo {
       return;
     }
     handler_->OnTimeout();
+  }
+
+  // Re-arms a receive that failed with -ENOBUFS.
+  void RearmRecv(bool client) {
+    if (client) {
+      ArmRecv(client_, Reactor::kClientRecv);
+    } else if (!server_.paused) {
+      ArmRecv(server_, Reactor::kServerRecv);
+    }
   }
 
   // Turns the connection away at once with a readable reason.
@@ -418,9 +458,11 @@ class Connection final : public SessionIo {
  private:
   void ArmRecv(Leg& leg, Reactor::Op op) {
     if (!leg.fd.valid() || leg.recv_inflight || leg.eof || leg.failed || closing_) return;
-    if (!leg.buf) leg.buf = std::make_unique<char[]>(r_->limits_.recv_buffer);
+    // No buffer of our own: the kernel picks one from the reactor's ring when data arrives.
     io_uring_sqe* sqe = r_->ring_.GetSqe();
-    io_uring_prep_recv(sqe, leg.fd.get(), leg.buf.get(), r_->limits_.recv_buffer, 0);
+    io_uring_prep_recv(sqe, leg.fd.get(), nullptr, r_->bufs_.buf_size(), 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = r_->bufs_.group();
     io_uring_sqe_set_data64(sqe, Reactor::Tag(id_, op));
     leg.recv_inflight = true;
     ++inflight_;
@@ -454,7 +496,7 @@ class Connection final : public SessionIo {
     ++inflight_;
   }
 
-  void OnRecv(Leg& leg, Leg& other, bool from_client, int res) {
+  void OnRecv(Leg& leg, Leg& other, bool from_client, int res, const char* buf) {
     leg.recv_inflight = false;
     if (res == -ECANCELED || closing_) {
       MaybeFinishClose();
@@ -462,6 +504,11 @@ class Connection final : public SessionIo {
     }
     if (res == -EAGAIN || res == -EINTR) {
       ArmRecv(leg, from_client ? Reactor::kClientRecv : Reactor::kServerRecv);
+      return;
+    }
+    if (res == -ENOBUFS) {
+      // Every ring buffer is in use this instant: re-arm once this batch has recycled some.
+      r_->nobufs_.push_back({id_, from_client});
       return;
     }
     if (res <= 0) {
@@ -477,7 +524,7 @@ class Connection final : public SessionIo {
       return;
     }
     leg.bytes_in += static_cast<uint64_t>(res);
-    std::string_view data(leg.buf.get(), static_cast<size_t>(res));
+    std::string_view data(buf, static_cast<size_t>(res));
     if (passthrough_) {
       if (from_client) {
         if (stop_pending_) {  // the client's stream no longer matters
@@ -1001,6 +1048,10 @@ bool Reactor::Run() {
     XR_ERROR("engine", "reactor {}: {}", index_, s.error().message);
     return false;
   }
+  if (Status s = bufs_.Init(ring_.get(), 1, limits_.recv_buffers, limits_.recv_buffer); !s.ok()) {
+    XR_ERROR("engine", "reactor {}: {}", index_, s.error().message);
+    return false;
+  }
   bool ok = true;
   for (size_t i = 0; i < listeners_.size(); ++i) ArmAccept(i);
   ArmTick();
@@ -1022,6 +1073,13 @@ bool Reactor::Run() {
       ++count;
     }
     io_uring_cq_advance(ring_.get(), count);
+    if (!nobufs_.empty()) {
+      std::vector<std::pair<uint64_t, bool>> retry;
+      retry.swap(nobufs_);
+      for (auto [id, client] : retry) {
+        if (Connection* c = Find(id)) c->RearmRecv(client);
+      }
+    }
   }
   XR_INFO("engine", "reactor {} stopped ({} connections left)", index_, conns_.size());
   return ok;

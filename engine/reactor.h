@@ -48,7 +48,8 @@ struct ListenerSpec {
 
 // Limits that apply to every connection of a reactor.
 struct ReactorLimits {
-  size_t recv_buffer = 64 * 1024;         // bytes read per recv
+  size_t recv_buffer = 64 * 1024;         // bytes read per recv (one provided buffer)
+  unsigned recv_buffers = 256;            // provided buffers per reactor (a power of two)
   size_t high_water = 1 << 20;            // stop reading a leg when the other leg has this queued
   size_t low_water = 256 * 1024;          // resume reading below this
   int64_t close_linger_ms = 5000;         // time allowed to flush on close
@@ -125,6 +126,8 @@ class Reactor {
   ReactorLimits limits_;
   ControlConfig control_;
   Ring ring_;
+  BufferRing bufs_;
+  std::vector<std::pair<uint64_t, bool>> nobufs_;  // (connection, client leg) to re-arm
   std::vector<Listener> listeners_;
   std::vector<std::string> bound_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;

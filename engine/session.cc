@@ -507,6 +507,15 @@ void Session::HandleServerHello(const Value& caps) {
     server_rest += server_reader_.TakeBuffered();
     if (!client_rest.empty()) io_->SendToServer(std::move(client_rest));
     if (!server_rest.empty()) io_->SendToClient(std::move(server_rest));
+    // Nothing of the handshake is needed any more: an idle relayed connection keeps only
+    // what `xpra info :proxy-N` reports.
+    client_caps_ = Value();
+    cipher_caps_ = Value();
+    std::string().swap(server_salt_);
+    std::vector<std::string>().swap(pending_to_server_);
+    client_decoder_ = PacketDecoder(config_->client_limits, config_->decode_limits);
+    server_decoder_ = PacketDecoder(FrameLimits{kHardMaxPayload, config_->client_limits.max_pending_chunks},
+                                    config_->decode_limits);
     io_->StartPassthrough();
     return;
   }

@@ -1,5 +1,6 @@
 #include "engine/uring.h"
 
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -86,6 +87,48 @@ io_uring_sqe* Ring::GetSqe() {
 }
 
 int Ring::SubmitAndWait() { return io_uring_submit_and_wait(&ring_, 1); }
+
+BufferRing::~BufferRing() {
+  if (br_ != nullptr && ring_ != nullptr) io_uring_unregister_buf_ring(ring_, group_);
+  if (br_ != nullptr) munmap(br_, ring_bytes_);
+  if (data_ != nullptr) munmap(data_, data_bytes_);
+}
+
+Status BufferRing::Init(io_uring* ring, uint16_t group, unsigned entries, size_t buf_size) {
+  ring_bytes_ = entries * sizeof(io_uring_buf);
+  void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (mem == MAP_FAILED) return MakeError(ErrorCode::kIo, fmt::format("buffer ring: {}", std::strerror(errno)));
+  br_ = static_cast<io_uring_buf_ring*>(mem);
+  data_bytes_ = entries * buf_size;
+  mem = mmap(nullptr, data_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (mem == MAP_FAILED) return MakeError(ErrorCode::kIo, fmt::format("buffer ring: {}", std::strerror(errno)));
+  data_ = static_cast<char*>(mem);
+  io_uring_buf_ring_init(br_);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(br_);
+  reg.ring_entries = entries;
+  reg.bgid = group;
+  int rc = io_uring_register_buf_ring(ring, &reg, 0);
+  if (rc < 0) {
+    return MakeError(ErrorCode::kUnsupported,
+                     fmt::format("provided buffer rings are not available: {} (Linux 5.19+ needed)", std::strerror(-rc)));
+  }
+  ring_ = ring;
+  entries_ = entries;
+  buf_size_ = buf_size;
+  group_ = group;
+  for (unsigned i = 0; i < entries; ++i) {
+    io_uring_buf_ring_add(br_, buffer(static_cast<uint16_t>(i)), static_cast<unsigned>(buf_size), static_cast<uint16_t>(i),
+                          io_uring_buf_ring_mask(entries), static_cast<int>(i));
+  }
+  io_uring_buf_ring_advance(br_, static_cast<int>(entries));
+  return Status::Ok();
+}
+
+void BufferRing::Recycle(uint16_t bid) {
+  io_uring_buf_ring_add(br_, buffer(bid), static_cast<unsigned>(buf_size_), bid, io_uring_buf_ring_mask(entries_), 0);
+  io_uring_buf_ring_advance(br_, 1);
+}
 
 Status ProbeIoUring() {
   Ring ring;
