@@ -10,7 +10,8 @@ namespace xr::bencode {
 namespace {
 
 using codec_internal::AppendDecimal;
-using codec_internal::DictBuilder;
+using codec_internal::FinishDict;
+using codec_internal::Emplace;
 using codec_internal::HexByte;
 using codec_internal::ParseDecimal;
 
@@ -60,6 +61,7 @@ class Decoder {
         p_(begin_),
         end_(begin_ + data.size()),
         limits_(limits),
+        elements_left_(limits.max_elements),
         max_depth_(std::min(limits.max_depth, kMaxDecodeDepthCeiling)) {}
 
   Expected<Value> Run() {
@@ -87,7 +89,7 @@ class Decoder {
   // Decodes the value at p_ (nesting level `level`, top = 0) into *out.
   bool DecodeValue(int level, Value* out) {
     if (p_ == end_) return Truncated("a value");
-    if (++elements_ > limits_.max_elements) {
+    if (elements_left_-- == 0) {
       return Fail(ErrorCode::kTooLarge, "more than " + std::to_string(limits_.max_elements) + " elements");
     }
     const uint8_t tag = *p_;
@@ -170,9 +172,9 @@ class Decoder {
         return Fail(ErrorCode::kMalformed, "invalid utf-8 in text string at offset " +
                                                std::to_string(tag_at - begin_));
       }
-      *out = Value(Text{std::string(reinterpret_cast<const char*>(p_), len)});
+      Emplace(out, Text{std::string(reinterpret_cast<const char*>(p_), len)});
     } else {
-      *out = Value(Bytes{std::string(reinterpret_cast<const char*>(p_), len)});
+      Emplace(out, Bytes{std::string(reinterpret_cast<const char*>(p_), len)});
     }
     p_ += len;
     return true;
@@ -199,38 +201,38 @@ class Decoder {
       list.emplace_back();
       if (!DecodeValue(level + 1, &list.back())) return false;
     }
-    *out = Value(std::move(list));
+    Emplace(out, std::move(list));
     return true;
   }
 
   bool DecodeDict(int level, Value* out) {
+    const uint8_t* dict_at = p_;
     if (!EnterContainer(level)) return false;
-    DictBuilder dict(0, /*lists_are_tuples=*/false, "bencode");
+    Dict dict;
     while (true) {
       if (p_ == end_) return Truncated("a dict");
       if (*p_ == 'e') {
         ++p_;
         break;
       }
-      const uint8_t* key_at = p_;
-      Value key, value;
-      if (!DecodeValue(level + 1, &key) || !DecodeValue(level + 1, &value)) return false;
-      Status st = dict.Add(std::move(key), std::move(value));
-      if (!st.ok()) {
-        error_ = Error{st.error().code, st.error().message + " at offset " + std::to_string(key_at - begin_)};
-        return false;
-      }
+      auto& entry = dict.emplace_back();
+      if (!DecodeValue(level + 1, &entry.first) || !DecodeValue(level + 1, &entry.second)) return false;
     }
-    *out = Value(dict.Take());
+    Status st = FinishDict(&dict, /*lists_are_tuples=*/false, "bencode");
+    if (!st.ok()) {
+      error_ = Error{st.error().code, st.error().message + " in the dict at offset " + std::to_string(dict_at - begin_)};
+      return false;
+    }
+    Emplace(out, std::move(dict));
     return true;
   }
 
   const uint8_t* begin_;
   const uint8_t* p_;
   const uint8_t* end_;
-  const DecodeLimits& limits_;
+  const DecodeLimits limits_;
+  size_t elements_left_;  // values still allowed by max_elements
   const int max_depth_;
-  size_t elements_ = 0;
   Error error_;
 };
 

@@ -1,9 +1,9 @@
 #include "codec/decode_util.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
-#include <functional>
 
 namespace xr::codec_internal {
 
@@ -36,46 +36,88 @@ std::string HexByte(uint8_t b) {
 
 namespace {
 
-constexpr size_t kLinearLimit = 8;  // dicts up to this size are searched linearly
+constexpr size_t kPairwiseLimit = 16;  // dicts up to this size are checked pair by pair
 
-bool IsNumeric(Value::Kind k) {
-  return k == Value::Kind::kBool || k == Value::Kind::kInt || k == Value::Kind::kFloat;
-}
-
-// f == i in Python: f integral and exactly i.
-bool FloatEqualsInt(double f, int64_t i) {
-  constexpr double kTwo63 = 9223372036854775808.0;
-  if (!(f >= -kTwo63 && f < kTwo63) || f != std::trunc(f)) return false;
-  return static_cast<int64_t>(f) == i;
-}
-
-// Python == between two hashable keys (string spellings compare regardless of bytes/text).
-bool KeyEqual(const Value& a, const Value& b) {
-  const auto ka = a.kind(), kb = b.kind();
-  if (IsNumeric(ka) && IsNumeric(kb)) {
-    if (ka == Value::Kind::kFloat && kb == Value::Kind::kFloat) {
-      return a.as_float().value == b.as_float().value;
-    }
-    if (ka == Value::Kind::kFloat) return FloatEqualsInt(a.as_float().value, *b.to_int());
-    if (kb == Value::Kind::kFloat) return FloatEqualsInt(b.as_float().value, *a.to_int());
-    return *a.to_int() == *b.to_int();
+// Order of key families; equal keys are always in the same family.
+int Family(Value::Kind k) {
+  switch (k) {
+    case Value::Kind::kBool:
+    case Value::Kind::kInt:
+    case Value::Kind::kFloat: return 0;
+    case Value::Kind::kNone: return 1;
+    case Value::Kind::kBigInt: return 2;
+    case Value::Kind::kBytes:
+    case Value::Kind::kText: return 3;
+    case Value::Kind::kList: return 4;
+    case Value::Kind::kDict: return 5;
   }
-  if (a.is_string() && b.is_string()) return a.as_string() == b.as_string();
-  if (ka != kb) return false;
-  switch (ka) {
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kBigInt: return a.as_bigint() == b.as_bigint();
-    case Value::Kind::kList: {
+  return 6;
+}
+
+template <typename T>
+int Cmp(T a, T b) {
+  return a < b ? -1 : (b < a ? 1 : 0);
+}
+
+// Exact three-way comparison of an int64 and a non-NaN double.
+int CompareIntDouble(int64_t i, double d) {
+  constexpr double kTwo63 = 9223372036854775808.0;
+  if (d >= kTwo63) return -1;
+  if (d < -kTwo63) return 1;
+  const double whole = std::trunc(d);
+  const int c = Cmp(i, static_cast<int64_t>(whole));
+  if (c != 0) return c;
+  return Cmp(0.0, d - whole);
+}
+
+// Decimal magnitude comparison of two canonical big integers.
+int CompareBig(const std::string& a, const std::string& b) {
+  const bool na = !a.empty() && a[0] == '-';
+  const bool nb = !b.empty() && b[0] == '-';
+  if (na != nb) return na ? -1 : 1;
+  int mag = Cmp(a.size(), b.size());
+  if (mag == 0) mag = a.compare(b) < 0 ? -1 : (a == b ? 0 : 1);
+  return na ? -mag : mag;
+}
+
+// A total preorder on hashable keys whose ties are exactly Python's == for keys without NaN
+// (NaNs tie with each other but equal nothing; see HasNaN). Strings compare by bytes only.
+int KeyCompare(const Value& a, const Value& b) {
+  const int fa = Family(a.kind()), fb = Family(b.kind());
+  if (fa != fb) return Cmp(fa, fb);
+  switch (fa) {
+    case 0: {
+      const bool da = a.is_float(), db = b.is_float();
+      if (!da && !db) return Cmp(*a.to_int(), *b.to_int());
+      const double x = da ? a.as_float().value : 0, y = db ? b.as_float().value : 0;
+      const bool xnan = da && std::isnan(x), ynan = db && std::isnan(y);
+      if (xnan || ynan) return Cmp(xnan, ynan);  // NaNs after every number
+      if (da && db) return Cmp(x, y);
+      return da ? -CompareIntDouble(*b.to_int(), x) : CompareIntDouble(*a.to_int(), y);
+    }
+    case 1: return 0;
+    case 2: return CompareBig(a.as_bigint().decimal, b.as_bigint().decimal);
+    case 3: {
+      const int c = a.as_string().compare(b.as_string());
+      return c < 0 ? -1 : (c > 0 ? 1 : 0);
+    }
+    case 4: {
       const List& la = a.as_list();
       const List& lb = b.as_list();
-      if (la.size() != lb.size()) return false;
-      for (size_t i = 0; i < la.size(); ++i) {
-        if (!KeyEqual(la[i], lb[i])) return false;
+      for (size_t i = 0; i < la.size() && i < lb.size(); ++i) {
+        if (int c = KeyCompare(la[i], lb[i])) return c;
       }
-      return true;
+      return Cmp(la.size(), lb.size());
     }
-    default: return false;
+    default: return 0;
   }
+}
+
+// True when the key holds a NaN somewhere: such a key equals no other key.
+bool HasNaN(const Value& v) {
+  if (v.is_float()) return std::isnan(v.as_float().value);
+  if (v.is_list()) return std::any_of(v.as_list().begin(), v.as_list().end(), HasNaN);
+  return false;
 }
 
 uint64_t Mix(uint64_t x) {
@@ -85,7 +127,33 @@ uint64_t Mix(uint64_t x) {
   return x;
 }
 
-// Consistent with KeyEqual: equal keys hash alike.
+// A quick hash of short strings (dict keys), 8 bytes per step. Collisions only cost time:
+// keys with equal hashes are then sorted, so crafted collisions cannot make this quadratic.
+uint64_t StringHash(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+  auto load64 = [](const char* q) {
+    uint64_t w;
+    std::memcpy(&w, q, 8);
+    return w;
+  };
+  if (n >= 8) {
+    for (; n > 8; p += 8, n -= 8) h = (h ^ load64(p)) * 0xbf58476d1ce4e5b9ULL;
+    h ^= load64(p + n - 8);  // the last 8 bytes, overlapping what came before
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    h ^= (uint64_t{a} << 32) | b;
+  } else if (n > 0) {
+    h ^= (uint64_t{static_cast<uint8_t>(p[0])} << 16) | (uint64_t{static_cast<uint8_t>(p[n / 2])} << 8) |
+         static_cast<uint8_t>(p[n - 1]);
+  }
+  return Mix(h);
+}
+
+// Equal keys (KeyCompare ties) hash alike: numbers by integral value, strings by bytes.
 uint64_t KeyHash(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::kNone: return 0x6e6f6e65ULL;
@@ -100,9 +168,9 @@ uint64_t KeyHash(const Value& v) {
       std::memcpy(&bits, &f, sizeof bits);
       return Mix(bits);
     }
-    case Value::Kind::kBigInt: return Mix(std::hash<std::string_view>{}(v.as_bigint().decimal) ^ 0xb16ULL);
+    case Value::Kind::kBigInt: return StringHash(v.as_bigint().decimal) ^ 0xb16ULL;
     case Value::Kind::kBytes:
-    case Value::Kind::kText: return std::hash<std::string_view>{}(v.as_string());
+    case Value::Kind::kText: return StringHash(v.as_string());
     case Value::Kind::kList: {
       uint64_t h = 0x7475706cULL;
       for (const auto& e : v.as_list()) h = Mix(h * 31 + KeyHash(e));
@@ -124,74 +192,87 @@ const char* UnhashablePart(const Value& key, bool lists_are_tuples) {
   return nullptr;
 }
 
+// Merges entry `dup` into the earlier, equal entry `keep` (Python: first key, last value).
+Status Merge(Dict& d, size_t keep, size_t dup, const char* codec) {
+  const Value& kept = d[keep].first;
+  if (kept.is_string() && kept.kind() != d[dup].first.kind()) {
+    return MakeError(ErrorCode::kMalformed, std::string(codec) + ": dict has both a bytes and a text key " +
+                                                kept.repr(64));
+  }
+  d[keep].second = std::move(d[dup].second);
+  return Status::Ok();
+}
+
+// Drops the entries marked in `gone`, keeping the order of the rest.
+void Compact(Dict& d, const std::vector<bool>& gone) {
+  size_t out = 0;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (gone[i]) continue;
+    if (out != i) d[out] = std::move(d[i]);
+    ++out;
+  }
+  d.erase(d.begin() + static_cast<ptrdiff_t>(out), d.end());
+}
+
 }  // namespace
 
-DictBuilder::DictBuilder(size_t expected, bool lists_are_tuples, const char* codec)
-    : lists_are_tuples_(lists_are_tuples), codec_(codec) {
-  entries_.reserve(expected);
-}
-
-ptrdiff_t DictBuilder::Find(const Value& key, uint64_t hash) const {
-  if (table_.empty()) {
-    for (size_t i = 0; i < entries_.size(); ++i) {
-      if (KeyEqual(entries_[i].first, key)) return static_cast<ptrdiff_t>(i);
-    }
-    return -1;
-  }
-  const size_t mask = table_.size() - 1;
-  for (size_t s = hash & mask;; s = (s + 1) & mask) {
-    const uint32_t slot = table_[s];
-    if (slot == 0) return -1;
-    const size_t i = slot - 1;
-    if (hashes_[i] == hash && KeyEqual(entries_[i].first, key)) return static_cast<ptrdiff_t>(i);
-  }
-}
-
-void DictBuilder::Rehash(size_t slots) {
-  table_.assign(slots, 0);
-  const size_t mask = slots - 1;
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    size_t s = hashes_[i] & mask;
-    while (table_[s] != 0) s = (s + 1) & mask;
-    table_[s] = static_cast<uint32_t>(i + 1);
-  }
-}
-
-Status DictBuilder::Add(Value key, Value value) {
-  if (const char* bad = UnhashablePart(key, lists_are_tuples_)) {
-    return MakeError(ErrorCode::kMalformed, std::string(codec_) + ": unhashable dict key (" + bad + ")");
-  }
-  uint64_t hash = 0;
-  if (!table_.empty() || entries_.size() >= kLinearLimit) {
-    if (table_.empty()) {
-      hashes_.reserve(entries_.size() * 2);
-      for (const auto& e : entries_) hashes_.push_back(KeyHash(e.first));
-      Rehash(32);
-    }
-    hash = KeyHash(key);
-  }
-  const ptrdiff_t found = Find(key, hash);
-  if (found >= 0) {
-    Value& existing = entries_[static_cast<size_t>(found)].first;
-    if (existing.is_string() && existing.kind() != key.kind()) {
-      return MakeError(ErrorCode::kMalformed, std::string(codec_) + ": dict has both a bytes and a text key '" +
-                                                  existing.repr(64) + "'");
-    }
-    entries_[static_cast<size_t>(found)].second = std::move(value);
-    return Status::Ok();
-  }
-  entries_.emplace_back(std::move(key), std::move(value));
-  if (!table_.empty()) {
-    hashes_.push_back(hash);
-    if (entries_.size() * 2 > table_.size()) {
-      Rehash(table_.size() * 2);
-    } else {
-      const size_t mask = table_.size() - 1;
-      size_t s = hash & mask;
-      while (table_[s] != 0) s = (s + 1) & mask;
-      table_[s] = static_cast<uint32_t>(entries_.size());
+Status FinishDict(Dict* dict, bool lists_are_tuples, const char* codec) {
+  Dict& d = *dict;
+  const size_t n = d.size();
+  for (const auto& entry : d) {
+    if (entry.first.is_string() || entry.first.is_int()) continue;
+    if (const char* bad = UnhashablePart(entry.first, lists_are_tuples)) {
+      return MakeError(ErrorCode::kMalformed, std::string(codec) + ": unhashable dict key (" + bad + ")");
     }
   }
+  std::vector<bool> gone;
+  if (n <= kPairwiseLimit) {
+    // Each key against the kept keys before it.
+    for (size_t i = 1; i < n; ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if ((!gone.empty() && gone[j]) || KeyCompare(d[j].first, d[i].first) != 0 || HasNaN(d[i].first)) continue;
+        Status st = Merge(d, j, i, codec);
+        if (!st.ok()) return st;
+        if (gone.empty()) gone.resize(n);
+        gone[i] = true;
+        break;
+      }
+    }
+  } else {
+    // Sort (hash, position) pairs; only keys sharing a hash can be equal. Each such group is
+    // then sorted by key (ties by position) and each run of equal keys merged into its first.
+    std::vector<uint64_t> by_hash(n);
+    for (size_t i = 0; i < n; ++i) by_hash[i] = (KeyHash(d[i].first) & 0xffffffff00000000ULL) | i;
+    std::sort(by_hash.begin(), by_hash.end());
+    std::vector<uint32_t> group;
+    for (size_t start = 0; start < n;) {
+      size_t end = start + 1;
+      while (end < n && (by_hash[end] >> 32) == (by_hash[start] >> 32)) ++end;
+      if (end - start > 1) {
+        group.clear();
+        for (size_t k = start; k < end; ++k) group.push_back(static_cast<uint32_t>(by_hash[k]));
+        std::sort(group.begin(), group.end(), [&d](uint32_t a, uint32_t b) {
+          const int c = KeyCompare(d[a].first, d[b].first);
+          return c != 0 ? c < 0 : a < b;
+        });
+        for (size_t run = 0; run < group.size();) {
+          size_t stop = run + 1;
+          while (stop < group.size() && KeyCompare(d[group[run]].first, d[group[stop]].first) == 0) ++stop;
+          if (stop - run > 1 && !HasNaN(d[group[run]].first)) {
+            for (size_t k = run + 1; k < stop; ++k) {
+              Status st = Merge(d, group[run], group[k], codec);
+              if (!st.ok()) return st;
+              if (gone.empty()) gone.resize(n);
+              gone[group[k]] = true;
+            }
+          }
+          run = stop;
+        }
+      }
+      start = end;
+    }
+  }
+  if (!gone.empty()) Compact(d, gone);
   return Status::Ok();
 }
 

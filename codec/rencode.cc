@@ -12,7 +12,8 @@ namespace xr::rencode {
 namespace {
 
 using codec_internal::AppendDecimal;
-using codec_internal::DictBuilder;
+using codec_internal::FinishDict;
+using codec_internal::Emplace;
 using codec_internal::HexByte;
 using codec_internal::ParseDecimal;
 
@@ -69,6 +70,7 @@ class Decoder {
         p_(begin_),
         end_(begin_ + data.size()),
         limits_(limits),
+        elements_left_(limits.max_elements),
         max_depth_(std::min(limits.max_depth, kMaxDecodeDepthCeiling)) {}
 
   Expected<Value> Run() {
@@ -96,18 +98,18 @@ class Decoder {
   // Decodes the value at p_ (nesting level `level`, top = 0) into *out.
   bool DecodeValue(int level, Value* out) {
     if (p_ == end_) return Truncated("a value");
-    if (++elements_ > limits_.max_elements) {
+    if (elements_left_-- == 0) {
       return Fail(ErrorCode::kTooLarge, "more than " + std::to_string(limits_.max_elements) + " elements");
     }
     const uint8_t tag = *p_++;
     if (tag >= kListFixedStart) return DecodeList(level, tag - kListFixedStart, out);
     if (tag >= kStrFixedStart) return DecodeBytes(tag - kStrFixedStart, out);
     if (tag < kIntPosFixedStart + kIntPosFixedCount) {
-      *out = Value(static_cast<int64_t>(tag));
+      Emplace(out, static_cast<int64_t>(tag));
       return true;
     }
     if (tag >= kIntNegFixedStart && tag < kIntNegFixedStart + kIntNegFixedCount) {
-      *out = Value(static_cast<int64_t>(-1 - (tag - kIntNegFixedStart)));
+      Emplace(out, static_cast<int64_t>(-1 - (tag - kIntNegFixedStart)));
       return true;
     }
     if (tag >= kDictFixedStart && tag < kDictFixedStart + kDictFixedCount) {
@@ -125,7 +127,7 @@ class Decoder {
         float f;
         std::memcpy(&f, &bits, sizeof f);
         p_ += 4;
-        *out = Value(Float{f, true});
+        Emplace(out, Float{f, true});
         return true;
       }
       case kFloat64: {
@@ -134,12 +136,12 @@ class Decoder {
         double d;
         std::memcpy(&d, &bits, sizeof d);
         p_ += 8;
-        *out = Value(Float{d, false});
+        Emplace(out, Float{d, false});
         return true;
       }
-      case kTrue: *out = Value(true); return true;
-      case kFalse: *out = Value(false); return true;
-      case kNone: *out = Value(); return true;
+      case kTrue: Emplace(out, true); return true;
+      case kFalse: Emplace(out, false); return true;
+      case kNone: return true;  // *out is already None
       case kList: return DecodeList(level, -1, out);
       case kDict: return DecodeDict(level, -1, out);
       default: break;
@@ -156,7 +158,7 @@ class Decoder {
     p_ += n;
     // Sign-extend from n bytes.
     const int shift = 64 - 8 * n;
-    *out = Value(static_cast<int64_t>(raw << shift) >> shift);
+    Emplace(out, static_cast<int64_t>(raw << shift) >> shift);
     return true;
   }
 
@@ -192,7 +194,7 @@ class Decoder {
 
   bool DecodeBytes(size_t n, Value* out) {
     if (remaining() < n) return Truncated("a string");
-    *out = Value(Bytes{std::string(reinterpret_cast<const char*>(p_), n)});
+    Emplace(out, Bytes{std::string(reinterpret_cast<const char*>(p_), n)});
     p_ += n;
     return true;
   }
@@ -245,6 +247,7 @@ class Decoder {
         if (!DecodeValue(level + 1, &item)) return false;
       }
     } else {
+      list.reserve(kListFixedCount);  // python-rencode only terminates lists this long
       while (true) {
         if (p_ == end_) return Truncated("a list");
         if (*p_ == kTerm) {
@@ -255,13 +258,16 @@ class Decoder {
         if (!DecodeValue(level + 1, &list.back())) return false;
       }
     }
-    *out = Value(std::move(list));
+    Emplace(out, std::move(list));
     return true;
   }
 
   bool DecodeDict(int level, int count, Value* out) {
     if (!EnterContainer(level)) return false;
-    DictBuilder dict(count >= 0 ? static_cast<size_t>(count) : 0, /*lists_are_tuples=*/true, "rencode");
+    const uint8_t* dict_at = p_ - 1;
+    Dict dict;
+    // python-rencode only terminates dicts of kDictFixedCount entries or more.
+    dict.reserve(count >= 0 ? static_cast<size_t>(count) : kDictFixedCount);
     for (int i = 0; count < 0 || i < count; ++i) {
       if (count < 0) {
         if (p_ == end_) return Truncated("a dict");
@@ -270,25 +276,24 @@ class Decoder {
           break;
         }
       }
-      const uint8_t* key_at = p_;
-      Value key, value;
-      if (!DecodeValue(level + 1, &key) || !DecodeValue(level + 1, &value)) return false;
-      Status st = dict.Add(std::move(key), std::move(value));
-      if (!st.ok()) {
-        error_ = Error{st.error().code, st.error().message + " at offset " + std::to_string(key_at - begin_)};
-        return false;
-      }
+      auto& entry = dict.emplace_back();
+      if (!DecodeValue(level + 1, &entry.first) || !DecodeValue(level + 1, &entry.second)) return false;
     }
-    *out = Value(dict.Take());
+    Status st = FinishDict(&dict, /*lists_are_tuples=*/true, "rencode");
+    if (!st.ok()) {
+      error_ = Error{st.error().code, st.error().message + " in the dict at offset " + std::to_string(dict_at - begin_)};
+      return false;
+    }
+    Emplace(out, std::move(dict));
     return true;
   }
 
   const uint8_t* begin_;
   const uint8_t* p_;
   const uint8_t* end_;
-  const DecodeLimits& limits_;
+  const DecodeLimits limits_;
+  size_t elements_left_;  // values still allowed by max_elements
   const int max_depth_;
-  size_t elements_ = 0;
   Error error_;
 };
 

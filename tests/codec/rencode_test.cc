@@ -242,6 +242,20 @@ TEST_CASE("repeated dict keys: first position, last value, as a python dict") {
   for (const auto& [k, e] : v->as_dict()) CHECK(e == I(1));
 }
 
+TEST_CASE("NaN keys are never merged (NaN != NaN), in small and large dicts") {
+  const std::string nan = "\x42\x7f\xc0\x00\x00"s;
+  auto v = xr::rencode::Decode("\x68"s + nan + "\x01" + nan + "\x02");
+  REQUIRE(v.ok());
+  CHECK(v->as_dict().size() == 2);
+  std::string big = "\x3c";
+  for (int i = 0; i < 20; ++i) big += "\x81"s + static_cast<char>('A' + i) + "\x00"s;
+  for (int i = 0; i < 3; ++i) big += nan + "\x01"s + "\xc1"s + nan + "\x02"s;  // NaN and (NaN,) keys
+  big += "\x7f";
+  v = xr::rencode::Decode(big);
+  REQUIRE(v.ok());
+  CHECK(v->as_dict().size() == 26);
+}
+
 TEST_CASE("malformed: truncated at every offset of the hello vector") {
   const std::string bytes = Golden("hello");
   for (size_t n = 0; n < bytes.size(); ++n) {

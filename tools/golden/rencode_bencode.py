@@ -231,6 +231,10 @@ def rencode_vectors():
         ("dec_dup_keys", b"i\x81a\x01\x81b\x02\x81a\x03"),
         ("dec_int_true_key", b"h\x01\x81iC\x81t"),
         ("dec_float_int_key", b"h\x01\x81iB?\x80\x00\x00\x81f"),
+        # 20 distinct keys, then 1 / True / 1.0, a tuple twice and a big int twice: the sorted path.
+        ("dec_dup_keys_large", b"<" + b"".join(b"\x83k%02d" % i + bytes([i]) for i in range(20)) +
+         b"\x01\x81aC\x81bB?\x80\x00\x00\x81c\xc2\x01\x02\x81d\xc2\x01\x02\x81e" +
+         b"=18446744073709551616\x7f\x81f=18446744073709551616\x7f\x81g\x7f"),
     ]
     return vecs, decode_only
 
@@ -245,6 +249,8 @@ def bencode_vectors():
         ("dec_dup_keys", b"d1:ai1e1:bi2e1:ai3ee"),
         ("dec_bytes_and_int_keys", b"di1e1:a1:1i2ee"),
         ("dec_zero_len", b"l0:u0:e"),
+        ("dec_dup_keys_large", b"d" + b"".join(b"3:k%02di%de" % (i, i) for i in range(20)) +
+         b"1:ai1ei7e1:xi7e1:yu1:bi1e1:ai2ei7ei3eu1:bi4ee"),
     ]
     return vecs, decode_only
 
