@@ -13,7 +13,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "codec/bencode.h"
+#include "codec/compression.h"
+#include "codec/frame_reader.h"
 #include "codec/header.h"
+#include "codec/packet.h"
+#include "codec/rencode.h"
 #include "engine/control.h"
 #include "engine/limits.h"
 #include "engine/log.h"
@@ -139,6 +144,76 @@ int64_t TcpRttUs(int fd) {
 }
 
 int64_t UnixNow() { return static_cast<int64_t>(time(nullptr)); }
+
+// Collects complete frames of a plain byte stream whose payload is at most `max_payload`
+// (larger ones are skipped), for inspection.
+class SmallFrameCapture {
+ public:
+  explicit SmallFrameCapture(size_t max_payload) : max_payload_(max_payload) {}
+  // Consumes `data`; complete small frames are appended to *out.
+  void Feed(std::string_view data, std::vector<RawFrame>* out) {
+    while (!data.empty() && !broken_) {
+      if (remaining_ > 0) {
+        size_t n = std::min<size_t>(remaining_, data.size());
+        if (capturing_) frame_.payload.append(data.substr(0, n));
+        remaining_ -= n;
+        data.remove_prefix(n);
+        if (remaining_ == 0 && capturing_) {
+          out->push_back(std::move(frame_));
+          frame_ = RawFrame{};
+          capturing_ = false;
+        }
+        continue;
+      }
+      size_t n = std::min(kHeaderSize - have_, data.size());
+      std::memcpy(header_ + have_, data.data(), n);
+      have_ += n;
+      data.remove_prefix(n);
+      if (have_ < kHeaderSize) break;
+      have_ = 0;
+      auto h = DecodeHeader(std::string_view(header_, kHeaderSize));
+      if (!h.ok()) {
+        broken_ = true;
+        break;
+      }
+      remaining_ = h->wire_payload_size();
+      capturing_ = h->index == 0 && !h->encrypted() && remaining_ <= max_payload_ && remaining_ > 0;
+      if (capturing_) frame_.header = *h;
+    }
+  }
+
+ private:
+  size_t max_payload_;
+  char header_[kHeaderSize];
+  size_t have_ = 0;
+  size_t remaining_ = 0;
+  bool capturing_ = false;
+  bool broken_ = false;
+  RawFrame frame_;
+};
+
+// Decodes a main (index 0) plain frame into its packet; nullopt when it cannot.
+std::optional<Value> DecodeFrame(const RawFrame& f) {
+  std::string plain;
+  std::string_view payload = f.payload;
+  if ((f.header.level & 0x0f) != 0) {
+    auto d = Decompress(f.header.level, payload, kHardMaxPayload);
+    if (!d.ok()) return std::nullopt;
+    plain = std::move(*d);
+    payload = plain;
+  }
+  if (f.header.flags & flags::kYaml) return std::nullopt;
+  auto v = (f.header.flags & flags::kRencode) ? rencode::Decode(payload) : bencode::Decode(payload);
+  if (!v.ok() || !v->is_list() || v->as_list().empty() || !v->as_list()[0].is_string()) return std::nullopt;
+  return std::move(*v);
+}
+
+std::string SerializeFrame(const RawFrame& f) {
+  std::string out(kHeaderSize, '\0');
+  EncodeHeader(f.header, out.data());
+  out += f.payload;
+  return out;
+}
 
 // FIFO of byte strings. Unlike std::deque it allocates nothing while empty, so an idle
 // connection's two queues cost only their own few bytes.
@@ -534,6 +609,7 @@ class Connection final : public SessionIo {
         r_->stats_.bytes_to_server += res;
         Counters().bytes_to_server += res;
         to_server_frames_.Feed(data);
+        WatchClientPackets(data);
         Queue(server_, Reactor::kServerSend, std::string(data));
       } else if (stop_pending_) {
         size_t n = to_client_frames_.FeedToBoundary(data);
@@ -544,6 +620,10 @@ class Connection final : public SessionIo {
           Close(stop_reason_);
           return;
         }
+      } else if (expect_info_) {
+        r_->stats_.bytes_to_client += res;
+        Counters().bytes_to_client += res;
+        ForwardWatchingInfo(data);
       } else {
         r_->stats_.bytes_to_client += res;
         Counters().bytes_to_client += res;
@@ -662,6 +742,93 @@ class Connection final : public SessionIo {
     }
   }
 
+  // ---- in-band info: the server's info-response gets a "proxy" subtree, as xpra proxy does
+
+  // Client->server traffic is small (input, acks, pings): its small packets are decoded to
+  // notice an info-request.
+  void WatchClientPackets(std::string_view data) {
+    std::vector<RawFrame> frames;
+    client_capture_.Feed(data, &frames);
+    for (const auto& f : frames) {
+      auto p = DecodeFrame(f);
+      if (p && p->as_list()[0].as_string() == "info-request") {
+        expect_info_ = true;
+        info_frames_ = 0;
+      }
+    }
+  }
+
+  void ForwardToClient(std::string bytes) {
+    to_client_frames_.Feed(bytes);
+    Queue(client_, Reactor::kClientSend, std::move(bytes));
+  }
+
+  // While an info-response is expected, server->client frames pass whole through a reader so
+  // that one can be rewritten; afterwards the stream is plain passthrough again.
+  void ForwardWatchingInfo(std::string_view data) {
+    if (!info_reader_) {
+      if (!to_client_frames_.at_boundary()) {
+        size_t n = to_client_frames_.FeedToBoundary(data);
+        Queue(client_, Reactor::kClientSend, std::string(data.substr(0, n)));
+        data.remove_prefix(n);
+        if (!to_client_frames_.at_boundary()) return;
+      }
+      info_reader_ = std::make_unique<FrameReader>(FrameLimits{kHardMaxPayload, 3});
+      chunks_before_main_ = 0;
+    }
+    info_reader_->Feed(data);
+    while (expect_info_) {
+      auto f = info_reader_->Next();
+      if (!f.ok() || !f->has_value()) {
+        if (!f.ok()) expect_info_ = false;  // not ours to judge: pass the bytes on unchanged
+        break;
+      }
+      RawFrame frame = std::move(**f);
+      if (frame.header.index != 0) {
+        ++chunks_before_main_;
+        ForwardToClient(SerializeFrame(frame));
+        continue;
+      }
+      std::string out;
+      auto packet = chunks_before_main_ == 0 ? DecodeFrame(frame) : std::nullopt;
+      chunks_before_main_ = 0;
+      if (packet && packet->as_list()[0].as_string() == "info-response" && packet->as_list().size() > 1 &&
+          packet->as_list()[1].is_dict()) {
+        packet->as_list()[1].set("proxy", ProxyInfo());
+        EncodeOptions opts;
+        opts.encoding = (frame.header.flags & flags::kRencode) ? Encoding::kRencode : Encoding::kBencode;
+        if ((frame.header.level & 0x0f) != 0) {
+          opts.compressor = CompressorForLevel(frame.header.level);
+          opts.level = frame.header.level & 0x0f;
+        }
+        if (!EncodePacket(*packet, opts, nullptr, &out).ok()) out.clear();
+        expect_info_ = false;
+        XR_DEBUG("conn", "conn={} info-response augmented with proxy info", id_);
+      }
+      ForwardToClient(out.empty() ? SerializeFrame(frame) : std::move(out));
+      if (++info_frames_ > 10000) expect_info_ = false;  // the server never answered
+    }
+    if (!expect_info_) {
+      std::string rest = info_reader_->TakeBuffered();
+      info_reader_.reset();
+      if (!rest.empty()) ForwardToClient(std::move(rest));
+    }
+  }
+
+  Value ProxyInfo() const {
+    Value latency{Dict{}};
+    latency.set("client", static_cast<long long>(TcpRttUs(client_.fd.get()) / 1000));
+    if (session_->target().kind == registry::Target::Kind::kTcp) {
+      latency.set("server", static_cast<long long>(TcpRttUs(server_.fd.get()) / 1000));
+    }
+    Value proxy{Dict{}};
+    proxy.set("version", kRelayVersion);
+    proxy.set("implementation", "xpra-relay");
+    proxy.set("instance", ":proxy-" + std::to_string(id_));
+    proxy.set("latency", std::move(latency));
+    return proxy;
+  }
+
   // ---- the :proxy-N control endpoint
   void OpenInstanceSocket() {
     const ControlConfig& cc = r_->control_;
@@ -727,6 +894,11 @@ class Connection final : public SessionIo {
   std::string stop_detail_;
   bool counted_handshake_done_ = false;
   bool admitted_ = false;  // counted in the per-address cap
+  SmallFrameCapture client_capture_{64 * 1024};
+  bool expect_info_ = false;
+  int info_frames_ = 0;
+  int chunks_before_main_ = 0;
+  std::unique_ptr<FrameReader> info_reader_;
   sockaddr_storage target_addr_{};
   socklen_t target_len_ = 0;
   __kernel_timespec connect_ts_{};
