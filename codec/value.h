@@ -65,6 +65,7 @@ class Value {
   // C strings become Text: packet types and capability keys are Python str in xpra.
   Value(const char* s) : v_(Text{s}) {}                      // NOLINT
   Value(std::string_view s) : v_(Text{std::string(s)}) {}    // NOLINT
+  Value(std::string s) : v_(Text{std::move(s)}) {}           // NOLINT
 
   static Value bytes(std::string data) { return Value(Bytes{std::move(data)}); }
   static Value text(std::string utf8) { return Value(Text{std::move(utf8)}); }
