@@ -1,0 +1,1319 @@
+// xpra-relay-bench: a load client that speaks xpra 3.1 as a real client does (hello with the
+// usual capabilities, challenge -> hmac response, server hello) against any xpra endpoint, in
+// four modes: handshake (sessions/s), latency (ping -> ping_echo round trips), throughput
+// (verified bench stream from xpra-synthetic-server) and idle (held connections, RSS per
+// connection of a given process). One epoll loop per thread; thousands of connections.
+#include <errno.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_common.h"
+#include "codec/cipher.h"
+#include "codec/digest.h"
+#include "codec/frame_reader.h"
+#include "codec/header.h"
+#include "codec/packet.h"
+#include "codec/value.h"
+
+namespace xr::bench {
+namespace {
+
+constexpr const char* kProg = "xpra-relay-bench";
+constexpr size_t kReadBuf = 256 * 1024;
+constexpr int64_t kReadBudget = 1 << 20;       // bytes per connection per turn before yielding
+constexpr int64_t kCloseWaitNs = 2'000'000'000;  // after our disconnect packet, wait this long for EOF
+constexpr int64_t kStopGraceNs = 3'000'000'000;  // longest a worker spends closing at the end
+
+enum class Mode { kHandshake, kLatency, kThroughput, kIdle };
+
+const char* ModeName(Mode m) {
+  switch (m) {
+    case Mode::kHandshake: return "handshake";
+    case Mode::kLatency: return "latency";
+    case Mode::kThroughput: return "throughput";
+    case Mode::kIdle: return "idle";
+  }
+  return "?";
+}
+
+struct Options {
+  Mode mode = Mode::kHandshake;
+  Endpoint ep;
+  int connections = 10;
+  double duration = 10;
+  double rate = 0;        // latency: pings/s per connection; throughput: packets/s per connection
+  bool rate_given = false;
+  int64_t size = 0;       // throughput: payload bytes per packet (0 = the server's default)
+  std::string json;
+  bool quiet = false;
+  int threads = 1;
+  int pid = 0;
+  int64_t max_errors = 1;
+  double timeout = 30;    // seconds from connect to the server hello
+  int ramp = 200;         // connections in handshake at once (held modes)
+};
+
+enum Phase : int { kRamp = 0, kMeasure = 1, kStop = 2 };
+
+// What every worker shares with the main thread.
+struct Shared {
+  explicit Shared(const Options& o) : opt(o) {}
+  const Options& opt;
+  std::atomic<int> phase{kRamp};
+  std::atomic<uint64_t> attached_now{0};  // connections attached right now
+  std::atomic<uint64_t> errors{0};
+  std::mutex mu;
+  std::map<std::string, uint64_t> reasons;  // error text -> count
+  std::vector<std::string> order;          // first occurrence order
+
+  // Records one error with its reason.
+  void AddError(const std::string& why) {
+    errors.fetch_add(1);
+    std::lock_guard<std::mutex> lock(mu);
+    auto [it, inserted] = reasons.emplace(why, 0);
+    ++it->second;
+    if (inserted) order.push_back(why);
+  }
+};
+
+// Counters written by one worker, read by the main thread (relaxed).
+struct Counters {
+  std::atomic<uint64_t> connects{0};
+  std::atomic<uint64_t> attaches{0};       // server hellos received
+  std::atomic<uint64_t> sessions{0};       // handshake mode: complete sessions in the window
+  std::atomic<uint64_t> pings{0};          // round trips measured in the window
+  std::atomic<uint64_t> packets{0};        // stream packets verified (any time)
+  std::atomic<uint64_t> payload_bytes{0};  // stream payload bytes verified in the window
+  std::atomic<uint64_t> window_packets{0};
+  std::atomic<uint64_t> bytes_in{0};       // wire bytes read (any time)
+  std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> challenges{0};
+  std::atomic<uint64_t> in_flight{0};      // connections between connect and server hello
+};
+
+// ---------------------------------------------------------------- hello
+
+Value BaseHello(const Options& opt, const std::string& uuid, const std::string& hostname) {
+  Value caps{Dict{}};
+  auto set = [&](std::string_view k, Value v) { caps.set(k, std::move(v)); };
+  // What an xpra 3.1.3 client's make_hello_base() sends (network caps first).
+  set("digest", TextList(ClientDigests()));
+  set("salt-digest", TextList(ClientSaltDigests()));
+  set("compressors", TextList({"lz4", "zlib"}));
+  set("encoders", TextList({"rencode", "bencode"}));
+  set("rencode", true);
+  set("rencode.version", "1.0.6");
+  set("bencode", true);
+  set("yaml", false);
+  set("lz4", true);
+  set("zlib", true);
+  set("lzo", false);
+  set("brotli", false);
+  set("version", kXpraVersion);
+  set("build.version", kXpraVersion);
+  set("encoding.generic", true);
+  set("namespace", true);
+  set("websocket.multi-packet", true);
+  set("hostname", std::string_view(hostname));
+  set("uuid", std::string_view(uuid));
+  set("username", std::string_view(opt.ep.username.empty() ? LocalUsername() : opt.ep.username));
+  set("name", "xpra-relay-bench");
+  set("client_type", "xpra-relay-bench");
+  set("platform", "linux");
+  set("compression_level", 1);
+  set("file-transfer", false);
+  set("printing", false);
+  set("open-files", false);
+  set("open-url", false);
+  if (!opt.ep.display.empty()) set("display", std::string_view(opt.ep.display));
+  return caps;
+}
+
+// The rest of a full hello (make_hello()): a client without windows that shares the session.
+void AddFullHello(Value* caps, const Options& opt, uint64_t token) {
+  auto set = [&](std::string_view k, Value v) { caps->set(k, std::move(v)); };
+  set("randr_notify", false);
+  set("windows", false);
+  set("ui_client", true);
+  set("share", true);
+  set("steal", false);
+  set("keyboard", false);
+  set("mouse.show", false);
+  set("clipboard", false);
+  set("notifications", false);
+  set("cursors", false);
+  set("bell", false);
+  set("system_tray", false);
+  set("sound.receive", false);
+  set("sound.send", false);
+  set("webcam", false);
+  set("encodings", TextList({"rgb24", "rgb32"}));
+  set("encodings.core", TextList({"rgb24", "rgb32"}));
+  set("desktop_size", Value(List{Value(1920), Value(1080)}));
+  set("screen_sizes", Value(List{}));
+  if (opt.mode == Mode::kThroughput) {
+    set(kStreamKey, true);
+    if (opt.size > 0) set(kStreamSizeKey, opt.size);
+    if (opt.rate_given) set(kStreamRateKey, static_cast<int64_t>(std::llround(opt.rate)));
+    set(kStreamTokenKey, static_cast<int64_t>(token));
+  }
+}
+
+// ---------------------------------------------------------------- worker
+
+class Worker {
+ public:
+  // A worker driving `slots` connections (or connection loops).
+  Worker(int index, Shared* shared, size_t slots)
+      : shared_(shared), opt_(shared->opt), rng_(std::random_device{}() ^ (uint64_t(index) << 32)) {
+    conns_.resize(slots);
+    for (size_t s = 0; s < slots; ++s) pending_start_.push_back(s);
+    uuid_ = RandomHex(16);
+    hostname_ = LocalHostname();
+  }
+
+  // Creates the epoll set and the wake eventfd.
+  Status Init() {
+    epoll_ = UniqueFd(epoll_create1(EPOLL_CLOEXEC));
+    wake_ = UniqueFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (epoll_.get() < 0 || wake_.get() < 0) return MakeError(ErrorCode::kIo, std::string("epoll/eventfd: ") + strerror(errno));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kWakeTag;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev) != 0) return MakeError(ErrorCode::kIo, "epoll_ctl wake");
+    return Status::Ok();
+  }
+
+  // Interrupts epoll_wait (phase changes).
+  void Wake() {
+    uint64_t one = 1;
+    ssize_t r = write(wake_.get(), &one, sizeof one);
+    (void)r;
+  }
+
+  // Live counters (read by the main thread while running).
+  Counters& counters() { return counters_; }
+  // Samples; read only after Run() returned.
+  const Histogram& attach_hist() const { return attach_hist_; }
+  const Histogram& rtt_hist() const { return rtt_hist_; }
+
+  // Drives the connections until the phase is kStop and every connection is closed.
+  void Run();
+
+ private:
+  static constexpr uint64_t kWakeTag = ~uint64_t{0};
+  static constexpr int kTimerDeadline = 0;  // handshake or close-wait deadline
+  static constexpr int kTimerPing = 1;
+
+  enum class State { kIdle, kConnecting, kHelloSent, kChallengeAnswered, kAttached, kClosing, kDone };
+
+  // Receive side: our own frame parser so stream payloads are checked in place (no copies).
+  struct Conn {
+    State state = State::kIdle;
+    UniqueFd fd;
+    uint64_t gen = 0;
+    int64_t connect_ns = 0;
+    int64_t deadline_ns = 0;
+    std::unique_ptr<PacketDecoder> decoder;
+    EncodeOptions send_opts;
+    std::string out;
+    size_t out_pos = 0;
+    bool queued = false;
+    // frame parsing
+    char hdr[kHeaderSize];
+    size_t hdr_len = 0;
+    FrameHeader cur{};
+    size_t left = 0;            // payload bytes still to come for cur
+    bool fast = false;          // cur is a stream chunk checked in place
+    std::string payload;        // other frames' payloads
+    uint32_t fast_crc = 0;
+    size_t fast_pos = 0;
+    char trailer[kTrailerSize];
+    bool chunk_ready = false;   // a checked stream chunk awaits its draw packet
+    uint64_t chunk_size = 0;
+    // ping
+    bool ping_out = false;
+    int64_t ping_sent_ns = 0;
+    int64_t ping_value = 0;
+    int64_t next_ping_ns = 0;
+    // stream
+    bool stream = false;
+    uint64_t token = 0;
+    uint64_t expected_seq = 1;
+    uint64_t stream_size = 0;
+  };
+
+  static std::string RandomHex(size_t bytes) {
+    static const char* hex = "0123456789abcdef";
+    std::string s;
+    for (unsigned char c : crypto::RandomBytes(bytes)) {
+      s += hex[c >> 4];
+      s += hex[c & 15];
+    }
+    return s;
+  }
+
+  uint64_t Tag(size_t slot) const { return (conns_[slot].gen << 24) | slot; }
+
+  Conn* Lookup(uint64_t tag, size_t* slot) {
+    *slot = static_cast<size_t>(tag & 0xffffff);
+    if (*slot >= conns_.size()) return nullptr;
+    Conn& c = conns_[*slot];
+    if (c.state == State::kIdle || c.state == State::kDone || Tag(*slot) != tag) return nullptr;
+    return &c;
+  }
+
+  bool Measuring() const { return shared_->phase.load(std::memory_order_relaxed) == kMeasure; }
+  bool Stopping() const { return shared_->phase.load(std::memory_order_relaxed) == kStop; }
+
+  void Fail(size_t slot, const std::string& why);
+  void CloseSlot(size_t slot);
+  void StartConnect(size_t slot);
+  void OnConnected(size_t slot);
+  void OnEvent(size_t slot, uint32_t events, char* buf);
+  bool ReadSome(size_t slot, char* buf);
+  bool Consume(size_t slot, const char* p, size_t n);
+  bool HandlePacket(size_t slot, const Value& packet);
+  bool OnChallenge(size_t slot, const List& l);
+  bool OnServerHello(size_t slot, const Value& caps);
+  bool OnDraw(size_t slot, const Value& packet);
+  bool OnPingEcho(size_t slot, const List& l);
+  void SendPing(size_t slot);
+  bool Send(size_t slot, const Value& packet);
+  bool Flush(size_t slot);
+  void BeginClose(size_t slot);
+  void OnTimer(size_t slot, int kind, int64_t deadline);
+  void SessionEnded(size_t slot);
+  void Retire(size_t slot);
+
+  Shared* shared_;
+  const Options& opt_;
+  std::mt19937_64 rng_;
+  std::string uuid_;
+  std::string hostname_;
+  UniqueFd epoll_;
+  UniqueFd wake_;
+  std::vector<Conn> conns_;
+  TimerHeap timers_;
+  std::vector<size_t> runnable_;  // slots with unread input left over
+  Counters counters_;
+  Histogram attach_hist_;
+  Histogram rtt_hist_;
+  std::deque<size_t> pending_start_;  // idle slots to (re)connect
+  size_t live_ = 0;  // slots not idle/done
+};
+
+void Worker::Fail(size_t slot, const std::string& why) {
+  Conn& c = conns_[slot];
+  if (c.state == State::kIdle || c.state == State::kDone) return;
+  if (!Stopping() || c.state != State::kClosing) shared_->AddError(why);
+  CloseSlot(slot);
+  Retire(slot);
+}
+
+// A closed slot: connects again later unless the run is stopping (or has failed enough).
+void Worker::Retire(size_t slot) {
+  if (Stopping() || shared_->errors.load(std::memory_order_relaxed) >= static_cast<uint64_t>(opt_.max_errors)) {
+    conns_[slot].state = State::kDone;
+    return;
+  }
+  conns_[slot].state = State::kIdle;
+  pending_start_.push_back(slot);
+}
+
+void Worker::CloseSlot(size_t slot) {
+  Conn& c = conns_[slot];
+  if (c.state == State::kConnecting || c.state == State::kHelloSent || c.state == State::kChallengeAnswered) {
+    counters_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (c.state == State::kAttached || c.state == State::kClosing) {
+    shared_->attached_now.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (c.state != State::kIdle && c.state != State::kDone) --live_;
+  c.fd.Reset();
+  c.decoder.reset();
+  c.out.clear();
+  c.out.shrink_to_fit();
+  c.payload.clear();
+  c.payload.shrink_to_fit();
+  c.out_pos = 0;
+  c.state = State::kIdle;
+  ++c.gen;
+}
+
+void Worker::StartConnect(size_t slot) {
+  Conn& c = conns_[slot];
+  // Reset everything but the generation.
+  uint64_t gen = c.gen;
+  c = Conn();
+  c.gen = gen + 1;
+  c.connect_ns = NowNs();
+  c.decoder = std::make_unique<PacketDecoder>(FrameLimits{kHardMaxPayload, 3});
+  c.send_opts.encoding = Encoding::kRencode;
+  c.send_opts.compressor = Compressor::kLz4;
+  c.send_opts.level = 1;
+  c.token = rng_() >> 1;
+  int fd = socket(opt_.ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  counters_.connects.fetch_add(1, std::memory_order_relaxed);
+  counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
+  c.state = State::kConnecting;
+  ++live_;
+  if (fd < 0) {
+    Fail(slot, std::string("socket: ") + strerror(errno));
+    return;
+  }
+  c.fd = UniqueFd(fd);
+  SetNoDelay(fd);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = Tag(slot);
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+    Fail(slot, std::string("epoll_ctl: ") + strerror(errno));
+    return;
+  }
+  c.deadline_ns = c.connect_ns + static_cast<int64_t>(opt_.timeout * 1e9);
+  timers_.Push(c.deadline_ns, (Tag(slot) << 1) | kTimerDeadline, 0);
+  int rc = connect(fd, reinterpret_cast<const sockaddr*>(&opt_.ep.addr), opt_.ep.addr_len);
+  if (rc != 0 && errno != EINPROGRESS) {
+    Fail(slot, "connect to " + AddressToString(opt_.ep.addr) + ": " + strerror(errno));
+    return;
+  }
+  // Completion (or failure) is reported by EPOLLOUT / EPOLLERR.
+}
+
+void Worker::OnConnected(size_t slot) {
+  Conn& c = conns_[slot];
+  int err = 0;
+  socklen_t len = sizeof err;
+  getsockopt(c.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) {
+    Fail(slot, "connect to " + AddressToString(opt_.ep.addr) + ": " + strerror(err));
+    return;
+  }
+  c.state = State::kHelloSent;
+  Value hello = BaseHello(opt_, uuid_, hostname_);
+  if (!opt_.ep.password.empty()) {
+    // As xpra's client: ask for the challenge first, send the full hello with the response.
+    hello.set("challenge", true);
+  } else {
+    AddFullHello(&hello, opt_, c.token);
+  }
+  Send(slot, Value(List{Value("hello"), std::move(hello)}));
+}
+
+bool Worker::Send(size_t slot, const Value& packet) {
+  Conn& c = conns_[slot];
+  if (c.out_pos == c.out.size()) {
+    c.out.clear();
+    c.out_pos = 0;
+  }
+  if (Status s = AppendPacket(packet, c.send_opts, &c.out); !s.ok()) {
+    Fail(slot, "cannot encode a packet: " + s.error().message);
+    return false;
+  }
+  return Flush(slot);
+}
+
+bool Worker::Flush(size_t slot) {
+  Conn& c = conns_[slot];
+  while (c.out_pos < c.out.size()) {
+    ssize_t w = send(c.fd.get(), c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;  // EPOLLOUT resumes
+      if (c.state == State::kClosing) {
+        SessionEnded(slot);
+        return false;
+      }
+      Fail(slot, std::string("send: ") + strerror(errno));
+      return false;
+    }
+    c.out_pos += static_cast<size_t>(w);
+    counters_.bytes_out.fetch_add(static_cast<uint64_t>(w), std::memory_order_relaxed);
+  }
+  c.out.clear();
+  c.out_pos = 0;
+  return true;
+}
+
+void Worker::OnEvent(size_t slot, uint32_t events, char* buf) {
+  Conn& c = conns_[slot];
+  if (c.state == State::kConnecting) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    OnConnected(slot);
+    if (c.state != State::kHelloSent) return;
+  }
+  if (events & EPOLLOUT) {
+    if (!Flush(slot)) return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadSome(slot, buf);
+}
+
+// Reads until EAGAIN or the budget runs out; false if the slot was closed.
+bool Worker::ReadSome(size_t slot, char* buf) {
+  int64_t budget = kReadBudget;
+  uint64_t gen = conns_[slot].gen;
+  while (budget > 0) {
+    Conn& c = conns_[slot];
+    ssize_t r = read(c.fd.get(), buf, kReadBuf);
+    if (r > 0) {
+      counters_.bytes_in.fetch_add(static_cast<uint64_t>(r), std::memory_order_relaxed);
+      budget -= r;
+      if (!Consume(slot, buf, static_cast<size_t>(r))) return false;
+      if (conns_[slot].gen != gen || conns_[slot].state == State::kIdle || conns_[slot].state == State::kDone) return false;
+      continue;
+    }
+    if (r == 0) {
+      if (c.state == State::kClosing) {
+        SessionEnded(slot);
+      } else {
+        const char* what = c.state == State::kAttached ? "attached" : "during the handshake";
+        Fail(slot, std::string("connection closed by the server (") + what + ")");
+      }
+      return false;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+    if (c.state == State::kClosing) {
+      SessionEnded(slot);
+    } else {
+      Fail(slot, std::string("read: ") + strerror(errno));
+    }
+    return false;
+  }
+  Conn& c = conns_[slot];
+  if (!c.queued) {
+    c.queued = true;
+    runnable_.push_back(slot);
+  }
+  return true;
+}
+
+// Splits bytes into frames; stream chunks are checked in place, the rest decoded.
+bool Worker::Consume(size_t slot, const char* p, size_t n) {
+  while (n > 0) {
+    Conn& c = conns_[slot];
+    if (c.hdr_len < kHeaderSize) {
+      size_t take = std::min(n, kHeaderSize - c.hdr_len);
+      std::memcpy(c.hdr + c.hdr_len, p, take);
+      c.hdr_len += take;
+      p += take;
+      n -= take;
+      if (c.hdr_len < kHeaderSize) return true;
+      auto h = DecodeHeader(std::string_view(c.hdr, kHeaderSize));
+      if (!h.ok()) {
+        Fail(slot, "protocol error: " + h.error().message);
+        return false;
+      }
+      c.cur = *h;
+      c.left = c.cur.wire_payload_size();
+      if (c.left > kHardMaxPayload) {
+        Fail(slot, "protocol error: frame of " + std::to_string(c.left) + " bytes");
+        return false;
+      }
+      c.fast = c.stream && c.cur.index == kDrawDataIndex && c.cur.level == 0 && !c.cur.encrypted();
+      if (c.fast) {
+        if (c.chunk_ready) {
+          Fail(slot, "stream error: two data chunks for one draw packet");
+          return false;
+        }
+        if (c.left < kTrailerSize) {
+          Fail(slot, "stream error: data chunk of " + std::to_string(c.left) + " bytes");
+          return false;
+        }
+        c.fast_crc = 0;
+        c.fast_pos = 0;
+      } else {
+        c.payload.clear();
+        c.payload.reserve(c.left);
+      }
+    }
+    size_t take = std::min(n, c.left);
+    if (c.fast) {
+      c.fast_crc = Crc32c(c.fast_crc, p, take);
+      size_t size = c.cur.payload_size;
+      size_t trailer_from = size - kTrailerSize;
+      // Copy whatever part of [trailer_from, size) this piece covers.
+      size_t lo = std::max(c.fast_pos, trailer_from);
+      size_t hi = std::min(c.fast_pos + take, size);
+      if (lo < hi) std::memcpy(c.trailer + (lo - trailer_from), p + (lo - c.fast_pos), hi - lo);
+      c.fast_pos += take;
+    } else {
+      c.payload.append(p, take);
+    }
+    p += take;
+    n -= take;
+    c.left -= take;
+    if (c.left > 0) continue;
+    c.hdr_len = 0;
+    if (c.fast) {
+      c.chunk_ready = true;
+      c.chunk_size = c.cur.payload_size;
+      continue;
+    }
+    RawFrame frame{c.cur, std::move(c.payload)};
+    c.payload = std::string();
+    auto packet = c.decoder->Push(std::move(frame));
+    if (!packet.ok()) {
+      Fail(slot, "protocol error: " + packet.error().message);
+      return false;
+    }
+    if (!packet->has_value()) continue;
+    uint64_t gen = c.gen;
+    if (!HandlePacket(slot, **packet)) return false;
+    if (conns_[slot].gen != gen) return false;
+  }
+  return true;
+}
+
+bool Worker::HandlePacket(size_t slot, const Value& packet) {
+  Conn& c = conns_[slot];
+  const List& l = packet.as_list();
+  std::string_view type = l[0].as_string();
+  if (type == "disconnect") {
+    std::string why;
+    for (size_t i = 1; i < l.size(); ++i) {
+      if (auto s = l[i].to_string()) why += (why.empty() ? "" : ": ") + std::string(*s);
+    }
+    if (c.state == State::kClosing) return true;  // the answer to ours
+    std::string where = c.state == State::kAttached ? "" : " during the handshake";
+    Fail(slot, "server disconnected" + where + ": " + (why.empty() ? "no reason given" : why));
+    return false;
+  }
+  if (type == "ping") {
+    if (l.size() < 2) return true;
+    // The client's answer (client/mixins/network_state.py _process_ping).
+    Value sid = l.size() >= 4 ? l[3] : Value("");
+    return Send(slot, Value(List{Value("ping_echo"), l[1], Value(0), Value(0), Value(0), Value(-1), std::move(sid)}));
+  }
+  switch (c.state) {
+    case State::kHelloSent:
+    case State::kChallengeAnswered:
+      if (type == "challenge") return OnChallenge(slot, l);
+      if (type == "hello") {
+        if (l.size() < 2 || !l[1].is_dict()) {
+          Fail(slot, "protocol error: hello without capabilities");
+          return false;
+        }
+        return OnServerHello(slot, l[1]);
+      }
+      Fail(slot, "protocol error: '" + std::string(type) + "' packet before the server hello");
+      return false;
+    case State::kAttached:
+      if (type == "ping_echo") return OnPingEcho(slot, l);
+      if (type == "draw" && c.stream) return OnDraw(slot, packet);
+      return true;  // whatever else a real server sends a client
+    default:
+      return true;
+  }
+}
+
+bool Worker::OnChallenge(size_t slot, const List& l) {
+  Conn& c = conns_[slot];
+  counters_.challenges.fetch_add(1, std::memory_order_relaxed);
+  if (c.state == State::kChallengeAnswered) {
+    Fail(slot, "authentication failed: the server sent a second challenge (wrong password?)");
+    return false;
+  }
+  if (opt_.ep.password.empty()) {
+    Fail(slot, "authentication required: the server sent a challenge and the URL has no password");
+    return false;
+  }
+  if (l.size() < 4 || !l[1].is_string() || !l[3].is_string()) {
+    Fail(slot, "authentication error: malformed challenge packet");
+    return false;
+  }
+  std::string server_salt = l[1].as_string();
+  std::string digest(l[3].as_string().substr(0, l[3].as_string().find(':')));
+  std::string salt_digest = l.size() >= 5 && l[4].is_string() ? l[4].as_string() : "xor";
+  // As xpra 3.1's client: no password XORed in the clear, no legacy salt digests.
+  if (digest == "xor" || digest == "des") {
+    Fail(slot, "authentication error: the server requested the '" + digest +
+                   "' digest, refusing to send the password without encryption");
+    return false;
+  }
+  if (salt_digest == "xor" || salt_digest == "des") {
+    Fail(slot, "authentication error: the server uses the legacy salt digest '" + salt_digest + "'");
+    return false;
+  }
+  std::string client_salt = crypto::RandomBytes(32);
+  auto salt = digest::CombineSalts(salt_digest, client_salt, server_salt);
+  if (!salt.ok()) {
+    Fail(slot, "authentication error: salt digest '" + salt_digest + "': " + salt.error().message);
+    return false;
+  }
+  auto response = digest::ComputeResponse(digest, opt_.ep.password, *salt);
+  if (!response.ok()) {
+    Fail(slot, "authentication error: digest '" + digest + "': " + response.error().message);
+    return false;
+  }
+  Value hello = BaseHello(opt_, uuid_, hostname_);
+  AddFullHello(&hello, opt_, c.token);
+  hello.set("challenge_response", std::string_view(*response));
+  size_t pad = std::max<size_t>(32, 512 - std::min<size_t>(512, response->size()));
+  hello.set("challenge_padding", Value::bytes(crypto::RandomBytes(pad)));
+  hello.set("challenge_client_salt", Value::bytes(client_salt));
+  c.state = State::kChallengeAnswered;
+  return Send(slot, Value(List{Value("hello"), std::move(hello)}));
+}
+
+bool Worker::OnServerHello(size_t slot, const Value& caps_value) {
+  Conn& c = conns_[slot];
+  Caps caps(caps_value);
+  int64_t now = NowNs();
+  counters_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  c.state = State::kAttached;
+  shared_->attached_now.fetch_add(1, std::memory_order_relaxed);
+  counters_.attaches.fetch_add(1, std::memory_order_relaxed);
+  if (opt_.mode != Mode::kHandshake || Measuring()) attach_hist_.Record(now - c.connect_ns);
+  c.deadline_ns = 0;
+  // Encoder and compressor follow the server's hello, as xpra's client does.
+  c.send_opts.encoding = caps.get_bool("rencode", false) ? Encoding::kRencode : Encoding::kBencode;
+  auto compressors = caps.get_strings("compressors");
+  auto has = [&](const char* n) {
+    return caps.get_bool(n, false) || std::find(compressors.begin(), compressors.end(), n) != compressors.end();
+  };
+  c.send_opts.compressor = has("lz4") ? Compressor::kLz4 : has("zlib") ? Compressor::kZlib : Compressor::kNone;
+  c.send_opts.level = c.send_opts.compressor == Compressor::kNone ? 0 : 1;
+  switch (opt_.mode) {
+    case Mode::kHandshake:
+      BeginClose(slot);
+      return conns_[slot].state != State::kIdle && conns_[slot].state != State::kDone;
+    case Mode::kLatency: {
+      if (opt_.rate > 0) {
+        // Spread the first pings over one period.
+        int64_t period = static_cast<int64_t>(1e9 / opt_.rate);
+        c.next_ping_ns = now + static_cast<int64_t>(rng_() % static_cast<uint64_t>(std::max<int64_t>(period, 1)));
+        timers_.Push(c.next_ping_ns, (Tag(slot) << 1) | kTimerPing, 0);
+        return true;
+      }
+      SendPing(slot);
+      return conns_[slot].state == State::kAttached;
+    }
+    case Mode::kThroughput: {
+      if (!caps.get_bool(kStreamKey, false)) {
+        Fail(slot, "the server does not stream (no bench.stream in its hello): throughput mode needs "
+                   "xpra-synthetic-server behind the endpoint");
+        return false;
+      }
+      int64_t size = caps.get_int(kStreamSizeKey, 0);
+      if (size < static_cast<int64_t>(kMinStreamSize) || size > static_cast<int64_t>(kMaxStreamSize) ||
+          (opt_.size > 0 && size != opt_.size)) {
+        Fail(slot, "stream error: the server announced bench.stream-size " + std::to_string(size));
+        return false;
+      }
+      c.stream = true;
+      c.stream_size = static_cast<uint64_t>(size);
+      return true;
+    }
+    case Mode::kIdle:
+      return true;
+  }
+  return true;
+}
+
+bool Worker::OnDraw(size_t slot, const Value& packet) {
+  Conn& c = conns_[slot];
+  auto info = ParseDrawPacket(packet);
+  if (!info.ok()) {
+    Fail(slot, "stream error: " + info.error().message);
+    return false;
+  }
+  uint32_t crc = 0;
+  uint64_t size = 0;
+  uint64_t tseq = 0, ttoken = 0;
+  if (info->inline_data != nullptr) {
+    const std::string& d = info->inline_data->as_string();
+    if (c.chunk_ready || d.size() < kTrailerSize) {
+      Fail(slot, "stream error: unexpected inline draw data");
+      return false;
+    }
+    crc = Crc32c(0, d.data(), d.size());
+    size = d.size();
+    ParseTrailer(d.data() + d.size() - kTrailerSize, &tseq, &ttoken);
+  } else {
+    if (!c.chunk_ready) {
+      Fail(slot, "stream error: draw packet " + std::to_string(info->seq) + " without its data");
+      return false;
+    }
+    crc = c.fast_crc;
+    size = c.chunk_size;
+    ParseTrailer(c.trailer, &tseq, &ttoken);
+    c.chunk_ready = false;
+  }
+  std::string what;
+  if (info->seq != c.expected_seq) {
+    what = "gap: expected packet " + std::to_string(c.expected_seq) + ", got " + std::to_string(info->seq);
+  } else if (size != info->size || size != c.stream_size) {
+    what = "packet " + std::to_string(info->seq) + " has " + std::to_string(size) + " bytes, expected " +
+           std::to_string(c.stream_size);
+  } else if (crc != info->checksum) {
+    what = "packet " + std::to_string(info->seq) + " is corrupt (checksum mismatch)";
+  } else if (tseq != info->seq || ttoken != c.token) {
+    what = "packet " + std::to_string(info->seq) + " carries the payload of another packet or connection";
+  }
+  if (!what.empty()) {
+    Fail(slot, "stream error: " + what);
+    return false;
+  }
+  ++c.expected_seq;
+  counters_.packets.fetch_add(1, std::memory_order_relaxed);
+  if (Measuring()) {
+    counters_.payload_bytes.fetch_add(size, std::memory_order_relaxed);
+    counters_.window_packets.fetch_add(1, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+void Worker::SendPing(size_t slot) {
+  Conn& c = conns_[slot];
+  int64_t now = NowNs();
+  // As xpra 3.1's client: ["ping", monotonic milliseconds]; we time it in nanoseconds locally.
+  c.ping_value = now / 1'000'000;
+  c.ping_sent_ns = now;
+  c.ping_out = true;
+  Send(slot, Value(List{Value("ping"), Value(c.ping_value)}));
+}
+
+bool Worker::OnPingEcho(size_t slot, const List& l) {
+  Conn& c = conns_[slot];
+  int64_t now = NowNs();
+  auto echoed = l.size() >= 2 ? l[1].to_int() : std::nullopt;
+  if (opt_.mode != Mode::kLatency) return true;
+  if (!c.ping_out || !echoed || *echoed != c.ping_value) {
+    Fail(slot, "protocol error: ping_echo for a ping we did not send");
+    return false;
+  }
+  c.ping_out = false;
+  if (Measuring()) {
+    rtt_hist_.Record(now - c.ping_sent_ns);
+    counters_.pings.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (Stopping()) return true;
+  if (opt_.rate <= 0) {
+    SendPing(slot);
+    return conns_[slot].state == State::kAttached;
+  }
+  int64_t period = static_cast<int64_t>(1e9 / opt_.rate);
+  c.next_ping_ns = std::max(c.ping_sent_ns + period, now);
+  if (c.next_ping_ns <= now) {
+    SendPing(slot);
+    return conns_[slot].state == State::kAttached;
+  }
+  timers_.Push(c.next_ping_ns, (Tag(slot) << 1) | kTimerPing, 0);
+  return true;
+}
+
+// Sends our disconnect and waits for the server to close first (no TIME_WAIT on our side).
+void Worker::BeginClose(size_t slot) {
+  Conn& c = conns_[slot];
+  if (c.state != State::kAttached) {
+    CloseSlot(slot);
+    Retire(slot);
+    return;
+  }
+  c.state = State::kClosing;
+  c.stream = false;  // what still arrives is drained, not checked
+  c.deadline_ns = NowNs() + kCloseWaitNs;
+  timers_.Push(c.deadline_ns, (Tag(slot) << 1) | kTimerDeadline, 0);
+  Send(slot, Value(List{Value("disconnect"), Value("client exit")}));
+}
+
+void Worker::SessionEnded(size_t slot) {
+  if (opt_.mode == Mode::kHandshake && Measuring()) counters_.sessions.fetch_add(1, std::memory_order_relaxed);
+  CloseSlot(slot);
+  if (opt_.mode == Mode::kHandshake) {
+    Retire(slot);  // loop again
+  } else {
+    conns_[slot].state = State::kDone;
+  }
+}
+
+void Worker::OnTimer(size_t slot, int kind, int64_t deadline) {
+  Conn& c = conns_[slot];
+  if (kind == kTimerDeadline) {
+    if (c.deadline_ns != deadline) return;
+    if (c.state == State::kClosing) {
+      SessionEnded(slot);  // the server did not close; we do
+      return;
+    }
+    if (c.state == State::kConnecting || c.state == State::kHelloSent || c.state == State::kChallengeAnswered) {
+      const char* where = c.state == State::kConnecting ? "connecting" : "waiting for the server hello";
+      Fail(slot, "timeout " + std::string(where) + " after " + std::to_string(static_cast<int>(opt_.timeout)) + " s");
+    }
+    return;
+  }
+  if (kind == kTimerPing && c.state == State::kAttached && c.next_ping_ns == deadline && !c.ping_out && !Stopping()) {
+    SendPing(slot);
+  }
+}
+
+void Worker::Run() {
+  std::vector<char> buf(kReadBuf);
+  epoll_event events[256];
+  const size_t per_worker_ramp = static_cast<size_t>(
+      std::max(1, (opt_.ramp + shared_->opt.threads - 1) / std::max(1, shared_->opt.threads)));
+  bool stopping = false;
+  int64_t stop_deadline = 0;
+  while (true) {
+    int64_t now = NowNs();
+    int phase = shared_->phase.load(std::memory_order_relaxed);
+    if (phase == kStop && !stopping) {
+      stopping = true;
+      stop_deadline = now + kStopGraceNs;
+      for (size_t s = 0; s < conns_.size(); ++s) {
+        State st = conns_[s].state;
+        if (st == State::kIdle || st == State::kDone || st == State::kClosing) continue;
+        BeginClose(s);
+      }
+    }
+    if (stopping) {
+      if (live_ == 0) break;
+      if (now >= stop_deadline) {
+        for (size_t s = 0; s < conns_.size(); ++s) {
+          if (conns_[s].state != State::kIdle && conns_[s].state != State::kDone) {
+            CloseSlot(s);
+            conns_[s].state = State::kDone;
+          }
+        }
+        break;
+      }
+    } else {
+      // Start connections: handshake mode keeps every slot looping; the held modes ramp up
+      // (and reconnect a failed connection when --max-errors lets the run go on).
+      size_t starts = pending_start_.size();  // a slot failing at once waits for the next turn
+      while (starts-- > 0 &&
+             (opt_.mode == Mode::kHandshake || counters_.in_flight.load(std::memory_order_relaxed) < per_worker_ramp)) {
+        size_t s = pending_start_.front();
+        pending_start_.pop_front();
+        if (conns_[s].state == State::kIdle) StartConnect(s);
+      }
+    }
+    int timeout = 100;
+    if (!runnable_.empty()) {
+      timeout = 0;
+    } else if (auto next = timers_.NextDeadline()) {
+      timeout = static_cast<int>(std::clamp<int64_t>((*next - now + 999'999) / 1'000'000, 0, 100));
+    }
+    int n = epoll_wait(epoll_.get(), events, 256, timeout);
+    if (n < 0 && errno != EINTR) {
+      shared_->AddError(std::string("epoll_wait: ") + strerror(errno));
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      uint64_t tag = events[i].data.u64;
+      if (tag == kWakeTag) {
+        uint64_t v;
+        ssize_t r = read(wake_.get(), &v, sizeof v);
+        (void)r;
+        continue;
+      }
+      size_t slot = 0;
+      if (Lookup(tag, &slot) == nullptr) continue;
+      OnEvent(slot, events[i].events, buf.data());
+    }
+    now = NowNs();
+    while (auto t = timers_.PopDue(now)) {
+      uint64_t tag = t->id >> 1;
+      size_t slot = 0;
+      if (Lookup(tag, &slot) == nullptr) continue;
+      OnTimer(slot, static_cast<int>(t->id & 1), t->deadline_ns);
+    }
+    std::vector<size_t> run;
+    run.swap(runnable_);
+    for (size_t slot : run) {
+      Conn& c = conns_[slot];
+      c.queued = false;
+      if (c.state == State::kIdle || c.state == State::kDone) continue;
+      ReadSome(slot, buf.data());
+    }
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+void Usage(FILE* out) {
+  std::fprintf(out,
+               "usage: %s MODE tcp://[USER[:PASS]@]HOST[:PORT]/[DISPLAY] [options]\n"
+               "Load client speaking xpra 3.1 (hello, challenge/response, ping) to any xpra endpoint.\n"
+               "Modes:\n"
+               "  handshake   N loops of connect, hello, challenge/response, server hello, disconnect:\n"
+               "              sessions/s and time-to-attached percentiles\n"
+               "  latency     N held connections sending ping, timing each ping_echo (p50/p99/p999 us)\n"
+               "  throughput  N held connections asking xpra-synthetic-server for its bench stream:\n"
+               "              aggregate MB/s, every packet verified (sequence, CRC32C, owner)\n"
+               "  idle        N held connections for the duration; with --pid, RSS per connection\n"
+               "Options:\n"
+               "  --connections=N   connections / loops (default 10)\n"
+               "  --duration=S      seconds to measure (default 10); held modes start the clock once\n"
+               "                    every connection is attached\n"
+               "  --rate=R          latency: pings/s per connection (default 0: next ping on each echo);\n"
+               "                    throughput: packets/s per connection asked of the server\n"
+               "  --size=B          throughput: payload bytes per packet (default: the server's)\n"
+               "  --json FILE       write every figure as JSON\n"
+               "  --quiet           no live progress on stderr\n"
+               "  --threads=N       worker threads (default: one per CPU)\n"
+               "  --pid=PID         sample this process's VmRSS before and after (idle mode reports\n"
+               "                    bytes per connection)\n"
+               "  --max-errors=N    stop the run after N errors (default 1); the exit code is 1 on any\n"
+               "  --timeout=S       connect-to-server-hello limit per connection (default 30)\n"
+               "  --ramp=N          held modes: connections in handshake at once (default 200)\n"
+               "Exit codes: 0 ok, 1 errors (protocol, authentication, stream corruption), 2 usage.\n",
+               kProg);
+}
+
+std::string Fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+int Main(int argc, char** argv) {
+  Args args(argc, argv,
+            {"connections", "duration", "rate", "size", "json", "threads", "pid", "max-errors", "timeout", "ramp"},
+            {"help", "quiet"});
+  if (args.Has("help")) {
+    Usage(stdout);
+    return 0;
+  }
+  auto usage_error = [](const std::string& m) {
+    std::fprintf(stderr, "%s: %s\nrun '%s --help' for usage\n", kProg, m.c_str(), kProg);
+    return 2;
+  };
+  if (!args.problem().empty()) return usage_error(args.problem());
+  if (args.positional().size() != 2) return usage_error("expected MODE and URL");
+  Options opt;
+  const std::string& mode = args.positional()[0];
+  if (mode == "handshake") {
+    opt.mode = Mode::kHandshake;
+  } else if (mode == "latency") {
+    opt.mode = Mode::kLatency;
+  } else if (mode == "throughput") {
+    opt.mode = Mode::kThroughput;
+  } else if (mode == "idle") {
+    opt.mode = Mode::kIdle;
+  } else {
+    return usage_error("unknown mode '" + mode + "' (handshake, latency, throughput, idle)");
+  }
+  auto ep = ParseUrl(args.positional()[1]);
+  if (!ep.ok()) return usage_error(ep.error().message);
+  opt.ep = *ep;
+  auto conns = args.GetInt("connections", 10);
+  auto duration = args.GetDouble("duration", 10);
+  auto rate = args.GetDouble("rate", 0);
+  auto size = args.GetInt("size", 0);
+  auto threads = args.GetInt("threads", CpuCount());
+  auto pid = args.GetInt("pid", 0);
+  auto max_errors = args.GetInt("max-errors", 1);
+  auto timeout = args.GetDouble("timeout", 30);
+  auto ramp = args.GetInt("ramp", 200);
+  for (const Error* e : {conns.ok() ? nullptr : &conns.error(), duration.ok() ? nullptr : &duration.error(),
+                         rate.ok() ? nullptr : &rate.error(), size.ok() ? nullptr : &size.error(),
+                         threads.ok() ? nullptr : &threads.error(), pid.ok() ? nullptr : &pid.error(),
+                         max_errors.ok() ? nullptr : &max_errors.error(), timeout.ok() ? nullptr : &timeout.error(),
+                         ramp.ok() ? nullptr : &ramp.error()}) {
+    if (e != nullptr) return usage_error(e->message);
+  }
+  if (*conns < 1 || *conns > 1'000'000) return usage_error("--connections must be within [1, 1000000]");
+  if (*duration <= 0) return usage_error("--duration must be > 0");
+  if (*rate < 0) return usage_error("--rate must be >= 0");
+  if (*size != 0 && (*size < static_cast<int64_t>(kMinStreamSize) || *size > static_cast<int64_t>(kMaxStreamSize))) {
+    return usage_error("--size must be within [16, 16777216]");
+  }
+  if (*threads < 1 || *threads > 256) return usage_error("--threads must be within [1, 256]");
+  if (*max_errors < 1) return usage_error("--max-errors must be >= 1");
+  if (*timeout <= 0) return usage_error("--timeout must be > 0");
+  if (*ramp < 1) return usage_error("--ramp must be >= 1");
+  opt.connections = static_cast<int>(*conns);
+  opt.duration = *duration;
+  opt.rate = *rate;
+  opt.rate_given = args.Has("rate");
+  opt.size = *size;
+  opt.json = args.Get("json");
+  opt.quiet = args.Has("quiet");
+  opt.threads = static_cast<int>(std::min<int64_t>(*threads, opt.connections));
+  opt.pid = static_cast<int>(*pid);
+  opt.max_errors = *max_errors;
+  opt.timeout = *timeout;
+  opt.ramp = static_cast<int>(*ramp);
+
+  signal(SIGPIPE, SIG_IGN);
+  uint64_t fd_limit = RaiseFdLimit();
+  if (static_cast<uint64_t>(opt.connections) + 4 * static_cast<uint64_t>(opt.threads) + 16 > fd_limit) {
+    return usage_error("--connections=" + std::to_string(opt.connections) + " needs more file descriptors than the " +
+                       std::to_string(fd_limit) + " allowed");
+  }
+  if (opt.pid != 0 && !ReadRssBytes(opt.pid)) return usage_error("cannot read /proc/" + std::to_string(opt.pid) + "/status");
+
+  Shared shared(opt);
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int t = 0; t < opt.threads; ++t) {
+    size_t slots = static_cast<size_t>((opt.connections - t + opt.threads - 1) / opt.threads);
+    auto w = std::make_unique<Worker>(t, &shared, slots);
+    if (Status s = w->Init(); !s.ok()) {
+      std::fprintf(stderr, "%s: %s\n", kProg, s.error().message.c_str());
+      return 1;
+    }
+    workers.push_back(std::move(w));
+  }
+
+  static std::atomic<bool> interrupted{false};
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { interrupted.store(true); };
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  std::optional<uint64_t> rss_before, rss_attached, rss_after;
+  if (opt.pid != 0) rss_before = ReadRssBytes(opt.pid);
+
+  auto sum = [&](auto member) {
+    uint64_t s = 0;
+    for (auto& w : workers) s += (w->counters().*member).load(std::memory_order_relaxed);
+    return s;
+  };
+
+  const int64_t t_start = NowNs();
+  int64_t t_measure = 0;
+  if (opt.mode == Mode::kHandshake) {
+    shared.phase.store(kMeasure);
+    t_measure = t_start;
+  }
+  std::vector<std::thread> threads_run;
+  for (auto& w : workers) threads_run.emplace_back([&w] { w->Run(); });
+
+  int64_t last_progress = t_start;
+  uint64_t last_sessions = 0, last_pings = 0, last_bytes = 0;
+  bool ramp_failed = false;
+  std::string stop_reason = "duration reached";
+  while (true) {
+    usleep(20 * 1000);
+    int64_t now = NowNs();
+    if (interrupted.load()) {
+      stop_reason = "interrupted";
+      break;
+    }
+    if (shared.errors.load() >= static_cast<uint64_t>(opt.max_errors)) {
+      stop_reason = "error limit reached";
+      if (shared.phase.load() == kRamp) ramp_failed = true;
+      break;
+    }
+    if (shared.phase.load() == kRamp) {
+      if (shared.attached_now.load() >= static_cast<uint64_t>(opt.connections)) {
+        t_measure = now;
+        if (opt.pid != 0) rss_attached = ReadRssBytes(opt.pid);
+        last_sessions = sum(&Counters::sessions);
+        last_pings = sum(&Counters::pings);
+        last_bytes = sum(&Counters::payload_bytes);
+        shared.phase.store(kMeasure);
+        for (auto& w : workers) w->Wake();
+        if (!opt.quiet) {
+          std::fprintf(stderr, "[%6.1fs] %s: all %d connections attached, measuring for %.1f s\n",
+                       static_cast<double>(now - t_start) / 1e9, ModeName(opt.mode), opt.connections, opt.duration);
+        }
+      }
+    } else if (static_cast<double>(now - t_measure) / 1e9 >= opt.duration) {
+      break;
+    }
+    if (!opt.quiet && now - last_progress >= 1'000'000'000) {
+      double dt = static_cast<double>(now - last_progress) / 1e9;
+      last_progress = now;
+      uint64_t sessions = sum(&Counters::sessions), pings = sum(&Counters::pings),
+               bytes = sum(&Counters::payload_bytes);
+      std::string line = Fmt("[%6.1fs] ", static_cast<double>(now - t_start) / 1e9) + ModeName(opt.mode) +
+                         (shared.phase.load() == kRamp ? " (ramping)" : "") +
+                         "  attached " + std::to_string(shared.attached_now.load()) + "/" +
+                         std::to_string(opt.connections);
+      switch (opt.mode) {
+        case Mode::kHandshake:
+          line = Fmt("[%6.1fs] handshake", static_cast<double>(now - t_start) / 1e9) + "  sessions " +
+                 std::to_string(sessions) + Fmt(" (%.0f/s)", static_cast<double>(sessions - last_sessions) / dt) +
+                 "  in-flight " + std::to_string(sum(&Counters::in_flight));
+          break;
+        case Mode::kLatency:
+          line += "  pings " + std::to_string(pings) + Fmt(" (%.0f/s)", static_cast<double>(pings - last_pings) / dt);
+          break;
+        case Mode::kThroughput:
+          line += Fmt("  %.1f MB/s", static_cast<double>(bytes - last_bytes) / dt / 1e6) + "  packets " +
+                  std::to_string(sum(&Counters::packets));
+          break;
+        case Mode::kIdle:
+          if (opt.pid != 0) {
+            if (auto r = ReadRssBytes(opt.pid)) line += Fmt("  rss %.1f MB", static_cast<double>(*r) / 1e6);
+          }
+          break;
+      }
+      line += "  errors " + std::to_string(shared.errors.load());
+      std::fprintf(stderr, "%s\n", line.c_str());
+      last_sessions = sessions;
+      last_pings = pings;
+      last_bytes = bytes;
+    }
+  }
+  const int64_t t_end = NowNs();
+  if (opt.pid != 0) rss_after = ReadRssBytes(opt.pid);
+  const uint64_t held_at_end = shared.attached_now.load();
+  shared.phase.store(kStop);
+  for (auto& w : workers) w->Wake();
+  for (auto& t : threads_run) t.join();
+
+  // ---- figures
+  Histogram attach, rtt;
+  for (auto& w : workers) {
+    attach.Merge(w->attach_hist());
+    rtt.Merge(w->rtt_hist());
+  }
+  double window = t_measure > 0 ? static_cast<double>(t_end - t_measure) / 1e9 : 0;
+  double total = static_cast<double>(t_end - t_start) / 1e9;
+  uint64_t errors = shared.errors.load();
+  uint64_t sessions = sum(&Counters::sessions), pings = sum(&Counters::pings),
+           payload = sum(&Counters::payload_bytes), packets = sum(&Counters::packets),
+           wpackets = sum(&Counters::window_packets);
+
+  std::vector<std::pair<std::string, std::string>> rows;  // for the table
+  JsonWriter j;
+  j.BeginObject();
+  auto add_s = [&](const std::string& k, const std::string& v) {
+    rows.emplace_back(k, v);
+    j.String(k, v);
+  };
+  auto add_i = [&](const std::string& k, uint64_t v) {
+    rows.emplace_back(k, std::to_string(v));
+    j.Int(k, static_cast<int64_t>(v));
+  };
+  auto add_d = [&](const std::string& k, double v, const char* f = "%.2f") {
+    rows.emplace_back(k, Fmt(f, v));
+    j.Double(k, v);
+  };
+  auto add_hist = [&](const std::string& name, const Histogram& h) {
+    auto us = [](int64_t ns) { return static_cast<double>(ns) / 1e3; };
+    j.BeginObject(name);
+    j.Int("count", static_cast<int64_t>(h.count()));
+    j.Double("min", us(h.min()));
+    j.Double("p50", us(h.Percentile(0.50)));
+    j.Double("p90", us(h.Percentile(0.90)));
+    j.Double("p99", us(h.Percentile(0.99)));
+    j.Double("p999", us(h.Percentile(0.999)));
+    j.Double("max", us(h.max()));
+    j.Double("mean", h.mean() / 1e3);
+    j.EndObject();
+    rows.emplace_back(name + " (count)", std::to_string(h.count()));
+    for (auto [label, q] : {std::pair{"p50", 0.5}, {"p99", 0.99}, {"p999", 0.999}}) {
+      rows.emplace_back(name + " " + label, Fmt("%.1f", us(h.Percentile(q))));
+    }
+    rows.emplace_back(name + " min/mean/max", Fmt("%.1f", us(h.min())) + " / " + Fmt("%.1f", h.mean() / 1e3) + " / " +
+                                                  Fmt("%.1f", us(h.max())));
+  };
+  add_s("mode", ModeName(opt.mode));
+  add_s("target", opt.ep.Describe());
+  add_i("connections", static_cast<uint64_t>(opt.connections));
+  add_i("threads", static_cast<uint64_t>(opt.threads));
+  add_d("duration_s", window);
+  add_d("elapsed_s", total);
+  add_s("stopped", stop_reason);
+  add_i("connects", sum(&Counters::connects));
+  add_i("attached", sum(&Counters::attaches));
+  add_i("challenges", sum(&Counters::challenges));
+  switch (opt.mode) {
+    case Mode::kHandshake:
+      add_i("sessions", sessions);
+      add_d("sessions_per_s", window > 0 ? static_cast<double>(sessions) / window : 0, "%.1f");
+      add_hist("time_to_attached_us", attach);
+      break;
+    case Mode::kLatency:
+      add_i("pings", pings);
+      add_d("pings_per_s", window > 0 ? static_cast<double>(pings) / window : 0, "%.1f");
+      add_hist("rtt_us", rtt);
+      add_hist("time_to_attached_us", attach);
+      break;
+    case Mode::kThroughput:
+      add_i("packets", wpackets);
+      add_i("packets_verified", packets);
+      add_i("payload_bytes", payload);
+      add_d("mb_per_s", window > 0 ? static_cast<double>(payload) / window / 1e6 : 0, "%.1f");
+      add_d("packets_per_s", window > 0 ? static_cast<double>(wpackets) / window : 0, "%.1f");
+      add_i("wire_bytes_in", sum(&Counters::bytes_in));
+      add_hist("time_to_attached_us", attach);
+      break;
+    case Mode::kIdle:
+      add_i("held", held_at_end);
+      add_hist("time_to_attached_us", attach);
+      break;
+  }
+  if (opt.pid != 0) {
+    add_i("pid", static_cast<uint64_t>(opt.pid));
+    if (rss_before) add_i("rss_before_bytes", *rss_before);
+    if (rss_attached) add_i("rss_attached_bytes", *rss_attached);
+    if (rss_after) add_i("rss_after_bytes", *rss_after);
+    if (rss_before && rss_after && held_at_end > 0) {
+      add_d("rss_bytes_per_connection",
+            (static_cast<double>(*rss_after) - static_cast<double>(*rss_before)) / static_cast<double>(held_at_end),
+            "%.0f");
+    }
+  }
+  add_i("errors", errors);
+  {
+    std::lock_guard<std::mutex> lock(shared.mu);
+    j.BeginArray("error_reasons");
+    for (const auto& why : shared.order) {
+      j.BeginObject();
+      j.String("reason", why);
+      j.Int("count", static_cast<int64_t>(shared.reasons[why]));
+      j.EndObject();
+    }
+    j.EndArray();
+  }
+  j.EndObject();
+
+  size_t width = 0;
+  for (auto& r : rows) width = std::max(width, r.first.size());
+  std::printf("%s %s %s\n", kProg, ModeName(opt.mode), opt.ep.Describe().c_str());
+  for (auto& r : rows) std::printf("  %-*s  %s\n", static_cast<int>(width), r.first.c_str(), r.second.c_str());
+  std::fflush(stdout);
+  if (!opt.json.empty()) {
+    std::ofstream f(opt.json);
+    f << j.str() << "\n";
+    if (!f) {
+      std::fprintf(stderr, "%s: cannot write %s\n", kProg, opt.json.c_str());
+      return 1;
+    }
+  }
+  if (errors > 0) {
+    std::lock_guard<std::mutex> lock(shared.mu);
+    std::fprintf(stderr, "%s: %llu error(s)%s:\n", kProg, static_cast<unsigned long long>(errors),
+                 ramp_failed ? " before every connection was attached" : "");
+    for (const auto& why : shared.order) {
+      std::fprintf(stderr, "  %s (x%llu)\n", why.c_str(), static_cast<unsigned long long>(shared.reasons[why]));
+    }
+    return 1;
+  }
+  if (opt.mode != Mode::kHandshake && t_measure == 0) {
+    std::fprintf(stderr, "%s: interrupted before every connection was attached\n", kProg);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace xr::bench
+
+int main(int argc, char** argv) { return xr::bench::Main(argc, argv); }
