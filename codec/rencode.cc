@@ -63,6 +63,13 @@ void StoreBigEndian(uint64_t v, int n, std::string* out) {
   out->append(buf, static_cast<size_t>(n));
 }
 
+// A short terminated container (never written by python-rencode, but cheap to send) must not
+// keep the room reserved for a long one: 2 input bytes would otherwise pin kilobytes.
+template <typename Vec>
+void ReleaseSlack(Vec& v) {
+  if (v.capacity() > 2 * v.size() + 8) v.shrink_to_fit();
+}
+
 class Decoder {
  public:
   Decoder(std::string_view data, const DecodeLimits& limits)
@@ -257,6 +264,7 @@ class Decoder {
         list.emplace_back();
         if (!DecodeValue(level + 1, &list.back())) return false;
       }
+      ReleaseSlack(list);
     }
     Emplace(out, std::move(list));
     return true;
@@ -279,6 +287,7 @@ class Decoder {
       auto& entry = dict.emplace_back();
       if (!DecodeValue(level + 1, &entry.first) || !DecodeValue(level + 1, &entry.second)) return false;
     }
+    if (count < 0) ReleaseSlack(dict);
     Status st = FinishDict(&dict, /*lists_are_tuples=*/true, "rencode");
     if (!st.ok()) {
       error_ = Error{st.error().code, st.error().message + " in the dict at offset " + std::to_string(dict_at - begin_)};

@@ -367,6 +367,20 @@ TEST_CASE("malformed: unhashable dict keys") {
   CHECK(xr::rencode::Decode("\x67\xc2\x01\x02\x00"sv).ok());     // {(1, 2): 0}
 }
 
+TEST_CASE("short terminated containers do not keep the room reserved for long ones") {
+  // 50000 empty terminated lists and dicts: 4 bytes each on the wire.
+  std::string many = "\x3b";
+  for (int i = 0; i < 50000; ++i) many += "\x3b\x7f\x3c\x7f"s;
+  many += "\x7f";
+  auto v = xr::rencode::Decode(many);
+  REQUIRE(v.ok());
+  REQUIRE(v->as_list().size() == 100000);
+  for (const auto& e : v->as_list()) {
+    const size_t capacity = e.is_list() ? e.as_list().capacity() : e.as_dict().capacity();
+    REQUIRE(capacity == 0);
+  }
+}
+
 TEST_CASE("limits: element count") {
   DecodeLimits limits;
   limits.max_elements = 10;
