@@ -43,6 +43,12 @@ CLIENT_QUIET = [
 ]
 
 
+# xpra 3.1.3 client exit codes (xpra/exit_codes.py)
+EXIT_OK = 0
+EXIT_CONNECTION_LOST = 1
+EXIT_CONNECTION_FAILED = 18   # disconnected before the session could be established
+
+
 class TestFailure(AssertionError):
     """A check failed; the message says which."""
 
@@ -625,6 +631,10 @@ class XpraClient:
         i = t.rfind("Attached to ")
         return self.proc.alive() and i >= 0 and not re.search(
             r"server requested disconnect|Connection lost|Session Disconnected|connection failure", t[i:])
+
+    def assert_attached(self, what="client"):
+        """Fails (with the client's last disconnect text) unless the client is still attached."""
+        check(self.attached(), "%s no longer attached: %r" % (what, self.exit_reason()))
 
     def env(self):
         """Environment for X tools on this client's display."""

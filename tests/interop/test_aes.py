@@ -26,7 +26,7 @@ def test_aes_client_attaches_and_sees_window(run, fx):
         check("sending data using AES encryption" in text and "receiving data using AES encryption" in text,
               "client log does not show AES in both directions")
         harness.prove_live(c, srv, wid, geom, "aes")
-        check(c.attached(), "client detached")
+        c.assert_attached()
 
 
 def test_wrong_key_is_refused(run, fx):

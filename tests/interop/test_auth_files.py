@@ -9,7 +9,7 @@ def _attach(run, setup, user, pw, srv, tag):
     with setup.client(user, pw, name="%s-%s" % (tag, user)) as c:
         wid, geom, _img = harness.assert_window_painted(c, srv.title)
         harness.prove_live(c, srv, wid, geom, tag)
-        check(c.attached(), "client detached")
+        c.assert_attached()
 
 
 def _refused(setup, user, pw, tag):

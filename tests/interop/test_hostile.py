@@ -48,7 +48,7 @@ def fixture(run):
 
 def _good_still_attached(fx):
     good, _wid, _geom = fx.good
-    check(good.attached(), "the client attached before was disconnected: %r" % good.exit_reason())
+    good.assert_attached("the client attached before")
 
 
 def _case(fx, payload, deadline, shut_write=False):

@@ -27,7 +27,7 @@ def _attach_and_check(fx, user, pw, display, want, avoid, tag):
         # The other session's xterm must not be on this client.
         out = c.xdotool("search", "--name", avoid.title, check_rc=False)
         check(not out.strip(), "client for %s:%s also shows '%s'" % (user, display, avoid.title))
-        check(c.attached(), "client detached")
+        c.assert_attached()
 
 
 @harness.targets("relay", "direct")
@@ -57,7 +57,8 @@ def test_two_users_two_sessions_at_once(run, fx):
             # Both links carry input and output at the same time.
             harness.prove_live(ce, other, wid_e, geom_e, "erin")
             harness.prove_live(cc, s200, wid_c, geom_c, "carol")
-            check(ce.attached() and cc.attached(), "a client detached")
+            ce.assert_attached("erin")
+            cc.assert_attached("carol")
 
 
 @harness.targets("relay", "proxy")

@@ -22,10 +22,12 @@ def test_session_stop_reaches_client(run, fx):
                 rc = c.wait_exit(30)
                 text = c.text()
                 check(re.search(r"server shutdown", text), "client was not told 'server shutdown': %r" % c.exit_reason())
-                check(rc is not None, "client did not exit")
+                # "server shutdown" is not an error to the 3.1.3 client: it exits 0 when the
+                # disconnect packet arrives (a cut connection would give CONNECTION_LOST).
+                check(rc == harness.EXIT_OK, "client exit code %s after 'server shutdown', want 0" % rc)
             # The gate keeps serving the other session.
             harness.prove_live(by, other, wid_b, geom_b, "bystander")
-            check(by.attached(), "the other user's client was disconnected")
+            by.assert_attached()
             check(setup.gate is None or setup.gate.alive(), "the gate died when one session stopped")
 
 
@@ -38,8 +40,12 @@ def test_gate_stop_tells_clients(run, fx):
         with setup.client("leaver", "leaver-pw", name="leaver") as c:
             harness.assert_window_painted(c, srv.title)
             setup.gate.proc.stop(grace=10)
-            c.wait_exit(30)
+            rc = c.wait_exit(30)
             text = c.text()
+            if run.target == "relay":
+                check(re.search(r"server shutdown", text) and rc == harness.EXIT_OK,
+                      "client was not told 'server shutdown' by the stopping relay (rc=%s): %r"
+                      % (rc, c.exit_reason()))
             check(re.search(r"server shutdown|Session Disconnected|Connection lost", text),
                   "client shows no disconnect reason after the gate stopped: %r" % c.exit_reason())
             rc = setup.gate.proc.returncode()
