@@ -11,10 +11,8 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import struct
 import subprocess
-import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -719,7 +717,7 @@ class Image:
         if len(blob) < 100:
             raise TestFailure("xwd output too short (%d bytes)" % len(blob))
         f = struct.unpack(">25I", blob[:100])
-        header_size, version, pixmap_format, depth, width, height = f[0], f[1], f[2], f[3], f[4], f[5]
+        header_size, version, pixmap_format, width, height = f[0], f[1], f[2], f[4], f[5]
         byte_order, bpp, bpl = f[7], f[11], f[12]
         red, green, blue = f[14], f[15], f[16]
         ncolors = f[19]

@@ -5,7 +5,6 @@ The relay runs with --login-timeout=3; real xpra (direct / proxy targets) has a 
 handshake timeout, so those targets take longer here."""
 
 import contextlib
-import os
 import random
 import re
 import selectors
