@@ -155,7 +155,6 @@ void AddFullHello(Value* caps, const Options& opt, uint64_t token) {
   set("windows", false);
   set("ui_client", true);
   set("share", true);
-  set("steal", false);
   set("keyboard", false);
   set("mouse.show", false);
   set("clipboard", false);
@@ -173,7 +172,13 @@ void AddFullHello(Value* caps, const Options& opt, uint64_t token) {
   if (opt.mode == Mode::kThroughput) {
     set(kStreamKey, true);
     if (opt.size > 0) set(kStreamSizeKey, opt.size);
-    if (opt.rate_given) set(kStreamRateKey, static_cast<int64_t>(std::llround(opt.rate)));
+    if (opt.rate_given) {
+      if (opt.rate == std::floor(opt.rate)) {
+        set(kStreamRateKey, static_cast<int64_t>(opt.rate));
+      } else {
+        set(kStreamRateKey, opt.rate);  // a float: fewer than one packet per second is fine
+      }
+    }
     set(kStreamTokenKey, static_cast<int64_t>(token));
   }
 }
@@ -187,7 +192,6 @@ class Worker {
       : shared_(shared), opt_(shared->opt), rng_(std::random_device{}() ^ (uint64_t(index) << 32)) {
     conns_.resize(slots);
     for (size_t s = 0; s < slots; ++s) pending_start_.push_back(s);
-    uuid_ = RandomHex(16);
     hostname_ = LocalHostname();
   }
 
@@ -238,6 +242,7 @@ class Worker {
     std::string out;
     size_t out_pos = 0;
     bool queued = false;
+    std::string uuid;  // one per connection, as each real client has its own
     // frame parsing
     char hdr[kHeaderSize];
     size_t hdr_len = 0;
@@ -308,7 +313,6 @@ class Worker {
   Shared* shared_;
   const Options& opt_;
   std::mt19937_64 rng_;
-  std::string uuid_;
   std::string hostname_;
   UniqueFd epoll_;
   UniqueFd wake_;
@@ -410,7 +414,8 @@ void Worker::OnConnected(size_t slot) {
     return;
   }
   c.state = State::kHelloSent;
-  Value hello = BaseHello(opt_, uuid_, hostname_);
+  c.uuid = RandomHex(16);
+  Value hello = BaseHello(opt_, c.uuid, hostname_);
   if (!opt_.ep.password.empty()) {
     // As xpra's client: ask for the challenge first, send the full hello with the response.
     hello.set("challenge", true);
@@ -594,7 +599,12 @@ bool Worker::HandlePacket(size_t slot, const Value& packet) {
     for (size_t i = 1; i < l.size(); ++i) {
       if (auto s = l[i].to_string()) why += (why.empty() ? "" : ": ") + std::string(*s);
     }
-    if (c.state == State::kClosing) return true;  // the answer to ours
+    if (c.state == State::kClosing) {
+      // The answer to ours (a real xpra server replies and may keep its socket open for a
+      // while): the session is over.
+      SessionEnded(slot);
+      return false;
+    }
     std::string where = c.state == State::kAttached ? "" : " during the handshake";
     Fail(slot, "server disconnected" + where + ": " + (why.empty() ? "no reason given" : why));
     return false;
@@ -666,7 +676,7 @@ bool Worker::OnChallenge(size_t slot, const List& l) {
     Fail(slot, "authentication error: digest '" + digest + "': " + response.error().message);
     return false;
   }
-  Value hello = BaseHello(opt_, uuid_, hostname_);
+  Value hello = BaseHello(opt_, c.uuid, hostname_);
   AddFullHello(&hello, opt_, c.token);
   hello.set("challenge_response", std::string_view(*response));
   size_t pad = std::max<size_t>(32, 512 - std::min<size_t>(512, response->size()));
