@@ -220,8 +220,14 @@ class Worker {
         }
       }
     }
+    // As xpra: tell every client why (best effort: one write attempt), then close.
     for (auto& c : conns_) {
-      if (c) Close(c.get());
+      if (!c) continue;
+      if (!c->closing) {
+        Send(c.get(), Value(List{Value("disconnect"), Value("server shutdown")}));
+        c->out.WriteTo(c->fd.get());
+      }
+      Close(c.get());
     }
   }
 
