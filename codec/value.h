@@ -31,7 +31,8 @@ struct Bytes {
   bool operator==(const Bytes&) const = default;
 };
 
-// Text (Python str). rencode writes it as UTF-8 like Bytes; xpra's bencode writes `u<len>:`.
+// Text (Python str). Both encoders write it as a plain UTF-8 byte string (xpra 3.1's bencode
+// never writes `u<len>:`, though it decodes it as Text).
 struct Text {
   std::string utf8;
   bool operator==(const Text&) const = default;
