@@ -329,3 +329,25 @@ def wait_client_told(client, texts, timeout=30):
 def sigterm(relay_):
     """SIGTERM to the relay process."""
     relay_.signal(signal.SIGTERM)
+
+
+def stop_commands_in(workdir, argv_prefix):
+    """SIGTERM to the processes whose command line starts with `argv_prefix` and whose current
+    directory is `workdir` (a command typed into one session's xterm, nothing else); returns
+    their pids."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                args = f.read().decode("utf-8", "replace").split("\0")
+            cwd = os.readlink("/proc/%s/cwd" % d)
+        except OSError:
+            continue
+        if args[:len(argv_prefix)] == list(argv_prefix) and cwd == workdir:
+            pids.append(int(d))
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    return pids

@@ -4,6 +4,9 @@
 
 Every test starts its own relay (display first: `xpra-relay :N --bind-tcp=... --socket-dir=DIR`)
 in the socket dir the two sessions use, so `xpra list` there shows what a user would see.
+Beyond list/info/version/stop, SIGTERM/SIGINT, stale sockets and --proxy-sockets=false, it
+checks the display argument given after the options, two relays sharing one socket dir, and
+XPRA_SOCKET_HOSTNAME.
 """
 
 import contextlib
@@ -165,13 +168,33 @@ def test_version_answers_relay_version(run, fx):
 
 
 # ---------------------------------------------------------------- 4. xpra stop :proxy-N
+FLOOD = ["od", "-An", "-tx8", "/dev/urandom"]
+
+
+def _flood(run, fx, client, n, wid, min_bytes=256 * 1024):
+    """Makes the client's xterm large and fills it with random hex non-stop (for 60 s at most),
+    then waits until the relay has sent the client `min_bytes` more (read with xpra info
+    :proxy-N)."""
+    def sent():
+        return cu.as_int(cu.xpra_info(run, ":proxy-%d" % n, fx.socket_dir), "client.bytes-sent")
+    client.xdotool("windowsize", str(wid), "1200", "760", check_rc=False)
+    start = sent()
+    client.type_text(wid, "timeout 60 " + " ".join(FLOOD))
+    harness.wait_until(lambda: sent() - start >= min_bytes, 20, interval=0.5,
+                       what="the scrolling xterm to send %d bytes to the client" % min_bytes)
+
+
 def test_stop_one_instance_of_two(run, fx):
     with fx.relay("relay-stop1") as r:
-        with fx.attached(r, "alice") as (ca, na, _wa, _ga), fx.attached(r, "bob") as (cb, nb, wb, gb):
+        with fx.attached(r, "alice") as (ca, na, wa, _ga), fx.attached(r, "bob") as (cb, nb, wb, gb):
+            # alice's xterm scrolls non-stop, so the stop lands while the server streams frames:
+            # the client must still get a clean disconnect, not a cut frame.
+            _flood(run, fx, ca, na, wa)
             res = cu.xpra_stop(run, ":proxy-%d" % na, fx.socket_dir)
             check(res.rc == 0, "xpra stop :proxy-%d failed:\n%s" % (na, res))
             check("stopped :proxy-%d" % na in res.out, "xpra stop did not confirm the stop:\n%s" % res)
             _check_told(ca, "this session was stopped by the relay's operator")
+            check(cu.stop_commands_in(fx.alice_srv.workdir, FLOOD), "the flood command was not running in alice's xterm")
             cu.wait_gone(r.proxy_socket(na))
             # bob's instance is untouched: still attached, socket live, input and output flow.
             check(cb.attached(), "bob's client was disconnected too: %r" % cb.exit_reason())
@@ -242,11 +265,13 @@ def _check_relay_gone(r, proxies):
 
 def test_relay_stop_command(run, fx):
     with fx.relay("relay-stopall") as r:
-        with fx.attached(r, "alice") as (ca, na, _wa, _ga), fx.attached(r, "bob") as (cb, nb, _wb, _gb):
+        with fx.attached(r, "alice") as (ca, na, wa, _ga), fx.attached(r, "bob") as (cb, nb, _wb, _gb):
+            _flood(run, fx, ca, na, wa)   # the stop lands while alice's session streams
             res = cu.xpra_stop(run, r.display, fx.socket_dir)
             check(res.rc == 0, "xpra stop %s failed:\n%s" % (r.display, res))
             for c in (ca, cb):
                 _check_told(c, "the relay is shutting down")
+            cu.stop_commands_in(fx.alice_srv.workdir, FLOOD)
             rc = r.wait_exit(20)
             check(rc == 0, "relay exit code %s after xpra stop" % rc)
             _check_relay_gone(r, (na, nb))
@@ -350,10 +375,66 @@ def test_display_after_options(run, fx):
         harness.wait_until(lambda: not p.alive() or harness.port_listening(port), 20, what="relay start")
         time.sleep(0.5)
         if p.alive():
-            check(cu.probe_socket(path) == "LIVE", "relay started with display %s last but %s is %s; its log:\n%s"
-                  % (display, path, cu.probe_socket(path), harness.log_tail(p.log_path, 5)))
+            check(cu.probe_socket(path) == "LIVE", "relay started with display %s last but %s is %s (was %s taken as "
+                  "another --socket-dir value?); its log:\n%s"
+                  % (display, path, cu.probe_socket(path), display, harness.log_tail(p.log_path, 5)))
         else:
             check(p.returncode() != 0 and display in harness.read_text(p.log_path),
                   "relay exited (rc=%s) without naming %s" % (p.returncode(), display))
     finally:
         p.stop(grace=5)
+
+
+# ---------------------------------------------------------------- two relays, one socket dir
+def test_two_relays_share_socket_dir(run, fx):
+    # Two relays on one host with the same socket dir (e.g. the default /run/user/UID/xpra):
+    # each relayed connection must keep its own :proxy-N endpoint, as xpra proxy's
+    # :proxy-<pid> names do.
+    with fx.relay("relay-a") as ra, fx.relay("relay-b") as rb:
+        with fx.attached(ra, "alice") as (ca, na, _wa, _ga):
+            alice_sock = ra.proxy_socket(na)
+            with fx.client(rb, "bob") as cb:
+                harness.assert_window_painted(cb, fx.bob_srv.title)
+                harness.wait_for_log(rb.log, r"user=bob relaying", 10)
+                time.sleep(0.5)
+                ids = cu.proxy_ids(fx.socket_dir)
+                info = cu.xpra_info(run, ":proxy-%d" % na, fx.socket_dir)
+                check(info.get("username") == "alice",
+                      "relay %s's instance socket %s now answers for %r (relay %s reused the name :proxy-%d); "
+                      "instance sockets: %s" % (ra.display, alice_sock, info.get("username"), rb.display, na, ids))
+                check(len(ids) == 2, "two relayed connections, instance sockets %s" % ids)
+            time.sleep(1)
+            check(cu.probe_socket(alice_sock) == "LIVE", "bob's relay removed alice's %s when bob left (%s)"
+                  % (alice_sock, cu.probe_socket(alice_sock)))
+            check(ca.attached(), "alice detached: %r" % ca.exit_reason())
+
+
+# ---------------------------------------------------------------- XPRA_SOCKET_HOSTNAME
+def test_socket_hostname_override(run, fx):
+    # With XPRA_SOCKET_HOSTNAME set (as for every xpra process of that host), socket names use
+    # it: the relay's own and its instances', and the sessions it looks up. The session here is
+    # alice's, seen under the alternative name through a symlink in a socket dir of its own.
+    alt = "ctl-alt-host"
+    env = run.env(XPRA_SOCKET_HOSTNAME=alt)
+    sdir = run.mkdir("sockets-althost", 0o700)
+    os.symlink(fx.alice_srv.socket_path, cu.sock_path(sdir, ":%d" % fx.alice_srv.display, alt))
+    with cu.relay(run, fx.auth, sdir, name="relay-althost", env=env) as r:
+        check(r.hostname == alt, "relay socket hostname %r" % r.hostname)
+        cu.check_control_socket(cu.sock_path(sdir, r.display, alt))
+        default_name = cu.sock_path(sdir, r.display, harness.HOSTNAME)
+        check(not os.path.lexists(default_name), "control socket also made under the host name: %s" % default_name)
+        listing = cu.xpra_list(run, sdir, env=env)
+        check(listing.get(r.display) == "LIVE", "xpra list (XPRA_SOCKET_HOSTNAME=%s) shows %s" % (alt, listing))
+        info = cu.xpra_info(run, r.display, sdir, env=env)
+        check(info.get("proxy.display") == r.display, "xpra info %s: %s" % (r.display, info))
+        with fx.client(r, "alice", wait_attached=False) as c:
+            harness.wait_until(lambda: "Attached to " in c.text() or not c.proc.alive(), 40,
+                               what="alice to attach or fail")
+            check(c.attached(), "alice could not attach to :%d, a session named %s-%d in %s: %r; relay log:\n%s"
+                  % (fx.alice_srv.display, alt, fx.alice_srv.display, sdir, c.exit_reason(),
+                     harness.log_tail(r.log, 3)))
+            harness.assert_window_painted(c, fx.alice_srv.title)
+            n = harness.wait_until(lambda: cu.proxy_ids(sdir, alt), 10, what="%s-proxy-N" % alt)[0]
+            cu.check_control_socket(cu.sock_path(sdir, ":proxy-%d" % n, alt))
+            info = cu.xpra_info(run, ":proxy-%d" % n, sdir, env=env)
+            check(info.get("username") == "alice", "xpra info :proxy-%d: %s" % (n, info))
