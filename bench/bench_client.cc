@@ -1316,6 +1316,11 @@ int Main(int argc, char** argv) {
     }
     return 1;
   }
+  if (opt.mode == Mode::kHandshake && sessions == 0 && stop_reason != "interrupted") {
+    std::fprintf(stderr, "%s: no session completed in %.1f s (%llu still in the handshake at the end)\n", kProg,
+                 window, static_cast<unsigned long long>(sum(&Counters::connects) - sum(&Counters::attaches)));
+    return 1;
+  }
   if (opt.mode != Mode::kHandshake && t_measure == 0) {
     std::fprintf(stderr, "%s: interrupted before every connection was attached\n", kProg);
     return 1;

@@ -125,6 +125,16 @@ run_ok idle_many 'j["errors"] == 0 and j["held"] == 300' \
 # A server that is not there: a connect error, reported.
 run_fails refused "connect" latency "tcp://127.0.0.1:1/" --connections=1 --duration=1 --quiet
 
+# A server that accepts and never answers: no session, so a failed handshake run.
+"$py" -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
+print(s.getsockname()[1], flush=True); time.sleep(120)' >silent.port &
+server_pids+=("$!")
+for _ in $(seq 1 100); do [ -s silent.port ] && break; sleep 0.05; done
+"$bench_bin" handshake "tcp://127.0.0.1:$(cat silent.port)/" --connections=2 --duration=1 --quiet >silent.out 2>silent.err
+rc=$?
+if [ "$rc" -ne 0 ] && grep -q "no session completed" silent.err; then pass; else fail "silent server: exit $rc" silent.err; fi
+
 # --- password: the challenge path -------------------------------------------------------------
 start_server secret --password=s3cr3t || exit 1
 run_ok password_handshake 'j["errors"] == 0 and j["sessions"] > 0 and j["challenges"] >= j["sessions"]' \
