@@ -54,18 +54,22 @@ Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
   app.add_option("display", c.display, "The relay's own display name (e.g. :20), for its control socket");
   app.add_option("--bind-tcp", tcp_binds,
                  "Listen on HOST:PORT; repeatable. Per-bind auth: HOST:PORT,auth=MODULE,opt=value,...")
-      ->type_name("HOST:PORT[,auth=..]");
+      ->type_name("HOST:PORT[,auth=..]")
+      ->allow_extra_args(false);  // one value per occurrence: a trailing :DISPLAY stays the display
   app.add_option("--tcp-auth", c.tcp_auth,
                  "Default auth for tcp binds: allow, none, reject|fail, password,value=X, env[,name=VAR], "
                  "file,filename=F, multifile,filename=F, sqlite,filename=DB[,password_query=..,sessions_query=..] "
                  "(MODULE:opt=value also accepted)")
       ->type_name("MODULE[,opt=value]");
-  app.add_option("--bind", unix_binds, "Listen on a unix socket PATH; repeatable")->type_name("PATH");
+  app.add_option("--bind", unix_binds, "Listen on a unix socket PATH; repeatable")
+      ->type_name("PATH")
+      ->allow_extra_args(false);
   app.add_option("--auth", c.unix_auth, "Auth for unix binds (same syntax as --tcp-auth)")->type_name("MODULE[,opt=value]");
   app.add_option("--socket-dir,--socket-dirs", c.socket_dirs,
                  "Where local sessions' sockets are found (HOSTNAME-N) and control sockets go; repeatable "
                  "(default, as xpra: /run/user/$UID/xpra, /run/xpra, ~/.xpra)")
-      ->type_name("DIR");
+      ->type_name("DIR")
+      ->allow_extra_args(false);
   app.add_option("--tcp-encryption", c.tcp_encryption, "AES: require AES-CBC on client legs of tcp binds")
       ->check(CLI::IsMember({"", "AES"}));
   app.add_option("--tcp-encryption-keyfile", c.tcp_encryption_keyfile, "File holding the AES key")->type_name("FILE");

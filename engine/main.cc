@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
     auto sc = std::make_shared<SessionConfig>();
     sc->auth = module;
     sc->registry.socket_dirs = cfg.socket_dirs;
-    sc->registry.hostname = hostname;
+    sc->registry.hostname = registry::DefaultSocketHostname();  // as the control sockets (XPRA_SOCKET_HOSTNAME)
     if (!cfg.display.empty()) sc->registry.own_display = cfg.display;
     sc->aes = tcp && cfg.tcp_encryption == "AES";
     if (sc->aes) sc->aes_key = aes_key;
@@ -239,6 +239,12 @@ int main(int argc, char** argv) {
   for (int i = 0; i < threads; ++i) {
     auto r = std::make_unique<Reactor>(i, &pool, limits, control);
     if (Status s = r->Init(specs, threads > 1, i == 0); !s.ok()) return Fail(s.error().message);
+    if (i == 0) {
+      // --bind-tcp=HOST:0: every reactor listens on the port the first one got.
+      for (size_t k = 0; k < specs.size(); ++k) {
+        if (specs[k].kind == ListenerSpec::Kind::kTcp && specs[k].port == 0) specs[k].port = r->bound_port(k);
+      }
+    }
     reactors.push_back(std::move(r));
   }
   std::string listening;

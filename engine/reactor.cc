@@ -24,6 +24,7 @@
 #include "engine/log.h"
 #include "engine/stats.h"
 #include "engine/version.h"
+#include "session_registry/socket_dirs.h"
 
 namespace xr::engine {
 
@@ -42,6 +43,9 @@ std::atomic<uint64_t> g_next_connection_id{1};
 // Control-socket clients get ids from their own range, so relayed connections are numbered
 // :proxy-1, :proxy-2, ... without gaps.
 std::atomic<uint64_t> g_next_control_id{uint64_t{1} << 40};
+// :proxy-N numbers: unique for the life of the process, and never one whose socket another
+// process (a second relay sharing the socket dir) is listening on.
+std::atomic<uint64_t> g_next_proxy_number{1};
 
 std::string PeerName(int fd) {
   sockaddr_storage ss{};
@@ -291,14 +295,15 @@ Expected<UniqueFd> OpenUnixListener(const std::string& path, mode_t mode = 0600)
 // The :proxy-N endpoint of one relayed connection; runs on that connection's reactor.
 class InstanceControl final : public ControlTarget {
  public:
-  InstanceControl(Reactor* r, uint64_t id) : r_(r), id_(id) {}
+  InstanceControl(Reactor* r, uint64_t id, std::string display) : r_(r), id_(id), display_(std::move(display)) {}
   Value Info() override;
   bool Stop() override;
-  std::string name() const override { return ":proxy-" + std::to_string(id_); }
+  std::string name() const override { return display_; }
 
  private:
   Reactor* r_;
   uint64_t id_;
+  std::string display_;
 };
 
 class Connection final : public SessionIo {
@@ -389,9 +394,11 @@ class Connection final : public SessionIo {
     Counters().relaying++;
     Counters().relayed_total++;
     counted_handshake_done_ = true;
-    Instances().Put(InstanceSummary{id_, peer_, session_->username(), session_->target().describe(), UnixNow()});
     OpenInstanceSocket();
+    Instances().Put(InstanceSummary{id_, proxy_display(), peer_, session_->username(), session_->target().describe(),
+                                    UnixNow()});
   }
+  std::string proxy_display() const { return ":proxy-" + std::to_string(proxy_number_); }
   void SetDeadline(int64_t ms) override { deadline_ms_ = ms > 0 ? NowMs() + ms : 0; }
   void Close(std::string_view log_reason) override {
     if (closing_) return;
@@ -506,7 +513,8 @@ class Connection final : public SessionIo {
     server.set("latency-us", static_cast<long long>(TcpRttUs(session_->target().kind == registry::Target::Kind::kTcp ? server_.fd.get() : -1)));
     Value out{Dict{}};
     out.set("instance", static_cast<long long>(id_));
-    out.set("display", ":proxy-" + std::to_string(id_));
+    out.set("display", proxy_display());
+    out.set("connection", static_cast<long long>(id_));
     out.set("username", std::string_view(session_->username()));
     out.set("uptime", static_cast<long long>((NowMs() - started_ms_) / 1000));
     out.set("state", SessionStateName(session_->state()));
@@ -824,7 +832,7 @@ class Connection final : public SessionIo {
     Value proxy{Dict{}};
     proxy.set("version", kRelayVersion);
     proxy.set("implementation", "xpra-relay");
-    proxy.set("instance", ":proxy-" + std::to_string(id_));
+    proxy.set("instance", proxy_display());
     proxy.set("latency", std::move(latency));
     return proxy;
   }
@@ -832,8 +840,22 @@ class Connection final : public SessionIo {
   // ---- the :proxy-N control endpoint
   void OpenInstanceSocket() {
     const ControlConfig& cc = r_->control_;
+    proxy_number_ = g_next_proxy_number.fetch_add(1);
     if (cc.socket_dir.empty() || !cc.instance_sockets || ctl_fd_.valid()) return;
-    ctl_path_ = ControlSocketPath(cc, ":proxy-" + std::to_string(id_));
+    ctl_path_ = ControlSocketPath(cc, proxy_display());
+    for (int tries = 0; registry::ProbeSocket(ctl_path_) == registry::SocketState::kLive; ++tries) {
+      if (tries == 1000) {
+        XR_WARN("control", "conn={} no control socket: every :proxy-N name tried is in use", id_);
+        ctl_path_.clear();
+        return;
+      }
+      if (tries == 0) {
+        XR_WARN("control", "{} is in use by another process (a relay sharing {}?); taking the next number",
+                ctl_path_, cc.socket_dir);
+      }
+      proxy_number_ = g_next_proxy_number.fetch_add(1);
+      ctl_path_ = ControlSocketPath(cc, proxy_display());
+    }
     auto fd = OpenUnixListener(ctl_path_, cc.mode);
     if (!fd.ok()) {
       XR_WARN("control", "conn={} no control socket: {}", id_, fd.error().message);
@@ -870,7 +892,7 @@ class Connection final : public SessionIo {
     if (!(flags & IORING_CQE_F_MORE)) ctl_armed_ = false;
     if (res >= 0) {
       UniqueFd fd(res);
-      if (!closing_) r_->AcceptControl(std::move(fd), std::make_shared<InstanceControl>(r_, id_));
+      if (!closing_) r_->AcceptControl(std::move(fd), std::make_shared<InstanceControl>(r_, id_, proxy_display()));
     }
     if (!ctl_armed_ && !closing_ && !ctl_cancelled_) ArmControlAccept();
   }
@@ -894,6 +916,7 @@ class Connection final : public SessionIo {
   std::string stop_detail_;
   bool counted_handshake_done_ = false;
   bool admitted_ = false;  // counted in the per-address cap
+  uint64_t proxy_number_ = 0;  // N of :proxy-N
   SmallFrameCapture client_capture_{64 * 1024};
   bool expect_info_ = false;
   int info_frames_ = 0;

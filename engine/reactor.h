@@ -89,6 +89,9 @@ class Reactor {
   void Stop();
   // Bound addresses ("127.0.0.1:14501"), valid after Init.
   const std::vector<std::string>& bound() const { return bound_; }
+  // The port listener `i` (in Init's spec order, tcp only) is bound to: lets later reactors
+  // share a port 0 choice.
+  uint16_t bound_port(size_t i) const { return i < listeners_.size() ? listeners_[i].spec.port : 0; }
   const ReactorStats& stats() const { return stats_; }
   int index() const { return index_; }
 

@@ -38,7 +38,8 @@ Value InstanceTable::ToValue() const {
     v.set("username", std::string_view(s.username));
     v.set("target", std::string_view(s.target));
     v.set("started", static_cast<long long>(s.started_unix));
-    out.set(":proxy-" + std::to_string(id), std::move(v));
+    v.set("connection", static_cast<long long>(id));
+    out.set(s.display, std::move(v));
   }
   return out;
 }

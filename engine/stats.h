@@ -31,6 +31,7 @@ RelayCounters& Counters();
 
 struct InstanceSummary {
   uint64_t id = 0;
+  std::string display;  // ":proxy-N"
   std::string peer;
   std::string username;
   std::string target;

@@ -61,3 +61,15 @@ TEST_CASE("refuses to start without auth or listeners, or AES without a key") {
   CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--threads=-1"}).ok());
   CHECK(!Parse({"--bogus"}).ok());
 }
+
+TEST_CASE("a display after repeatable options stays the display") {
+  auto c = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--socket-dir=/tmp/d", ":78"});
+  REQUIRE(c.ok());
+  CHECK(c->display == ":78");
+  CHECK(c->binds.size() == 1);
+  CHECK(c->socket_dirs == std::vector<std::string>{"/tmp/d"});
+  auto d = Parse({"--tcp-auth=none", "--socket-dir=/tmp/d", "--bind-tcp=127.0.0.1:0", ":47999"});
+  REQUIRE(d.ok());
+  CHECK(d->display == ":47999");
+  CHECK(d->binds.size() == 1);  // not a second listener on port 47999
+}
