@@ -397,9 +397,14 @@ Status Session::DrainServerFrames() {
       continue;
     }
     if (state_ != State::kServerHello) return MakeError(ErrorCode::kMalformed, "server sent data before the hello");
+    // Keep the wire bytes: a packet that is not part of the handshake (a real server pings
+    // every client, even one it has not sent its hello to yet) goes to the client after it.
+    server_frames_since_main_ += Serialize(frame.header, frame.payload);
+    bool main_packet = frame.header.index == 0;
     auto packet = server_decoder_.Push(std::move(frame));
     if (!packet.ok()) return packet.error();
     if (packet->has_value()) HandleServerPacket(std::move(**packet));
+    if (main_packet) server_frames_since_main_.clear();
   }
   return Status::Ok();
 }
@@ -420,11 +425,21 @@ void Session::HandleServerPacket(Value packet) {
     Disconnect(why, detail, "disconnected by the session's server");
     return;
   }
-  if (type != "hello" || items.size() < 2 || !items[1].is_dict()) {
-    Disconnect(reason::kServerError, fmt::format("unexpected '{}' packet from the session's server", type));
+  if (type == "hello" && items.size() >= 2 && items[1].is_dict()) {
+    HandleServerHello(items[1]);
     return;
   }
-  HandleServerHello(items[1]);
+  if (type == "hello") {
+    Disconnect(reason::kServerError, "invalid hello from the session's server");
+    return;
+  }
+  constexpr size_t kMaxEarlyBytes = 1 << 20;
+  if (pending_to_client_.size() + server_frames_since_main_.size() > kMaxEarlyBytes) {
+    Disconnect(reason::kServerError, "the session's server sent too much before its hello");
+    return;
+  }
+  XR_DEBUG("conn", "conn={} '{}' from the server before its hello: passed on after it", id_, type);
+  pending_to_client_ += server_frames_since_main_;
 }
 
 void Session::AnswerServerChallenge(const Value& packet) {
@@ -487,6 +502,19 @@ void Session::HandleServerHello(const Value& caps) {
   Value hello = MakeClientHello(caps, config_->identity, encryptor_ ? &cipher_caps : nullptr);
   SendToClientPacket(Value(List{Value("hello"), std::move(hello)}));
   if (state_ == State::kClosed) return;
+  // Packets the server sent before its hello (pings), after it, as frames.
+  if (!pending_to_client_.empty()) {
+    std::string early;
+    early.swap(pending_to_client_);
+    FrameReader split(FrameLimits{kHardMaxPayload, 3});
+    split.Feed(early);
+    while (true) {
+      auto f = split.Next();
+      if (!f.ok() || !f->has_value()) break;
+      std::string out;
+      if (EncryptFrameToClient((**f).header, (**f).payload, &out).ok()) io_->SendToClient(std::move(out));
+    }
+  }
   state_ = State::kRelay;
   io_->SetDeadline(0);
   io_->Relaying();

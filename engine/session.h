@@ -199,6 +199,8 @@ class Session final : public ClientHandler {
   std::vector<std::pair<std::string, std::string>> session_options_;
   bool server_challenge_answered_ = false;
   std::vector<std::string> pending_to_server_;  // client frames received before relaying
+  std::string pending_to_client_;               // server packets that came before its hello
+  std::string server_frames_since_main_;        // chunk frames of the packet being read
 };
 
 const char* SessionStateName(Session::State s);

@@ -541,3 +541,22 @@ TEST_CASE("failed logins back off: no verification attempt while blocked") {
   f.ExpectDisconnect(reason::kAuthenticationError, "try again in");
   ConfigureAdmission(AdmissionConfig{});  // later tests start clean
 }
+
+TEST_CASE("a server ping before its hello reaches the client after the hello") {
+  Fixture f;
+  f.LoginFoo();
+  f.session->OnServerConnected();
+  f.ServerGot();
+  Value server_caps{Dict{}};
+  server_caps.set("version", "3.1.3");
+  f.session->OnServerData(Wire(Value(List{Value("ping"), Value(1234), Value(5678)})));
+  CHECK(f.session->state() == Session::State::kServerHello);
+  CHECK(f.ClientGot().empty());
+  f.session->OnServerData(Wire(Value(List{Value("hello"), server_caps})));
+  auto got = f.ClientGot();
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].as_list()[0].as_string() == "hello");
+  CHECK(got[1].as_list()[0].as_string() == "ping");
+  CHECK(got[1].as_list()[1].as_int() == 1234);
+  CHECK(f.session->state() == Session::State::kRelay);
+}

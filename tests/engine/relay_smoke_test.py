@@ -1,0 +1,117 @@
+"""Smoke test of the whole relay with the bench tools: xpra-relay-bench -> xpra-relay (two
+reactor threads, sqlite auth) -> xpra-synthetic-server, in every bench mode for ~2 s.
+Asserts that sessions complete, pings come back and streamed bytes arrive intact (the bench
+verifies sequence and checksum of every packet), that a wrong password is refused, that a
+server's own challenge is answered from the entry's password= option, and that SIGTERM ends
+the relay with exit code 0. Not how fast.
+
+usage: relay_smoke_test.py RELAY SYNTHETIC_SERVER BENCH AUTH_TOOL
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+relay_bin, server_bin, bench_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:5]]
+tmp = os.environ.get("TEST_TMPDIR") or tempfile.mkdtemp()
+procs = []
+results = []
+
+
+def start(name, args, pattern):
+    """Starts a process logging to tmp/name.log and waits for `pattern` (one group: the port)."""
+    log = open(os.path.join(tmp, name + ".log"), "w+")
+    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    procs.append(p)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        log.seek(0)
+        m = re.search(pattern, log.read())
+        if m:
+            return p, int(m.group(1))
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    log.seek(0)
+    sys.exit("%s did not start:\n%s" % (name, log.read()))
+
+
+def bench(name, mode, url, expect_ok=True, *extra):
+    out = os.path.join(tmp, name + ".json")
+    r = subprocess.run([bench_bin, mode, url, "--connections=3", "--duration=2", "--quiet", "--json", out] + list(extra),
+                       capture_output=True, text=True, timeout=120)
+    j = json.load(open(out)) if os.path.exists(out) else {}
+    if expect_ok and r.returncode != 0:
+        return None, "exit %d: %s" % (r.returncode, r.stderr[-800:])
+    if not expect_ok and r.returncode == 0:
+        return None, "exit 0, wanted a failure"
+    return j, r.stderr
+
+
+def check(name, ok, detail=""):
+    results.append((name, bool(ok)))
+    print("%s %s%s" % ("PASS" if ok else "FAIL", name, "" if ok else ": " + str(detail)[:2000]))
+
+
+try:
+    _, sport = start("server", [server_bin, "--bind=127.0.0.1:0", "--threads=1"], r"listening on 127\.0\.0\.1:(\d+)")
+    _, cport = start("server-pw", [server_bin, "--bind=127.0.0.1:0", "--threads=1", "--password=srv-secret"],
+                     r"listening on 127\.0\.0\.1:(\d+)")
+    db = os.path.join(tmp, "users.db")
+    subprocess.run([auth_bin, db, "create"], check=True, capture_output=True)
+    subprocess.run([auth_bin, db, "add", "bench", "pw", "", "", "tcp://127.0.0.1:%d/" % sport], check=True,
+                   capture_output=True)
+    subprocess.run([auth_bin, db, "add", "chal", "pw2", "", "", "tcp://127.0.0.1:%d/" % cport, "", "password=srv-secret"],
+                   check=True, capture_output=True)
+    # Unix socket paths are limited to 108 bytes; Bazel's TEST_TMPDIR is too deep for them.
+    sockdir = tempfile.mkdtemp(prefix="xr-smoke-", dir="/tmp")
+    relay, rport = start("relay", [relay_bin, ":77", "--bind-tcp=127.0.0.1:0", "--threads=2",
+                                   "--tcp-auth=sqlite,filename=" + db, "--socket-dir=" + sockdir],
+                         r"on tcp:127\.0\.0\.1:(\d+)")
+    url = "tcp://bench:pw@127.0.0.1:%d/" % rport
+
+    j, err = bench("handshake", "handshake", url)
+    check("handshake through the relay", j and j["errors"] == 0 and j["sessions"] > 0, err)
+    j, err = bench("latency", "latency", url)
+    check("pings through the relay", j and j["errors"] == 0 and j["pings"] > 0 and j["rtt_us"]["p50"] > 0, err)
+    j, err = bench("throughput", "throughput", url)
+    check("stream intact through the relay",
+          j and j["errors"] == 0 and j["packets"] > 0 and j["payload_bytes"] == j["packets"] * 65536, err)
+    j, err = bench("idle", "idle", url, True, "--connections=50", "--pid=%d" % relay.pid)
+    check("50 idle relayed connections", j and j["errors"] == 0 and j["held"] == 50, err)
+    j, err = bench("wrong_password", "handshake", "tcp://bench:nope@127.0.0.1:%d/" % rport, False)
+    check("wrong password refused", j is not None and "authentication" in err.lower(), err)
+    j, err = bench("server_challenge", "latency", "tcp://chal:pw2@127.0.0.1:%d/" % rport)
+    check("server challenge answered from password= option", j and j["errors"] == 0 and j["pings"] > 0, err)
+    check("control socket of the relay exists", os.path.exists(os.path.join(sockdir, os.uname().nodename + "-77")),
+          os.listdir(sockdir) if os.path.isdir(sockdir) else "no socket dir")
+
+    relay.send_signal(signal.SIGTERM)
+    try:
+        rc = relay.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        rc = "still running after 15 s"
+    check("SIGTERM: exit 0", rc == 0, rc)
+    check("SIGTERM: socket files removed", not [f for f in os.listdir(sockdir) if "-77" in f or "proxy-" in f],
+          os.listdir(sockdir))
+finally:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if "sockdir" in globals():
+        subprocess.run(["rm", "-rf", sockdir])
+
+failed = [n for n, ok in results if not ok]
+print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))
+if failed:
+    for name in ("relay", "server", "server-pw"):
+        path = os.path.join(tmp, name + ".log")
+        if os.path.exists(path):
+            print("--- %s.log (tail)" % name)
+            print("".join(open(path).readlines()[-30:]))
+sys.exit(1 if failed else 0)
