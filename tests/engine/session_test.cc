@@ -99,6 +99,24 @@ std::string TempFile(const std::string& content) {
   return path;
 }
 
+// The cipher keys of a client hello asking for AES with these receive parameters.
+Value CipherCaps(std::string_view iv, const std::string& key_salt, std::string_view padding,
+                 bool with_options = true) {
+  Value c{Dict{}};
+  c.set("cipher", "AES");
+  c.set("cipher.iv", iv);
+  c.set("cipher.key_salt", Value::bytes(key_salt));
+  c.set("cipher.key_stretch_iterations", 1000);
+  c.set("cipher.padding", padding);
+  if (with_options) c.set("cipher.padding.options", List{Value(padding)});
+  return c;
+}
+
+// Adds every key of `extra` to the dict `caps`.
+void Merge(Value& caps, const Value& extra) {
+  for (const auto& [k, v] : extra.as_dict()) caps.set(k.as_string(), v);
+}
+
 struct Fixture {
   std::string users;
   std::shared_ptr<SessionConfig> config = std::make_shared<SessionConfig>();
@@ -149,9 +167,7 @@ struct Fixture {
     Value caps = ClientHello(user, display);
     caps.set("challenge_response", std::string_view(*response));
     caps.set("challenge_client_salt", Value::bytes(client_salt));
-    if (extra_caps != nullptr) {
-      for (const auto& [k, v] : extra_caps->as_dict()) caps.set(k.as_string(), v);
-    }
+    if (extra_caps != nullptr) Merge(caps, *extra_caps);
     session->OnClientData(Wire(Value(List{Value("hello"), caps}), enc));
   }
 
@@ -176,14 +192,16 @@ struct Fixture {
     CHECK(session->state() == Session::State::kClosed);
   }
 
-  // Full login of foo up to the connect request.
-  void LoginFoo(std::string_view display = "200") {
-    session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo", display)})));
+  // Hello, challenge, response and the auth job, as a client logging in with these credentials.
+  void Login(std::string_view user, std::string_view password, std::string_view display) {
+    session->OnClientData(Wire(Value(List{Value("hello"), ClientHello(user, display)})));
     Value challenge = ExpectOne(ClientGot(), "challenge");
-    Respond(challenge, "foo", "bar", display);
-    REQUIRE(session->state() == Session::State::kAuthenticating);
+    Respond(challenge, user, password, display);
     RunAuthJobs();
   }
+
+  // Full login of foo up to the connect request.
+  void LoginFoo(std::string_view display = "200") { Login("foo", "bar", display); }
 };
 
 }  // namespace
@@ -261,20 +279,14 @@ TEST_CASE("bencoded client gets bencoded answers") {
 
 TEST_CASE("wrong password: authentication error, nothing connected") {
   Fixture f;
-  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
-  Value c = f.ExpectOne(f.ClientGot(), "challenge");
-  f.Respond(c, "foo", "wrong");
-  f.RunAuthJobs();
+  f.Login("foo", "wrong", "");
   f.ExpectDisconnect(reason::kAuthenticationError, "authentication failed");
   CHECK_FALSE(f.io.connect_target.has_value());
 }
 
 TEST_CASE("unknown user: the same client-facing error as a wrong password") {
   Fixture f;
-  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("nobody")})));
-  Value c = f.ExpectOne(f.ClientGot(), "challenge");
-  f.Respond(c, "nobody", "bar");
-  f.RunAuthJobs();
+  f.Login("nobody", "bar", "");
   f.ExpectDisconnect(reason::kAuthenticationError, "authentication failed");
 }
 
@@ -286,10 +298,7 @@ TEST_CASE("unknown display: session not found, with the choices") {
 
 TEST_CASE("several sessions and no display: asks the user to pick") {
   Fixture f;
-  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
-  Value c = f.ExpectOne(f.ClientGot(), "challenge");
-  f.Respond(c, "foo", "bar");
-  f.RunAuthJobs();
+  f.Login("foo", "bar", "");
   f.ExpectDisconnect(reason::kSessionNotFound, "specify a display");
 }
 
@@ -384,10 +393,7 @@ TEST_CASE("server disconnect during the handshake is passed on with its reason")
 
 TEST_CASE("server challenge answered with the session's password") {
   Fixture f;
-  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("solo")})));
-  Value c = f.ExpectOne(f.ClientGot(), "challenge");
-  f.Respond(c, "solo", "pw");
-  f.RunAuthJobs();
+  f.Login("solo", "pw", "");
   REQUIRE(f.io.connect_target.has_value());
   f.session->OnServerConnected();
   f.ServerGot();
@@ -440,12 +446,7 @@ TEST_CASE("AES: challenge encrypted with the client's parameters, relay frames r
   REQUIRE(client_in.ok());
   f.client_reader.dec = client_in->get();
   Value caps = ClientHello("foo", "200");
-  caps.set("cipher", "AES");
-  caps.set("cipher.iv", std::string_view(client_iv));
-  caps.set("cipher.key_salt", Value::bytes(client_salt));
-  caps.set("cipher.key_stretch_iterations", 1000);
-  caps.set("cipher.padding", "PKCS#7");
-  caps.set("cipher.padding.options", List{Value("PKCS#7")});
+  Merge(caps, CipherCaps(client_iv, client_salt, "PKCS#7"));
   f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
   CHECK(f.session->encrypted());
   Value challenge = f.ExpectOne(f.ClientGot(), "challenge");
@@ -460,12 +461,7 @@ TEST_CASE("AES: challenge encrypted with the client's parameters, relay frames r
   // its decryptor to them.
   std::string iv2 = crypto::RandomIv();
   std::string salt2 = crypto::RandomBytes(32);
-  Value cipher2{Dict{}};
-  cipher2.set("cipher", "AES");
-  cipher2.set("cipher.iv", std::string_view(iv2));
-  cipher2.set("cipher.key_salt", Value::bytes(salt2));
-  cipher2.set("cipher.key_stretch_iterations", 1000);
-  cipher2.set("cipher.padding", "legacy");
+  Value cipher2 = CipherCaps(iv2, salt2, "legacy", /*with_options=*/false);
   auto key2 = crypto::DeriveKey("secret-key", salt2, 1000);
   auto client_in2 = crypto::Decryptor::Create(*key2, iv2, crypto::Padding::kLegacy);
   REQUIRE(client_in2.ok());
@@ -504,14 +500,8 @@ TEST_CASE("AES required but the client sends no cipher: authentication error") {
 
 TEST_CASE("AES: a wrong key shows up as a protocol error, not a crash") {
   Fixture f("", /*aes=*/true);
-  std::string client_iv = crypto::RandomIv();
   Value caps = ClientHello("foo", "200");
-  caps.set("cipher", "AES");
-  caps.set("cipher.iv", std::string_view(client_iv));
-  caps.set("cipher.key_salt", Value::bytes(crypto::RandomBytes(32)));
-  caps.set("cipher.key_stretch_iterations", 1000);
-  caps.set("cipher.padding", "PKCS#7");
-  caps.set("cipher.padding.options", List{Value("PKCS#7")});
+  Merge(caps, CipherCaps(crypto::RandomIv(), crypto::RandomBytes(32), "PKCS#7"));
   f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
   f.io.to_client.clear();
   auto wrong = crypto::DeriveKey("not-the-key", "salt", 1000);
@@ -526,10 +516,7 @@ TEST_CASE("failed logins back off: no verification attempt while blocked") {
   ConfigureAdmission(AdmissionConfig{0, 2, 600000, 300000});
   for (int i = 0; i < 3; ++i) {
     Fixture f;
-    f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
-    Value c = f.ExpectOne(f.ClientGot(), "challenge");
-    f.Respond(c, "foo", "wrong");
-    f.RunAuthJobs();
+    f.Login("foo", "wrong", "");
     f.ExpectDisconnect(reason::kAuthenticationError, "authentication failed");
   }
   // Even the right password is not checked now.
