@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <set>
@@ -104,6 +105,11 @@ void Write(Level level, std::string_view category, std::string_view message) {
   FILE* f = s.out ? s.out : stderr;
   std::fwrite(line.data(), 1, line.size(), f);
   std::fflush(f);
+}
+
+std::string ErrnoText(int err) {
+  char buf[128];
+  return strerror_r(err, buf, sizeof buf);  // GNU strerror_r: returns the message
 }
 
 }  // namespace xr::log

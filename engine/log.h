@@ -23,6 +23,9 @@ bool Enabled(Level level, std::string_view category);
 // Writes one line: "2026-11-21 05:00:00.123 INFO  [cat] message".
 void Write(Level level, std::string_view category, std::string_view message);
 
+// strerror() for any thread (strerror itself is not thread-safe).
+std::string ErrnoText(int err);
+
 }  // namespace xr::log
 
 #define XR_LOG(level, category, ...)                                              \

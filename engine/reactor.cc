@@ -261,13 +261,13 @@ Expected<UniqueFd> OpenTcpListener(const std::string& host, uint16_t port, bool 
     }
   }
   UniqueFd fd(socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return MakeError(ErrorCode::kIo, fmt::format("socket: {}", std::strerror(errno)));
+  if (!fd.valid()) return MakeError(ErrorCode::kIo, fmt::format("socket: {}", log::ErrnoText(errno)));
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (reuseport) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0) {
-    return MakeError(ErrorCode::kIo, fmt::format("cannot bind {}:{}: {}", host, port, std::strerror(errno)));
+    return MakeError(ErrorCode::kIo, fmt::format("cannot bind {}:{}: {}", host, port, log::ErrnoText(errno)));
   }
-  if (listen(fd.get(), 4096) != 0) return MakeError(ErrorCode::kIo, fmt::format("listen: {}", std::strerror(errno)));
+  if (listen(fd.get(), 4096) != 0) return MakeError(ErrorCode::kIo, fmt::format("listen: {}", log::ErrnoText(errno)));
   return fd;
 }
 
@@ -277,14 +277,14 @@ Expected<UniqueFd> OpenUnixListener(const std::string& path, mode_t mode = 0600)
   if (path.size() >= sizeof addr.sun_path) return MakeError(ErrorCode::kMalformed, "unix socket path too long: " + path);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return MakeError(ErrorCode::kIo, fmt::format("socket: {}", std::strerror(errno)));
+  if (!fd.valid()) return MakeError(ErrorCode::kIo, fmt::format("socket: {}", log::ErrnoText(errno)));
   ::unlink(path.c_str());
   mode_t old = umask(0177);  // never world-accessible, even for a moment
   int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   umask(old);
-  if (rc != 0) return MakeError(ErrorCode::kIo, fmt::format("cannot bind {}: {}", path, std::strerror(errno)));
+  if (rc != 0) return MakeError(ErrorCode::kIo, fmt::format("cannot bind {}: {}", path, log::ErrnoText(errno)));
   if (mode != 0600) chmod(path.c_str(), mode);
-  if (listen(fd.get(), 1024) != 0) return MakeError(ErrorCode::kIo, fmt::format("listen: {}", std::strerror(errno)));
+  if (listen(fd.get(), 1024) != 0) return MakeError(ErrorCode::kIo, fmt::format("listen: {}", log::ErrnoText(errno)));
   return fd;
 }
 
@@ -597,7 +597,7 @@ class Connection final : public SessionIo {
     if (res <= 0) {
       leg.eof = true;
       if (res < 0) leg.failed = true;
-      std::string why = res == 0 ? "end of stream" : std::strerror(-res);
+      std::string why = res == 0 ? "end of stream" : log::ErrnoText(-res);
       if (from_client) {
         handler_->OnClientClosed(why);
       } else {
@@ -668,7 +668,7 @@ class Connection final : public SessionIo {
       leg.outq.clear();
       leg.out_bytes = 0;
       if (res != -ECANCELED && !closing_) {
-        std::string why = std::strerror(-res);
+        std::string why = log::ErrnoText(-res);
         if (to_client) {
           handler_->OnClientClosed(why);
         } else {
@@ -703,7 +703,7 @@ class Connection final : public SessionIo {
       return;
     }
     if (res < 0) {
-      std::string why = res == -ECANCELED ? "timed out" : std::strerror(-res);
+      std::string why = res == -ECANCELED ? "timed out" : log::ErrnoText(-res);
       server_.fd.reset();
       handler_->OnServerConnectFailed(why);
       return;
@@ -972,7 +972,7 @@ void Connection::ConnectServer(const registry::Target& target) {
   }
   server_.fd.reset(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!server_.fd.valid()) {
-    handler_->OnServerConnectFailed(std::strerror(errno));
+    handler_->OnServerConnectFailed(log::ErrnoText(errno));
     return;
   }
   io_uring_sqe* sqe = r_->ring_.GetSqe();
@@ -1039,7 +1039,7 @@ Reactor::~Reactor() { conns_.clear(); }
 Status Reactor::Init(const std::vector<ListenerSpec>& specs, bool shared, bool own_unix) {
   if (Status s = ring_.Init(4096); !s.ok()) return s;
   wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!wake_fd_.valid()) return MakeError(ErrorCode::kIo, fmt::format("eventfd: {}", std::strerror(errno)));
+  if (!wake_fd_.valid()) return MakeError(ErrorCode::kIo, fmt::format("eventfd: {}", log::ErrnoText(errno)));
   for (const auto& spec : specs) {
     Expected<UniqueFd> fd = MakeError(ErrorCode::kInternal, "");
     if (spec.kind == ListenerSpec::Kind::kTcp) {
@@ -1079,10 +1079,10 @@ void Reactor::OnAccept(size_t index, const io_uring_cqe* cqe) {
   int res = cqe->res;
   if (res < 0) {
     if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
-      XR_WARN("net", "accept on {}: {}; pausing accepts for {} ms", l.spec.describe(), std::strerror(-res), kAcceptBackoffMs);
+      XR_WARN("net", "accept on {}: {}; pausing accepts for {} ms", l.spec.describe(), log::ErrnoText(-res), kAcceptBackoffMs);
       l.retry_at_ms = NowMs() + kAcceptBackoffMs;
     } else if (res != -ECANCELED && res != -EBADF && res != -EINVAL) {
-      XR_WARN("net", "accept on {}: {}", l.spec.describe(), std::strerror(-res));
+      XR_WARN("net", "accept on {}: {}", l.spec.describe(), log::ErrnoText(-res));
     }
     if (!l.armed && !stopping_ && l.retry_at_ms == 0) ArmAccept(index);
     return;
@@ -1256,7 +1256,7 @@ bool Reactor::Run() {
     int rc = ring_.SubmitAndWait();
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
       // Not a passing condition: retrying would spin. Stop this reactor loudly.
-      XR_ERROR("engine", "reactor {}: io_uring_submit_and_wait failed: {}; stopping", index_, std::strerror(-rc));
+      XR_ERROR("engine", "reactor {}: io_uring_submit_and_wait failed: {}; stopping", index_, log::ErrnoText(-rc));
       ok = false;
       break;
     }

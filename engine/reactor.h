@@ -48,10 +48,10 @@ struct ListenerSpec {
 
 // Limits that apply to every connection of a reactor.
 struct ReactorLimits {
-  size_t recv_buffer = 64 * 1024;         // bytes read per recv (one provided buffer)
+  size_t recv_buffer = size_t{64} * 1024;         // bytes read per recv (one provided buffer)
   unsigned recv_buffers = 256;            // provided buffers per reactor (a power of two)
   size_t high_water = 1 << 20;            // stop reading a leg when the other leg has this queued
-  size_t low_water = 256 * 1024;          // resume reading below this
+  size_t low_water = size_t{256} * 1024;         // resume reading below this
   int64_t close_linger_ms = 5000;         // time allowed to flush on close
   size_t max_connections = 10000;         // per reactor
   int64_t max_handshakes = 200;           // logins in progress, relay-wide

@@ -126,7 +126,7 @@ class Session final : public ClientHandler {
 
   // `peer` is the client's address for logs ("127.0.0.1:5555"); `id` the connection number.
   Session(uint64_t id, std::string peer, std::shared_ptr<const SessionConfig> config, SessionIo* io);
-  ~Session();
+  ~Session() override;
 
   // Starts the login timer.
   void Start() override;

@@ -1,5 +1,7 @@
 #include "engine/uring.h"
 
+#include "engine/log.h"
+
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -31,7 +33,7 @@ std::string DisabledHint(int err) {
   }
   if (err == ENOSYS) return "this kernel has no io_uring (Linux 6.1 or newer is required)";
   if (err == ENOMEM) return "not enough locked memory for the ring (raise RLIMIT_MEMLOCK)";
-  return std::strerror(err);
+  return log::ErrnoText(err);
 }
 
 }  // namespace
@@ -73,7 +75,7 @@ Status Ring::Init(unsigned entries) {
 Status Ring::Enable() {
   // liburing 2.3 has no io_uring_enable_rings(): issue the register opcode directly.
   long rc = syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
-  if (rc < 0) return MakeError(ErrorCode::kIo, fmt::format("enabling the io_uring: {}", std::strerror(errno)));
+  if (rc < 0) return MakeError(ErrorCode::kIo, fmt::format("enabling the io_uring: {}", log::ErrnoText(errno)));
   return Status::Ok();
 }
 
@@ -97,11 +99,11 @@ BufferRing::~BufferRing() {
 Status BufferRing::Init(io_uring* ring, uint16_t group, unsigned entries, size_t buf_size) {
   ring_bytes_ = entries * sizeof(io_uring_buf);
   void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (mem == MAP_FAILED) return MakeError(ErrorCode::kIo, fmt::format("buffer ring: {}", std::strerror(errno)));
+  if (mem == MAP_FAILED) return MakeError(ErrorCode::kIo, fmt::format("buffer ring: {}", log::ErrnoText(errno)));
   br_ = static_cast<io_uring_buf_ring*>(mem);
   data_bytes_ = entries * buf_size;
   mem = mmap(nullptr, data_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (mem == MAP_FAILED) return MakeError(ErrorCode::kIo, fmt::format("buffer ring: {}", std::strerror(errno)));
+  if (mem == MAP_FAILED) return MakeError(ErrorCode::kIo, fmt::format("buffer ring: {}", log::ErrnoText(errno)));
   data_ = static_cast<char*>(mem);
   io_uring_buf_ring_init(br_);
   io_uring_buf_reg reg{};
@@ -111,7 +113,7 @@ Status BufferRing::Init(io_uring* ring, uint16_t group, unsigned entries, size_t
   int rc = io_uring_register_buf_ring(ring, &reg, 0);
   if (rc < 0) {
     return MakeError(ErrorCode::kUnsupported,
-                     fmt::format("provided buffer rings are not available: {} (Linux 5.19+ needed)", std::strerror(-rc)));
+                     fmt::format("provided buffer rings are not available: {} (Linux 5.19+ needed)", log::ErrnoText(-rc)));
   }
   ring_ = ring;
   entries_ = entries;
