@@ -23,8 +23,10 @@ results = []
 
 
 def start(name, args, pattern):
-    """Starts a process logging to tmp/name.log and waits for `pattern` (one group: the port)."""
-    log = open(os.path.join(tmp, name + ".log"), "w+")
+    """Starts a process logging to tmp/name.log (or its --log-file) and waits for `pattern`
+    (one group: the port)."""
+    log_arg = [a for a in args if a.startswith("--log-file=")]
+    log = open(log_arg[0].split("=", 1)[1] if log_arg else os.path.join(tmp, name + ".log"), "a+")
     p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     procs.append(p)
     deadline = time.time() + 20
@@ -69,8 +71,10 @@ try:
                    check=True, capture_output=True)
     # Unix socket paths are limited to 108 bytes; Bazel's TEST_TMPDIR is too deep for them.
     sockdir = tempfile.mkdtemp(prefix="xr-smoke-", dir="/tmp")
+    relay_log = os.path.join(tmp, "relay-file.log")
     relay, rport = start("relay", [relay_bin, ":77", "--bind-tcp=127.0.0.1:0", "--threads=2",
-                                   "--tcp-auth=sqlite,filename=" + db, "--socket-dir=" + sockdir],
+                                   "--tcp-auth=sqlite,filename=" + db, "--socket-dir=" + sockdir,
+                                   "--log-file=" + relay_log],
                          r"on tcp:127\.0\.0\.1:(\d+)")
     url = "tcp://bench:pw@127.0.0.1:%d/" % rport
 
@@ -89,6 +93,27 @@ try:
     check("server challenge answered from password= option", j and j["errors"] == 0 and j["pings"] > 0, err)
     check("control socket of the relay exists", os.path.exists(os.path.join(sockdir, os.uname().nodename + "-77")),
           os.listdir(sockdir) if os.path.isdir(sockdir) else "no socket dir")
+
+    # SIGHUP: the log file is re-opened (after rotation) and auth reloaded; sessions carry on.
+    os.rename(relay_log, relay_log + ".1")
+    held = subprocess.Popen([bench_bin, "latency", url, "--connections=3", "--duration=3", "--quiet", "--json",
+                             os.path.join(tmp, "sighup.json")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(1.5)
+    relay.send_signal(signal.SIGHUP)
+    _, held_err = held.communicate(timeout=60)
+    check("SIGHUP: held connections carry on", held.returncode == 0, held_err[-800:])
+    deadline = time.time() + 5
+    while time.time() < deadline and not (os.path.exists(relay_log) and "SIGHUP" in open(relay_log).read()):
+        time.sleep(0.1)
+    check("SIGHUP: log file re-opened", os.path.exists(relay_log) and "SIGHUP" in open(relay_log).read(),
+          os.listdir(tmp))
+    subprocess.run([auth_bin, db, "add", "late", "pw3", "", "", "tcp://127.0.0.1:%d/" % sport], check=True,
+                   capture_output=True)
+    relay.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    j, err = bench("after_reload", "handshake", "tcp://late:pw3@127.0.0.1:%d/" % rport)
+    check("user added to the database logs in", j and j["errors"] == 0 and j["sessions"] > 0, err)
 
     relay.send_signal(signal.SIGTERM)
     try:
@@ -109,8 +134,8 @@ finally:
 failed = [n for n, ok in results if not ok]
 print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))
 if failed:
-    for name in ("relay", "server", "server-pw"):
-        path = os.path.join(tmp, name + ".log")
+    for path in [os.path.join(tmp, n) for n in ("relay-file.log", "relay-file.log.1", "server.log", "server-pw.log")]:
+        name = os.path.basename(path)
         if os.path.exists(path):
             print("--- %s.log (tail)" % name)
             print("".join(open(path).readlines()[-30:]))
