@@ -30,6 +30,28 @@ void AppendDecimal(int64_t v, std::string* out) {
   out->append(buf, ptr);
 }
 
+Status CheckEncodeDepth(int level, const char* codec) {
+  if (level >= kMaxDecodeDepthCeiling) {
+    return MakeError(ErrorCode::kTooDeep, std::string(codec) + ": cannot encode nesting deeper than " +
+                                              std::to_string(kMaxDecodeDepthCeiling));
+  }
+  return Status::Ok();
+}
+
+Status EncodeTopLevel(const Value& v, EncodeFn encode, std::string* out) {
+  const size_t before = out->size();
+  Status st = encode(v, 0, out);
+  if (!st.ok()) out->resize(before);
+  return st;
+}
+
+const uint8_t* FindNonDecimal(const uint8_t* start, const uint8_t* end) {
+  for (const uint8_t* q = start; q < end; ++q) {
+    if (!((*q >= '0' && *q <= '9') || (*q == '-' && q == start))) return q;
+  }
+  return end;
+}
+
 std::string HexByte(uint8_t b) {
   static constexpr char kDigits[] = "0123456789abcdef";
   return std::string{'0', 'x', kDigits[b >> 4], kDigits[b & 15]};

@@ -12,8 +12,10 @@ namespace xr::rencode {
 namespace {
 
 using codec_internal::AppendDecimal;
-using codec_internal::FinishDict;
+using codec_internal::CheckEncodeDepth;
 using codec_internal::Emplace;
+using codec_internal::EncodeItems;
+using codec_internal::FindNonDecimal;
 using codec_internal::HexByte;
 using codec_internal::ParseDecimal;
 
@@ -45,8 +47,6 @@ constexpr size_t kListFixedCount = 64;
 
 // python-rencode refuses big numbers of 64 characters or more (sign included).
 constexpr size_t kMaxBigIntChars = 63;
-// Digits of a string length that still fit comfortably in uint64 (Python: C long).
-constexpr size_t kMaxLengthDigits = 19;
 
 uint64_t LoadBigEndian(const uint8_t* p, int n) {
   uint64_t v = 0;
@@ -70,44 +70,16 @@ void ReleaseSlack(Vec& v) {
   if (v.capacity() > 2 * v.size() + 8) v.shrink_to_fit();
 }
 
-class Decoder {
+class Decoder : public codec_internal::DecoderBase<Decoder> {
  public:
-  Decoder(std::string_view data, const DecodeLimits& limits)
-      : begin_(reinterpret_cast<const uint8_t*>(data.data())),
-        p_(begin_),
-        end_(begin_ + data.size()),
-        limits_(limits),
-        elements_left_(limits.max_elements),
-        max_depth_(std::min(limits.max_depth, kMaxDecodeDepthCeiling)) {}
-
-  Expected<Value> Run() {
-    Value v;
-    if (!DecodeValue(0, &v)) return std::move(error_);
-    if (p_ != end_) {
-      return MakeError(ErrorCode::kMalformed, "rencode: " + std::to_string(end_ - p_) +
-                                                  " trailing bytes after the value at offset " +
-                                                  std::to_string(p_ - begin_));
-    }
-    return v;
-  }
+  Decoder(std::string_view data, const DecodeLimits& limits) : DecoderBase(data, limits, "rencode") {}
 
  private:
-  bool Fail(ErrorCode code, std::string message) {
-    error_ = MakeError(code, "rencode: " + std::move(message));
-    return false;
-  }
-  bool Truncated(const char* what) {
-    return Fail(ErrorCode::kTruncated, std::string("input ends inside ") + what + " at offset " +
-                                           std::to_string(p_ - begin_));
-  }
-  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+  friend class codec_internal::DecoderBase<Decoder>;
 
   // Decodes the value at p_ (nesting level `level`, top = 0) into *out.
   bool DecodeValue(int level, Value* out) {
-    if (p_ == end_) return Truncated("a value");
-    if (elements_left_-- == 0) {
-      return Fail(ErrorCode::kTooLarge, "more than " + std::to_string(limits_.max_elements) + " elements");
-    }
+    if (!StartValue()) return false;
     const uint8_t tag = *p_++;
     if (tag >= kListFixedStart) return DecodeList(level, tag - kListFixedStart, out);
     if (tag >= kStrFixedStart) return DecodeBytes(tag - kStrFixedStart, out);
@@ -155,8 +127,7 @@ class Decoder {
     }
     if (tag >= '1' && tag <= '9') return DecodeLongBytes(out);
     --p_;
-    return Fail(ErrorCode::kMalformed,
-                "unknown type tag " + HexByte(tag) + " at offset " + std::to_string(p_ - begin_));
+    return Fail(ErrorCode::kMalformed, "unknown type tag " + HexByte(tag) + " at offset " + Offset(p_));
   }
 
   bool DecodeFixedInt(int n, Value* out) {
@@ -176,27 +147,16 @@ class Decoder {
     const uint8_t* term = static_cast<const uint8_t*>(std::memchr(start, kTerm, limit));
     if (term == nullptr) {
       // No terminator yet: invalid already if a non-digit shows up or it is too long.
-      for (const uint8_t* q = start; q < start + limit; ++q) {
-        if (!((*q >= '0' && *q <= '9') || (*q == '-' && q == start))) {
-          return Fail(ErrorCode::kMalformed, "bad character in big integer at offset " +
-                                                 std::to_string(q - begin_));
-        }
+      const uint8_t* bad = FindNonDecimal(start, start + limit);
+      if (bad != start + limit) {
+        return Fail(ErrorCode::kMalformed, "bad character in big integer at offset " + Offset(bad));
       }
       if (limit > kMaxBigIntChars) {
-        return Fail(ErrorCode::kMalformed, "big integer longer than 63 characters at offset " +
-                                               std::to_string(start - begin_ - 1));
+        return Fail(ErrorCode::kMalformed, "big integer longer than 63 characters at offset " + Offset(start - 1));
       }
       return Truncated("a big integer");
     }
-    std::string_view text(reinterpret_cast<const char*>(start), static_cast<size_t>(term - start));
-    bool fits = false;
-    int64_t v = 0;
-    if (!ParseDecimal(text, &fits, &v)) {
-      return Fail(ErrorCode::kMalformed, "invalid big integer at offset " + std::to_string(start - begin_ - 1));
-    }
-    p_ = term + 1;
-    *out = fits ? Value(v) : Value(BigInt{std::string(text)});
-    return true;
+    return DecodeDecimal(start - 1, start, term, "big integer", out);
   }
 
   bool DecodeBytes(size_t n, Value* out) {
@@ -206,47 +166,16 @@ class Decoder {
     return true;
   }
 
-  // <len>':'<bytes>; p_ is just past the first length digit.
+  // <len>':'<bytes>; p_ is just past the first length digit (never '0': no leading zero).
   bool DecodeLongBytes(Value* out) {
-    const uint8_t* start = p_ - 1;
-    uint64_t n = static_cast<uint64_t>(*start - '0');
-    const uint8_t* q = p_;
-    for (;; ++q) {
-      if (q == end_) {
-        p_ = q;
-        return Truncated("a string length");
-      }
-      if (*q == ':') break;
-      if (*q < '0' || *q > '9') {
-        return Fail(ErrorCode::kMalformed, "bad character in string length at offset " +
-                                               std::to_string(q - begin_));
-      }
-      if (static_cast<size_t>(q - start) >= kMaxLengthDigits) {
-        return Fail(ErrorCode::kMalformed, "string length overflows at offset " + std::to_string(start - begin_));
-      }
-      n = n * 10 + static_cast<uint64_t>(*q - '0');
-    }
-    if (n > limits_.max_string_size) {
-      return Fail(ErrorCode::kTooLarge, "string of " + std::to_string(n) + " bytes at offset " +
-                                            std::to_string(start - begin_) + " is over the limit of " +
-                                            std::to_string(limits_.max_string_size));
-    }
-    p_ = q + 1;
-    return DecodeBytes(static_cast<size_t>(n), out);
-  }
-
-  bool EnterContainer(int level) {
-    if (level + 1 > max_depth_) {
-      --p_;
-      return Fail(ErrorCode::kTooDeep, "nesting deeper than " + std::to_string(max_depth_) + " at offset " +
-                                           std::to_string(p_ - begin_));
-    }
-    return true;
+    size_t n = 0;
+    if (!ReadStringLength(p_ - 1, p_ - 1, &n)) return false;
+    return DecodeBytes(n, out);
   }
 
   // count < 0: terminated by kTerm.
   bool DecodeList(int level, int count, Value* out) {
-    if (!EnterContainer(level)) return false;
+    if (!EnterContainer(level, p_ - 1)) return false;
     List list;
     if (count >= 0) {
       list.resize(static_cast<size_t>(count));
@@ -255,15 +184,7 @@ class Decoder {
       }
     } else {
       list.reserve(kListFixedCount);  // python-rencode only terminates lists this long
-      while (true) {
-        if (p_ == end_) return Truncated("a list");
-        if (*p_ == kTerm) {
-          ++p_;
-          break;
-        }
-        list.emplace_back();
-        if (!DecodeValue(level + 1, &list.back())) return false;
-      }
+      if (!DecodeUntil(level, kTerm, "a list", &list)) return false;
       ReleaseSlack(list);
     }
     Emplace(out, std::move(list));
@@ -271,39 +192,23 @@ class Decoder {
   }
 
   bool DecodeDict(int level, int count, Value* out) {
-    if (!EnterContainer(level)) return false;
     const uint8_t* dict_at = p_ - 1;
+    if (!EnterContainer(level, dict_at)) return false;
     Dict dict;
-    // python-rencode only terminates dicts of kDictFixedCount entries or more.
-    dict.reserve(count >= 0 ? static_cast<size_t>(count) : kDictFixedCount);
-    for (int i = 0; count < 0 || i < count; ++i) {
-      if (count < 0) {
-        if (p_ == end_) return Truncated("a dict");
-        if (*p_ == kTerm) {
-          ++p_;
-          break;
-        }
+    if (count >= 0) {
+      dict.reserve(static_cast<size_t>(count));
+      for (int i = 0; i < count; ++i) {
+        if (!DecodeItem(level, &dict)) return false;
       }
-      auto& entry = dict.emplace_back();
-      if (!DecodeValue(level + 1, &entry.first) || !DecodeValue(level + 1, &entry.second)) return false;
+    } else {
+      dict.reserve(kDictFixedCount);  // python-rencode only terminates dicts this long
+      if (!DecodeUntil(level, kTerm, "a dict", &dict)) return false;
+      ReleaseSlack(dict);
     }
-    if (count < 0) ReleaseSlack(dict);
-    Status st = FinishDict(&dict, /*lists_are_tuples=*/true, "rencode");
-    if (!st.ok()) {
-      error_ = Error{st.error().code, st.error().message + " in the dict at offset " + std::to_string(dict_at - begin_)};
-      return false;
-    }
+    if (!FinishDictAt(&dict, /*lists_are_tuples=*/true, dict_at)) return false;
     Emplace(out, std::move(dict));
     return true;
   }
-
-  const uint8_t* begin_;
-  const uint8_t* p_;
-  const uint8_t* end_;
-  const DecodeLimits limits_;
-  size_t elements_left_;  // values still allowed by max_elements
-  const int max_depth_;
-  Error error_;
 };
 
 void EncodeInt(int64_t x, std::string* out) {
@@ -391,33 +296,20 @@ Status EncodeValue(const Value& v, int level, std::string* out) {
       break;
     }
     case Value::Kind::kList: {
-      if (level >= kMaxDecodeDepthCeiling) {
-        return MakeError(ErrorCode::kTooDeep, "rencode: cannot encode nesting deeper than " +
-                                                  std::to_string(kMaxDecodeDepthCeiling));
-      }
+      if (Status st = CheckEncodeDepth(level, "rencode"); !st.ok()) return st;
       const List& list = v.as_list();
       const bool fixed = list.size() < kListFixedCount;
       out->push_back(static_cast<char>(fixed ? kListFixedStart + list.size() : kList));
-      for (const auto& item : list) {
-        Status st = EncodeValue(item, level + 1, out);
-        if (!st.ok()) return st;
-      }
+      if (Status st = EncodeItems(list, level, &EncodeValue, out); !st.ok()) return st;
       if (!fixed) out->push_back(static_cast<char>(kTerm));
       break;
     }
     case Value::Kind::kDict: {
-      if (level >= kMaxDecodeDepthCeiling) {
-        return MakeError(ErrorCode::kTooDeep, "rencode: cannot encode nesting deeper than " +
-                                                  std::to_string(kMaxDecodeDepthCeiling));
-      }
+      if (Status st = CheckEncodeDepth(level, "rencode"); !st.ok()) return st;
       const Dict& dict = v.as_dict();
       const bool fixed = dict.size() < kDictFixedCount;
       out->push_back(static_cast<char>(fixed ? kDictFixedStart + dict.size() : kDict));
-      for (const auto& [key, item] : dict) {
-        Status st = EncodeValue(key, level + 1, out);
-        if (st.ok()) st = EncodeValue(item, level + 1, out);
-        if (!st.ok()) return st;
-      }
+      if (Status st = EncodeItems(dict, level, &EncodeValue, out); !st.ok()) return st;
       if (!fixed) out->push_back(static_cast<char>(kTerm));
       break;
     }
@@ -431,11 +323,6 @@ Expected<Value> Decode(std::string_view data, const DecodeLimits& limits) {
   return Decoder(data, limits).Run();
 }
 
-Status Encode(const Value& v, std::string* out) {
-  const size_t before = out->size();
-  Status st = EncodeValue(v, 0, out);
-  if (!st.ok()) out->resize(before);
-  return st;
-}
+Status Encode(const Value& v, std::string* out) { return codec_internal::EncodeTopLevel(v, &EncodeValue, out); }
 
 }  // namespace xr::rencode

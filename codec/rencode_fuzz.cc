@@ -1,65 +1,19 @@
 // Fuzz target: rencode::Decode must never crash, and whatever it accepts must re-encode and
 // decode to the same value (and the same bytes on a second round).
+#include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <string>
-#include <string_view>
 
+#include "codec/codec_fuzz_common.h"
 #include "codec/rencode.h"
 
 namespace {
 
-// Value equality where floats compare by bit pattern (NaN equals itself).
-bool Same(const xr::Value& a, const xr::Value& b) {
-  if (a.kind() != b.kind()) return false;
-  if (a.is_float()) {
-    const auto& fa = a.as_float();
-    const auto& fb = b.as_float();
-    return fa.single == fb.single && std::memcmp(&fa.value, &fb.value, sizeof(double)) == 0;
-  }
-  if (a.is_list()) {
-    const auto& la = a.as_list();
-    const auto& lb = b.as_list();
-    if (la.size() != lb.size()) return false;
-    for (size_t i = 0; i < la.size(); ++i) {
-      if (!Same(la[i], lb[i])) return false;
-    }
-    return true;
-  }
-  if (a.is_dict()) {
-    const auto& da = a.as_dict();
-    const auto& db = b.as_dict();
-    if (da.size() != db.size()) return false;
-    for (size_t i = 0; i < da.size(); ++i) {
-      if (!Same(da[i].first, db[i].first) || !Same(da[i].second, db[i].second)) return false;
-    }
-    return true;
-  }
-  return a == b;
-}
-
-[[noreturn]] void Die(const char* what) {
-  std::fprintf(stderr, "rencode_fuzzer: %s\n", what);
-  std::abort();
-}
+// rencode keeps float widths, so floats must come back bit for bit; strings always decode as bytes.
+constexpr xr::codec_fuzz::FuzzedCodec kRencode = {"rencode", &xr::rencode::Decode, &xr::rencode::Encode,
+                                                  /*floats_by_bits=*/true, /*text_is_bytes=*/false};
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  std::string_view in(reinterpret_cast<const char*>(data), size);
-  auto first = xr::rencode::Decode(in);
-  if (!first.ok()) {
-    if (first.error().message.rfind("rencode: ", 0) != 0) Die("error message without prefix");
-    return 0;
-  }
-  std::string once;
-  if (!xr::rencode::Encode(*first, &once).ok()) Die("decoded value does not encode");
-  auto second = xr::rencode::Decode(once);
-  if (!second.ok()) Die("encoded value does not decode");
-  if (!Same(*first, *second)) Die("value changed after encode/decode");
-  std::string twice;
-  if (!xr::rencode::Encode(*second, &twice).ok() || twice != once) Die("encoding is not stable");
-  return 0;
+  return xr::codec_fuzz::FuzzOneInput(kRencode, data, size);
 }
