@@ -3,14 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "tests/codec/codec_test_util.h"
 
 using namespace std::literals;
 using xr::BigInt;
@@ -20,112 +18,37 @@ using xr::ErrorCode;
 using xr::Float;
 using xr::List;
 using xr::Value;
+using namespace xr::codec_test;  // builders (vectors.inc), golden files, shared checks
 
 namespace {
 
-// Builders used by the generated testdata/rencode/vectors.inc.
-Value I(int64_t v) { return Value(v); }
-Value Big(const char* decimal) { return Value(BigInt{decimal}); }
-Value F32(double v) { return Value(Float{v, true}); }
-Value F64(double v) { return Value(Float{v, false}); }
-Value N() { return Value(); }
-Value B(std::string_view s) { return Value::bytes(std::string(s)); }
-Value B(std::string s) { return Value::bytes(std::move(s)); }
-Value T(std::string_view s) { return Value::text(std::string(s)); }
-Value L(std::initializer_list<Value> items) { return Value(List(items)); }
-Value D(std::initializer_list<std::pair<Value, Value>> items) { return Value(Dict(items)); }
-// Same formula as pattern() in tools/golden/rencode_bencode.py.
-std::string Pattern(size_t n) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 7 + (i >> 8) * 3 + (i >> 16)) & 0xff);
-  return s;
-}
+constexpr CodecUnderTest kRencode = {"rencode", "tests/codec/testdata/rencode/", &xr::rencode::Decode,
+                                     &xr::rencode::Encode, /*bools_as_ints=*/false};
 
-struct Golden {
-  const char* name;
-  Value value;
-  bool canonical;  // NAME.bin is the encoder's output for value (else: NAME.out.bin is)
-};
-
-const std::vector<Golden>& Vectors() {
-  static const std::vector<Golden> vectors = {
+const std::vector<GoldenVector>& Vectors() {
+  static const std::vector<GoldenVector> vectors = {
 #include "tests/codec/testdata/rencode/vectors.inc"
   };
   return vectors;
 }
 
-const char* kDir = "tests/codec/testdata/rencode/";
+std::string Golden(const std::string& name) { return GoldenFile(kRencode, name); }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "cannot open " << path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::string Golden(const std::string& name) { return ReadFile(kDir + name + ".bin"); }
-
-// What a decoder returns for a value a caller built: rencode strings all come back as bytes.
-Value ToWire(const Value& v) {
-  if (v.is_text()) return Value::bytes(v.as_string());
-  if (v.is_list()) {
-    List out;
-    for (const auto& e : v.as_list()) out.push_back(ToWire(e));
-    return Value(std::move(out));
-  }
-  if (v.is_dict()) {
-    Dict out;
-    for (const auto& [k, e] : v.as_dict()) out.emplace_back(ToWire(k), ToWire(e));
-    return Value(std::move(out));
-  }
-  return v;
-}
-
-std::string Enc(const Value& v) {
-  std::string out;
-  auto st = xr::rencode::Encode(v, &out);
-  REQUIRE_MESSAGE(st.ok(), st.error().message);
-  return out;
-}
+std::string Enc(const Value& v) { return EncodeOk(kRencode, v); }
 
 // Decodes `data`, which must fail with `code`; returns the message.
 std::string DecodeError(std::string_view data, ErrorCode code, const DecodeLimits& limits = {}) {
-  auto r = xr::rencode::Decode(data, limits);
-  REQUIRE_FALSE(r.ok());
-  CHECK_MESSAGE(r.error().code == code, "got " << xr::ErrorCodeName(r.error().code) << ": " << r.error().message);
-  CHECK(r.error().message.rfind("rencode: ", 0) == 0);
-  return r.error().message;
+  return DecodeErrorOf(kRencode, data, code, limits);
 }
 
 }  // namespace
 
 TEST_CASE("every golden file has a vector and every vector a golden file") {
-  std::set<std::string> files, names;
-  for (const auto& e : std::filesystem::directory_iterator(kDir)) {
-    std::string f = e.path().filename().string();
-    if (f.ends_with(".bin") && !f.ends_with(".out.bin")) files.insert(f.substr(0, f.size() - 4));
-  }
-  for (const auto& g : Vectors()) names.insert(g.name);
-  CHECK(files == names);
-  CHECK(names.size() > 70);
+  CheckGoldenFilesMatchVectors(kRencode, Vectors(), 70);
 }
 
 TEST_CASE("golden: C++ values encode to python-rencode's bytes, and decode back") {
-  for (const auto& g : Vectors()) {
-    INFO("vector " << g.name);
-    const std::string input = Golden(g.name);
-    auto decoded = xr::rencode::Decode(input);
-    REQUIRE_MESSAGE(decoded.ok(), decoded.error().message);
-    if (g.canonical) {
-      CHECK(Enc(g.value) == input);
-      CHECK(*decoded == ToWire(g.value));
-      CHECK(Enc(*decoded) == input);
-    } else {
-      const std::string reencoded = ReadFile(kDir + std::string(g.name) + ".out.bin");
-      CHECK(*decoded == g.value);
-      CHECK(Enc(*decoded) == reencoded);
-      CHECK(Enc(g.value) == reencoded);
-    }
-  }
+  CheckGoldenRoundTrips(kRencode, Vectors());
 }
 
 TEST_CASE("hello vector: realistic size, flat dotted keys, nested values") {
@@ -257,22 +180,11 @@ TEST_CASE("NaN keys are never merged (NaN != NaN), in small and large dicts") {
 }
 
 TEST_CASE("malformed: truncated at every offset of the hello vector") {
-  const std::string bytes = Golden("hello");
-  for (size_t n = 0; n < bytes.size(); ++n) {
-    auto r = xr::rencode::Decode(std::string_view(bytes).substr(0, n));
-    REQUIRE_FALSE(r.ok());
-    REQUIRE_MESSAGE(r.error().code == ErrorCode::kTruncated, "prefix " << n << ": " << r.error().message);
-  }
-  CHECK(xr::rencode::Decode(bytes).ok());
+  CheckTruncatedAtEveryOffset(kRencode, Golden("hello"));
 }
 
 TEST_CASE("malformed: truncated at every offset of the draw vector") {
-  const std::string bytes = Golden("draw");
-  for (size_t n = 0; n < bytes.size(); ++n) {
-    auto r = xr::rencode::Decode(std::string_view(bytes).substr(0, n));
-    REQUIRE_FALSE(r.ok());
-    REQUIRE(r.error().code == ErrorCode::kTruncated);
-  }
+  CheckTruncatedAtEveryOffset(kRencode, Golden("draw"));
 }
 
 TEST_CASE("malformed: unknown type tags") {
