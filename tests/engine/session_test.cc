@@ -470,7 +470,8 @@ TEST_CASE("AES: challenge encrypted with the client's parameters, relay frames r
   f.RunAuthJobs();
   REQUIRE(f.io.connect_target.has_value());
   f.session->OnServerConnected();
-  Caps to_server(f.ExpectOne(f.ServerGot(), "hello").as_list()[1]);
+  Value to_server_hello = f.ExpectOne(f.ServerGot(), "hello");  // Caps only refers to it
+  Caps to_server(to_server_hello.as_list()[1]);
   CHECK_FALSE(to_server.has("cipher"));  // the server leg stays plain
   Value server_caps{Dict{}};
   server_caps.set("version", "3.1.3");
