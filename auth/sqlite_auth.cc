@@ -4,6 +4,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <vector>
 
 #include "auth/module_base.h"
 
@@ -57,14 +59,20 @@ class SqliteAuth final : public PasswordModuleBase {
     return Status::Ok();
   }
 
-  // The database is opened per authentication; this re-checks that it and the queries work.
-  Status Reload() override { return Validate(); }
+  // Re-checks that the database and the queries work, and drops pooled connections.
+  Status Reload() override {
+    {
+      std::lock_guard lock(pool_mu_);
+      pool_.clear();
+    }
+    return Validate();
+  }
 
  protected:
   // Every non-NULL, non-empty password the password query returns for the user, as the latin-1
   // bytes xpra hashes (passwords with characters above U+00FF are left out); unknown user: error.
   Expected<std::vector<Credential>> GetCredentials(const std::string& username) override {
-    Expected<SqliteDb> db = OpenDb();
+    Lease db(this);
     if (!db.ok()) return db.error();
     Expected<SqliteStatement> stmt = db->Prepare(password_query_);
     if (!stmt.ok()) return stmt.error();
@@ -90,7 +98,7 @@ class SqliteAuth final : public PasswordModuleBase {
 
   // The first row of the sessions query; no row means no sessions.
   Expected<std::vector<SessionEntry>> GetSessions(const std::string& username, const Credential& credential) override {
-    Expected<SqliteDb> db = OpenDb();
+    Lease db(this);
     if (!db.ok()) return db.error();
     Expected<SqliteStatement> stmt = db->Prepare(sessions_query_);
     if (!stmt.ok()) return stmt.error();
@@ -103,6 +111,57 @@ class SqliteAuth final : public PasswordModuleBase {
   }
 
  private:
+  // A pooled read-only connection for one query (opening SQLite costs more than the query);
+  // back to the pool when the lease ends. Statements must be destroyed before the lease.
+  class Lease {
+   public:
+    explicit Lease(const SqliteAuth* owner) : owner_(owner), db_(owner->AcquireDb()) {}
+    ~Lease() {
+      if (db_.ok()) owner_->ReleaseDb(std::move(*db_));
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    bool ok() const { return db_.ok(); }
+    const Error& error() const { return db_.error(); }
+    SqliteDb* operator->() { return &*db_; }
+
+   private:
+    const SqliteAuth* owner_;
+    Expected<SqliteDb> db_;
+  };
+
+  Expected<SqliteDb> AcquireDb() const {
+    struct stat st;
+    if (stat(filename_.c_str(), &st) != 0) {
+      return MakeError(ErrorCode::kIo, "cannot find the database file '" + filename_ + "': " + std::strerror(errno));
+    }
+    {
+      std::lock_guard lock(pool_mu_);
+      if (st.st_ino != pool_ino_ || st.st_dev != pool_dev_) {  // a new file at the path
+        pool_.clear();
+        pool_ino_ = st.st_ino;
+        pool_dev_ = st.st_dev;
+      }
+      if (!pool_.empty()) {
+        SqliteDb db = std::move(pool_.back());
+        pool_.pop_back();
+        return db;
+      }
+    }
+    return OpenDb();
+  }
+
+  void ReleaseDb(SqliteDb db) const {
+    std::lock_guard lock(pool_mu_);
+    if (pool_.size() < kMaxPooled) pool_.push_back(std::move(db));
+  }
+
+  static constexpr size_t kMaxPooled = 16;
+  mutable std::mutex pool_mu_;
+  mutable std::vector<SqliteDb> pool_;
+  mutable ino_t pool_ino_ = 0;
+  mutable dev_t pool_dev_ = 0;
+
   Expected<SqliteDb> OpenDb() const {
     struct stat st;
     if (stat(filename_.c_str(), &st) != 0) {

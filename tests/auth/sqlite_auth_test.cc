@@ -251,6 +251,20 @@ TEST_CASE("sqlite: changes to the database are seen at once; Reload re-validates
   CHECK(r.error().code == ErrorCode::kAuthFailed);
 }
 
+TEST_CASE("sqlite: a database file replaced at the same path is used at once") {
+  // Connections are pooled between logins; a new file at the path (a deploy's atomic rename)
+  // must not be hidden behind a connection to the old one.
+  TempDir dir;
+  const std::string path = MakeDb(dir, {kSchema, "INSERT INTO users VALUES('a', 'first', '1', '1', '', '', '')"});
+  auto m = Make(path);
+  CHECK(m->Authenticate(ClientRequest("a", "hmac+sha256", "first")).ok());
+  const std::string next =
+      MakeDb(dir, {kSchema, "INSERT INTO users VALUES('a', 'second', '1', '1', '', '', '')"}, "next.db");
+  REQUIRE(std::rename(next.c_str(), path.c_str()) == 0);
+  CHECK(!m->Authenticate(ClientRequest("a", "hmac+sha256", "first")).ok());
+  CHECK(m->Authenticate(ClientRequest("a", "hmac+sha256", "second")).ok());
+}
+
 TEST_CASE("sqlite: waits for a writer's lock (busy timeout)") {
   TempDir dir;
   const std::string path = MakeDb(dir, {kSchema, "INSERT INTO users VALUES('a', 'pw', '1', '1', '', '', '')"});
