@@ -1,0 +1,293 @@
+"""The five paths bench/compare measures: how each one is started, addressed and stopped.
+
+Each path owns its own synthetic server, so memory and connection counts never mix between paths.
+Paths where the client authenticates end to end against the synthetic server (direct, HAProxy,
+nginx) start it with a password, so every path does the same challenge round trip; the relay and
+xpra proxy authenticate the client themselves (sqlite, hmac) and reach an open synthetic server,
+as they would reach a session on a private network.
+"""
+
+import os
+import pwd
+import grp
+import subprocess
+
+from compare_lib import procs
+
+USER = "bench"
+PASSWORD = "bench-password-1"
+XPRA_USER = "xpra-bench"     # unprivileged account that runs `xpra proxy` (it refuses root)
+XPRA_GROUP = "nogroup"
+
+
+class Path:
+    """One way from the bench client to a synthetic server."""
+
+    key = ""            # command line name (--only/--skip)
+    label = ""          # table column
+    server_password = True
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.procs = []
+        self.port = None            # where the bench client connects
+        self.server_port = None
+        self.server = None
+        self.version = ""
+
+    def available(self):
+        """Returns None if this path can run here, else the reason it cannot."""
+        return None
+
+    def start(self):
+        """Starts the synthetic server and the proxy; returns when both listen."""
+        self.server_port = procs.free_port()
+        argv = [self.ctx.bins["synthetic_server"], "--bind=127.0.0.1:%d" % self.server_port,
+                "--stream-size=%d" % self.ctx.stream_size]
+        if self.ctx.server_threads:
+            argv.append("--threads=%d" % self.ctx.server_threads)
+        if self.server_password:
+            argv.append("--password=%s" % PASSWORD)
+        self.server = self._spawn("synthetic-server", argv)
+        procs.wait_port(self.server_port, proc=self.server)
+        self.start_proxy()
+
+    def start_proxy(self):
+        """Starts what sits between client and server (nothing for direct); sets self.port."""
+        self.port = self.server_port
+
+    def url(self):
+        """The bench client's target."""
+        return "tcp://%s:%s@127.0.0.1:%d/" % (USER, PASSWORD, self.port)
+
+    def measured_pid(self):
+        """The process whose tree's memory counts as this path's (None: nothing to measure)."""
+        return None
+
+    def stop(self):
+        """Stops everything this path started, proxy first."""
+        for p in reversed(self.procs):
+            p.stop()
+        self.procs = []
+
+    def _spawn(self, name, argv, **kwargs):
+        p = procs.Proc(name, argv, os.path.join(self.ctx.tmpdir, "%s-%s.log" % (self.key, name)), **kwargs)
+        self.procs.append(p)
+        return p
+
+
+class Direct(Path):
+    key = "direct"
+    label = "direct"
+
+    def measured_pid(self):
+        return None
+
+
+class Relay(Path):
+    key = "relay"
+    label = "xpra-relay"
+    server_password = False
+
+    def start_proxy(self):
+        db = os.path.join(self.ctx.tmpdir, "relay-users.sdb")
+        _make_db(self.ctx.bins["xpra_relay_auth"], db, self.server_port)
+        self.port = procs.free_port()
+        # Every bench connection comes from 127.0.0.1: lift the per-address cap and let the
+        # handshake workload's loops all log in at once, as the L4 proxies do.
+        argv = [self.ctx.bins["xpra_relay"], "--bind-tcp=127.0.0.1:%d" % self.port,
+                "--tcp-auth=sqlite,filename=%s" % db, "--max-connections-per-address=0", "--max-logins=5000",
+                "--proxy-sockets=false", "--login-timeout=120", "--server-timeout=120"]
+        if self.ctx.relay_threads:
+            argv.append("--threads=%d" % self.ctx.relay_threads)
+        self.proxy = self._spawn("xpra-relay", argv)
+        procs.wait_port(self.port, proc=self.proxy)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        self.version = "xpra-relay " + (commit.stdout.strip() or "?")
+
+    def measured_pid(self):
+        return self.proxy.pid
+
+
+class XpraProxy(Path):
+    key = "xpra-proxy"
+    label = "xpra proxy"
+    server_password = False
+
+    def available(self):
+        if not os.path.exists("/usr/bin/xpra"):
+            return "xpra is not installed (apt-get install xpra)"
+        return None
+
+    def start_proxy(self):
+        uid, gid = ensure_xpra_user()
+        home = os.path.join(self.ctx.tmpdir, "xpra-home")
+        sockdir = os.path.join(home, "sockets")
+        os.makedirs(sockdir, exist_ok=True)
+        for d in (home, sockdir):
+            os.chown(d, uid, gid)
+            os.chmod(d, 0o700)
+        os.chmod(self.ctx.tmpdir, 0o755)
+        db = os.path.join(self.ctx.tmpdir, "xpra-proxy-users.sdb")
+        _make_db(self.ctx.bins["xpra_relay_auth"], db, self.server_port)
+        os.chmod(db, 0o644)
+        self.port = procs.free_port()
+        display = ":%d" % (200 + self.port % 5000)
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": home,
+            "USER": XPRA_USER,
+            "LOGNAME": XPRA_USER,
+            "XDG_RUNTIME_DIR": home,
+            "LANG": "C.UTF-8",
+            # xpra parses the empty gid column as group "nobody", which Debian does not have
+            "XPRA_AUTHENTICATION_DEFAULT_GID": XPRA_GROUP,
+        }
+        argv = ["/usr/bin/python3", "/usr/bin/xpra", "proxy", display,
+                "--bind-tcp=127.0.0.1:%d" % self.port,
+                "--tcp-auth=sqlite,filename=%s" % db,
+                "--socket-dirs=%s" % sockdir, "--log-dir=%s" % home,
+                "--mdns=no", "--daemon=no", "--dbus-proxy=no", "--dbus-control=no",
+                "--systemd-run=no", "--notifications=no", "--pulseaudio=no",
+                "--webcam=no", "--printing=no", "--file-transfer=no", "--html=off",
+                "--speaker=off", "--microphone=off"]
+        self.proxy = self._spawn("xpra-proxy", argv, env=env, user=uid, group=gid, cwd=home)
+        procs.wait_port(self.port, timeout=30, proc=self.proxy)
+        self.version = "xpra " + _first_line(["/usr/bin/xpra", "--version"]).split()[-1].lstrip("v")
+
+    def measured_pid(self):
+        return self.proxy.pid
+
+
+class HAProxy(Path):
+    key = "haproxy"
+    label = "HAProxy"
+
+    def available(self):
+        if not os.path.exists("/usr/sbin/haproxy"):
+            return "haproxy is not installed (apt-get install haproxy)"
+        return None
+
+    def start_proxy(self):
+        self.port = procs.free_port()
+        maxconn = max(1000, (procs.fd_limit() - 200) // 2)
+        cfg = os.path.join(self.ctx.tmpdir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(HAPROXY_CFG.format(maxconn=maxconn, threads=self.ctx.proxy_threads,
+                                       port=self.port, server_port=self.server_port))
+        self.proxy = self._spawn("haproxy", ["/usr/sbin/haproxy", "-db", "-f", cfg])
+        procs.wait_port(self.port, proc=self.proxy)
+        self.version = "HAProxy " + _first_line(["/usr/sbin/haproxy", "-v"]).split()[2].split("-")[0]
+
+    def measured_pid(self):
+        return self.proxy.pid
+
+
+HAPROXY_CFG = """\
+global
+    maxconn {maxconn}
+    nbthread {threads}
+defaults
+    mode tcp
+    maxconn {maxconn}
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+frontend bench
+    bind 127.0.0.1:{port}
+    default_backend synthetic
+backend synthetic
+    server s1 127.0.0.1:{server_port}
+"""
+
+
+class Nginx(Path):
+    key = "nginx"
+    label = "nginx stream"
+
+    MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+    def available(self):
+        if not os.path.exists("/usr/sbin/nginx"):
+            return "nginx is not installed (apt-get install nginx-core libnginx-mod-stream)"
+        if not os.path.exists(self.MODULE):
+            return "nginx stream module missing (apt-get install libnginx-mod-stream)"
+        return None
+
+    def start_proxy(self):
+        self.port = procs.free_port()
+        prefix = os.path.join(self.ctx.tmpdir, "nginx")
+        os.makedirs(prefix, exist_ok=True)
+        cfg = os.path.join(prefix, "nginx.conf")
+        limit = procs.fd_limit()
+        with open(cfg, "w") as f:
+            f.write(NGINX_CFG.format(module=self.MODULE, prefix=prefix, workers=self.ctx.proxy_threads,
+                                     nofile=limit, connections=limit - 200,
+                                     port=self.port, server_port=self.server_port))
+        self.proxy = self._spawn("nginx", ["/usr/sbin/nginx", "-p", prefix, "-c", cfg,
+                                           "-e", os.path.join(prefix, "error.log")])
+        procs.wait_port(self.port, proc=self.proxy)
+        out = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True)
+        self.version = (out.stderr or out.stdout).strip().split("/")[-1]
+        self.version = "nginx " + self.version.split()[0]
+
+    def measured_pid(self):
+        return self.proxy.pid
+
+
+NGINX_CFG = """\
+load_module {module};
+daemon off;
+master_process on;
+user root;
+worker_processes {workers};
+worker_rlimit_nofile {nofile};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{
+    worker_connections {connections};
+}}
+stream {{
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        proxy_pass 127.0.0.1:{server_port};
+        proxy_timeout 1h;
+    }}
+}}
+"""
+
+ALL = [Direct, Relay, XpraProxy, HAProxy, Nginx]
+
+
+def ensure_xpra_user():
+    """Creates the unprivileged system account that runs `xpra proxy` if missing; returns (uid, gid)."""
+    gid = grp.getgrnam(XPRA_GROUP).gr_gid
+    try:
+        return pwd.getpwnam(XPRA_USER).pw_uid, gid
+    except KeyError:
+        pass
+    if os.getuid() != 0:
+        raise RuntimeError("xpra proxy refuses to run as root and needs an unprivileged user "
+                           "'%s': create it (useradd --system -g %s %s) or run as root"
+                           % (XPRA_USER, XPRA_GROUP, XPRA_USER))
+    subprocess.run(["useradd", "--system", "-g", XPRA_GROUP, "-d", "/nonexistent", "-M",
+                    "-s", "/usr/sbin/nologin", XPRA_USER], check=True)
+    return pwd.getpwnam(XPRA_USER).pw_uid, gid
+
+
+def _make_db(tool, db, server_port):
+    if os.path.exists(db):
+        os.unlink(db)
+    subprocess.run([tool, db, "create"], check=True, capture_output=True)
+    subprocess.run([tool, db, "add", USER, PASSWORD, "", "", "tcp://127.0.0.1:%d/" % server_port],
+                   check=True, capture_output=True)
+
+
+def _first_line(argv):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        text = (out.stdout or out.stderr).strip()
+        return text.splitlines()[0] if text else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return ""

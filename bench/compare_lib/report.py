@@ -1,0 +1,248 @@
+"""Turns bench/compare results into a markdown table, a target check, JSON and a PNG bar plot."""
+
+import json
+import math
+
+
+def fmt(v, unit=""):
+    """A number with 3 significant figures and thousands separators ('-' for None)."""
+    if v is None:
+        return "-"
+    a = abs(v)
+    if a >= 100:
+        s = "{:,.0f}".format(v)
+    elif a >= 10:
+        s = "{:.1f}".format(v)
+    elif a >= 1:
+        s = "{:.2f}".format(v)
+    else:
+        s = "{:.3g}".format(v)
+    return s + (" " + unit if unit else "")
+
+
+def ratio(a, b):
+    """a / b, or None when either is missing or b is 0."""
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def fmt_ratio(r):
+    if r is None:
+        return "-"
+    if r >= 10:
+        return "{:,.0f}x".format(r)
+    if r >= 0.1:
+        return "{:.2f}x".format(r)
+    return "{:.3f}x".format(r)
+
+
+def med(results, wl, path, metric):
+    """Median of metric for path in workload wl (None if missing)."""
+    p = results.get(wl, {}).get("paths", {}).get(path)
+    if not p:
+        return None
+    return p.get("median", {}).get(metric)
+
+
+def direct_ref(results, wl, path, metric):
+    """The direct figure to compare path with: direct at the same N (xpra proxy runs a smaller N)."""
+    if path == "xpra-proxy":
+        v = med(results, wl, "direct@small", metric)
+        if v is not None:
+            return v
+    return med(results, wl, "direct", metric)
+
+
+def build_rows(results, path_keys):
+    """Table rows: [(label, {path: cell text})] with every figure and its ratio to direct."""
+    rows = []
+
+    def conns(wl, path):
+        return results.get(wl, {}).get("connections", {}).get(path)
+
+    def note_n(wl, path):
+        w = results.get(wl, {})
+        if path == "xpra-proxy" and w.get("connections", {}).get(path) != w.get("connections", {}).get("direct"):
+            return " [N=%s]" % conns(wl, path)
+        return ""
+
+    def cell_ratio(wl, metric, path, extra=None):
+        v = med(results, wl, path, metric)
+        err = results.get(wl, {}).get("paths", {}).get(path, {}).get("error")
+        if v is None:
+            return "failed" if err else "-"
+        if path == "direct":
+            return fmt(v)
+        parts = [fmt_ratio(ratio(v, direct_ref(results, wl, path, metric)))]
+        if extra:
+            parts += extra(v)
+        return "%s (%s)%s" % (fmt(v), ", ".join(parts), note_n(wl, path))
+
+    def cell_added(wl, metric, path):
+        v = med(results, wl, path, metric)
+        err = results.get(wl, {}).get("paths", {}).get(path, {}).get("error")
+        if v is None:
+            return "failed" if err else "-"
+        if path == "direct":
+            return fmt(v)
+        d = direct_ref(results, wl, path, metric)
+        added = "%+.0f" % (v - d) if d is not None else "-"
+        return "%s (%s)%s" % (fmt(v), added, note_n(wl, path))
+
+    def cell_plain(wl, metric, path):
+        v = med(results, wl, path, metric)
+        err = results.get(wl, {}).get("paths", {}).get(path, {}).get("error")
+        if v is None:
+            return "failed" if err else "-"
+        return fmt(v) + note_n(wl, path)
+
+    def vs(wl, metric, other, name):
+        def extra(v):
+            o = med(results, wl, other, metric)
+            return ["%s %s" % (fmt_ratio(ratio(v, o)), name)] if o else []
+        return extra
+
+    def title(wl, default):
+        return results.get(wl, {}).get("title", default)
+
+    if "thr1" in results:
+        rows.append(("%s, MB/s (x direct)" % title("thr1", ""),
+                     {p: cell_ratio("thr1", "mbps", p) for p in path_keys}))
+    if "thrN" in results:
+        rows.append(("%s, MB/s (x direct; relay: x nginx too)" % title("thrN", ""),
+                     {p: cell_ratio("thrN", "mbps", p, vs("thrN", "mbps", "nginx", "nginx") if p == "relay" else None)
+                      for p in path_keys}))
+    if "latency" in results:
+        rows.append(("%s, p50 us (added vs direct)" % title("latency", ""),
+                     {p: cell_added("latency", "p50_us", p) for p in path_keys}))
+        rows.append(("%s, p99 us (added vs direct)" % title("latency", ""),
+                     {p: cell_added("latency", "p99_us", p) for p in path_keys}))
+    if "sessions" in results:
+        rows.append(("%s (x direct; relay: x xpra proxy too)" % title("sessions", ""),
+                     {p: cell_ratio("sessions", "sessions_per_s", p,
+                                    vs("sessions", "sessions_per_s", "xpra-proxy", "xpra proxy") if p == "relay" else None)
+                      for p in path_keys}))
+    if "idle" in results:
+        rows.append(("%s, KiB of user-space memory per connection" % title("idle", ""),
+                     {p: ("n/a" if p == "direct" else cell_plain("idle", "kib_per_conn", p)) for p in path_keys}))
+    return rows
+
+
+def markdown_table(results, paths):
+    """The table as markdown; paths is [(key, label)]."""
+    keys = [k for k, _ in paths]
+    lines = ["| Workload | " + " | ".join(label for _, label in paths) + " |",
+             "|---|" + "---:|" * len(paths)]
+    for label, cells in build_rows(results, keys):
+        lines.append("| %s | %s |" % (label, " | ".join(cells.get(k, "-") for k in keys)))
+    return "\n".join(lines)
+
+
+TARGETS = [
+    ("1 stream >= 0.85x direct",
+     lambda r: _ge(ratio(med(r, "thr1", "relay", "mbps"), med(r, "thr1", "direct", "mbps")), 0.85)),
+    ("1,000 streams >= 1.2x nginx",
+     lambda r: _ge(ratio(med(r, "thrN", "relay", "mbps"), med(r, "thrN", "nginx", "mbps")), 1.2)),
+    ("added ping latency p50 <= 20 us",
+     lambda r: _le(_diff(med(r, "latency", "relay", "p50_us"), med(r, "latency", "direct", "p50_us")), 20)),
+    ("added ping latency p99 <= 100 us",
+     lambda r: _le(_diff(med(r, "latency", "relay", "p99_us"), med(r, "latency", "direct", "p99_us")), 100)),
+    (">= 5,000 sessions/s",
+     lambda r: _ge(med(r, "sessions", "relay", "sessions_per_s"), 5000)),
+    (">= 100x xpra proxy sessions/s",
+     lambda r: _ge(ratio(med(r, "sessions", "relay", "sessions_per_s"),
+                         med(r, "sessions", "xpra-proxy", "sessions_per_s")), 100)),
+    ("<= 4 KiB user-space memory per idle relayed connection",
+     lambda r: _le(med(r, "idle", "relay", "kib_per_conn"), 4.0)),
+]
+
+
+def _ge(v, t):
+    return (None, None) if v is None else (v >= t, v)
+
+
+def _le(v, t):
+    return (None, None) if v is None else (v <= t, v)
+
+
+def _diff(a, b):
+    return None if a is None or b is None else a - b
+
+
+def target_lines(results):
+    """One line per relay target: met / MISSED / not measured, with the measured figure."""
+    out = []
+    for name, check in TARGETS:
+        ok, v = check(results)
+        if ok is None:
+            out.append("- %s: not measured" % name)
+        else:
+            out.append("- %s: %s (%s)" % (name, "met" if ok else "MISSED", fmt(v)))
+    return out
+
+
+def write_json(path, doc):
+    """Writes doc as indented JSON."""
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+COLORS = {"direct": "#7f7f7f", "relay": "#d62728", "xpra-proxy": "#9467bd",
+          "haproxy": "#1f77b4", "nginx": "#2ca02c"}
+
+
+def plot(path, results, paths, subtitle):
+    """Writes a PNG with one bar chart per figure (median of the repeats, one bar per path)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("thr1", "mbps", "1 stream, MB/s (higher is better)"),
+        ("thrN", "mbps", "many streams, aggregate MB/s (higher is better)"),
+        ("latency", "p50_us", "ping p50, us (lower is better)"),
+        ("latency", "p99_us", "ping p99, us (lower is better)"),
+        ("sessions", "sessions_per_s", "full sessions/s (higher is better)"),
+        ("idle", "kib_per_conn", "KiB per idle connection (lower is better)"),
+    ]
+    panels = [p for p in panels if p[0] in results]
+    if not panels:
+        return
+    cols = 3
+    rows = int(math.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (wl, metric, name) in zip(axes.flat, panels):
+        labels, values, colors = [], [], []
+        for key, label in paths:
+            v = med(results, wl, key, metric)
+            if v is None:
+                continue
+            n = results[wl].get("connections", {}).get(key)
+            if key == "xpra-proxy" and n != results[wl].get("connections", {}).get("direct"):
+                label = "%s\n(N=%s)" % (label, n)
+            labels.append(label)
+            values.append(max(v, 1e-3))
+            colors.append(COLORS.get(key, "#333333"))
+        ax.set_title(name, fontsize=10)
+        if not values:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+            continue
+        bars = ax.bar(range(len(values)), values, color=colors)
+        ax.set_xticks(range(len(values)))
+        ax.set_xticklabels(labels, fontsize=8)
+        positive = [v for v in values if v > 0]
+        if positive and max(positive) / min(positive) > 30:
+            ax.set_yscale("log")
+        for b, v in zip(bars, values):
+            ax.annotate(fmt(v), (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom", fontsize=7)
+        ax.margins(y=0.15)
+    fig.suptitle("xpra-relay vs direct, xpra proxy, HAProxy, nginx (loopback, medians)\n" + subtitle,
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,235 @@
+"""Workloads: what the bench client does on each path, and how one run becomes a figure."""
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import time
+
+from compare_lib import procs
+
+
+class Workload:
+    """One row group of the table: a bench client mode, its size, and the figures it yields."""
+
+    def __init__(self, key, title, mode, connections, small_connections, duration, metrics):
+        self.key = key
+        self.title = title
+        self.mode = mode
+        self.connections = connections               # N for every path but xpra proxy
+        self.small_connections = small_connections   # N for xpra proxy (and direct at that N)
+        self.duration = duration
+        self.metrics = metrics                       # [(metric key, unit, higher is better)]
+
+    def connections_for(self, path_key):
+        """N for this path: xpra proxy forks one process per connection, so it gets a smaller N."""
+        return self.small_connections if path_key == "xpra-proxy" else self.connections
+
+
+def make_workloads(quick, scale=1.0):
+    """The five workloads, sized for < 10 minutes in all (quick: < 1 minute)."""
+    if quick:
+        return [
+            Workload("thr1", "Throughput, 1 stream, 64 KiB packets", "throughput", 1, 1, 1.0,
+                     [("mbps", "MB/s", True)]),
+            Workload("thrN", "Throughput, 50 concurrent streams, aggregate", "throughput", 50, 4, 1.0,
+                     [("mbps", "MB/s", True)]),
+            Workload("latency", "Ping latency at 50 connections", "latency", 50, 4, 1.0,
+                     [("p50_us", "us", False), ("p99_us", "us", False)]),
+            Workload("sessions", "Full sessions per second (hmac+sha256)", "handshake", 8, 2, 1.0,
+                     [("sessions_per_s", "sessions/s", True)]),
+            Workload("idle", "Memory per idle connection at 200 connections", "idle", 200, 3, 0.0,
+                     [("kib_per_conn", "KiB", False)]),
+        ]
+    d = lambda s: max(0.5, s * scale)
+    return [
+        Workload("thr1", "Throughput, 1 stream, 64 KiB packets", "throughput", 1, 1, d(3.0),
+                 [("mbps", "MB/s", True)]),
+        Workload("thrN", "Throughput, 1,000 concurrent streams, aggregate", "throughput", 1000, 20, d(4.0),
+                 [("mbps", "MB/s", True)]),
+        Workload("latency", "Ping latency at 1,000 connections", "latency", 1000, 20, d(4.0),
+                 [("p50_us", "us", False), ("p99_us", "us", False)]),
+        Workload("sessions", "Full sessions per second (sqlite, hmac+sha256)", "handshake", 32, 4, d(3.0),
+                 [("sessions_per_s", "sessions/s", True)]),
+        Workload("idle", "Memory per idle connection at 5,000 connections", "idle", 5000, 20, 0.0,
+                 [("kib_per_conn", "KiB", False)]),
+    ]
+
+
+HANDSHAKE_TIMEOUT_S = 120
+LATENCY_PING_RATE = 10      # pings per second per connection: 10,000/s at 1,000 connections
+
+
+class RunError(Exception):
+    """A run that produced no figure; the message says why."""
+
+
+def client_argv(ctx, workload, path, connections, json_path, duration=None):
+    """The bench client's command line for one run."""
+    argv = [ctx.bins["bench_client"], workload.mode, path.url(),
+            "--connections=%d" % connections,
+            "--duration=%g" % (duration if duration is not None else workload.duration),
+            "--size=%d" % ctx.stream_size, "--json", json_path, "--quiet",
+            # held modes attach every connection before the clock starts; with streams already
+            # flowing on the first ones the last handshakes can take tens of seconds on 2 cores
+            "--timeout=%d" % HANDSHAKE_TIMEOUT_S]
+    if workload.mode == "latency":
+        argv.append("--rate=%g" % LATENCY_PING_RATE)
+    return argv
+
+
+def run_client(ctx, workload, path, connections, tag):
+    """Runs the bench client to completion and returns its JSON report (dict)."""
+    json_path = os.path.join(ctx.tmpdir, "%s-%s-%s.json" % (workload.key, path.key, tag))
+    log_path = os.path.join(ctx.tmpdir, "%s-%s-%s.log" % (workload.key, path.key, tag))
+    argv = client_argv(ctx, workload, path, connections, json_path)
+    timeout = workload.duration + HANDSHAKE_TIMEOUT_S + 60 + connections / 50.0
+    with open(log_path, "wb") as log:
+        log.write(("$ %s\n" % " ".join(argv)).encode())
+        log.flush()
+        try:
+            rc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            raise RunError("bench client timed out after %.0f s (log: %s)" % (timeout, log_path))
+    report = _read_json(json_path)
+    if rc != 0 or report is None:
+        raise RunError("bench client exited with %s (log: %s): %s" % (rc, log_path, _tail(log_path)))
+    return report
+
+
+def measure(ctx, workload, path, connections, tag):
+    """One run of workload on path: returns {metric: value, ...} plus raw client fields."""
+    if workload.mode == "idle":
+        return measure_idle(ctx, workload, path, connections, tag)
+    report = run_client(ctx, workload, path, connections, tag)
+    return extract(workload, report)
+
+
+def extract(workload, report):
+    """Maps the bench client's JSON onto the workload's metrics."""
+    out = {"client": report}
+    if workload.mode == "throughput":
+        out["mbps"] = _num(report, "mb_per_s")
+    elif workload.mode == "latency":
+        rtt = report.get("rtt_us") or {}
+        out["p50_us"] = _num(rtt, "p50")
+        out["p99_us"] = _num(rtt, "p99")
+    elif workload.mode == "handshake":
+        out["sessions_per_s"] = _num(report, "sessions_per_s")
+    errors = report.get("errors", 0) or 0
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+def measure_idle(ctx, workload, path, connections, tag):
+    """Opens N idle sessions through path and returns the proxy's memory growth per connection.
+
+    The path is restarted first so every run starts from a fresh process (an allocator that kept
+    freed memory from an earlier run would otherwise hide the cost). Memory is the sum over the
+    proxy's process tree (nginx workers, xpra proxy instances) of PSS from /proc/PID/smaps_rollup;
+    RSS is recorded too.
+    """
+    pid = path.measured_pid()
+    if pid is None:
+        raise RunError("nothing to measure on this path")
+    path.stop()
+    path.start()
+    pid = path.measured_pid()
+    time.sleep(0.5)
+    before = procs.tree_memory_kib(pid)
+    json_path = os.path.join(ctx.tmpdir, "%s-%s-%s.json" % (workload.key, path.key, tag))
+    hold = 30.0 + connections / 100.0
+    argv = client_argv(ctx, workload, path, connections, json_path, duration=hold)
+    argv.append("--pid=%d" % pid)
+    client = procs.Proc("bench-client", argv,
+                        os.path.join(ctx.tmpdir, "%s-%s-%s.log" % (workload.key, path.key, tag)))
+    try:
+        count = _wait_connections(path, connections, client, timeout=hold - 5)
+        after = _wait_stable_memory(pid, client)
+    finally:
+        client.stop(signal.SIGINT, grace=10)
+    if count < connections:
+        raise RunError("only %d of %d connections were established (log: %s)"
+                       % (count, connections, client.log_path))
+    _wait_drained(path)
+    out = {
+        "connections": count,
+        "before_kib": before,
+        "after_kib": after,
+        "kib_per_conn": (after["pss"] - before["pss"]) / count,
+        "rss_kib_per_conn": (after["rss"] - before["rss"]) / count,
+        "processes_after": after["processes"],
+    }
+    report = _read_json(json_path)
+    if report is not None:
+        out["client"] = report
+    return out
+
+
+def _wait_connections(path, want, client, timeout):
+    """Waits until want connections to path.port are established and the count stops growing."""
+    deadline = time.monotonic() + timeout
+    last, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        n = procs.established(path.port)
+        if n != last:
+            last, last_change = n, time.monotonic()
+        if n >= want:
+            return n
+        if client.poll() is not None:
+            return n
+        if time.monotonic() - last_change > 15:
+            return n
+        time.sleep(0.2)
+    return last
+
+
+def _wait_stable_memory(pid, client, timeout=20.0):
+    """Samples the tree's memory until two samples 1 s apart differ by < 0.5%; returns the last."""
+    deadline = time.monotonic() + timeout
+    prev = procs.tree_memory_kib(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        cur = procs.tree_memory_kib(pid)
+        if abs(cur["pss"] - prev["pss"]) <= 0.005 * max(prev["pss"], 1) and cur["processes"] == prev["processes"]:
+            return cur
+        prev = cur
+    return prev
+
+
+def _wait_drained(path, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and procs.established(path.port) > 0:
+        time.sleep(0.2)
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _tail(path, n=5):
+    try:
+        with open(path, "rb") as f:
+            return " | ".join(f.read().decode(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def _num(report, *names):
+    for n in names:
+        v = report.get(n)
+        if isinstance(v, (int, float)):
+            return float(v)
+    raise RunError("bench client JSON lacks %s: %s" % (" / ".join(names), json.dumps(report)[:300]))
+
+
+def median(values):
+    """Median of the numbers in values (None if empty)."""
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
