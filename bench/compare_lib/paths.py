@@ -97,7 +97,7 @@ class Relay(Path):
         # handshake workload's loops all log in at once, as the L4 proxies do.
         argv = [self.ctx.bins["xpra_relay"], "--bind-tcp=127.0.0.1:%d" % self.port,
                 "--tcp-auth=sqlite,filename=%s" % db, "--max-connections-per-address=0", "--max-logins=5000",
-                "--proxy-sockets=false", "--login-timeout=120", "--server-timeout=120"]
+                "--proxy-sockets=false", "--login-timeout=60", "--server-timeout=30"]
         if self.ctx.relay_threads:
             argv.append("--threads=%d" % self.ctx.relay_threads)
         self.proxy = self._spawn("xpra-relay", argv)

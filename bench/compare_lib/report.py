@@ -158,6 +158,11 @@ TARGETS = [
 ]
 
 
+TARGET_WORKLOADS = ["thr1", "thrN", "latency", "latency", "sessions", "sessions", "idle"]
+TARGET_METRIC = {"thr1": "mbps", "thrN": "mbps", "latency": "p50_us", "sessions": "sessions_per_s",
+                 "idle": "kib_per_conn"}
+
+
 def _ge(v, t):
     return (None, None) if v is None else (v >= t, v)
 
@@ -173,9 +178,12 @@ def _diff(a, b):
 def target_lines(results):
     """One line per relay target: met / MISSED / not measured, with the measured figure."""
     out = []
-    for name, check in TARGETS:
+    for (name, check), wl in zip(TARGETS, TARGET_WORKLOADS):
         ok, v = check(results)
-        if ok is None:
+        err = results.get(wl, {}).get("paths", {}).get("relay", {}).get("error")
+        if ok is None and err and med(results, wl, "relay", TARGET_METRIC[wl]) is None:
+            out.append("- %s: MISSED (the relay run failed: %s)" % (name, err.split(" (log:")[0]))
+        elif ok is None:
             out.append("- %s: not measured" % name)
         else:
             out.append("- %s: %s (%s)" % (name, "met" if ok else "MISSED", fmt(v)))
@@ -220,12 +228,14 @@ def plot(path, results, paths, subtitle):
         for key, label in paths:
             v = med(results, wl, key, metric)
             if v is None:
-                continue
+                if not results[wl].get("paths", {}).get(key, {}).get("error"):
+                    continue
+                v = 0.0   # failed: drawn as an empty slot labelled "failed"
             n = results[wl].get("connections", {}).get(key)
             if key == "xpra-proxy" and n != results[wl].get("connections", {}).get("direct"):
                 label = "%s\n(N=%s)" % (label, n)
             labels.append(label)
-            values.append(max(v, 1e-3))
+            values.append(v)
             colors.append(COLORS.get(key, "#333333"))
         ax.set_title(name, fontsize=10)
         if not values:
@@ -238,8 +248,10 @@ def plot(path, results, paths, subtitle):
         if positive and max(positive) / min(positive) > 30:
             ax.set_yscale("log")
         for b, v in zip(bars, values):
-            ax.annotate(fmt(v), (b.get_x() + b.get_width() / 2, b.get_height()),
-                        ha="center", va="bottom", fontsize=7)
+            text = fmt(v) if v > 0 else "failed"
+            y = b.get_height() if v > 0 else (min(positive) if positive else 0)
+            ax.annotate(text, (b.get_x() + b.get_width() / 2, y),
+                        ha="center", va="bottom", fontsize=7, color="black" if v > 0 else "#d62728")
         ax.margins(y=0.15)
     fig.suptitle("xpra-relay vs direct, xpra proxy, HAProxy, nginx (loopback, medians)\n" + subtitle,
                  fontsize=10)
