@@ -98,7 +98,8 @@ def run_client(ctx, workload, path, connections, tag):
         except subprocess.TimeoutExpired:
             raise RunError("bench client timed out after %.0f s (log: %s)" % (timeout, log_path))
     report = _read_json(json_path)
-    if rc == 1 and report is not None and _only_connection_errors(report):
+    if rc == 1 and report is not None and _only_connection_errors(report) \
+            and (report.get("errors") or 0) < connections:
         return report   # figures are valid; extract() records the reconnected connections
     if rc != 0 or report is None:
         raise RunError("bench client exited with %s (log: %s): %s" % (rc, log_path, _tail(log_path)))
@@ -139,6 +140,10 @@ def extract(workload, report):
         out["p99_us"] = _num(rtt, "p99")
     elif workload.mode == "handshake":
         out["sessions_per_s"] = _num(report, "sessions_per_s")
+    if workload.mode == "throughput" and not out["mbps"] > 0:
+        raise RunError("no stream data was measured (%s connection errors)" % report.get("errors", 0))
+    if workload.mode == "latency" and not report.get("pings_per_s", 1):
+        raise RunError("no ping was answered (%s connection errors)" % report.get("errors", 0))
     errors = report.get("errors", 0) or 0
     if errors:
         out["errors"] = errors
