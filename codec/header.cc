@@ -24,6 +24,13 @@ const char* CompressorName(Compressor c) {
   return "unknown";
 }
 
+std::string SerializeFrame(const FrameHeader& h, std::string_view payload) {
+  std::string out(kHeaderSize, '\0');
+  EncodeHeader(h, out.data());
+  out.append(payload);
+  return out;
+}
+
 size_t FrameHeader::wire_payload_size() const {
   size_t n = payload_size;
   if (!encrypted()) return n;

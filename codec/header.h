@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "codec/result.h"
@@ -60,6 +61,9 @@ struct FrameHeader {
 };
 
 // Writes the 8 wire bytes of h to out.
+// Header + payload as one wire frame.
+std::string SerializeFrame(const FrameHeader& h, std::string_view payload);
+
 void EncodeHeader(const FrameHeader& h, char out[kHeaderSize]);
 
 // Parses the first 8 bytes of `bytes`: first byte not 'P' -> kMalformed (checked first), fewer than

@@ -128,16 +128,7 @@ const char* EncoderName(uint8_t flags) {
   return (flags & flags::kRencode) ? "rencode" : "bencode";
 }
 
-const char* CompressorName(uint8_t level) {
-  if ((level & 0x0f) == 0) return "none";
-  switch (level & 0xf0) {
-    case 0x00: return "zlib";
-    case 0x10: return "lz4";
-    case 0x20: return "lzo";
-    case 0x40: return "brotli";
-    default: return "unknown";
-  }
-}
+const char* LevelCompressorName(uint8_t level) { return CompressorName(CompressorForLevel(level)); }
 
 // Smoothed round-trip time of a TCP socket in microseconds (-1 when unknown / not tcp).
 int64_t TcpRttUs(int fd) {
@@ -212,12 +203,6 @@ std::optional<Value> DecodeFrame(const RawFrame& f) {
   return std::move(*v);
 }
 
-std::string SerializeFrame(const RawFrame& f) {
-  std::string out(kHeaderSize, '\0');
-  EncodeHeader(f.header, out.data());
-  out += f.payload;
-  return out;
-}
 
 // FIFO of byte strings. Unlike std::deque it allocates nothing while empty, so an idle
 // connection's two queues cost only their own few bytes.
@@ -503,9 +488,9 @@ class Connection final : public SessionIo {
     server.set("target", std::string_view(session_->target().describe()));
     server.set("display", std::string_view(session_->target().display));
     server.set("encoder", EncoderName(to_client_frames_.last_flags()));
-    server.set("compression", CompressorName(to_client_frames_.last_level()));
+    server.set("compression", LevelCompressorName(to_client_frames_.last_level()));
     server.set("client-encoder", EncoderName(to_server_frames_.last_flags()));
-    server.set("client-compression", CompressorName(to_server_frames_.last_level()));
+    server.set("client-compression", LevelCompressorName(to_server_frames_.last_level()));
     server.set("bytes-received", static_cast<long long>(server_.bytes_in));
     server.set("bytes-sent", static_cast<long long>(server_.bytes_out));
     server.set("packets-sent", static_cast<long long>(to_server_frames_.packets()));
@@ -794,7 +779,7 @@ class Connection final : public SessionIo {
       RawFrame frame = std::move(**f);
       if (frame.header.index != 0) {
         ++chunks_before_main_;
-        ForwardToClient(SerializeFrame(frame));
+        ForwardToClient(SerializeFrame(frame.header, frame.payload));
         continue;
       }
       std::string out;
@@ -813,7 +798,7 @@ class Connection final : public SessionIo {
         expect_info_ = false;
         XR_DEBUG("conn", "conn={} info-response augmented with proxy info", id_);
       }
-      ForwardToClient(out.empty() ? SerializeFrame(frame) : std::move(out));
+      ForwardToClient(out.empty() ? SerializeFrame(frame.header, frame.payload) : std::move(out));
       if (++info_frames_ > 10000) expect_info_ = false;  // the server never answered
     }
     if (!expect_info_) {

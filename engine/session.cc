@@ -15,15 +15,6 @@ constexpr size_t kMaxPendingToServer = 64;
 
 const char* EncodingName(Encoding e) { return e == Encoding::kRencode ? "rencode" : "bencode"; }
 
-// Wire bytes of a frame: header + payload.
-std::string Serialize(const FrameHeader& h, std::string_view payload) {
-  std::string out;
-  out.resize(kHeaderSize);
-  EncodeHeader(h, out.data());
-  out.append(payload);
-  return out;
-}
-
 // The encoding we answer a peer with: rencode if it can read it, else bencode.
 Encoding ChooseEncoding(const Caps& caps, Encoding used) {
   if (caps.get_bool("rencode", used == Encoding::kRencode)) return Encoding::kRencode;
@@ -120,10 +111,10 @@ Status Session::DrainClientFrames() {
         if (pending_to_server_.size() >= kMaxPendingToServer) {
           return MakeError(ErrorCode::kTooLarge, "too many packets before the session was ready");
         }
-        pending_to_server_.push_back(Serialize(frame.header, frame.payload));
+        pending_to_server_.push_back(SerializeFrame(frame.header, frame.payload));
         break;
       case State::kRelay:
-        io_->SendToServer(Serialize(frame.header, frame.payload));
+        io_->SendToServer(SerializeFrame(frame.header, frame.payload));
         break;
       case State::kClosed:
         break;
@@ -399,7 +390,7 @@ Status Session::DrainServerFrames() {
     if (state_ != State::kServerHello) return MakeError(ErrorCode::kMalformed, "server sent data before the hello");
     // Keep the wire bytes: a packet that is not part of the handshake (a real server pings
     // every client, even one it has not sent its hello to yet) goes to the client after it.
-    server_frames_since_main_ += Serialize(frame.header, frame.payload);
+    server_frames_since_main_ += SerializeFrame(frame.header, frame.payload);
     bool main_packet = frame.header.index == 0;
     auto packet = server_decoder_.Push(std::move(frame));
     if (!packet.ok()) return packet.error();
@@ -530,7 +521,7 @@ void Session::HandleServerHello(const Value& caps) {
     while (true) {
       auto next = server_reader_.Next();
       if (!next.ok() || !next->has_value()) break;
-      server_rest += Serialize((**next).header, (**next).payload);
+      server_rest += SerializeFrame((**next).header, (**next).payload);
     }
     server_rest += server_reader_.TakeBuffered();
     if (!client_rest.empty()) io_->SendToServer(std::move(client_rest));
@@ -559,7 +550,7 @@ void Session::HandleServerHello(const Value& caps) {
 
 Status Session::EncryptFrameToClient(const FrameHeader& h, std::string_view plain, std::string* out) {
   if (!encryptor_) {
-    *out = Serialize(h, plain);
+    *out = SerializeFrame(h, plain);
     return Status::Ok();
   }
   FrameHeader eh = h;

@@ -92,3 +92,13 @@ TEST_CASE("header: encrypted wire size adds 1..32 padding bytes") {
 
 }  // namespace
 }  // namespace xr
+
+TEST_CASE("SerializeFrame: header then payload, readable by DecodeHeader") {
+  xr::FrameHeader h{xr::flags::kRencode, 0x10 | 1, 0, 5};
+  std::string wire = xr::SerializeFrame(h, "hello");
+  REQUIRE(wire.size() == xr::kHeaderSize + 5);
+  auto back = xr::DecodeHeader(std::string_view(wire).substr(0, xr::kHeaderSize));
+  REQUIRE(back.ok());
+  CHECK(*back == h);
+  CHECK(wire.substr(xr::kHeaderSize) == "hello");
+}
