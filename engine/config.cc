@@ -1,6 +1,7 @@
 #include "engine/config.h"
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <charconv>
 #include <iostream>
 
@@ -90,6 +91,12 @@ Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
   app.add_option("--login-failures", c.login_failures,
                  "Failed logins allowed per source address and per user before a doubling back-off "
                  "(1 s, 2 s, ... up to 5 min) refuses further attempts");
+  app.add_option("--recv-buffers", c.recv_buffers,
+                 "Shared receive buffers per reactor thread (a power of two, 1-32768); a receive that finds "
+                 "them all in use reads into a 16 KiB buffer of its connection's own instead")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{32768}));
+  app.add_option("--recv-buffer-size", c.recv_buffer_size, "Bytes in each shared receive buffer (4 KiB-1 MiB)")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 20));
   app.add_option("--proxy-sockets", c.proxy_sockets,
                  "A :proxy-N control socket per relayed connection (turn off for very large deployments; "
                  "the relay's own :DISPLAY socket still lists and stops instances)");
@@ -104,6 +111,11 @@ Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
     return MakeError(ErrorCode::kMalformed, e.what());
   }
   if (!c.display.empty() && c.display.front() != ':') c.display = ":" + c.display;
+  if ((c.recv_buffers & (c.recv_buffers - 1)) != 0) {
+    return MakeError(ErrorCode::kMalformed,
+                     fmt::format("--recv-buffers={} is not a power of two (the kernel's buffer ring needs one)",
+                                 c.recv_buffers));
+  }
   if (c.socket_dirs.empty()) c.socket_dirs = {"/run/user/$UID/xpra", "/run/xpra", "~/.xpra"};  // xpra's defaults
   for (const auto& t : tcp_binds) {
     auto b = ParseTcpBind(t);

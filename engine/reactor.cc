@@ -39,6 +39,8 @@ namespace {
 
 constexpr int64_t kTickMs = 100;
 constexpr int64_t kAcceptBackoffMs = 500;
+// A leg's own receive buffer, used only for the one receive after the ring ran dry.
+constexpr size_t kPrivateRecvBytes = size_t{16} * 1024;
 std::atomic<uint64_t> g_next_connection_id{1};
 // Control-socket clients get ids from their own range, so relayed connections are numbered
 // :proxy-1, :proxy-2, ... without gaps.
@@ -305,6 +307,10 @@ class Connection final : public SessionIo {
     size_t out_bytes = 0;
     uint64_t bytes_in = 0;
     uint64_t bytes_out = 0;
+    // After -ENOBUFS (every ring buffer taken, typically by saturating streams) the next
+    // receive uses this buffer of the connection's own, so a leg never waits for the ring to
+    // drain: handshakes and quiet legs make progress while others stream. Freed right after.
+    std::unique_ptr<char[]> private_buf;
   };
 
   // A relayed connection.
@@ -406,11 +412,16 @@ class Connection final : public SessionIo {
         bool from_client = op == Reactor::kClientRecv;
         const char* data = nullptr;
         uint16_t bid = 0;
+        Leg& leg = from_client ? client_ : server_;
+        // The private buffer (if this receive used one) lives until the data is consumed.
+        std::unique_ptr<char[]> own = std::move(leg.private_buf);
         if (flags & IORING_CQE_F_BUFFER) {
           bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
           data = r_->bufs_.buffer(bid);
+        } else if (own) {
+          data = own.get();
         }
-        OnRecv(from_client ? client_ : server_, from_client ? server_ : client_, from_client, res, data);
+        OnRecv(leg, from_client ? server_ : client_, from_client, res, data);
         if (flags & IORING_CQE_F_BUFFER) r_->bufs_.Recycle(bid);  // the data was copied or consumed
         break;
       }
@@ -440,15 +451,6 @@ class Connection final : public SessionIo {
       return;
     }
     handler_->OnTimeout();
-  }
-
-  // Re-arms a receive that failed with -ENOBUFS.
-  void RearmRecv(bool client) {
-    if (client) {
-      ArmRecv(client_, Reactor::kClientRecv);
-    } else if (!server_.paused) {
-      ArmRecv(server_, Reactor::kServerRecv);
-    }
   }
 
   // Turns the connection away at once with a readable reason.
@@ -526,11 +528,16 @@ class Connection final : public SessionIo {
  private:
   void ArmRecv(Leg& leg, Reactor::Op op) {
     if (!leg.fd.valid() || leg.recv_inflight || leg.eof || leg.failed || closing_) return;
-    // No buffer of our own: the kernel picks one from the reactor's ring when data arrives.
     io_uring_sqe* sqe = r_->ring_.GetSqe();
-    io_uring_prep_recv(sqe, leg.fd.get(), nullptr, r_->bufs_.buf_size(), 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = r_->bufs_.group();
+    if (leg.private_buf) {
+      // The ring ran dry on this leg's last receive: read into the leg's own buffer once.
+      io_uring_prep_recv(sqe, leg.fd.get(), leg.private_buf.get(), kPrivateRecvBytes, 0);
+    } else {
+      // No buffer of our own: the kernel picks one from the reactor's ring when data arrives.
+      io_uring_prep_recv(sqe, leg.fd.get(), nullptr, r_->bufs_.buf_size(), 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = r_->bufs_.group();
+    }
     io_uring_sqe_set_data64(sqe, Reactor::Tag(id_, op));
     leg.recv_inflight = true;
     ++inflight_;
@@ -575,8 +582,12 @@ class Connection final : public SessionIo {
       return;
     }
     if (res == -ENOBUFS) {
-      // Every ring buffer is in use this instant: re-arm once this batch has recycled some.
-      r_->nobufs_.push_back({id_, from_client});
+      // Every ring buffer is in use this instant. Waiting for the ring would let saturating
+      // streams win every race for it (they re-arm first, with data already queued), so the
+      // next receive goes into a buffer of this leg's own, allocated only for it.
+      r_->NoteRingEmpty();
+      leg.private_buf = std::make_unique_for_overwrite<char[]>(kPrivateRecvBytes);
+      ArmRecv(leg, from_client ? Reactor::kClientRecv : Reactor::kServerRecv);
       return;
     }
     if (res <= 0) {
@@ -1180,6 +1191,18 @@ void Reactor::Stop() {
   Post([] {});
 }
 
+void Reactor::NoteRingEmpty() {
+  stats_.recv_nobufs++;
+  Counters().recv_nobufs++;
+  int64_t now = NowMs();
+  if (ring_empty_logged_ms_ != 0 && now - ring_empty_logged_ms_ < 60000) return;
+  ring_empty_logged_ms_ = now;
+  XR_INFO("engine",
+          "reactor {}: all {} shared receive buffers in use ({} times so far); receives fall back to "
+          "per-connection buffers (more: --recv-buffers)",
+          index_, limits_.recv_buffers, stats_.recv_nobufs.load());
+}
+
 void Reactor::BeginStop() {
   stopping_ = true;
   stop_deadline_ms_ = NowMs() + limits_.close_linger_ms + 1000;
@@ -1253,13 +1276,6 @@ bool Reactor::Run() {
       ++count;
     }
     io_uring_cq_advance(ring_.get(), count);
-    if (!nobufs_.empty()) {
-      std::vector<std::pair<uint64_t, bool>> retry;
-      retry.swap(nobufs_);
-      for (auto [id, client] : retry) {
-        if (Connection* c = Find(id)) c->RearmRecv(client);
-      }
-    }
   }
   XR_INFO("engine", "reactor {} stopped ({} connections left)", index_, conns_.size());
   return ok;

@@ -65,6 +65,7 @@ struct ReactorStats {
   std::atomic<uint64_t> closed{0};
   std::atomic<uint64_t> bytes_to_server{0};
   std::atomic<uint64_t> bytes_to_client{0};
+  std::atomic<uint64_t> recv_nobufs{0};  // receives that found the buffer ring empty
 };
 
 class Connection;
@@ -120,6 +121,8 @@ class Reactor {
   void Dispatch(io_uring_cqe* cqe);
   void Reap(Connection* c);
   void BeginStop();
+  // Counts a receive that found the buffer ring empty; logs it at most once a minute.
+  void NoteRingEmpty();
   // Creates a connection for an accepted control client of `target`.
   void AcceptControl(UniqueFd fd, std::shared_ptr<ControlTarget> target);
   Connection* Find(uint64_t id);
@@ -130,7 +133,6 @@ class Reactor {
   ControlConfig control_;
   Ring ring_;
   BufferRing bufs_;
-  std::vector<std::pair<uint64_t, bool>> nobufs_;  // (connection, client leg) to re-arm
   std::vector<Listener> listeners_;
   std::vector<std::string> bound_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
@@ -141,6 +143,7 @@ class Reactor {
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;
   std::atomic<bool> stop_requested_{false};
+  int64_t ring_empty_logged_ms_ = 0;
   bool stopping_ = false;
   int64_t stop_deadline_ms_ = 0;
 };

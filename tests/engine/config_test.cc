@@ -73,3 +73,15 @@ TEST_CASE("a display after repeatable options stays the display") {
   CHECK(d->display == ":47999");
   CHECK(d->binds.size() == 1);  // not a second listener on port 47999
 }
+
+TEST_CASE("receive buffer ring size: a power of two within bounds") {
+  auto c = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--recv-buffers=1024", "--recv-buffer-size=16384"});
+  REQUIRE(c.ok());
+  CHECK(c->recv_buffers == 1024);
+  CHECK(c->recv_buffer_size == 16384);
+  auto odd = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--recv-buffers=300"});
+  REQUIRE(!odd.ok());
+  CHECK(odd.error().message.find("not a power of two") != std::string::npos);
+  CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--recv-buffers=65536"}).ok());
+  CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--recv-buffer-size=100"}).ok());
+}

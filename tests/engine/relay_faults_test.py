@@ -169,6 +169,30 @@ try:
     check("all connections gone: fds back to the baseline", wait_fds(relay.pid, base) <= base,
           "%d fds, baseline %d" % (fds(relay.pid), base))
 
+    # Buffer ring exhaustion (-ENOBUFS): a relay with only 4 shared receive buffers, 8 streams
+    # saturating it, and new logins at the same time. Each must complete (the receive that finds
+    # the ring empty reads into the connection's own buffer), the streams stay intact.
+    tiny, tport, tlog = start("tiny", [relay_bin, "--bind-tcp=127.0.0.1:0", "--threads=1", "--recv-buffers=4",
+                                       "--tcp-auth=sqlite,filename=" + db, "--socket-dir=" + sockdir,
+                                       "--max-connections-per-address=0", "--proxy-sockets=false"],
+                              r"on tcp:127\.0\.0\.1:(\d+)")
+    turl = "tcp://ok:pw@127.0.0.1:%d/" % tport
+    flood = subprocess.Popen([bench_bin, "throughput", turl, "--connections=8", "--duration=6", "--quiet",
+                              "--json", os.path.join(tmp, "flood.json")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    rc, j, err = bench("handshake", turl, "--connections=4", "--duration=2", "--timeout=10")
+    check("ring exhausted: logins still complete", rc == 0 and j.get("sessions", 0) >= 4 and j.get("errors", 1) == 0,
+          "rc=%d %s %s" % (rc, j, err[-400:]))
+    _, err = flood.communicate(timeout=60)
+    fj = json.load(open(os.path.join(tmp, "flood.json")))
+    check("ring exhausted: streams verified intact", flood.returncode == 0 and fj["errors"] == 0 and fj.get("payload_bytes", 0) > 0,
+          "%s %s" % (fj, err[-400:]))
+    check("ring exhausted: counted and logged once", len(re.findall("shared receive buffers in use", open(tlog).read())) == 1,
+          open(tlog).read()[-800:])
+    tiny.terminate()
+    tiny.wait(timeout=20)
+
     # Accept under fd exhaustion: a relay with only 48 open files.
     small, sport2, slog = start("small", [relay_bin, "--bind-tcp=127.0.0.1:0", "--threads=1", "--tcp-auth=sqlite,filename=" + db,
                                           "--socket-dir=" + sockdir, "--max-connections-per-address=0",
