@@ -91,6 +91,10 @@ Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
   app.add_option("--login-failures", c.login_failures,
                  "Failed logins allowed per source address and per user before a doubling back-off "
                  "(1 s, 2 s, ... up to 5 min) refuses further attempts");
+  app.add_option("--splice", c.splice_min,
+                 "Move the payload of server->client packets at least this large (bytes) with splice(2), "
+                 "without copying through the relay, when neither leg is encrypted (0 = always copy)")
+      ->type_name("BYTES");
   app.add_option("--recv-buffers", c.recv_buffers,
                  "Shared receive buffers per reactor thread (a power of two, 1-32768); a receive that finds "
                  "them all in use reads into a 16 KiB buffer of its connection's own instead")

@@ -36,6 +36,7 @@ struct RelayConfig {
   uint64_t max_logins = 200;            // logins in progress at once (xpra proxy: 200)
   uint64_t max_per_address = 256;       // connections from one source address
   uint64_t login_failures = 5;          // failed logins per address/user before back-off
+  uint64_t splice_min = 32u << 10;      // splice server frames with this much payload left (0: never)
   uint64_t recv_buffers = 256;          // provided receive buffers per reactor (power of two)
   uint64_t recv_buffer_size = 64u << 10; // bytes each
   bool proxy_sockets = true;            // a HOSTNAME-proxy-N control socket per connection

@@ -78,6 +78,7 @@ class RelayControl final : public ControlTarget {
     counts.set("closed", static_cast<long long>(c.closed.load()));
     counts.set("bytes-to-client", static_cast<long long>(c.bytes_to_client.load()));
     counts.set("bytes-to-server", static_cast<long long>(c.bytes_to_server.load()));
+    counts.set("bytes-spliced", static_cast<long long>(c.bytes_spliced.load()));
     counts.set("recv-ring-empty", static_cast<long long>(c.recv_nobufs.load()));
     List listeners, auth;
     for (const auto& l : listeners_) listeners.emplace_back(std::string_view(l));
@@ -230,6 +231,7 @@ int main(int argc, char** argv) {
   limits.max_connections = cfg.max_connections;
   limits.recv_buffers = static_cast<unsigned>(cfg.recv_buffers);
   limits.recv_buffer = cfg.recv_buffer_size;
+  limits.splice_min = cfg.splice_min;
   limits.max_handshakes = static_cast<int64_t>(cfg.max_logins);
   AdmissionConfig admission;
   admission.max_per_address = static_cast<uint32_t>(cfg.max_per_address);

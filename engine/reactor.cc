@@ -1,9 +1,11 @@
 #include "engine/reactor.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -41,6 +43,10 @@ constexpr int64_t kTickMs = 100;
 constexpr int64_t kAcceptBackoffMs = 500;
 // A leg's own receive buffer, used only for the one receive after the ring ran dry.
 constexpr size_t kPrivateRecvBytes = size_t{16} * 1024;
+// Splice path: the pipe between the two sockets, and how much of the next frame is read (and
+// seen) through a ring buffer before its payload is spliced.
+constexpr int kPipeBytes = 256 * 1024;
+constexpr size_t kSplicePeekBytes = 4096;
 std::atomic<uint64_t> g_next_connection_id{1};
 // Control-socket clients get ids from their own range, so relayed connections are numbered
 // :proxy-1, :proxy-2, ... without gaps.
@@ -78,7 +84,13 @@ class FrameBoundary {
   // how many bytes were consumed.
   size_t FeedToBoundary(std::string_view data) { return Advance(data, true); }
   bool at_boundary() const { return !broken_ && have_ == 0 && remaining_ == 0; }
+  // Payload bytes of the current frame not seen yet (0 at a boundary or inside a header).
+  size_t payload_remaining() const { return broken_ || have_ != 0 ? 0 : remaining_; }
+  // Accounts for `n` payload bytes that moved without being seen (n <= payload_remaining()).
+  void Skip(size_t n) { remaining_ -= std::min(n, remaining_); }
   uint64_t packets() const { return packets_; }
+  // Payload size of the last frame whose header was read.
+  size_t last_payload() const { return last_payload_; }
   uint8_t last_flags() const { return last_flags_; }
   uint8_t last_level() const { return last_level_; }
 
@@ -105,6 +117,7 @@ class FrameBoundary {
           break;
         }
         remaining_ = h->wire_payload_size();
+        last_payload_ = remaining_;
         have_ = 0;
         if (h->index == 0) {
           ++packets_;
@@ -119,6 +132,7 @@ class FrameBoundary {
   char header_[kHeaderSize];
   size_t have_ = 0;
   size_t remaining_ = 0;
+  size_t last_payload_ = 0;
   bool broken_ = false;
   uint64_t packets_ = 0;
   uint8_t last_flags_ = 0;
@@ -311,6 +325,8 @@ class Connection final : public SessionIo {
     // receive uses this buffer of the connection's own, so a leg never waits for the ring to
     // drain: handshakes and quiet legs make progress while others stream. Freed right after.
     std::unique_ptr<char[]> private_buf;
+    size_t recv_limit = 0;  // bytes the next receive may read (0: a whole ring buffer)
+    bool poll_inflight = false;  // splice path: waiting for readiness
   };
 
   // A relayed connection.
@@ -397,6 +413,8 @@ class Connection final : public SessionIo {
     deadline_ms_ = NowMs() + r_->limits_.close_linger_ms;
     CancelRecv(client_, Reactor::kClientRecv);
     CancelRecv(server_, Reactor::kServerRecv);
+    if (client_.poll_inflight) Cancel(Reactor::kClientPoll);
+    if (server_.poll_inflight) Cancel(Reactor::kServerPoll);
     if (connect_inflight_) Cancel(Reactor::kConnect);
     CloseInstanceSocket();
     MaybeFinishClose();
@@ -423,6 +441,17 @@ class Connection final : public SessionIo {
         }
         OnRecv(leg, from_client ? server_ : client_, from_client, res, data);
         if (flags & IORING_CQE_F_BUFFER) r_->bufs_.Recycle(bid);  // the data was copied or consumed
+        break;
+      }
+      case Reactor::kClientPoll:
+      case Reactor::kServerPoll: {
+        Leg& leg = op == Reactor::kClientPoll ? client_ : server_;
+        leg.poll_inflight = false;
+        if (res == -ECANCELED || closing_) {
+          MaybeFinishClose();
+        } else {
+          Pump();  // an error or hang-up shows in the splice itself
+        }
         break;
       }
       case Reactor::kClientSend: OnSend(client_, Reactor::kClientSend, true, res); break;
@@ -528,13 +557,16 @@ class Connection final : public SessionIo {
  private:
   void ArmRecv(Leg& leg, Reactor::Op op) {
     if (!leg.fd.valid() || leg.recv_inflight || leg.eof || leg.failed || closing_) return;
+    if (&leg == &server_ && splicing_) return;  // the splice pump owns the server leg
     io_uring_sqe* sqe = r_->ring_.GetSqe();
     if (leg.private_buf) {
       // The ring ran dry on this leg's last receive: read into the leg's own buffer once.
       io_uring_prep_recv(sqe, leg.fd.get(), leg.private_buf.get(), kPrivateRecvBytes, 0);
     } else {
       // No buffer of our own: the kernel picks one from the reactor's ring when data arrives.
-      io_uring_prep_recv(sqe, leg.fd.get(), nullptr, r_->bufs_.buf_size(), 0);
+      size_t len = r_->bufs_.buf_size();
+      if (leg.recv_limit != 0) len = std::min(len, leg.recv_limit);
+      io_uring_prep_recv(sqe, leg.fd.get(), nullptr, len, 0);
       sqe->flags |= IOSQE_BUFFER_SELECT;
       sqe->buf_group = r_->bufs_.group();
     }
@@ -633,6 +665,13 @@ class Connection final : public SessionIo {
         Counters().bytes_to_client += res;
         to_client_frames_.Feed(data);
         Queue(client_, Reactor::kClientSend, std::string(data));
+        if (MaybeStartSplice()) return;
+        // After a large frame the next is likely large too: read only to the end of this one
+        // and the start of the next, so the rest of the next can be spliced.
+        size_t min = r_->limits_.splice_min;
+        leg.recv_limit = min != 0 && to_client_frames_.last_payload() >= min
+                             ? to_client_frames_.payload_remaining() + kSplicePeekBytes
+                             : 0;
       }
     } else if (from_client) {
       handler_->OnClientData(data);
@@ -683,6 +722,7 @@ class Connection final : public SessionIo {
       leg.out_off = 0;
     }
     ArmSend(leg, op);
+    if (to_client && splicing_ && leg.outq.empty()) Pump();
     // Resume the paused reader feeding this leg.
     Leg& source = to_client ? server_ : client_;
     if (source.paused && leg.out_bytes < r_->limits_.low_water) {
@@ -690,6 +730,119 @@ class Connection final : public SessionIo {
       ArmRecv(source, to_client ? Reactor::kServerRecv : Reactor::kClientRecv);
     }
     MaybeFinishClose();
+  }
+
+  // ---- zero-copy server->client path (passthrough, both legs plain)
+  //
+  // When the server->client stream is inside a frame with at least `splice_min` payload bytes
+  // to come, those bytes move socket -> pipe -> socket with splice(2) and never enter user
+  // space. The relay still reads each frame's header and the start of its payload through a
+  // ring buffer (at most kSplicePeekBytes), so it keeps following frame boundaries and sees
+  // every small packet whole. splice runs synchronously on the reactor thread with both
+  // sockets non-blocking; io_uring poll requests report readiness (IORING_OP_SPLICE is not
+  // pollable and would block an io-wq thread per stream).
+
+  // Starts splicing the rest of the current frame when it is worth it; true when started.
+  bool MaybeStartSplice() {
+    size_t left = to_client_frames_.payload_remaining();
+    if (r_->limits_.splice_min == 0 || left < r_->limits_.splice_min || stop_pending_ || expect_info_) return false;
+    if (!pipe_r_.valid() && !OpenPipe()) return false;
+    splicing_ = true;
+    splice_left_ = left;
+    Pump();
+    return true;
+  }
+
+  bool OpenPipe() {
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+      XR_DEBUG("conn", "conn={} no pipe for splice ({}); copying", id_, log::ErrnoText(errno));
+      return false;
+    }
+    pipe_r_.reset(p[0]);
+    pipe_w_.reset(p[1]);
+    fcntl(pipe_w_.get(), F_SETPIPE_SZ, kPipeBytes);
+    for (Leg* leg : {&client_, &server_}) {
+      int fl = fcntl(leg->fd.get(), F_GETFL);
+      if (fl >= 0) fcntl(leg->fd.get(), F_SETFL, fl | O_NONBLOCK);
+    }
+    return true;
+  }
+
+  void ArmPoll(Leg& leg, Reactor::Op op, unsigned events) {
+    if (leg.poll_inflight || !leg.fd.valid()) return;
+    io_uring_sqe* sqe = r_->ring_.GetSqe();
+    io_uring_prep_poll_add(sqe, leg.fd.get(), events);
+    io_uring_sqe_set_data64(sqe, Reactor::Tag(id_, op));
+    leg.poll_inflight = true;
+    ++inflight_;
+  }
+
+  // Moves spliced bytes as far as the sockets allow, then waits for readiness. Called when a
+  // splice starts, on poll completions, and when the client's send queue has drained.
+  void Pump() {
+    while (splicing_ && !closing_) {
+      bool progressed = false;
+      // pipe -> client, once everything queued ahead of the spliced bytes has been sent.
+      if (in_pipe_ > 0 && client_.outq.empty() && !client_.send_inflight) {
+        ssize_t n = splice(pipe_r_.get(), nullptr, client_.fd.get(), nullptr, in_pipe_,
+                           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (n > 0) {
+          in_pipe_ -= static_cast<size_t>(n);
+          client_.bytes_out += static_cast<uint64_t>(n);
+          progressed = true;
+        } else if (n < 0 && errno == EAGAIN) {
+          ArmPoll(client_, Reactor::kClientPoll, POLLOUT);
+        } else {
+          std::string why = n == 0 ? "end of stream" : log::ErrnoText(errno);
+          client_.failed = true;
+          handler_->OnClientClosed(why);
+          Close(why);
+          return;
+        }
+      }
+      // server -> pipe. EAGAIN with bytes still in the pipe may mean the pipe is full: the
+      // client side's progress re-runs the pump, so only an empty pipe waits on the server.
+      if (splice_left_ > 0 && in_pipe_ < static_cast<size_t>(kPipeBytes)) {
+        size_t want = std::min(splice_left_, static_cast<size_t>(kPipeBytes) - in_pipe_);
+        ssize_t n = splice(server_.fd.get(), nullptr, pipe_w_.get(), nullptr, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (n > 0) {
+          splice_left_ -= static_cast<size_t>(n);
+          in_pipe_ += static_cast<size_t>(n);
+          server_.bytes_in += static_cast<uint64_t>(n);
+          to_client_frames_.Skip(static_cast<size_t>(n));
+          spliced_ += static_cast<uint64_t>(n);
+          r_->stats_.bytes_to_client += static_cast<uint64_t>(n);
+          r_->stats_.bytes_spliced += static_cast<uint64_t>(n);
+          Counters().bytes_to_client += static_cast<uint64_t>(n);
+          Counters().bytes_spliced += static_cast<uint64_t>(n);
+          progressed = true;
+        } else if (n < 0 && errno == EAGAIN) {
+          if (in_pipe_ == 0) ArmPoll(server_, Reactor::kServerPoll, POLLIN);
+        } else {
+          std::string why = n == 0 ? "end of stream" : log::ErrnoText(errno);
+          server_.eof = true;
+          if (n < 0) server_.failed = true;
+          handler_->OnServerClosed(why);
+          Close(why);
+          return;
+        }
+      }
+      if (splice_left_ == 0 && in_pipe_ == 0) {
+        // The frame is through: back to reading the next header through a ring buffer.
+        splicing_ = false;
+        if (stop_pending_) {
+          stop_pending_ = false;
+          handler_->Disconnect(stop_reason_, stop_detail_);
+          Close(stop_reason_);
+          return;
+        }
+        server_.recv_limit = kSplicePeekBytes;
+        ArmRecv(server_, Reactor::kServerRecv);
+        return;
+      }
+      if (!progressed) return;
+    }
   }
 
   void OnConnect(int res) {
@@ -737,12 +890,15 @@ class Connection final : public SessionIo {
     if (connect_inflight_) Cancel(Reactor::kConnect);
     client_.fd.reset();
     server_.fd.reset();
+    pipe_r_.reset();
+    pipe_w_.reset();
     CloseInstanceSocket();
     deadline_ms_ = 0;
     if (is_relay()) {
-      XR_INFO("conn", "conn={} peer={} user={} closed: client {} bytes in / {} out, server {} in / {} out, {} s", id_,
+      XR_INFO("conn", "conn={} peer={} user={} closed: client {} bytes in / {} out, server {} in / {} out{}, {} s", id_,
               peer_, session_->username().empty() ? "-" : session_->username(), client_.bytes_in, client_.bytes_out,
-              server_.bytes_in, server_.bytes_out, (NowMs() - started_ms_) / 1000);
+              server_.bytes_in, server_.bytes_out,
+              spliced_ ? fmt::format(" ({} spliced)", spliced_) : std::string(), (NowMs() - started_ms_) / 1000);
     }
   }
 
@@ -924,6 +1080,12 @@ class Connection final : public SessionIo {
   bool target_is_tcp_ = false;
   bool connect_inflight_ = false;
   bool passthrough_ = false;
+  // Splice path state (see Pump).
+  UniqueFd pipe_r_, pipe_w_;
+  bool splicing_ = false;
+  size_t splice_left_ = 0;  // payload bytes of the current frame still to read by splice
+  size_t in_pipe_ = 0;      // bytes in the pipe, not yet sent to the client
+  uint64_t spliced_ = 0;    // bytes this connection moved by splice
   bool counted_relaying_ = false;
   bool closing_ = false;
   bool closed_fds_ = false;

@@ -55,6 +55,7 @@ struct ReactorLimits {
   int64_t close_linger_ms = 5000;         // time allowed to flush on close
   size_t max_connections = 10000;         // per reactor
   int64_t max_handshakes = 200;           // logins in progress, relay-wide
+  size_t splice_min = 0;                  // splice the rest of a server frame this large (0: never)
 };
 
 // Counters, read from any thread.
@@ -66,6 +67,7 @@ struct ReactorStats {
   std::atomic<uint64_t> bytes_to_server{0};
   std::atomic<uint64_t> bytes_to_client{0};
   std::atomic<uint64_t> recv_nobufs{0};  // receives that found the buffer ring empty
+  std::atomic<uint64_t> bytes_spliced{0};  // server->client bytes moved by splice
 };
 
 class Connection;
@@ -101,7 +103,7 @@ class Reactor {
   friend class InstanceControl;
   enum Op : uint8_t {
     kAccept = 1, kClientRecv, kClientSend, kServerRecv, kServerSend, kConnect, kConnectTimeout,
-    kCancel, kTick, kWake, kCtlAccept,
+    kCancel, kTick, kWake, kCtlAccept, kClientPoll, kServerPoll,
   };
   static uint64_t Tag(uint64_t id, Op op) { return (id << 8) | op; }
 

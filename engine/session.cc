@@ -524,6 +524,9 @@ void Session::HandleServerHello(const Value& caps) {
       server_rest += SerializeFrame((**next).header, (**next).payload);
     }
     server_rest += server_reader_.TakeBuffered();
+    // Passthrough first, so the reactor's frame trackers see the buffered rest too (it may
+    // end inside a frame).
+    io_->StartPassthrough();
     if (!client_rest.empty()) io_->SendToServer(std::move(client_rest));
     if (!server_rest.empty()) io_->SendToClient(std::move(server_rest));
     // Nothing of the handshake is needed any more: an idle relayed connection keeps only
@@ -535,7 +538,6 @@ void Session::HandleServerHello(const Value& caps) {
     client_decoder_ = PacketDecoder(config_->client_limits, config_->decode_limits);
     server_decoder_ = PacketDecoder(FrameLimits{kHardMaxPayload, config_->client_limits.max_pending_chunks},
                                     config_->decode_limits);
-    io_->StartPassthrough();
     return;
   }
   // AES: keep transforming frame by frame; process what is already buffered.

@@ -24,6 +24,7 @@ struct RelayCounters {
   std::atomic<uint64_t> control_requests{0};
   std::atomic<uint64_t> bytes_to_client{0};
   std::atomic<uint64_t> bytes_to_server{0};
+  std::atomic<uint64_t> bytes_spliced{0};  // server->client bytes moved by splice (no copy)
   std::atomic<uint64_t> recv_nobufs{0};    // receives that found the buffer ring empty (-ENOBUFS)
 };
 

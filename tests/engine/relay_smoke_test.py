@@ -85,6 +85,17 @@ try:
     j, err = bench("throughput", "throughput", url)
     check("stream intact through the relay",
           j and j["errors"] == 0 and j["packets"] > 0 and j["payload_bytes"] == j["packets"] * 65536, err)
+    # Large server packets go through the splice path (their payload never enters the relay's
+    # memory); the close log line says how many bytes were spliced.
+    lines = re.findall(r"user=bench closed: client \d+ bytes in / \d+ out, server (\d+) in / \d+ out \((\d+) spliced\)",
+                       open(relay_log).read())
+    check("64 KiB packets: most server bytes spliced",
+          any(int(sp) > int(total) // 2 for total, sp in lines), lines)
+    # Packet sizes around the splice threshold (32 KiB) and small ones, several streams: intact.
+    for size in ("1000", "32760", "32768", "40001", "262144"):
+        j, err = bench("throughput_%s" % size, "throughput", url, True, "--size=" + size)
+        check("stream of %s-byte packets intact" % size,
+              j and j["errors"] == 0 and j["packets"] > 0 and j["payload_bytes"] == j["packets"] * int(size), err)
     j, err = bench("idle", "idle", url, True, "--connections=50", "--pid=%d" % relay.pid)
     check("50 idle relayed connections", j and j["errors"] == 0 and j["held"] == 50, err)
     j, err = bench("wrong_password", "handshake", "tcp://bench:nope@127.0.0.1:%d/" % rport, False)
