@@ -7,7 +7,10 @@
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace xr::auth {
@@ -51,7 +54,36 @@ std::string EnvOr(const char* name, const char* fallback) {
   return (v != nullptr && *v != '\0') ? std::string(v) : std::string(fallback);
 }
 
-std::optional<int64_t> UidOfUser(const std::string& name) {
+// Name -> id lookups read /etc/passwd or /etc/group (and nsswitch.conf) on every call: about a
+// fifth of the relay's CPU per login with the sqlite module. Answers are kept for a minute, so
+// an account change is seen within that; at most 1,024 names are kept.
+class IdCache {
+ public:
+  template <typename Lookup>
+  std::optional<int64_t> Get(const std::string& name, Lookup lookup) {
+    const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(mu_);
+      auto it = map_.find(name);
+      if (it != map_.end() && now < it->second.expires) return it->second.id;
+    }
+    std::optional<int64_t> id = lookup(name);
+    std::lock_guard lock(mu_);
+    if (map_.size() >= 1024) map_.clear();
+    map_[name] = Entry{id, now + std::chrono::seconds(60)};
+    return id;
+  }
+
+ private:
+  struct Entry {
+    std::optional<int64_t> id;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::mutex mu_;
+  std::unordered_map<std::string, Entry> map_;
+};
+
+std::optional<int64_t> UidOfUserUncached(const std::string& name) {
   long size = sysconf(_SC_GETPW_R_SIZE_MAX);
   std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
   struct passwd pw;
@@ -63,7 +95,7 @@ std::optional<int64_t> UidOfUser(const std::string& name) {
   return static_cast<int64_t>(result->pw_uid);
 }
 
-std::optional<int64_t> GidOfGroup(const std::string& name) {
+std::optional<int64_t> GidOfGroupUncached(const std::string& name) {
   long size = sysconf(_SC_GETGR_R_SIZE_MAX);
   std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
   struct group gr;
@@ -73,6 +105,16 @@ std::optional<int64_t> GidOfGroup(const std::string& name) {
   }
   if (result == nullptr) return std::nullopt;
   return static_cast<int64_t>(result->gr_gid);
+}
+
+std::optional<int64_t> UidOfUser(const std::string& name) {
+  static IdCache cache;
+  return cache.Get(name, UidOfUserUncached);
+}
+
+std::optional<int64_t> GidOfGroup(const std::string& name) {
+  static IdCache cache;
+  return cache.Get(name, GidOfGroupUncached);
 }
 
 std::string LookupProcessUsername() {
