@@ -26,6 +26,7 @@ class Path:
     key = ""            # command line name (--only/--skip)
     label = ""          # table column
     server_password = True
+    only_workloads = ()  # if set, the workloads this path runs (others leave its cells empty)
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -88,6 +89,7 @@ class Relay(Path):
     key = "relay"
     label = "xpra-relay"
     server_password = False
+    extra_args = []
 
     def start_proxy(self):
         db = os.path.join(self.ctx.tmpdir, "relay-users.sdb")
@@ -97,7 +99,7 @@ class Relay(Path):
         # handshake workload's loops all log in at once, as the L4 proxies do.
         argv = [self.ctx.bins["xpra_relay"], "--bind-tcp=127.0.0.1:%d" % self.port,
                 "--tcp-auth=sqlite,filename=%s" % db, "--max-connections-per-address=0", "--max-logins=5000",
-                "--proxy-sockets=false", "--login-timeout=60", "--server-timeout=30"]
+                "--proxy-sockets=false", "--login-timeout=60", "--server-timeout=30"] + self.extra_args
         if self.ctx.relay_threads:
             argv.append("--threads=%d" % self.ctx.relay_threads)
         self.proxy = self._spawn("xpra-relay", argv)
@@ -108,6 +110,15 @@ class Relay(Path):
 
     def measured_pid(self):
         return self.proxy.pid
+
+
+class RelayCopy(Relay):
+    """The relay with its splice path off: every byte copied through user space, to measure
+    the two paths side by side."""
+    key = "relay-copy"
+    label = "xpra-relay (copy)"
+    extra_args = ["--splice=0"]
+    only_workloads = ("thr1", "thrN")
 
 
 class XpraProxy(Path):
@@ -257,7 +268,7 @@ stream {{
 }}
 """
 
-ALL = [Direct, Relay, XpraProxy, HAProxy, Nginx]
+ALL = [Direct, Relay, RelayCopy, XpraProxy, HAProxy, Nginx]
 
 
 def ensure_xpra_user():

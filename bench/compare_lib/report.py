@@ -197,7 +197,7 @@ def write_json(path, doc):
         f.write("\n")
 
 
-COLORS = {"direct": "#7f7f7f", "relay": "#d62728", "xpra-proxy": "#9467bd",
+COLORS = {"direct": "#7f7f7f", "relay": "#d62728", "relay-copy": "#ff9896", "xpra-proxy": "#9467bd",
           "haproxy": "#1f77b4", "nginx": "#2ca02c"}
 
 
