@@ -17,6 +17,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,6 +71,7 @@ struct Options {
   int64_t max_errors = 1;
   double timeout = 30;    // seconds from connect to the server hello
   int ramp = 200;         // connections in handshake at once (held modes)
+  std::string aes_key;    // --encryption=AES: key material from --encryption-keyfile; empty = plain
 };
 
 enum Phase : int { kRamp = 0, kMeasure = 1, kStop = 2 };
@@ -265,6 +267,13 @@ class Worker {
     uint64_t token = 0;
     uint64_t expected_seq = 1;
     uint64_t stream_size = 0;
+    // AES-CBC (--encryption=AES), as xpra 3.1's client: each hello we send carries fresh receive
+    // parameters (dec), the server's challenge and hello carry the ones we send with (enc).
+    std::unique_ptr<crypto::Encryptor> enc;                     // client -> server
+    std::unique_ptr<crypto::Decryptor> dec;                     // server -> client; also set on the decoder
+    std::vector<std::string> server_padding_options{"legacy"};  // xpra's DEFAULT_PADDING until told
+    bool fast_aes = false;  // cur is an encrypted stream chunk: decrypted into plain, then checked
+    std::string plain;      // reused decryption buffer of fast_aes chunks
   };
 
   static std::string RandomHex(size_t bytes) {
@@ -301,6 +310,9 @@ class Worker {
   bool OnChallenge(size_t slot, const List& l);
   bool OnServerHello(size_t slot, const Value& caps);
   bool OnDraw(size_t slot, const Value& packet);
+  bool AddCipherCaps(size_t slot, Value* hello);
+  bool SetServerCipher(size_t slot, const Caps& caps, const char* where);
+  bool CheckStreamChunk(size_t slot, const char* data, size_t size);
   bool OnPingEcho(size_t slot, const List& l);
   void SendPing(size_t slot);
   bool Send(size_t slot, const Value& packet);
@@ -422,7 +434,78 @@ void Worker::OnConnected(size_t slot) {
   } else {
     AddFullHello(&hello, opt_, c.token);
   }
+  if (!AddCipherCaps(slot, &hello)) return;
   Send(slot, Value(List{Value("hello"), std::move(hello)}));
+}
+
+// --encryption=AES: fresh receive parameters in every hello we send (xpra 3.1 client_base.py
+// make_hello_base): the decryptor is re-keyed with them before the hello leaves.
+bool Worker::AddCipherCaps(size_t slot, Value* hello) {
+  if (opt_.aes_key.empty()) return true;
+  Conn& c = conns_[slot];
+  auto padding = crypto::ChoosePadding(c.server_padding_options);
+  if (!padding.ok()) {
+    Fail(slot, "encryption error: no supported padding in " + std::to_string(c.server_padding_options.size()) +
+                   " offered by the server");
+    return false;
+  }
+  const std::string iv = crypto::RandomIv();
+  const std::string key_salt = crypto::RandomBytes(64);  // xpra's get_salt()
+  auto key = crypto::DeriveKey(opt_.aes_key, key_salt, crypto::kDefaultIterations);
+  if (!key.ok()) {
+    Fail(slot, "encryption error: " + key.error().message);
+    return false;
+  }
+  auto dec = crypto::Decryptor::Create(*key, iv, *padding);
+  if (!dec.ok()) {
+    Fail(slot, "encryption error: " + dec.error().message);
+    return false;
+  }
+  c.dec = std::move(*dec);
+  c.decoder->set_decryptor(c.dec.get());
+  hello->set("cipher", "AES");
+  hello->set("cipher.iv", std::string_view(iv));
+  hello->set("cipher.key_salt", Value::bytes(key_salt));
+  hello->set("cipher.key_stretch_iterations", static_cast<int64_t>(crypto::kDefaultIterations));
+  hello->set("cipher.padding", crypto::PaddingName(*padding));
+  hello->set("cipher.padding.options", TextList({"PKCS#7", "legacy"}));  // xpra's PADDING_OPTIONS
+  return true;
+}
+
+// The server's parameters for what we send (challenge auth_caps, then its hello), as xpra's
+// set_server_encryption(): the encryptor is re-keyed; its padding options steer our next hello.
+bool Worker::SetServerCipher(size_t slot, const Caps& caps, const char* where) {
+  Conn& c = conns_[slot];
+  std::string cipher = caps.get_string("cipher");
+  std::string iv = caps.get_string("cipher.iv");
+  if (cipher.empty() || iv.empty()) {
+    Fail(slot, std::string("encryption error: the server does not use encryption (no cipher in its ") + where + ")");
+    return false;
+  }
+  if (cipher != "AES") {
+    Fail(slot, "encryption error: unsupported server cipher '" + cipher + "'");
+    return false;
+  }
+  auto padding = crypto::ParsePadding(caps.get_string("cipher.padding", "legacy"));
+  if (!padding.ok()) {
+    Fail(slot, "encryption error: unsupported server cipher padding '" + caps.get_string("cipher.padding") + "'");
+    return false;
+  }
+  auto options = caps.get_strings("cipher.padding.options");
+  c.server_padding_options = options.empty() ? std::vector<std::string>{"legacy"} : options;
+  auto key = crypto::DeriveKey(opt_.aes_key, caps.get_string("cipher.key_salt"),
+                               static_cast<int>(caps.get_int("cipher.key_stretch_iterations", 0)));
+  if (!key.ok()) {
+    Fail(slot, "encryption error: server cipher parameters: " + key.error().message);
+    return false;
+  }
+  auto enc = crypto::Encryptor::Create(*key, iv, *padding);
+  if (!enc.ok()) {
+    Fail(slot, "encryption error: server cipher parameters: " + enc.error().message);
+    return false;
+  }
+  c.enc = std::move(*enc);
+  return true;
 }
 
 bool Worker::Send(size_t slot, const Value& packet) {
@@ -431,7 +514,7 @@ bool Worker::Send(size_t slot, const Value& packet) {
     c.out.clear();
     c.out_pos = 0;
   }
-  if (Status s = AppendPacket(packet, c.send_opts, &c.out); !s.ok()) {
+  if (Status s = EncodePacket(packet, c.send_opts, c.enc.get(), &c.out); !s.ok()) {
     Fail(slot, "cannot encode a packet: " + s.error().message);
     return false;
   }
@@ -536,15 +619,20 @@ bool Worker::Consume(size_t slot, const char* p, size_t n) {
         return false;
       }
       c.fast = c.stream && c.cur.index == kDrawDataIndex && c.cur.level == 0 && !c.cur.encrypted();
-      if (c.fast) {
+      // An encrypted stream chunk is gathered, decrypted into a reused buffer and checked there
+      // (the same Decryptor as the decoder's, so the CBC chain stays in frame order).
+      c.fast_aes = c.stream && c.dec && c.cur.index == kDrawDataIndex && c.cur.level == 0 && c.cur.encrypted();
+      if (c.fast || c.fast_aes) {
         if (c.chunk_ready) {
           Fail(slot, "stream error: two data chunks for one draw packet");
           return false;
         }
-        if (c.left < kTrailerSize) {
-          Fail(slot, "stream error: data chunk of " + std::to_string(c.left) + " bytes");
+        if (c.cur.payload_size < kTrailerSize) {
+          Fail(slot, "stream error: data chunk of " + std::to_string(c.cur.payload_size) + " bytes");
           return false;
         }
+      }
+      if (c.fast) {
         c.fast_crc = 0;
         c.fast_pos = 0;
       } else {
@@ -571,6 +659,18 @@ bool Worker::Consume(size_t slot, const char* p, size_t n) {
     if (c.left > 0) continue;
     c.hdr_len = 0;
     if (c.fast) {
+      c.chunk_ready = true;
+      c.chunk_size = c.cur.payload_size;
+      continue;
+    }
+    if (c.fast_aes) {
+      c.plain.clear();
+      if (Status s = c.dec->Decrypt(c.payload, c.cur.payload_size, &c.plain); !s.ok()) {
+        Fail(slot, "protocol error: stream chunk: " + s.error().message);
+        return false;
+      }
+      c.fast_crc = Crc32c(0, c.plain.data(), c.plain.size());
+      std::memcpy(c.trailer, c.plain.data() + c.plain.size() - kTrailerSize, kTrailerSize);
       c.chunk_ready = true;
       c.chunk_size = c.cur.payload_size;
       continue;
@@ -665,6 +765,14 @@ bool Worker::OnChallenge(size_t slot, const List& l) {
     Fail(slot, "authentication error: the server uses the legacy salt digest '" + salt_digest + "'");
     return false;
   }
+  if (!opt_.aes_key.empty()) {
+    // As xpra's send_challenge_reply(): the challenge's auth caps key what we send from now on.
+    if (l.size() < 3 || !l[2].is_dict()) {
+      Fail(slot, "encryption error: the server does not use encryption (no cipher in its challenge)");
+      return false;
+    }
+    if (!SetServerCipher(slot, Caps(l[2]), "challenge")) return false;
+  }
   std::string client_salt = crypto::RandomBytes(32);
   auto salt = digest::CombineSalts(salt_digest, client_salt, server_salt);
   if (!salt.ok()) {
@@ -682,6 +790,7 @@ bool Worker::OnChallenge(size_t slot, const List& l) {
   size_t pad = std::max<size_t>(32, 512 - std::min<size_t>(512, response->size()));
   hello.set("challenge_padding", Value::bytes(crypto::RandomBytes(pad)));
   hello.set("challenge_client_salt", Value::bytes(client_salt));
+  if (!AddCipherCaps(slot, &hello)) return false;
   c.state = State::kChallengeAnswered;
   return Send(slot, Value(List{Value("hello"), std::move(hello)}));
 }
@@ -689,6 +798,8 @@ bool Worker::OnChallenge(size_t slot, const List& l) {
 bool Worker::OnServerHello(size_t slot, const Value& caps_value) {
   Conn& c = conns_[slot];
   Caps caps(caps_value);
+  // The server's hello carries new parameters for what we send (parse_encryption_capabilities).
+  if (!opt_.aes_key.empty() && !SetServerCipher(slot, caps, "hello")) return false;
   int64_t now = NowNs();
   counters_.in_flight.fetch_sub(1, std::memory_order_relaxed);
   c.state = State::kAttached;
@@ -983,10 +1094,14 @@ void Usage(FILE* out) {
                "  --quiet           no live progress on stderr\n"
                "  --threads=N       worker threads (default: one per CPU)\n"
                "  --pid=PID         sample this process's VmRSS before and after (idle mode reports\n"
-               "                    bytes per connection)\n"
+               "                    bytes per connection) and its CPU time over the measured window\n"
+               "                    (pid_cpu_cores; throughput: MB/s per core of that process)\n"
                "  --max-errors=N    stop the run after N errors (default 1); the exit code is 1 on any\n"
                "  --timeout=S       connect-to-server-hello limit per connection (default 30)\n"
                "  --ramp=N          held modes: connections in handshake at once (default 200)\n"
+               "  --encryption=AES  AES-CBC as xpra 3.1's client (the first hello plain, then both\n"
+               "                    directions encrypted); needs --encryption-keyfile\n"
+               "  --encryption-keyfile=FILE  the AES key material (newlines around it are ignored)\n"
                "Exit codes: 0 ok, 1 errors (protocol, authentication, stream corruption), 2 usage.\n",
                kProg);
 }
@@ -999,7 +1114,8 @@ std::string Fmt(const char* f, double v) {
 
 int Main(int argc, char** argv) {
   Args args(argc, argv,
-            {"connections", "duration", "rate", "size", "json", "threads", "pid", "max-errors", "timeout", "ramp"},
+            {"connections", "duration", "rate", "size", "json", "threads", "pid", "max-errors", "timeout", "ramp",
+             "encryption", "encryption-keyfile"},
             {"help", "quiet"});
   if (args.Has("help")) {
     Usage(stdout);
@@ -1065,6 +1181,20 @@ int Main(int argc, char** argv) {
   opt.max_errors = *max_errors;
   opt.timeout = *timeout;
   opt.ramp = static_cast<int>(*ramp);
+  if (args.Has("encryption") || args.Has("encryption-keyfile")) {
+    const std::string cipher = args.Get("encryption");
+    if (cipher != "AES") return usage_error("--encryption must be AES (xpra 3.1's only cipher)");
+    const std::string keyfile = args.Get("encryption-keyfile");
+    if (keyfile.empty()) return usage_error("--encryption=AES needs --encryption-keyfile=FILE");
+    std::ifstream in(keyfile, std::ios::binary);
+    if (!in) return usage_error("cannot read the encryption keyfile " + keyfile);
+    std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // As xpra's get_encryption_key(): key.strip(b"\n\r").
+    const size_t first = key.find_first_not_of("\r\n");
+    key = first == std::string::npos ? std::string() : key.substr(first, key.find_last_not_of("\r\n") - first + 1);
+    if (key.empty()) return usage_error("the encryption keyfile " + keyfile + " is empty");
+    opt.aes_key = std::move(key);
+  }
 
   signal(SIGPIPE, SIG_IGN);
   uint64_t fd_limit = RaiseFdLimit();
@@ -1094,6 +1224,7 @@ int Main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
 
   std::optional<uint64_t> rss_before, rss_attached, rss_after;
+  std::optional<double> cpu_measure, cpu_end;  // --pid's CPU seconds when the window opens / closes
   if (opt.pid != 0) rss_before = ReadRssBytes(opt.pid);
 
   auto sum = [&](auto member) {
@@ -1107,6 +1238,7 @@ int Main(int argc, char** argv) {
   if (opt.mode == Mode::kHandshake) {
     shared.phase.store(kMeasure);
     t_measure = t_start;
+    if (opt.pid != 0) cpu_measure = ReadCpuSeconds(opt.pid);
   }
   std::vector<std::thread> threads_run;
   for (auto& w : workers) threads_run.emplace_back([&w] { w->Run(); });
@@ -1130,7 +1262,10 @@ int Main(int argc, char** argv) {
     if (shared.phase.load() == kRamp) {
       if (shared.attached_now.load() >= static_cast<uint64_t>(opt.connections)) {
         t_measure = now;
-        if (opt.pid != 0) rss_attached = ReadRssBytes(opt.pid);
+        if (opt.pid != 0) {
+          rss_attached = ReadRssBytes(opt.pid);
+          cpu_measure = ReadCpuSeconds(opt.pid);
+        }
         last_sessions = sum(&Counters::sessions);
         last_pings = sum(&Counters::pings);
         last_bytes = sum(&Counters::payload_bytes);
@@ -1180,7 +1315,10 @@ int Main(int argc, char** argv) {
     }
   }
   const int64_t t_end = NowNs();
-  if (opt.pid != 0) rss_after = ReadRssBytes(opt.pid);
+  if (opt.pid != 0) {
+    rss_after = ReadRssBytes(opt.pid);
+    cpu_end = ReadCpuSeconds(opt.pid);
+  }
   const uint64_t held_at_end = shared.attached_now.load();
   shared.phase.store(kStop);
   for (auto& w : workers) w->Wake();
@@ -1235,6 +1373,7 @@ int Main(int argc, char** argv) {
   };
   add_s("mode", ModeName(opt.mode));
   add_s("target", opt.ep.Describe());
+  add_s("encryption", opt.aes_key.empty() ? "none" : "AES");
   add_i("connections", static_cast<uint64_t>(opt.connections));
   add_i("threads", static_cast<uint64_t>(opt.threads));
   add_d("duration_s", window);
@@ -1278,6 +1417,15 @@ int Main(int argc, char** argv) {
       add_d("rss_bytes_per_connection",
             (static_cast<double>(*rss_after) - static_cast<double>(*rss_before)) / static_cast<double>(held_at_end),
             "%.0f");
+    }
+    // CPU the process used during the measured window (utime + stime of all its threads).
+    if (cpu_measure && cpu_end && window > 0) {
+      const double cpu = *cpu_end - *cpu_measure;
+      add_d("pid_cpu_seconds", cpu, "%.2f");
+      add_d("pid_cpu_cores", cpu / window, "%.3f");
+      if (opt.mode == Mode::kThroughput && cpu > 0) {
+        add_d("mb_per_s_per_pid_core", static_cast<double>(payload) / cpu / 1e6, "%.1f");
+      }
     }
   }
   add_i("errors", errors);

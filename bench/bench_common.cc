@@ -19,6 +19,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <thread>
 
 #include "codec/header.h"
@@ -272,6 +274,27 @@ std::optional<uint64_t> ReadRssBytes(int pid) {
     if (line.starts_with("VmRSS:")) {
       uint64_t kb = std::strtoull(line.c_str() + 6, nullptr, 10);
       return kb * 1024;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<double> ReadCpuSeconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return std::nullopt;
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command name (field 2) may hold spaces and parentheses: fields are counted after the last ')'.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && (fields >> field); ++i) {
+    if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+    if (i == 15) {
+      stime = std::strtoull(field.c_str(), nullptr, 10);
+      const long ticks = sysconf(_SC_CLK_TCK);
+      return static_cast<double>(utime + stime) / static_cast<double>(ticks > 0 ? ticks : 100);
     }
   }
   return std::nullopt;

@@ -103,6 +103,9 @@ uint64_t RaiseFdLimit();
 int CpuCount();
 // VmRSS of process `pid` in bytes (from /proc/PID/status); nullopt if unreadable.
 std::optional<uint64_t> ReadRssBytes(int pid);
+// User + system CPU time of process `pid` (all its threads) in seconds, from /proc/PID/stat
+// utime + stime (clock-tick resolution, usually 10 ms); nullopt if unreadable.
+std::optional<double> ReadCpuSeconds(int pid);
 // Login name of the current user ("bench" if unknown).
 std::string LocalUsername();
 // Host name of this machine.

@@ -35,13 +35,25 @@ size_t FrameReader::buffered() const { return buf_.size() - pos_ + (header_ ? kH
 void FrameReader::set_max_payload(size_t max_payload) { max_payload_ = std::min(max_payload, kHardMaxPayload); }
 
 Expected<std::optional<RawFrame>> FrameReader::Next() {
+  auto view = NextView();
+  if (!view.ok()) return view.error();
+  if (!view->has_value()) return std::optional<RawFrame>();
+  RawFrame frame{(**view).header, std::string((**view).payload)};
+  if (pos_ == buf_.size()) {
+    buf_.clear();
+    pos_ = 0;
+  }
+  return std::optional<RawFrame>(std::move(frame));
+}
+
+Expected<std::optional<FrameView>> FrameReader::NextView() {
   if (error_) return *error_;
   std::string_view avail(buf_.data() + pos_, buf_.size() - pos_);
   if (!header_) {
-    if (avail.empty()) return std::optional<RawFrame>();
+    if (avail.empty()) return std::optional<FrameView>();
     auto h = DecodeHeader(avail);
     if (!h.ok()) {
-      if (h.error().code == ErrorCode::kTruncated) return std::optional<RawFrame>();
+      if (h.error().code == ErrorCode::kTruncated) return std::optional<FrameView>();
       error_ = h.error();
       return *error_;
     }
@@ -60,15 +72,12 @@ Expected<std::optional<RawFrame>> FrameReader::Next() {
     avail.remove_prefix(kHeaderSize);
   }
   size_t wire = header_->wire_payload_size();
-  if (avail.size() < wire) return std::optional<RawFrame>();
-  RawFrame frame{*header_, std::string(avail.substr(0, wire))};
+  if (avail.size() < wire) return std::optional<FrameView>();
+  FrameView frame{*header_, avail.substr(0, wire)};
   pos_ += wire;
   header_.reset();
-  if (pos_ == buf_.size()) {
-    buf_.clear();
-    pos_ = 0;
-  }
-  return std::optional<RawFrame>(std::move(frame));
+  // The buffer is not cleared here (the view points into it): Feed() drops consumed bytes.
+  return std::optional<FrameView>(frame);
 }
 
 }  // namespace xr

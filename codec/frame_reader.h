@@ -26,6 +26,12 @@ struct RawFrame {
   std::string payload;  // wire bytes (ciphertext incl. padding when encrypted)
 };
 
+// A frame whose payload still lies in the FrameReader's buffer.
+struct FrameView {
+  FrameHeader header;
+  std::string_view payload;  // wire bytes; valid until the reader's next Feed, Next or TakeBuffered
+};
+
 class FrameReader {
  public:
   // limits.max_payload is capped at kHardMaxPayload.
@@ -37,6 +43,12 @@ class FrameReader {
   // Next complete frame, nullopt if more bytes are needed, Error on bad magic / size over limit /
   // an empty unencrypted payload. Errors are sticky: every later call returns the same error.
   Expected<std::optional<RawFrame>> Next();
+
+  // As Next(), without copying the payload out: the view points into the reader's buffer and
+  // stays valid until the next Feed(), Next() or TakeBuffered() (further NextView() calls keep
+  // it valid). For a consumer that transforms each payload at once (the relay encrypts it
+  // straight into the client's send buffer).
+  Expected<std::optional<FrameView>> NextView();
 
   // Bytes fed but not yet returned as frames (including a parsed header of the frame in progress).
   size_t buffered() const;

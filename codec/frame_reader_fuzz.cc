@@ -1,5 +1,6 @@
 // Fuzzes FrameReader with split points taken from the input: the frames (and the error, if
-// any) must be the same whether the stream arrives whole or in pieces.
+// any) must be the same whether the stream arrives whole or in pieces, and whether they are
+// taken with Next() or NextView().
 //
 // Input: byte 0 = k (mod 8) split sizes, bytes 1..k = the sizes (0 counts as 1), then the stream.
 #include <algorithm>
@@ -20,7 +21,16 @@ struct Outcome {
   size_t buffered = 0;
 };
 
-Outcome Run(std::string_view stream, const std::vector<size_t>& sizes) {
+// NextView() as a RawFrame (the view copied at once), or Next().
+xr::Expected<std::optional<xr::RawFrame>> Take(xr::FrameReader& reader, bool view) {
+  if (!view) return reader.Next();
+  auto v = reader.NextView();
+  if (!v.ok()) return v.error();
+  if (!v->has_value()) return std::optional<xr::RawFrame>();
+  return std::optional<xr::RawFrame>(xr::RawFrame{(**v).header, std::string((**v).payload)});
+}
+
+Outcome Run(std::string_view stream, const std::vector<size_t>& sizes, bool view = false) {
   xr::FrameLimits limits;
   limits.max_payload = 1u << 20;
   xr::FrameReader reader(limits);
@@ -33,11 +43,11 @@ Outcome Run(std::string_view stream, const std::vector<size_t>& sizes) {
     pos += n;
     fed += n;
     while (true) {
-      auto f = reader.Next();
+      auto f = Take(reader, view);
       if (!f.ok()) {
         out.error = f.error().code;
         // Sticky: asking again gives the same error.
-        auto again = reader.Next();
+        auto again = Take(reader, !view);
         if (again.ok() || again.error().code != f.error().code) std::abort();
         return out;
       }
@@ -67,7 +77,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Outcome whole = Run(stream, {});
   Outcome split = Run(stream, sizes);
   Outcome bytewise = Run(stream, {1});
-  for (const Outcome* o : {&split, &bytewise}) {
+  Outcome split_view = Run(stream, sizes, /*view=*/true);
+  for (const Outcome* o : {&split, &bytewise, &split_view}) {
     if (o->error != whole.error) std::abort();
     if (o->frames.size() != whole.frames.size()) std::abort();
     for (size_t i = 0; i < whole.frames.size(); ++i) {

@@ -375,18 +375,14 @@ void Session::OnServerData(std::string_view bytes) {
 }
 
 Status Session::DrainServerFrames() {
+  if (state_ == State::kRelay) return RelayServerFrames();
   while (state_ != State::kClosed) {
+    if (state_ == State::kRelay) return RelayServerFrames();  // the server hello was just handled
     auto next = server_reader_.Next();
     if (!next.ok()) return next.error();
     if (!next->has_value()) return Status::Ok();
     RawFrame frame = std::move(**next);
     if (frame.header.encrypted()) return MakeError(ErrorCode::kMalformed, "encrypted packet from the server");
-    if (state_ == State::kRelay) {
-      std::string out;
-      if (Status s = EncryptFrameToClient(frame.header, frame.payload, &out); !s.ok()) return s;
-      io_->SendToClient(std::move(out));
-      continue;
-    }
     if (state_ != State::kServerHello) return MakeError(ErrorCode::kMalformed, "server sent data before the hello");
     // Keep the wire bytes: a packet that is not part of the handshake (a real server pings
     // every client, even one it has not sent its hello to yet) goes to the client after it.
@@ -548,19 +544,57 @@ void Session::HandleServerHello(const Value& caps) {
   if (Status s = DrainClientFrames(); !s.ok()) Fail("bad data from client", s.error());
 }
 
+// AES client leg, relaying: every complete server frame is encrypted straight from the frame
+// reader's buffer (no copy of the payload) into one wire buffer for the whole batch, so the
+// client gets one send per batch, not one per frame (a stream packet is a 64 KiB chunk frame
+// followed by a small draw packet frame, usually received together).
+Status Session::RelayServerFrames() {
+  std::string batch;
+  Status status = Status::Ok();
+  while (true) {
+    auto next = server_reader_.NextView();
+    if (!next.ok()) {
+      status = next.error();
+      break;
+    }
+    if (!next->has_value()) break;
+    const FrameView& frame = **next;
+    if (frame.header.encrypted()) {
+      status = MakeError(ErrorCode::kMalformed, "encrypted packet from the server");
+      break;
+    }
+    if (Status s = EncryptFrameToClient(frame.header, frame.payload, &batch); !s.ok()) {
+      status = s;
+      break;
+    }
+  }
+  // Frames encrypted before an error still go out, ahead of the disconnect packet.
+  if (!batch.empty()) io_->SendToClient(std::move(batch));
+  return status;
+}
+
 // ---------------------------------------------------------------- output
 
 Status Session::EncryptFrameToClient(const FrameHeader& h, std::string_view plain, std::string* out) {
   if (!encryptor_) {
-    *out = SerializeFrame(h, plain);
+    out->append(SerializeFrame(h, plain));
     return Status::Ok();
   }
+  // Room for this frame, and when it starts a batch a little more for the small frames that
+  // usually follow (a draw packet after its pixel chunk), so appending them does not move it.
+  constexpr size_t kBatchSlack = 1024;
+  const size_t start = out->size();
+  out->reserve(start + kHeaderSize + crypto::PaddedSize(plain.size()) + (start == 0 ? kBatchSlack : 0));
   FrameHeader eh = h;
   eh.flags |= flags::kCipher;
   eh.payload_size = static_cast<uint32_t>(plain.size());
-  out->resize(kHeaderSize);
-  EncodeHeader(eh, out->data());
-  return encryptor_->Encrypt(plain, out);
+  out->resize(start + kHeaderSize);
+  EncodeHeader(eh, out->data() + start);
+  if (Status s = encryptor_->Encrypt(plain, out); !s.ok()) {
+    out->resize(start);
+    return s;
+  }
+  return Status::Ok();
 }
 
 void Session::SendToClientPacket(const Value& packet) {

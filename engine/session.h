@@ -165,9 +165,11 @@ class Session final : public ClientHandler {
   void AnswerServerChallenge(const Value& packet);
   void HandleServerHello(const Value& caps);
   void SendToClientPacket(const Value& packet);
+  // Appends the frame's wire bytes for the client (encrypted when AES is on) to *out.
   Status EncryptFrameToClient(const FrameHeader& h, std::string_view plain, std::string* out);
   Status DrainClientFrames();
   Status DrainServerFrames();
+  Status RelayServerFrames();
   void ForwardFrame(const RawFrame& frame, bool to_server);
   void Fail(std::string_view reason, const Error& e);
 

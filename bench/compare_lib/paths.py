@@ -16,6 +16,7 @@ from compare_lib import procs
 
 USER = "bench"
 PASSWORD = "bench-password-1"
+AES_KEY = "bench-compare-aes-key-0123456789"   # the keyfile's contents for the AES workloads
 XPRA_USER = "xpra-bench"     # unprivileged account that runs `xpra proxy` (it refuses root)
 XPRA_GROUP = "nogroup"
 
@@ -27,6 +28,8 @@ class Path:
     label = ""          # table column
     server_password = True
     only_workloads = ()  # if set, the workloads this path runs (others leave its cells empty)
+    # Why this path cannot run the AES workloads (xpra 3.1's AES-CBC client leg); None: it can.
+    no_aes = "an L4 proxy cannot speak xpra's AES (and the synthetic server behind it has none)"
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -61,6 +64,10 @@ class Path:
         """The bench client's target."""
         return "tcp://%s:%s@127.0.0.1:%d/" % (USER, PASSWORD, self.port)
 
+    def client_target(self, workload):
+        """(url, extra bench client arguments) for one run of workload on this path."""
+        return self.url(), []
+
     def measured_pid(self):
         """The process whose tree's memory counts as this path's (None: nothing to measure)."""
         return None
@@ -80,6 +87,7 @@ class Path:
 class Direct(Path):
     key = "direct"
     label = "direct"
+    no_aes = "the synthetic server has no AES"
 
     def measured_pid(self):
         return None
@@ -90,19 +98,24 @@ class Relay(Path):
     label = "xpra-relay"
     server_password = False
     extra_args = []
+    no_aes = None
 
-    def start_proxy(self):
-        db = os.path.join(self.ctx.tmpdir, "relay-users.sdb")
-        _make_db(self.ctx.bins["xpra_relay_auth"], db, self.server_port)
-        self.port = procs.free_port()
+    def _relay_argv(self, port, extra=()):
         # Every bench connection comes from 127.0.0.1: lift the per-address cap and let the
         # handshake workload's loops all log in at once, as the L4 proxies do.
-        argv = [self.ctx.bins["xpra_relay"], "--bind-tcp=127.0.0.1:%d" % self.port,
-                "--tcp-auth=sqlite,filename=%s" % db, "--max-connections-per-address=0", "--max-logins=5000",
-                "--proxy-sockets=false", "--login-timeout=60", "--server-timeout=30"] + self.extra_args
+        argv = [self.ctx.bins["xpra_relay"], "--bind-tcp=127.0.0.1:%d" % port,
+                "--tcp-auth=sqlite,filename=%s" % self.db, "--max-connections-per-address=0", "--max-logins=5000",
+                "--proxy-sockets=false", "--login-timeout=60", "--server-timeout=30"] + self.extra_args + list(extra)
         if self.ctx.relay_threads:
             argv.append("--threads=%d" % self.ctx.relay_threads)
-        self.proxy = self._spawn("xpra-relay", argv)
+        return argv
+
+    def start_proxy(self):
+        self.db = os.path.join(self.ctx.tmpdir, "relay-users.sdb")
+        _make_db(self.ctx.bins["xpra_relay_auth"], self.db, self.server_port)
+        self.port = procs.free_port()
+        self.aes_proxy = None
+        self.proxy = self._spawn("xpra-relay", self._relay_argv(self.port))
         procs.wait_port(self.port, proc=self.proxy)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -110,6 +123,30 @@ class Relay(Path):
 
     def measured_pid(self):
         return self.proxy.pid
+
+    def _start_aes_relay(self):
+        """A second relay, same database and synthetic server, with AES on its client legs
+        (started on first use; stopped with the path)."""
+        self.keyfile = os.path.join(self.ctx.tmpdir, "relay-aes.key")
+        with open(self.keyfile, "w") as f:
+            f.write(AES_KEY + "\n")
+        self.aes_port = procs.free_port()
+        self.aes_proxy = self._spawn("xpra-relay-aes", self._relay_argv(
+            self.aes_port, ["--tcp-encryption=AES", "--tcp-encryption-keyfile=%s" % self.keyfile]))
+        procs.wait_port(self.aes_port, proc=self.aes_proxy)
+
+    def client_target(self, workload):
+        """Throughput runs report the relay's CPU over the measured window (--pid); AES runs go
+        to the AES relay with the client leg encrypted."""
+        if getattr(workload, "aes", False):
+            if self.aes_proxy is None or self.aes_proxy.poll() is not None:
+                self._start_aes_relay()
+            url = "tcp://%s:%s@127.0.0.1:%d/" % (USER, PASSWORD, self.aes_port)
+            return url, ["--encryption=AES", "--encryption-keyfile=%s" % self.keyfile,
+                         "--pid=%d" % self.aes_proxy.pid]
+        if workload.mode == "throughput":
+            return self.url(), ["--pid=%d" % self.proxy.pid]
+        return self.url(), []
 
 
 class RelayCopy(Relay):
@@ -119,12 +156,14 @@ class RelayCopy(Relay):
     label = "xpra-relay (copy)"
     extra_args = ["--splice=0"]
     only_workloads = ("thr1", "thrN")
+    no_aes = "AES legs always take the copy path"  # the relay row measures it
 
 
 class XpraProxy(Path):
     key = "xpra-proxy"
     label = "xpra proxy"
     server_password = False
+    no_aes = "not run: it would need a second xpra proxy started with --tcp-encryption=AES"
 
     def available(self):
         if not os.path.exists("/usr/bin/xpra"):

@@ -13,7 +13,7 @@ from compare_lib import procs
 class Workload:
     """One row group of the table: a bench client mode, its size, and the figures it yields."""
 
-    def __init__(self, key, title, mode, connections, small_connections, duration, metrics):
+    def __init__(self, key, title, mode, connections, small_connections, duration, metrics, aes=False):
         self.key = key
         self.title = title
         self.mode = mode
@@ -21,10 +21,16 @@ class Workload:
         self.small_connections = small_connections   # N for xpra proxy (and direct at that N)
         self.duration = duration
         self.metrics = metrics                       # [(metric key, unit, higher is better)]
+        self.aes = aes                               # client leg AES-CBC (xpra 3.1 --encryption=AES)
 
     def connections_for(self, path_key):
         """N for this path: xpra proxy forks one process per connection, so it gets a smaller N."""
         return self.small_connections if path_key == "xpra-proxy" else self.connections
+
+
+# Figures of the AES workloads: throughput, the relay's CPU over the measured window (cores), and
+# throughput per relay core = MB/s / cores.
+AES_METRICS = [("mbps", "MB/s", True), ("cpu_cores", "cores", False), ("mbps_per_core", "MB/s per core", True)]
 
 
 def make_workloads(quick, scale=1.0):
@@ -41,6 +47,10 @@ def make_workloads(quick, scale=1.0):
                      [("sessions_per_s", "sessions/s", True)]),
             Workload("idle", "Memory per idle connection at 200 connections", "idle", 200, 3, 0.0,
                      [("kib_per_conn", "KiB", False)]),
+            Workload("aes1", "AES client leg, 1 stream, 64 KiB packets", "throughput", 1, 1, 1.0,
+                     AES_METRICS, aes=True),
+            Workload("aesN", "AES client leg, 10 concurrent streams, aggregate", "throughput", 10, 1, 1.0,
+                     AES_METRICS, aes=True),
         ]
     d = lambda s: max(0.5, s * scale)
     return [
@@ -54,6 +64,10 @@ def make_workloads(quick, scale=1.0):
                  [("sessions_per_s", "sessions/s", True)]),
         Workload("idle", "Memory per idle connection at 5,000 connections", "idle", 5000, 20, 0.0,
                  [("kib_per_conn", "KiB", False)]),
+        Workload("aes1", "AES client leg, 1 stream, 64 KiB packets", "throughput", 1, 1, d(3.0),
+                 AES_METRICS, aes=True),
+        Workload("aesN", "AES client leg, 50 concurrent streams, aggregate", "throughput", 50, 50, d(4.0),
+                 AES_METRICS, aes=True),
     ]
 
 
@@ -67,7 +81,8 @@ class RunError(Exception):
 
 def client_argv(ctx, workload, path, connections, json_path, duration=None):
     """The bench client's command line for one run."""
-    argv = [ctx.bins["bench_client"], workload.mode, path.url(),
+    url, extra = path.client_target(workload)
+    argv = [ctx.bins["bench_client"], workload.mode, url,
             "--connections=%d" % connections,
             "--duration=%g" % (duration if duration is not None else workload.duration),
             "--size=%d" % ctx.stream_size, "--json", json_path, "--quiet",
@@ -81,7 +96,7 @@ def client_argv(ctx, workload, path, connections, json_path, duration=None):
         # cores, and reconnect a connection that fails to attach instead of ending the run: the
         # failures are reported next to the figure.
         argv += ["--ramp=%d" % connections, "--max-errors=%d" % max(1, connections)]
-    return argv
+    return argv + extra
 
 
 def run_client(ctx, workload, path, connections, tag):
@@ -134,6 +149,11 @@ def extract(workload, report):
     out = {"client": report}
     if workload.mode == "throughput":
         out["mbps"] = _num(report, "mb_per_s")
+        # The relay's CPU over the measured window (bench client --pid: /proc/PID/stat utime+stime).
+        if isinstance(report.get("pid_cpu_cores"), (int, float)):
+            out["cpu_cores"] = float(report["pid_cpu_cores"])
+            if out["cpu_cores"] > 0:
+                out["mbps_per_core"] = out["mbps"] / out["cpu_cores"]
     elif workload.mode == "latency":
         rtt = report.get("rtt_us") or {}
         out["p50_us"] = _num(rtt, "p50")

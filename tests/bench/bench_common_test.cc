@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "codec/frame_reader.h"
@@ -296,4 +297,23 @@ TEST_CASE("JsonWriter nests objects and arrays and escapes strings") {
   j.EndObject();
   std::string want = "{\n  \"s\": \"a\\\"b\\n\",\n  \"i\": -3,\n  \"o\": {\n    \"d\": 1.5\n  },\n  \"a\": [\n    true\n  ],\n  \"e\": []\n}";
   CHECK(j.str() == want);
+}
+
+TEST_CASE("ReadCpuSeconds counts this process's CPU time and grows with work") {
+  auto before = ReadCpuSeconds(getpid());
+  REQUIRE(before.has_value());
+  CHECK(*before >= 0);
+  // Work until the figure moves (it ticks every 10 ms of CPU); a busy machine only makes it slower.
+  const int64_t start = NowNs();
+  uint32_t crc = 0;
+  std::string data(4096, 'x');
+  std::optional<double> after = before;
+  while (after && *after <= *before && NowNs() - start < 20'000'000'000) {
+    for (int i = 0; i < 1000; ++i) crc = Crc32c(crc, data.data(), data.size());
+    after = ReadCpuSeconds(getpid());
+  }
+  REQUIRE(after.has_value());
+  CHECK(*after > *before);
+  CHECK(crc != 1);  // keeps the loop
+  CHECK_FALSE(ReadCpuSeconds(-1).has_value());
 }

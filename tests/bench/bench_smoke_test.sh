@@ -99,6 +99,11 @@ run_fails() {
 "$server_bin" --help >/dev/null 2>&1 && pass || fail "server --help"
 "$bench_bin" nosuchmode tcp://127.0.0.1:1/ >/dev/null 2>&1; [ $? -eq 2 ] && pass || fail "unknown mode exits 2"
 "$server_bin" >/dev/null 2>&1; [ $? -eq 2 ] && pass || fail "server without --bind exits 2"
+printf 'smoke-key\n' >aes.key
+: >empty.key
+"$bench_bin" handshake tcp://127.0.0.1:1/ --encryption=AES >/dev/null 2>&1; [ $? -eq 2 ] && pass || fail "--encryption=AES without a keyfile exits 2"
+"$bench_bin" handshake tcp://127.0.0.1:1/ --encryption=DES --encryption-keyfile=aes.key >/dev/null 2>&1; [ $? -eq 2 ] && pass || fail "--encryption=DES exits 2"
+"$bench_bin" handshake tcp://127.0.0.1:1/ --encryption=AES --encryption-keyfile=empty.key >/dev/null 2>&1; [ $? -eq 2 ] && pass || fail "an empty keyfile exits 2"
 
 # --- every mode against an open server --------------------------------------------------------
 start_server open || exit 1
@@ -117,10 +122,16 @@ run_ok throughput_small 'j["errors"] == 0 and j["packets"] > 0 and j["payload_by
   throughput "$url" "${common[@]}" --size=100
 run_ok throughput_rate 'j["errors"] == 0 and 3 * 2 * 50 * 0.6 <= j["packets"] <= 3 * 2 * 50 * 1.4' \
   throughput "$url" "${common[@]}" --size=4096 --rate=50
+run_ok throughput_pid_cpu 'j["errors"] == 0 and j["packets"] > 0 and j["pid_cpu_seconds"] >= 0 and 0 <= j["pid_cpu_cores"] <= 64 and ("mb_per_s_per_pid_core" in j or j["pid_cpu_seconds"] == 0)' \
+  throughput "$url" "${common[@]}" --pid="$open_pid"
 run_ok idle "j['errors'] == 0 and j['held'] == 3 and 'rss_bytes_per_connection' in j and j['rss_after_bytes'] > 0" \
   idle "$url" "${common[@]}" --pid="$open_pid"
 run_ok idle_many 'j["errors"] == 0 and j["held"] == 300' \
   idle "$url" --connections=300 --duration=1 --quiet
+
+# An AES client against a server that does not encrypt: its plain hello is refused.
+run_fails aes_plain_server "encrypt" handshake "$url" --connections=1 --duration=1 --quiet \
+  --encryption=AES --encryption-keyfile=aes.key
 
 # A server that is not there: a connect error, reported.
 run_fails refused "connect" latency "tcp://127.0.0.1:1/" --connections=1 --duration=1 --quiet

@@ -267,5 +267,58 @@ TEST_CASE("frame reader: buffered counts pending bytes, frames come out in order
   CHECK(r.buffered() == 0);
 }
 
+TEST_CASE("frame reader: NextView gives the frames in place, valid until the next Feed") {
+  FrameReader r;
+  std::string a = Header(0, 0, 1, 3) + "abc";
+  std::string b = Header(1, 0, 0, 2) + "de";
+  std::string c = Header(1, 0, 0, 4) + "fghi";
+  r.Feed(a + b + c.substr(0, 10));
+  auto v1 = r.NextView();
+  REQUIRE(v1.ok());
+  REQUIRE(v1->has_value());
+  auto v2 = r.NextView();
+  REQUIRE(v2.ok());
+  REQUIRE(v2->has_value());
+  // Both views are still good: NextView does not move the buffer.
+  CHECK((*v1)->payload == "abc");
+  CHECK((*v1)->header.index == 1);
+  CHECK((*v2)->payload == "de");
+  CHECK((*v2)->header.flags == 1);
+  auto v3 = r.NextView();
+  REQUIRE(v3.ok());
+  CHECK(!v3->has_value());
+  CHECK(r.buffered() == 10);
+  r.Feed(c.substr(10));
+  v3 = r.NextView();
+  REQUIRE(v3.ok());
+  REQUIRE(v3->has_value());
+  CHECK((*v3)->payload == "fghi");
+  CHECK(r.buffered() == 0);
+  // Next and NextView mix; the reader keeps its place across a fully consumed buffer.
+  r.Feed(a);
+  auto n = r.Next();
+  REQUIRE(n.ok());
+  REQUIRE(n->has_value());
+  CHECK((*n)->payload == "abc");
+  r.Feed(b);
+  auto v4 = r.NextView();
+  REQUIRE(v4.ok());
+  REQUIRE(v4->has_value());
+  CHECK((*v4)->payload == "de");
+  CHECK(r.TakeBuffered().empty());
+}
+
+TEST_CASE("frame reader: NextView reports errors, and they stay") {
+  FrameReader r;
+  r.Feed(Header(0, 0, 0, 2) + "ok" + "X");
+  auto v = r.NextView();
+  REQUIRE(v.ok());
+  REQUIRE(v->has_value());
+  auto bad = r.NextView();
+  CHECK(!bad.ok());
+  CHECK(!r.Next().ok());
+  CHECK(!r.NextView().ok());
+}
+
 }  // namespace
 }  // namespace xr

@@ -29,7 +29,11 @@ struct FakeIo : SessionIo {
   bool passthrough = false;
   int64_t deadline = -1;
   std::string closed;  // log reason; empty while open
-  void SendToClient(std::string b) override { to_client += b; }
+  int client_sends = 0;
+  void SendToClient(std::string b) override {
+    to_client += b;
+    ++client_sends;
+  }
   void SendToServer(std::string b) override { to_server += b; }
   void RunAuth(std::function<AuthOutcome()> job) override { auth_jobs.push_back(std::move(job)); }
   void ConnectServer(const registry::Target& t) override { connect_target = t; }
@@ -491,6 +495,34 @@ TEST_CASE("AES: challenge encrypted with the client's parameters, relay frames r
   f.session->OnServerData(Wire(Value(List{Value("draw"), Value::bytes(std::string(70000, 'p'))})));
   Value draw = f.ExpectOne(f.ClientGot(), "draw");
   CHECK(draw.as_list()[1].as_string().size() == 70000);
+
+  // Frames that complete in one read go to the client as one send, in order; a frame split
+  // over reads goes out once it is whole.
+  std::string chunk = SerializeFrame(FrameHeader{0, 0, 2, 65536}, std::string(65536, 'c'));
+  std::string two = chunk + Wire(Value(List{Value("draw"), Value(1), Value("")}));
+  f.io.client_sends = 0;
+  f.session->OnServerData(two.substr(0, 30000));
+  CHECK(f.io.client_sends == 0);
+  f.session->OnServerData(two.substr(30000));
+  CHECK(f.io.client_sends == 1);
+  Value joined = f.ExpectOne(f.ClientGot(), "draw");
+  CHECK(joined.as_list()[2].as_string() == std::string(65536, 'c'));  // the chunk put in place
+  f.io.client_sends = 0;
+  f.session->OnServerData(Wire(Value(List{Value("ping"), Value(1)})) + Wire(Value(List{Value("ping"), Value(2)})) +
+                          Wire(Value(List{Value("ping"), Value(3)})));
+  CHECK(f.io.client_sends == 1);
+  auto pings = f.ClientGot();
+  REQUIRE(pings.size() == 3);
+  for (int i = 0; i < 3; ++i) CHECK(pings[i].as_list()[1].as_int() == i + 1);
+
+  // A bad frame after good ones: the good ones still reach the client, then the disconnect.
+  f.session->OnServerData(Wire(Value(List{Value("ping"), Value(4)})) +
+                          SerializeFrame(FrameHeader{flags::kCipher, 0, 0, 5}, std::string(32, 'x')));
+  auto last = f.ClientGot();
+  REQUIRE(last.size() == 2);
+  CHECK(last[0].as_list()[0].as_string() == "ping");
+  CHECK(last[1].as_list()[0].as_string() == "disconnect");
+  CHECK(f.session->state() == Session::State::kClosed);
 }
 
 TEST_CASE("AES required but the client sends no cipher: authentication error") {
