@@ -160,6 +160,25 @@ def memory_kib(pids):
     return {"rss": rss, "pss": pss, "processes": n}
 
 
+def cpu_seconds(pids):
+    """utime + stime summed over pids (processes that are gone count nothing)."""
+    total = 0
+    tck = os.sysconf("SC_CLK_TCK")
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tck
+
+
+def tree_cpu_seconds(pid):
+    """cpu_seconds over pid and all its descendants (nginx and HAProxy workers, say)."""
+    return cpu_seconds([pid] + descendants(pid))
+
+
 def tree_memory_kib(pid):
     """memory_kib over pid and all its descendants."""
     return memory_kib([pid] + descendants(pid))

@@ -106,12 +106,20 @@ def build_rows(results, path_keys):
     def title(wl, default):
         return results.get(wl, {}).get("title", default)
 
+    def per_cpu(wl, path, extra=None):
+        def f(v):
+            out = extra(v) if extra else []
+            c = med(results, wl, path, "mb_per_cpu_s")
+            return out + (["%s MB/CPU-s" % fmt(c)] if c else [])
+        return f
+
     if "thr1" in results:
-        rows.append(("%s, MB/s (x direct)" % title("thr1", ""),
-                     {p: cell_ratio("thr1", "mbps", p) for p in path_keys}))
+        rows.append(("%s, MB/s (x direct; MB relayed per proxy CPU-second)" % title("thr1", ""),
+                     {p: cell_ratio("thr1", "mbps", p, per_cpu("thr1", p)) for p in path_keys}))
     if "thrN" in results:
-        rows.append(("%s, MB/s (x direct; relay: x nginx too)" % title("thrN", ""),
-                     {p: cell_ratio("thrN", "mbps", p, vs("thrN", "mbps", "nginx", "nginx") if p == "relay" else None)
+        rows.append(("%s, MB/s (x direct; relay: x nginx too; MB per proxy CPU-second)" % title("thrN", ""),
+                     {p: cell_ratio("thrN", "mbps", p,
+                                    per_cpu("thrN", p, vs("thrN", "mbps", "nginx", "nginx") if p == "relay" else None))
                       for p in path_keys}))
     if "latency" in results:
         rows.append(("%s, p50 us (added vs direct)" % title("latency", ""),

@@ -28,6 +28,10 @@ class Workload:
         return self.small_connections if path_key == "xpra-proxy" else self.connections
 
 
+# Figures of the throughput workloads: MB/s, and MB relayed per CPU-second of the proxy's
+# processes (not for direct: nothing in between).
+THR_METRICS = [("mbps", "MB/s", True), ("mb_per_cpu_s", "MB per proxy CPU-second", True)]
+
 # Figures of the AES workloads: throughput, the relay's CPU over the measured window (cores), and
 # throughput per relay core = MB/s / cores.
 AES_METRICS = [("mbps", "MB/s", True), ("cpu_cores", "cores", False), ("mbps_per_core", "MB/s per core", True)]
@@ -38,9 +42,9 @@ def make_workloads(quick, scale=1.0):
     if quick:
         return [
             Workload("thr1", "Throughput, 1 stream, 64 KiB packets", "throughput", 1, 1, 1.0,
-                     [("mbps", "MB/s", True)]),
+                     THR_METRICS),
             Workload("thrN", "Throughput, 50 concurrent streams, aggregate", "throughput", 50, 4, 1.0,
-                     [("mbps", "MB/s", True)]),
+                     THR_METRICS),
             Workload("latency", "Ping latency at 50 connections", "latency", 50, 4, 1.0,
                      [("p50_us", "us", False), ("p99_us", "us", False)]),
             Workload("sessions", "Full sessions per second (hmac+sha256)", "handshake", 8, 2, 1.0,
@@ -55,9 +59,9 @@ def make_workloads(quick, scale=1.0):
     d = lambda s: max(0.5, s * scale)
     return [
         Workload("thr1", "Throughput, 1 stream, 64 KiB packets", "throughput", 1, 1, d(3.0),
-                 [("mbps", "MB/s", True)]),
+                 THR_METRICS),
         Workload("thrN", "Throughput, 1,000 concurrent streams, aggregate", "throughput", 1000, 20, d(4.0),
-                 [("mbps", "MB/s", True)]),
+                 THR_METRICS),
         Workload("latency", "Ping latency at 1,000 connections", "latency", 1000, 20, d(4.0),
                  [("p50_us", "us", False), ("p99_us", "us", False)]),
         Workload("sessions", "Full sessions per second (sqlite, hmac+sha256)", "handshake", 32, 4, d(3.0),
@@ -140,8 +144,19 @@ def measure(ctx, workload, path, connections, tag):
     """One run of workload on path: returns {metric: value, ...} plus raw client fields."""
     if workload.mode == "idle":
         return measure_idle(ctx, workload, path, connections, tag)
+    pid = path.measured_pid() if workload.mode == "throughput" and not workload.aes else None
+    cpu0 = procs.tree_cpu_seconds(pid) if pid else None
     report = run_client(ctx, workload, path, connections, tag)
-    return extract(workload, report)
+    out = extract(workload, report)
+    if pid:
+        # The proxy's CPU (all its processes) over the whole client run, against every byte the
+        # client received in that run: MB relayed per proxy CPU-second. Unlike MB/s this does
+        # not depend on what else shares the cores.
+        cpu = procs.tree_cpu_seconds(pid) - cpu0
+        wire = report.get("wire_bytes_in")
+        if cpu > 0 and isinstance(wire, (int, float)):
+            out["mb_per_cpu_s"] = wire / 1e6 / cpu
+    return out
 
 
 def extract(workload, report):
