@@ -80,7 +80,13 @@ Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
   app.add_option("--log-file", c.log_file, "Log to FILE instead of stderr (re-opened on SIGHUP)")->type_name("FILE");
   app.add_option("--login-timeout", c.login_timeout, "Seconds a client has to complete its login")->check(CLI::Range(0.1, 3600.0));
   app.add_option("--server-timeout", c.server_timeout, "Seconds to connect to a session and get its hello")->check(CLI::Range(0.1, 3600.0));
-  app.add_option("--max-packet-size", c.max_packet_size, "Largest packet accepted from a client, bytes (max 256 MiB)")
+  app.add_option("--max-packet-size", c.max_packet_size,
+                 "Largest packet accepted from a client, during login and while relaying, bytes (default 16 MiB, "
+                 "max 256 MiB)")
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{256} << 20));
+  app.add_option("--max-server-packet-size", c.max_server_packet_size,
+                 "Largest packet accepted from a session's server, bytes (default and max 256 MiB, xpra's "
+                 "absolute limit; xpra's own proxy allows 16 x the server's max desktop width x height)")
       ->check(CLI::Range(uint64_t{1024}, uint64_t{256} << 20));
   app.add_option("--max-connections", c.max_connections, "Connections accepted at once, per reactor thread")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1000000}));

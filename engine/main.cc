@@ -181,6 +181,7 @@ int main(int argc, char** argv) {
     if (sc->aes) sc->aes_key = aes_key;
     sc->identity = ProxyIdentity{kRelayVersion, hostname};
     sc->client_limits.max_payload = cfg.max_packet_size;
+    sc->server_limits.max_payload = cfg.max_server_packet_size;
     sc->login_timeout_ms = static_cast<int64_t>(cfg.login_timeout * 1000);
     sc->server_timeout_ms = static_cast<int64_t>(cfg.server_timeout * 1000);
     ListenerSpec spec;

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include <bitset>
 #include <cerrno>
 #include <cstring>
 
@@ -74,18 +75,28 @@ std::string PeerName(int fd) {
   return "?";
 }
 
-// Follows frame boundaries of a plain byte stream, so a packet can be inserted safely, and
-// counts packets and notes the encoder/compressor in use.
+// Follows frame boundaries of a plain byte stream, so a packet can be inserted safely, counts
+// packets and notes the encoder/compressor in use. It also holds the stream to its leg's
+// limits, as xpra's own protocol does: a header that is not one, a packet larger than
+// max_payload, more than max_pending_chunks chunks (index > 0) before their main packet, or a
+// chunk index repeated, makes it failed(); nothing from that header on may be forwarded.
 class FrameBoundary {
  public:
-  // Consumes all of `data`.
-  void Feed(std::string_view data) { Advance(data, false); }
+  explicit FrameBoundary(FrameLimits limits = {kHardMaxPayload, 3}) : limits_(limits) {}
+  // Consumes `data`. When it fails, good_bytes() of `data` (those before the bad header) may
+  // still be forwarded.
+  void Feed(std::string_view data) { good_ = Advance(data, false); }
   // Consumes `data` up to the next frame boundary (all of it if none is reached); returns
-  // how many bytes were consumed.
-  size_t FeedToBoundary(std::string_view data) { return Advance(data, true); }
-  bool at_boundary() const { return !broken_ && have_ == 0 && remaining_ == 0; }
+  // how many bytes were consumed (at most up to a bad header).
+  size_t FeedToBoundary(std::string_view data) { return good_ = Advance(data, true); }
+  // Whether the bytes forwarded so far end on a frame boundary.
+  bool at_boundary() const { return failed() ? clean_ : have_ == 0 && remaining_ == 0; }
+  bool failed() const { return !error_.empty(); }
+  const std::string& error() const { return error_; }
+  size_t good_bytes() const { return good_; }
+  size_t max_payload() const { return limits_.max_payload; }
   // Payload bytes of the current frame not seen yet (0 at a boundary or inside a header).
-  size_t payload_remaining() const { return broken_ || have_ != 0 ? 0 : remaining_; }
+  size_t payload_remaining() const { return failed() || have_ != 0 ? 0 : remaining_; }
   // Accounts for `n` payload bytes that moved without being seen (n <= payload_remaining()).
   void Skip(size_t n) { remaining_ -= std::min(n, remaining_); }
   uint64_t packets() const { return packets_; }
@@ -96,8 +107,9 @@ class FrameBoundary {
 
  private:
   size_t Advance(std::string_view data, bool stop_at_boundary) {
+    if (failed()) return 0;
     size_t consumed = 0;
-    while (consumed < data.size() && !broken_) {
+    while (consumed < data.size()) {
       if (stop_at_boundary && consumed > 0 && at_boundary()) break;
       std::string_view rest = data.substr(consumed);
       if (remaining_ > 0) {
@@ -106,34 +118,59 @@ class FrameBoundary {
         consumed += n;
         continue;
       }
+      bool header_starts_here = have_ == 0;
+      size_t header_at = consumed;
       size_t n = std::min(kHeaderSize - have_, rest.size());
       std::memcpy(header_ + have_, rest.data(), n);
       have_ += n;
       consumed += n;
-      if (have_ == kHeaderSize) {
-        auto h = DecodeHeader(std::string_view(header_, kHeaderSize));
-        if (!h.ok()) {
-          broken_ = true;
-          break;
-        }
-        remaining_ = h->wire_payload_size();
-        last_payload_ = remaining_;
-        have_ = 0;
-        if (h->index == 0) {
-          ++packets_;
-          last_flags_ = h->flags;
-          last_level_ = h->level;
-        }
+      if (have_ < kHeaderSize) break;
+      have_ = 0;
+      auto h = DecodeHeader(std::string_view(header_, kHeaderSize));
+      error_ = h.ok() ? Check(*h) : h.error().message;
+      if (failed()) {
+        // Clean only if no byte of the bad header went out with an earlier Feed.
+        clean_ = header_starts_here;
+        return header_starts_here ? header_at : 0;
+      }
+      remaining_ = h->wire_payload_size();
+      last_payload_ = remaining_;
+      if (h->index == 0) {
+        ++packets_;
+        last_flags_ = h->flags;
+        last_level_ = h->level;
       }
     }
-    return broken_ ? data.size() : consumed;
+    return consumed;
   }
 
+  // Why header `h` breaks the limits ("" if it does not), in the words of the codec's
+  // FrameReader and PacketDecoder; notes a chunk.
+  std::string Check(const FrameHeader& h) {
+    if (h.wire_payload_size() > limits_.max_payload) {
+      return fmt::format("frame of {} bytes exceeds the {} byte limit", h.wire_payload_size(), limits_.max_payload);
+    }
+    if (h.index == 0) {
+      chunks_.reset();
+      return {};
+    }
+    if (chunks_.test(h.index)) return fmt::format("chunk {} twice before its main packet", h.index);
+    chunks_.set(h.index);
+    if (chunks_.count() > limits_.max_pending_chunks) {
+      return fmt::format("more than {} chunks before their main packet", limits_.max_pending_chunks);
+    }
+    return {};
+  }
+
+  FrameLimits limits_;
   char header_[kHeaderSize];
   size_t have_ = 0;
   size_t remaining_ = 0;
   size_t last_payload_ = 0;
-  bool broken_ = false;
+  std::bitset<256> chunks_;  // chunk indices seen since the last main packet
+  std::string error_;
+  size_t good_ = 0;
+  bool clean_ = false;
   uint64_t packets_ = 0;
   uint8_t last_flags_ = 0;
   uint8_t last_level_ = 0;
@@ -332,7 +369,13 @@ class Connection final : public SessionIo {
   // A relayed connection.
   Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string peer,
              std::shared_ptr<const SessionConfig> config, bool admitted)
-      : r_(r), id_(id), peer_(peer), started_ms_(NowMs()), admitted_(admitted) {
+      : r_(r),
+        id_(id),
+        peer_(peer),
+        started_ms_(NowMs()),
+        to_client_frames_(config->server_limits),
+        to_server_frames_(config->client_limits),
+        admitted_(admitted) {
     client_.fd = std::move(client_fd);
     auto session = std::make_unique<Session>(id, std::move(peer), std::move(config), this);
     session_ = session.get();
@@ -358,16 +401,31 @@ class Connection final : public SessionIo {
   }
 
   // ---- SessionIo
+  // Both streams are followed from the first byte the relay writes, so passthrough starts in
+  // step with them (the session hands over frames it had only partly read).
   void SendToClient(std::string bytes) override {
     if (passthrough_ && !to_client_frames_.at_boundary()) {
       XR_DEBUG("conn", "conn={} packet for the client dropped: stream is mid-frame", id_);
       return;
     }
-    if (passthrough_) to_client_frames_.Feed(bytes);
+    bool was_failed = to_client_frames_.failed();
+    to_client_frames_.Feed(bytes);
+    if (!was_failed && to_client_frames_.failed()) {
+      // The session checks what it forwards; this is for the log (passthrough acts on the next receive).
+      XR_WARN("conn", "conn={} stream to the client broken by forwarded data: {}", id_, to_client_frames_.error());
+    }
     Queue(client_, Reactor::kClientSend, std::move(bytes));
   }
   void SendToServer(std::string bytes) override {
-    if (passthrough_) to_server_frames_.Feed(bytes);
+    if (passthrough_ && !to_server_frames_.at_boundary()) {
+      XR_DEBUG("conn", "conn={} packet for the server dropped: stream is mid-frame", id_);
+      return;
+    }
+    bool was_failed = to_server_frames_.failed();
+    to_server_frames_.Feed(bytes);
+    if (!was_failed && to_server_frames_.failed()) {
+      XR_WARN("conn", "conn={} stream to the server broken by forwarded data: {}", id_, to_server_frames_.error());
+    }
     Queue(server_, Reactor::kServerSend, std::move(bytes));
   }
   void RunAuth(std::function<AuthOutcome()> job) override {
@@ -502,6 +560,33 @@ class Connection final : public SessionIo {
     }
     handler_->Disconnect(why, detail);
     Close(why);
+  }
+
+  // ---- per-leg limits while relaying (kept apart from the data path)
+
+  // A frame header on the leg from the client (`from_client`) or the server broke that leg's
+  // limits (or was not a header). The bytes before it go on, nothing after; both ends are told
+  // when their streams allow it, and the connection closes.
+  // The words match the session's for the same faults during login.
+  void OnBadFrame(bool from_client, std::string_view data) {
+    FrameBoundary& f = from_client ? to_server_frames_ : to_client_frames_;
+    Queue(from_client ? server_ : client_, from_client ? Reactor::kServerSend : Reactor::kClientSend,
+          std::string(data.substr(0, f.good_bytes())));
+    if (from_client) {
+      handler_->TellServer(reason::kProtocolError, "the client sent invalid data: " + f.error());
+      StopWithReason(reason::kProtocolError, f.error());
+      return;
+    }
+    handler_->TellServer(reason::kProtocolError, f.error());
+    std::string detail = "invalid data from the session's server: " + f.error();
+    if (!to_client_frames_.at_boundary()) {
+      // Part of the bad header already went to the client: nothing can be added cleanly.
+      XR_WARN("conn", "conn={} peer={} {}: {}; closing, the client cannot be told", id_, peer_, reason::kServerError,
+              detail);
+      Close(reason::kServerError);
+      return;
+    }
+    StopWithReason(reason::kServerError, detail);
   }
 
   // `xpra info :proxy-N` for this connection.
@@ -645,6 +730,7 @@ class Connection final : public SessionIo {
         r_->stats_.bytes_to_server += res;
         Counters().bytes_to_server += res;
         to_server_frames_.Feed(data);
+        if (to_server_frames_.failed()) return OnBadFrame(true, data);
         WatchClientPackets(data);
         Queue(server_, Reactor::kServerSend, std::string(data));
       } else if (stop_pending_) {
@@ -664,6 +750,7 @@ class Connection final : public SessionIo {
         r_->stats_.bytes_to_client += res;
         Counters().bytes_to_client += res;
         to_client_frames_.Feed(data);
+        if (to_client_frames_.failed()) return OnBadFrame(false, data);
         Queue(client_, Reactor::kClientSend, std::string(data));
         if (MaybeStartSplice()) return;
         // After a large frame the next is likely large too: read only to the end of this one
@@ -919,7 +1006,9 @@ class Connection final : public SessionIo {
   }
 
   void ForwardToClient(std::string bytes) {
+    if (closing_) return;
     to_client_frames_.Feed(bytes);
+    if (to_client_frames_.failed()) return OnBadFrame(false, bytes);
     Queue(client_, Reactor::kClientSend, std::move(bytes));
   }
 
@@ -929,15 +1018,16 @@ class Connection final : public SessionIo {
     if (!info_reader_) {
       if (!to_client_frames_.at_boundary()) {
         size_t n = to_client_frames_.FeedToBoundary(data);
+        if (to_client_frames_.failed()) return OnBadFrame(false, data);
         Queue(client_, Reactor::kClientSend, std::string(data.substr(0, n)));
         data.remove_prefix(n);
         if (!to_client_frames_.at_boundary()) return;
       }
-      info_reader_ = std::make_unique<FrameReader>(FrameLimits{kHardMaxPayload, 3});
+      info_reader_ = std::make_unique<FrameReader>(FrameLimits{to_client_frames_.max_payload(), 3});
       chunks_before_main_ = 0;
     }
     info_reader_->Feed(data);
-    while (expect_info_) {
+    while (expect_info_ && !closing_) {
       auto f = info_reader_->Next();
       if (!f.ok() || !f->has_value()) {
         if (!f.ok()) expect_info_ = false;  // not ours to judge: pass the bytes on unchanged
@@ -968,7 +1058,7 @@ class Connection final : public SessionIo {
       ForwardToClient(out.empty() ? SerializeFrame(frame.header, frame.payload) : std::move(out));
       if (++info_frames_ > 10000) expect_info_ = false;  // the server never answered
     }
-    if (!expect_info_) {
+    if (!expect_info_ && !closing_) {
       std::string rest = info_reader_->TakeBuffered();
       info_reader_.reset();
       if (!rest.empty()) ForwardToClient(std::move(rest));

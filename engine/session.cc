@@ -15,6 +15,19 @@ constexpr size_t kMaxPendingToServer = 64;
 
 const char* EncodingName(Encoding e) { return e == Encoding::kRencode ? "rencode" : "bencode"; }
 
+// Chunk frames (index > 0) wait at the receiver for their main packet; xpra refuses more than a
+// few of them (net/protocol.py: "too many raw packets").
+Status CountChunk(const FrameHeader& h, size_t max_pending, size_t* pending) {
+  if (h.index == 0) {
+    *pending = 0;
+    return Status::Ok();
+  }
+  if (++*pending > max_pending) {
+    return MakeError(ErrorCode::kTooLarge, fmt::format("more than {} chunks before their main packet", max_pending));
+  }
+  return Status::Ok();
+}
+
 // The encoding we answer a peer with: rencode if it can read it, else bencode.
 Encoding ChooseEncoding(const Caps& caps, Encoding used) {
   if (caps.get_bool("rencode", used == Encoding::kRencode)) return Encoding::kRencode;
@@ -43,7 +56,7 @@ Session::Session(uint64_t id, std::string peer, std::shared_ptr<const SessionCon
       config_(std::move(config)),
       io_(io),
       client_reader_(config_->client_limits),
-      server_reader_(FrameLimits{kHardMaxPayload, config_->client_limits.max_pending_chunks}),
+      server_reader_(config_->server_limits),
       client_decoder_(config_->client_limits, config_->decode_limits),
       server_decoder_(FrameLimits{kHardMaxPayload, config_->client_limits.max_pending_chunks},
                       config_->decode_limits) {}
@@ -53,6 +66,7 @@ Session::~Session() = default;
 void Session::Start() { io_->SetDeadline(config_->login_timeout_ms); }
 
 void Session::Fail(std::string_view why, const Error& e) {
+  TellServer(reason::kProtocolError, "the client sent invalid data: " + e.message);  // while relaying
   Disconnect(reason::kProtocolError, e.message, why);
 }
 
@@ -67,6 +81,20 @@ void Session::Disconnect(std::string_view why, std::string_view detail, std::str
   SendToClientPacket(Value(std::move(packet)));
   state_ = State::kClosed;
   io_->Close(why);
+}
+
+void Session::TellServer(std::string_view why, std::string_view detail) {
+  if (state_ != State::kRelay) return;
+  List packet{Value("disconnect"), Value(why)};
+  if (!detail.empty()) packet.emplace_back(detail);
+  std::string wire;
+  EncodeOptions opts;
+  opts.encoding = server_encoding_;
+  if (Status s = EncodePacket(Value(std::move(packet)), opts, nullptr, &wire); !s.ok()) {
+    XR_ERROR("conn", "conn={} cannot encode a packet for the server: {}", id_, s.error().message);
+    return;
+  }
+  io_->SendToServer(std::move(wire));
 }
 
 // ---------------------------------------------------------------- client leg
@@ -111,9 +139,15 @@ Status Session::DrainClientFrames() {
         if (pending_to_server_.size() >= kMaxPendingToServer) {
           return MakeError(ErrorCode::kTooLarge, "too many packets before the session was ready");
         }
+        if (Status s = CountChunk(frame.header, config_->client_limits.max_pending_chunks, &client_chunks_); !s.ok()) {
+          return s;
+        }
         pending_to_server_.push_back(SerializeFrame(frame.header, frame.payload));
         break;
       case State::kRelay:
+        if (Status s = CountChunk(frame.header, config_->client_limits.max_pending_chunks, &client_chunks_); !s.ok()) {
+          return s;
+        }
         io_->SendToServer(SerializeFrame(frame.header, frame.payload));
         break;
       case State::kClosed:
@@ -369,9 +403,12 @@ void Session::OnServerConnectFailed(std::string_view why) {
 void Session::OnServerData(std::string_view bytes) {
   if (state_ == State::kClosed) return;
   server_reader_.Feed(bytes);
-  if (Status s = DrainServerFrames(); !s.ok()) {
-    Disconnect(reason::kServerError, "invalid data from the session's server", s.error().message);
-  }
+  if (Status s = DrainServerFrames(); !s.ok()) ServerFailed(s.error());
+}
+
+void Session::ServerFailed(const Error& e) {
+  TellServer(reason::kProtocolError, e.message);
+  Disconnect(reason::kServerError, "invalid data from the session's server: " + e.message);
 }
 
 Status Session::DrainServerFrames() {
@@ -516,7 +553,17 @@ void Session::HandleServerHello(const Value& caps) {
     std::string server_rest;
     while (true) {
       auto next = server_reader_.Next();
-      if (!next.ok() || !next->has_value()) break;
+      Status s = next.ok() ? Status::Ok() : Status(next.error());
+      if (s.ok() && next->has_value()) {
+        s = CountChunk((**next).header, config_->server_limits.max_pending_chunks, &server_chunks_);
+      }
+      if (!s.ok()) {
+        // A frame over the limits came with the hello: what precedes it goes on, it does not.
+        io_->SendToClient(std::move(server_rest));
+        ServerFailed(s.error());
+        return;
+      }
+      if (!next->has_value()) break;
       server_rest += SerializeFrame((**next).header, (**next).payload);
     }
     server_rest += server_reader_.TakeBuffered();
@@ -538,7 +585,7 @@ void Session::HandleServerHello(const Value& caps) {
   }
   // AES: keep transforming frame by frame; process what is already buffered.
   if (Status s = DrainServerFrames(); !s.ok()) {
-    Disconnect(reason::kServerError, "invalid data from the session's server", s.error().message);
+    ServerFailed(s.error());
     return;
   }
   if (Status s = DrainClientFrames(); !s.ok()) Fail("bad data from client", s.error());
@@ -561,6 +608,10 @@ Status Session::RelayServerFrames() {
     const FrameView& frame = **next;
     if (frame.header.encrypted()) {
       status = MakeError(ErrorCode::kMalformed, "encrypted packet from the server");
+      break;
+    }
+    if (Status s = CountChunk(frame.header, config_->server_limits.max_pending_chunks, &server_chunks_); !s.ok()) {
+      status = s;
       break;
     }
     if (Status s = EncryptFrameToClient(frame.header, frame.payload, &batch); !s.ok()) {

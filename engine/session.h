@@ -49,6 +49,7 @@ struct SessionConfig {
   std::string aes_key;        // key material (keyfile contents); empty: none configured
   ProxyIdentity identity;
   FrameLimits client_limits;  // max packet size and pending chunks from the client
+  FrameLimits server_limits{kHardMaxPayload, 3};  // the same from the session's server
   DecodeLimits decode_limits;
   int64_t login_timeout_ms = 30000;             // client connect -> relaying
   int64_t server_timeout_ms = 20000;            // target connect + server hello
@@ -108,6 +109,8 @@ class ClientHandler {
   virtual void OnTimeout() = 0;
   // Ends with an xpra disconnect packet `reason` (+ detail) to the client, then closes.
   virtual void Disconnect(std::string_view reason, std::string_view detail, std::string_view log_detail = {}) = 0;
+  // Queues an xpra disconnect packet for the server while relaying (it does not close).
+  virtual void TellServer(std::string_view, std::string_view) {}
   // Whether bytes are being relayed (for counters).
   virtual bool relaying() const { return false; }
 };
@@ -143,6 +146,8 @@ class Session final : public ClientHandler {
   void OnTimeout() override;
   // Ends the session with an xpra disconnect packet `reason` (+ detail) to the client.
   void Disconnect(std::string_view reason, std::string_view detail, std::string_view log_detail = {}) override;
+  // While relaying: a disconnect packet `reason` (+ detail) for the server, in its encoding.
+  void TellServer(std::string_view reason, std::string_view detail) override;
   bool relaying() const override { return state_ == State::kRelay; }
 
   State state() const { return state_; }
@@ -171,6 +176,8 @@ class Session final : public ClientHandler {
   Status DrainServerFrames();
   Status RelayServerFrames();
   void ForwardFrame(const RawFrame& frame, bool to_server);
+  // The server's stream broke the limits or the protocol: both ends are told, the session ends.
+  void ServerFailed(const Error& e);
   void Fail(std::string_view reason, const Error& e);
 
   const uint64_t id_;
@@ -203,6 +210,10 @@ class Session final : public ClientHandler {
   std::vector<std::string> pending_to_server_;  // client frames received before relaying
   std::string pending_to_client_;               // server packets that came before its hello
   std::string server_frames_since_main_;        // chunk frames of the packet being read
+  // Chunk frames since the last main packet on the paths the session forwards (frames held
+  // before relaying, the hand-over to passthrough, AES relaying).
+  size_t client_chunks_ = 0;
+  size_t server_chunks_ = 0;
 };
 
 const char* SessionStateName(Session::State s);

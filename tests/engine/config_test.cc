@@ -85,3 +85,15 @@ TEST_CASE("receive buffer ring size: a power of two within bounds") {
   CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--recv-buffers=65536"}).ok());
   CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--recv-buffer-size=100"}).ok());
 }
+
+TEST_CASE("server packet size: default, value, bounds") {
+  auto d = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none"});
+  REQUIRE(d.ok());
+  CHECK(d->max_server_packet_size == uint64_t{256} << 20);  // xpra's absolute packet limit
+  CHECK(d->max_packet_size == uint64_t{16} << 20);
+  auto c = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--max-server-packet-size=65536"});
+  REQUIRE(c.ok());
+  CHECK(c->max_server_packet_size == 65536);
+  CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--max-server-packet-size=100"}).ok());
+  CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--max-server-packet-size=268435457"}).ok());
+}

@@ -439,16 +439,22 @@ TEST_CASE("client disconnect during login closes quietly") {
   CHECK(f.ClientGot().empty());
 }
 
-TEST_CASE("AES: challenge encrypted with the client's parameters, relay frames re-encrypted") {
-  Fixture f("", /*aes=*/true);
+// The client's keys of an AES session, as xpra's client holds them.
+struct AesClient {
+  std::unique_ptr<crypto::Decryptor> in, in2;
+  std::unique_ptr<crypto::Encryptor> out, out2;  // out2: after the server hello
+};
+
+// Logs foo in over AES up to relaying (frame by frame); checks each step on the way.
+AesClient AttachAes(Fixture& f) {
   // Client side keys, as xpra's client sets them up before its first hello.
   std::string client_iv = crypto::RandomIv();
   std::string client_salt = crypto::RandomBytes(32);
   auto ckey = crypto::DeriveKey("secret-key", client_salt, 1000);
   REQUIRE(ckey.ok());
-  auto client_in = crypto::Decryptor::Create(*ckey, client_iv, crypto::Padding::kPkcs7);
-  REQUIRE(client_in.ok());
-  f.client_reader.dec = client_in->get();
+  auto client_in_r = crypto::Decryptor::Create(*ckey, client_iv, crypto::Padding::kPkcs7);
+  REQUIRE(client_in_r.ok());
+  f.client_reader.dec = client_in_r->get();
   Value caps = ClientHello("foo", "200");
   Merge(caps, CipherCaps(client_iv, client_salt, "PKCS#7"));
   f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
@@ -489,7 +495,14 @@ TEST_CASE("AES: challenge encrypted with the client's parameters, relay frames r
                                 static_cast<int>(hc.get_int("cipher.key_stretch_iterations")));
   auto client_out2 = crypto::Encryptor::Create(*nkey, hc.get_string("cipher.iv"), crypto::Padding::kPkcs7);
   REQUIRE(client_out2.ok());
-  f.session->OnClientData(Wire(Value(List{Value("ping"), Value(42)}), client_out2->get()));
+  return AesClient{std::move(*client_in_r), std::move(*client_in2), std::move(*client_out), std::move(*client_out2)};
+}
+
+TEST_CASE("AES: challenge encrypted with the client's parameters, relay frames re-encrypted") {
+  Fixture f("", /*aes=*/true);
+  AesClient keys = AttachAes(f);
+  auto& client_out2 = keys.out2;
+  f.session->OnClientData(Wire(Value(List{Value("ping"), Value(42)}), client_out2.get()));
   Value ping = f.ExpectOne(f.ServerGot(), "ping");
   CHECK(ping.as_list()[1].as_int() == 42);
   f.session->OnServerData(Wire(Value(List{Value("draw"), Value::bytes(std::string(70000, 'p'))})));
@@ -579,4 +592,51 @@ TEST_CASE("a server ping before its hello reaches the client after the hello") {
   CHECK(got[1].as_list()[0].as_string() == "ping");
   CHECK(got[1].as_list()[1].as_int() == 1234);
   CHECK(f.session->state() == Session::State::kRelay);
+}
+
+TEST_CASE("the server's packet size limit applies from its first frame") {
+  Fixture f;
+  f.config->server_limits.max_payload = 4096;
+  f.session = std::make_unique<Session>(8, "127.0.0.1:5555", f.config, &f.io);
+  f.session->Start();
+  f.LoginFoo();
+  f.session->OnServerConnected();
+  f.ServerGot();
+  FrameHeader big;
+  big.flags = flags::kRencode;
+  big.payload_size = 4097;
+  char h[kHeaderSize];
+  EncodeHeader(big, h);
+  f.session->OnServerData(std::string(h, kHeaderSize));
+  f.ExpectDisconnect(reason::kServerError, "invalid data from the session's server");
+}
+
+TEST_CASE("AES relay: more than 3 chunks before their main packet, from either side, end the session") {
+  SUBCASE("from the server") {
+    Fixture f("", /*aes=*/true);
+    AesClient keys = AttachAes(f);
+    std::string chunks;
+    for (uint8_t i = 1; i <= 3; ++i) chunks += SerializeFrame(FrameHeader{0, 0, i, 4}, "abcd");
+    f.session->OnServerData(chunks);
+    CHECK(f.session->state() == Session::State::kRelay);  // 3 are allowed
+    f.session->OnServerData(SerializeFrame(FrameHeader{0, 0, 4, 4}, "abcd"));
+    CHECK(f.session->state() == Session::State::kClosed);
+    CHECK(!f.io.closed.empty());
+  }
+  SUBCASE("from the client") {
+    Fixture f("", /*aes=*/true);
+    AesClient keys = AttachAes(f);
+    std::string out;
+    for (uint8_t i = 1; i <= 4; ++i) {
+      FrameHeader h{flags::kCipher, 0, i, 4};
+      out.resize(kHeaderSize);
+      EncodeHeader(h, out.data());
+      REQUIRE(keys.out2->Encrypt("abcd", &out).ok());
+      f.session->OnClientData(out);
+      CHECK(f.session->state() == (i <= 3 ? Session::State::kRelay : Session::State::kClosed));
+    }
+    f.ExpectDisconnect(reason::kProtocolError, "more than 3 chunks");
+    // The server is told too, after the 3 chunks it got (its disconnect is plain rencode).
+    CHECK(f.io.to_server.find("the client sent invalid data: more than 3 chunks") != std::string::npos);
+  }
 }
