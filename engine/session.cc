@@ -665,6 +665,8 @@ void Session::OnClientClosed(std::string_view why) {
   if (state_ == State::kClosed) return;
   XR_INFO("conn", "conn={} peer={} user={} client closed the connection ({}) in state {}", id_, peer_,
           username_.empty() ? "-" : username_, why, SessionStateName(state_));
+  // As xpra's proxy: the server hears why its client went away (it logs the reason).
+  TellServer(reason::kClientConnectionLost, fmt::format("the client's connection to the relay ended: {}", why));
   state_ = State::kClosed;
   io_->Close("client closed");
 }

@@ -39,6 +39,8 @@ inline constexpr const char* kConnectionError = "connection error";
 inline constexpr const char* kDone = "done";
 inline constexpr const char* kServerShutdown = "server shutdown";
 inline constexpr const char* kIdleTimeout = "idle timeout";
+// What xpra's proxy tells the server when the client's connection drops.
+inline constexpr const char* kClientConnectionLost = "client connection lost";
 }  // namespace reason
 
 // Settings shared by every session of one listener; immutable while sessions run.

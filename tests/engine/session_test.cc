@@ -594,6 +594,42 @@ TEST_CASE("a server ping before its hello reaches the client after the hello") {
   CHECK(f.session->state() == Session::State::kRelay);
 }
 
+namespace {
+
+// foo logged in and relaying in passthrough (plain legs); what either side got so far is read.
+void AttachPlain(Fixture& f) {
+  f.LoginFoo();
+  f.session->OnServerConnected();
+  f.ServerGot();
+  Value server_caps{Dict{}};
+  server_caps.set("version", "3.1.3");
+  f.session->OnServerData(Wire(Value(List{Value("hello"), server_caps})));
+  REQUIRE(f.session->state() == Session::State::kRelay);
+  f.ClientGot();
+}
+
+}  // namespace
+
+TEST_CASE("relaying: the client going away is told to the server, with why") {
+  Fixture f;
+  AttachPlain(f);
+  f.session->OnClientClosed("end of stream");
+  Value d = f.ExpectOne(f.ServerGot(), "disconnect");
+  CHECK(d.as_list()[1].as_string() == reason::kClientConnectionLost);
+  CHECK(d.as_list()[2].as_string().find("end of stream") != std::string::npos);
+  CHECK(!f.io.closed.empty());
+}
+
+TEST_CASE("before relaying, a client going away is not told to the server") {
+  Fixture f;
+  f.LoginFoo();
+  f.session->OnServerConnected();
+  f.ServerGot();
+  f.session->OnClientClosed("end of stream");
+  CHECK(f.ServerGot().empty());
+  CHECK(!f.io.closed.empty());
+}
+
 TEST_CASE("the server's packet size limit applies from its first frame") {
   Fixture f;
   f.config->server_limits.max_payload = 4096;
