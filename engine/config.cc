@@ -88,6 +88,11 @@ Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
                  "Largest packet accepted from a session's server, bytes (default and max 256 MiB, xpra's "
                  "absolute limit; xpra's own proxy allows 16 x the server's max desktop width x height)")
       ->check(CLI::Range(uint64_t{1024}, uint64_t{256} << 20));
+  app.add_option("--idle-timeout", c.idle_timeout,
+                 "Seconds a relayed connection's client or server may send the relay nothing, or leave what "
+                 "it sends them unread, before the connection is ended and both ends are told why; 0 = never "
+                 "(default 90, xpra's own ping timeout: xpra clients and servers ping every 5 s)")
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--max-connections", c.max_connections, "Connections accepted at once, per reactor thread")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1000000}));
   app.add_option("--max-logins", c.max_logins, "Logins in progress at once, relay-wide (more are turned away)")

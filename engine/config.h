@@ -33,6 +33,7 @@ struct RelayConfig {
   double server_timeout = 20;           // seconds: target connect + server hello
   uint64_t max_packet_size = 16u << 20; // from the client
   uint64_t max_server_packet_size = 256u << 20;  // from the session's server (xpra's absolute limit)
+  double idle_timeout = 90;             // seconds a relayed leg may be silent or not read; 0: never
   uint64_t max_connections = 10000;
   uint64_t max_logins = 200;            // logins in progress at once (xpra proxy: 200)
   uint64_t max_per_address = 256;       // connections from one source address

@@ -234,6 +234,7 @@ int main(int argc, char** argv) {
   limits.recv_buffer = cfg.recv_buffer_size;
   limits.splice_min = cfg.splice_min;
   limits.max_handshakes = static_cast<int64_t>(cfg.max_logins);
+  limits.idle_timeout_ms = static_cast<int64_t>(cfg.idle_timeout * 1000);
   AdmissionConfig admission;
   admission.max_per_address = static_cast<uint32_t>(cfg.max_per_address);
   admission.free_failures = static_cast<uint32_t>(cfg.login_failures);

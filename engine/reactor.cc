@@ -5,8 +5,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -358,6 +360,13 @@ class Connection final : public SessionIo {
     size_t out_bytes = 0;
     uint64_t bytes_in = 0;
     uint64_t bytes_out = 0;
+    // Liveness, for the idle check on the reactor's tick: when bytes_in last moved, and when
+    // bytes_out last moved (or nothing was waiting to go out); the counts the tick last saw.
+    int64_t last_in_ms = 0;
+    int64_t last_out_ms = 0;
+    uint64_t seen_in = 0;
+    uint64_t seen_out = 0;
+    int out_mark = -1;  // the kernel's send queue length when last probed (SIOCOUTQ)
     // After -ENOBUFS (every ring buffer taken, typically by saturating streams) the next
     // receive uses this buffer of the connection's own, so a leg never waits for the ring to
     // drain: handshakes and quiet legs make progress while others stream. Freed right after.
@@ -460,6 +469,8 @@ class Connection final : public SessionIo {
     Counters().relayed_total++;
     counted_handshake_done_ = true;
     OpenInstanceSocket();
+    int64_t now = NowMs();
+    for (Leg* leg : {&client_, &server_}) leg->last_in_ms = leg->last_out_ms = now;
     Instances().Put(InstanceSummary{id_, proxy_display(), peer_, session_->username(), session_->target().describe(),
                                     UnixNow()});
   }
@@ -532,7 +543,8 @@ class Connection final : public SessionIo {
     deadline_ms_ = 0;
     if (stop_pending_) {
       // The server never completed its frame: the client cannot be told cleanly.
-      XR_WARN("conn", "conn={} stop: no frame boundary reached in time, closing", id_);
+      XR_WARN("conn", "conn={} {}: {}; the server's frame did not end in time to tell the client, closing", id_,
+              stop_reason_, stop_detail_);
       stop_pending_ = false;
       Close("stopped");
       return;
@@ -562,7 +574,71 @@ class Connection final : public SessionIo {
     Close(why);
   }
 
-  // ---- per-leg limits while relaying (kept apart from the data path)
+  // ---- per-leg limits while relaying (kept apart from the data path: stamps, a tick check, frame checks)
+
+  // Which leg, if any, of a relaying connection is dead: it sent the relay nothing for
+  // `idle_ms`, or what is queued for it made no progress for that long (its peer does not
+  // read). Progress is read off the legs' byte counts, which every data path keeps (receives,
+  // sends, splices), so nothing is timed per packet. A leg the relay is not reading (paused by
+  // back-pressure, or its spliced bytes still in the pipe) does not age; nor does an empty
+  // queue. Called on the reactor's 100 ms tick; cheap. A queue that has not moved for a second
+  // asks the kernel, once a second and before it is declared dead, whether its socket's own
+  // queue did: a slow reader drains the socket long before the kernel wakes a blocked sender
+  // (that waits for half the send buffer, megabytes on a fast link).
+  enum class DeadLeg { kNone, kClientSilent, kClientStalled, kServerSilent, kServerStalled };
+  DeadLeg FindDeadLeg(int64_t now, int64_t idle_ms, bool probe) {
+    if (!counted_relaying_ || closing_ || stop_pending_) return DeadLeg::kNone;
+    for (Leg* leg : {&client_, &server_}) {
+      if (leg->bytes_in != leg->seen_in) {
+        leg->seen_in = leg->bytes_in;
+        leg->last_in_ms = now;
+      }
+      if (leg->bytes_out != leg->seen_out) {
+        leg->seen_out = leg->bytes_out;
+        leg->last_out_ms = now;
+      }
+      if (leg->paused || (leg == &server_ && splicing_ && in_pipe_ > 0)) leg->last_in_ms = now;
+      if (Waiting(*leg) == 0) {
+        leg->last_out_ms = now;
+      } else if ((probe && now - leg->last_out_ms >= 1000) || now - leg->last_out_ms >= idle_ms) {
+        int queued = 0;
+        if (ioctl(leg->fd.get(), SIOCOUTQ, &queued) == 0 && queued != leg->out_mark) {
+          leg->out_mark = queued;
+          leg->last_out_ms = now;
+        }
+      }
+    }
+    if (now - client_.last_in_ms >= idle_ms) return DeadLeg::kClientSilent;
+    if (now - client_.last_out_ms >= idle_ms) return DeadLeg::kClientStalled;
+    if (now - server_.last_in_ms >= idle_ms) return DeadLeg::kServerSilent;
+    if (now - server_.last_out_ms >= idle_ms) return DeadLeg::kServerStalled;
+    return DeadLeg::kNone;
+  }
+
+  // Bytes the relay holds for `leg`'s peer: its send queue, and for the client the spliced
+  // bytes still in the pipe.
+  size_t Waiting(const Leg& leg) const { return leg.out_bytes + (&leg == &client_ ? in_pipe_ : 0); }
+
+  // Ends a connection with a dead leg: both ends are told which side went quiet and for how long.
+  void EndDeadLeg(DeadLeg dead, int64_t idle_ms) {
+    bool client = dead == DeadLeg::kClientSilent || dead == DeadLeg::kClientStalled;
+    bool silent = dead == DeadLeg::kClientSilent || dead == DeadLeg::kServerSilent;
+    const Leg& leg = client ? client_ : server_;
+    const char* who = client ? "the client" : "the session's server";
+    std::string secs = fmt::format("{:g}", static_cast<double>(idle_ms) / 1000);
+    std::string detail =
+        silent ? fmt::format("{} sent nothing for {} s", who, secs)
+               : fmt::format("{} read nothing the relay sent it for {} s ({} bytes waiting)", who, secs, Waiting(leg));
+    EndBoth(client ? reason::kClientPingTimeout : reason::kServerPingTimeout, detail);
+  }
+
+  // Ends a relaying connection: the server is told first (if its stream is at a frame
+  // boundary), then the client as StopWithReason does.
+  void EndBoth(std::string_view why, std::string_view detail) {
+    if (closing_) return;
+    handler_->TellServer(why, detail);
+    StopWithReason(why, detail);
+  }
 
   // A frame header on the leg from the client (`from_client`) or the server broke that leg's
   // limits (or was not a header). The bytes before it go on, nothing after; both ends are told
@@ -1396,11 +1472,22 @@ void Reactor::OnTick() {
     }
   }
   std::vector<Connection*> expired;
+  std::vector<std::pair<Connection*, Connection::DeadLeg>> dead;
+  const int64_t idle_ms = limits_.idle_timeout_ms;
+  const bool probe = ++ticks_ % (1000 / kTickMs) == 0;
   for (auto& [id, c] : conns_) {
-    if (c->deadline() != 0 && now >= c->deadline()) expired.push_back(c.get());
+    if (c->deadline() != 0 && now >= c->deadline()) {
+      expired.push_back(c.get());
+    } else if (idle_ms > 0) {
+      if (auto d = c->FindDeadLeg(now, idle_ms, probe); d != Connection::DeadLeg::kNone) dead.emplace_back(c.get(), d);
+    }
   }
   for (Connection* c : expired) {
     c->OnDeadline();
+    Reap(c);
+  }
+  for (auto [c, d] : dead) {
+    c->EndDeadLeg(d, idle_ms);
     Reap(c);
   }
   ArmTick();

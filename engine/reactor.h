@@ -53,6 +53,7 @@ struct ReactorLimits {
   size_t high_water = 1 << 20;            // stop reading a leg when the other leg has this queued
   size_t low_water = size_t{256} * 1024;         // resume reading below this
   int64_t close_linger_ms = 5000;         // time allowed to flush on close
+  int64_t idle_timeout_ms = 90000;        // a relayed leg silent or unread this long ends it (0: never)
   size_t max_connections = 10000;         // per reactor
   int64_t max_handshakes = 200;           // logins in progress, relay-wide
   size_t splice_min = 0;                  // splice the rest of a server frame this large (0: never)
@@ -146,6 +147,7 @@ class Reactor {
   std::vector<std::function<void()>> posted_;
   std::atomic<bool> stop_requested_{false};
   int64_t ring_empty_logged_ms_ = 0;
+  uint64_t ticks_ = 0;
   bool stopping_ = false;
   int64_t stop_deadline_ms_ = 0;
 };

@@ -39,6 +39,11 @@ inline constexpr const char* kConnectionError = "connection error";
 inline constexpr const char* kDone = "done";
 inline constexpr const char* kServerShutdown = "server shutdown";
 inline constexpr const char* kIdleTimeout = "idle timeout";
+inline constexpr const char* kClientPingTimeout = "client ping timeout";
+// Not one of xpra's constants: the words its client uses when the server stops answering pings
+// ("server ping timeout - waited 60 seconds without a response"). Like every reason holding
+// "timeout" (but "idle timeout"), xpra's client shows it as an error.
+inline constexpr const char* kServerPingTimeout = "server ping timeout";
 // What xpra's proxy tells the server when the client's connection drops.
 inline constexpr const char* kClientConnectionLost = "client connection lost";
 }  // namespace reason

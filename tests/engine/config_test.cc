@@ -97,3 +97,17 @@ TEST_CASE("server packet size: default, value, bounds") {
   CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--max-server-packet-size=100"}).ok());
   CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--max-server-packet-size=268435457"}).ok());
 }
+
+TEST_CASE("idle timeout: default, fractions, 0 = off, bounds") {
+  auto d = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none"});
+  REQUIRE(d.ok());
+  CHECK(d->idle_timeout == 90);  // xpra's own proxy ping timeout
+  auto c = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--idle-timeout=2.5"});
+  REQUIRE(c.ok());
+  CHECK(c->idle_timeout == 2.5);
+  auto off = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--idle-timeout=0"});
+  REQUIRE(off.ok());
+  CHECK(off->idle_timeout == 0);
+  CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--idle-timeout=-1"}).ok());
+  CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--idle-timeout=86401"}).ok());
+}

@@ -630,6 +630,18 @@ TEST_CASE("before relaying, a client going away is not told to the server") {
   CHECK(!f.io.closed.empty());
 }
 
+TEST_CASE("TellServer: a disconnect packet for the server, only while relaying") {
+  Fixture f;
+  f.session->TellServer(reason::kClientPingTimeout, "early");
+  CHECK(f.io.to_server.empty());
+  AttachPlain(f);
+  f.session->TellServer(reason::kClientPingTimeout, "the client sent nothing for 90 s");
+  Value d = f.ExpectOne(f.ServerGot(), "disconnect");
+  CHECK(d.as_list()[1].as_string() == "client ping timeout");
+  CHECK(d.as_list()[2].as_string() == "the client sent nothing for 90 s");
+  CHECK(f.io.closed.empty());  // telling is not closing
+}
+
 TEST_CASE("the server's packet size limit applies from its first frame") {
   Fixture f;
   f.config->server_limits.max_payload = 4096;
