@@ -72,6 +72,9 @@ struct Options {
   double timeout = 30;    // seconds from connect to the server hello
   int ramp = 200;         // connections in handshake at once (held modes)
   std::string aes_key;    // --encryption=AES: key material from --encryption-keyfile; empty = plain
+  double pings = 0;       // throughput/idle: a ping every S seconds once attached (0: none)
+  int recv_buffer = 0;    // SO_RCVBUF of each connection (0: the kernel's default)
+  int read_pause_ms = 0;  // once attached: one read per connection, then this pause
 };
 
 enum Phase : int { kRamp = 0, kMeasure = 1, kStop = 2 };
@@ -229,6 +232,8 @@ class Worker {
   static constexpr uint64_t kWakeTag = ~uint64_t{0};
   static constexpr int kTimerDeadline = 0;  // handshake or close-wait deadline
   static constexpr int kTimerPing = 1;
+  static constexpr int kTimerKeepalive = 2;  // --pings
+  static constexpr int kTimerRead = 3;       // --read-pause-ms: reading resumes
 
   enum class State { kIdle, kConnecting, kHelloSent, kChallengeAnswered, kAttached, kClosing, kDone };
 
@@ -262,6 +267,10 @@ class Worker {
     int64_t ping_sent_ns = 0;
     int64_t ping_value = 0;
     int64_t next_ping_ns = 0;
+    int64_t next_keepalive_ns = 0;
+    // --read-pause-ms
+    bool read_paused = false;
+    int64_t read_resume_ns = 0;
     // stream
     bool stream = false;
     uint64_t token = 0;
@@ -287,6 +296,7 @@ class Worker {
   }
 
   uint64_t Tag(size_t slot) const { return (conns_[slot].gen << 24) | slot; }
+  uint64_t TimerId(size_t slot, int kind) const { return (Tag(slot) << 2) | static_cast<uint64_t>(kind); }
 
   Conn* Lookup(uint64_t tag, size_t* slot) {
     *slot = static_cast<size_t>(tag & 0xffffff);
@@ -315,6 +325,7 @@ class Worker {
   bool CheckStreamChunk(size_t slot, const char* data, size_t size);
   bool OnPingEcho(size_t slot, const List& l);
   void SendPing(size_t slot);
+  void StartKeepalive(size_t slot, int64_t now);
   bool Send(size_t slot, const Value& packet);
   bool Flush(size_t slot);
   void BeginClose(size_t slot);
@@ -399,6 +410,7 @@ void Worker::StartConnect(size_t slot) {
   }
   c.fd = UniqueFd(fd);
   SetNoDelay(fd);
+  if (opt_.recv_buffer > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opt_.recv_buffer, sizeof opt_.recv_buffer);
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = Tag(slot);
@@ -407,7 +419,7 @@ void Worker::StartConnect(size_t slot) {
     return;
   }
   c.deadline_ns = c.connect_ns + static_cast<int64_t>(opt_.timeout * 1e9);
-  timers_.Push(c.deadline_ns, (Tag(slot) << 1) | kTimerDeadline, 0);
+  timers_.Push(c.deadline_ns, TimerId(slot, kTimerDeadline), 0);
   int rc = connect(fd, reinterpret_cast<const sockaddr*>(&opt_.ep.addr), opt_.ep.addr_len);
   if (rc != 0 && errno != EINPROGRESS) {
     Fail(slot, "connect to " + AddressToString(opt_.ep.addr) + ": " + strerror(errno));
@@ -553,6 +565,7 @@ void Worker::OnEvent(size_t slot, uint32_t events, char* buf) {
   if (events & EPOLLOUT) {
     if (!Flush(slot)) return;
   }
+  if (c.read_paused) return;  // the timer resumes reading (data waits in the socket)
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadSome(slot, buf);
 }
 
@@ -568,6 +581,14 @@ bool Worker::ReadSome(size_t slot, char* buf) {
       budget -= r;
       if (!Consume(slot, buf, static_cast<size_t>(r))) return false;
       if (conns_[slot].gen != gen || conns_[slot].state == State::kIdle || conns_[slot].state == State::kDone) return false;
+      if (opt_.read_pause_ms > 0 && conns_[slot].state == State::kAttached) {
+        // A slow reader: one read, then a pause; the sender meets a full socket buffer.
+        Conn& p = conns_[slot];
+        p.read_paused = true;
+        p.read_resume_ns = NowNs() + int64_t{opt_.read_pause_ms} * 1'000'000;
+        timers_.Push(p.read_resume_ns, TimerId(slot, kTimerRead), 0);
+        return true;
+      }
       continue;
     }
     if (r == 0) {
@@ -824,7 +845,7 @@ bool Worker::OnServerHello(size_t slot, const Value& caps_value) {
         // Spread the first pings over one period.
         int64_t period = static_cast<int64_t>(1e9 / opt_.rate);
         c.next_ping_ns = now + static_cast<int64_t>(rng_() % static_cast<uint64_t>(std::max<int64_t>(period, 1)));
-        timers_.Push(c.next_ping_ns, (Tag(slot) << 1) | kTimerPing, 0);
+        timers_.Push(c.next_ping_ns, TimerId(slot, kTimerPing), 0);
         return true;
       }
       SendPing(slot);
@@ -844,12 +865,21 @@ bool Worker::OnServerHello(size_t slot, const Value& caps_value) {
       }
       c.stream = true;
       c.stream_size = static_cast<uint64_t>(size);
+      StartKeepalive(slot, now);
       return true;
     }
     case Mode::kIdle:
+      StartKeepalive(slot, now);
       return true;
   }
   return true;
+}
+
+void Worker::StartKeepalive(size_t slot, int64_t now) {
+  if (opt_.pings <= 0) return;
+  Conn& c = conns_[slot];
+  c.next_keepalive_ns = now + static_cast<int64_t>(opt_.pings * 1e9);
+  timers_.Push(c.next_keepalive_ns, TimerId(slot, kTimerKeepalive), 0);
 }
 
 bool Worker::OnDraw(size_t slot, const Value& packet) {
@@ -940,7 +970,7 @@ bool Worker::OnPingEcho(size_t slot, const List& l) {
     SendPing(slot);
     return conns_[slot].state == State::kAttached;
   }
-  timers_.Push(c.next_ping_ns, (Tag(slot) << 1) | kTimerPing, 0);
+  timers_.Push(c.next_ping_ns, TimerId(slot, kTimerPing), 0);
   return true;
 }
 
@@ -955,7 +985,7 @@ void Worker::BeginClose(size_t slot) {
   c.state = State::kClosing;
   c.stream = false;  // what still arrives is drained, not checked
   c.deadline_ns = NowNs() + kCloseWaitNs;
-  timers_.Push(c.deadline_ns, (Tag(slot) << 1) | kTimerDeadline, 0);
+  timers_.Push(c.deadline_ns, TimerId(slot, kTimerDeadline), 0);
   Send(slot, Value(List{Value("disconnect"), Value("client exit")}));
 }
 
@@ -985,6 +1015,21 @@ void Worker::OnTimer(size_t slot, int kind, int64_t deadline) {
   }
   if (kind == kTimerPing && c.state == State::kAttached && c.next_ping_ns == deadline && !c.ping_out && !Stopping()) {
     SendPing(slot);
+    return;
+  }
+  if (kind == kTimerKeepalive && c.state == State::kAttached && c.next_keepalive_ns == deadline && !Stopping()) {
+    // As xpra's client (its `pings` option): ["ping", monotonic ms]; the echo is not timed.
+    c.next_keepalive_ns = deadline + static_cast<int64_t>(opt_.pings * 1e9);
+    timers_.Push(c.next_keepalive_ns, TimerId(slot, kTimerKeepalive), 0);
+    Send(slot, Value(List{Value("ping"), Value(NowNs() / 1'000'000)}));
+    return;
+  }
+  if (kind == kTimerRead && c.read_paused && c.read_resume_ns == deadline) {
+    c.read_paused = false;
+    if (!c.queued) {
+      c.queued = true;
+      runnable_.push_back(slot);
+    }
   }
 }
 
@@ -1054,10 +1099,10 @@ void Worker::Run() {
     }
     now = NowNs();
     while (auto t = timers_.PopDue(now)) {
-      uint64_t tag = t->id >> 1;
+      uint64_t tag = t->id >> 2;
       size_t slot = 0;
       if (Lookup(tag, &slot) == nullptr) continue;
-      OnTimer(slot, static_cast<int>(t->id & 1), t->deadline_ns);
+      OnTimer(slot, static_cast<int>(t->id & 3), t->deadline_ns);
     }
     std::vector<size_t> run;
     run.swap(runnable_);
@@ -1102,6 +1147,10 @@ void Usage(FILE* out) {
                "  --encryption=AES  AES-CBC as xpra 3.1's client (the first hello plain, then both\n"
                "                    directions encrypted); needs --encryption-keyfile\n"
                "  --encryption-keyfile=FILE  the AES key material (newlines around it are ignored)\n"
+               "  --pings=S         throughput, idle: send a ping every S seconds once attached, as xpra's\n"
+               "                    client does (default: 5 in throughput mode, as xpra; 0 in idle mode)\n"
+               "  --recv-buffer=B   SO_RCVBUF of each connection, bytes (default: the kernel's)\n"
+               "  --read-pause-ms=M once attached, read once per connection and pause M ms: a slow reader\n"
                "Exit codes: 0 ok, 1 errors (protocol, authentication, stream corruption), 2 usage.\n",
                kProg);
 }
@@ -1115,7 +1164,7 @@ std::string Fmt(const char* f, double v) {
 int Main(int argc, char** argv) {
   Args args(argc, argv,
             {"connections", "duration", "rate", "size", "json", "threads", "pid", "max-errors", "timeout", "ramp",
-             "encryption", "encryption-keyfile"},
+             "encryption", "encryption-keyfile", "pings", "recv-buffer", "read-pause-ms"},
             {"help", "quiet"});
   if (args.Has("help")) {
     Usage(stdout);
@@ -1152,11 +1201,16 @@ int Main(int argc, char** argv) {
   auto max_errors = args.GetInt("max-errors", 1);
   auto timeout = args.GetDouble("timeout", 30);
   auto ramp = args.GetInt("ramp", 200);
+  auto keepalive = args.GetDouble("pings", opt.mode == Mode::kThroughput ? 5 : 0);
+  auto recv_buffer = args.GetInt("recv-buffer", 0);
+  auto read_pause = args.GetInt("read-pause-ms", 0);
   for (const Error* e : {conns.ok() ? nullptr : &conns.error(), duration.ok() ? nullptr : &duration.error(),
                          rate.ok() ? nullptr : &rate.error(), size.ok() ? nullptr : &size.error(),
                          threads.ok() ? nullptr : &threads.error(), pid.ok() ? nullptr : &pid.error(),
                          max_errors.ok() ? nullptr : &max_errors.error(), timeout.ok() ? nullptr : &timeout.error(),
-                         ramp.ok() ? nullptr : &ramp.error()}) {
+                         ramp.ok() ? nullptr : &ramp.error(), keepalive.ok() ? nullptr : &keepalive.error(),
+                         recv_buffer.ok() ? nullptr : &recv_buffer.error(),
+                         read_pause.ok() ? nullptr : &read_pause.error()}) {
     if (e != nullptr) return usage_error(e->message);
   }
   if (*conns < 1 || *conns > 1'000'000) return usage_error("--connections must be within [1, 1000000]");
@@ -1169,6 +1223,9 @@ int Main(int argc, char** argv) {
   if (*max_errors < 1) return usage_error("--max-errors must be >= 1");
   if (*timeout <= 0) return usage_error("--timeout must be > 0");
   if (*ramp < 1) return usage_error("--ramp must be >= 1");
+  if (*keepalive < 0) return usage_error("--pings must be >= 0");
+  if (*recv_buffer < 0 || *recv_buffer > (1 << 30)) return usage_error("--recv-buffer must be within [0, 1 GiB]");
+  if (*read_pause < 0 || *read_pause > 60000) return usage_error("--read-pause-ms must be within [0, 60000]");
   opt.connections = static_cast<int>(*conns);
   opt.duration = *duration;
   opt.rate = *rate;
@@ -1195,6 +1252,9 @@ int Main(int argc, char** argv) {
     if (key.empty()) return usage_error("the encryption keyfile " + keyfile + " is empty");
     opt.aes_key = std::move(key);
   }
+  opt.pings = *keepalive;
+  opt.recv_buffer = static_cast<int>(*recv_buffer);
+  opt.read_pause_ms = static_cast<int>(*read_pause);
 
   signal(SIGPIPE, SIG_IGN);
   uint64_t fd_limit = RaiseFdLimit();
