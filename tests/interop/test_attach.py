@@ -1,14 +1,19 @@
 """A client attaches through the gate with sqlite auth and sees the session's xterm."""
 
 import contextlib
+import time
 
 import harness
 from harness import check
 
+# The relay runs with a short idle timeout here: real xpra 3.1 clients and servers ping every
+# 5 s, so a live session must never trip it (docs/protocol-notes.md, "Liveness").
+IDLE_TIMEOUT = 10
+
 
 @contextlib.contextmanager
 def fixture(run):
-    with harness.Setup(run, auth="sqlite", name="attach") as setup:
+    with harness.Setup(run, auth="sqlite", name="attach", relay_args=["--idle-timeout=%d" % IDLE_TIMEOUT]) as setup:
         srv = setup.server()
         # alice reaches the session through the socket dir (":N"), tcpuser through a tcp entry.
         setup.user("alice", "alice-pw", [srv], via="unix")
@@ -53,3 +58,16 @@ def test_client_detach_then_reattach(run, fx):
     # The first client is gone (stopped by the fixture); a second attach must work again.
     with fx.client("alice", "alice-pw", name="second") as c2:
         harness.assert_window_painted(c2, srv.title)
+
+
+@harness.targets("relay")
+def test_idle_session_outlives_idle_timeout(run, fx):
+    srv = fx.servers[0]
+    with fx.client("alice", "alice-pw", name="idle") as c:
+        harness.assert_window_painted(c, srv.title)
+        start = harness.log_size(fx.gate_log)
+        time.sleep(3 * IDLE_TIMEOUT)  # nobody types, nothing changes on screen: only pings flow
+        c.assert_attached("client idle for %d s through --idle-timeout=%d" % (3 * IDLE_TIMEOUT, IDLE_TIMEOUT))
+        new = harness.read_text(fx.gate_log)[start:]
+        check("ping timeout" not in new, "the relay timed the session out:\n%s" % new[-800:])
+        harness.assert_window_painted(c, srv.title)
