@@ -102,10 +102,14 @@ class Relay(Path):
 
     def _relay_argv(self, port, extra=()):
         # Every bench connection comes from 127.0.0.1: lift the per-address cap and let the
-        # handshake workload's loops all log in at once, as the L4 proxies do.
+        # handshake workload's loops all log in at once, as the L4 proxies do. The idle workload
+        # holds its connections silent for 30 s + N/100 s after they attach (80 s at 5,000, plus
+        # the ramp), which can pass the relay's default 90 s idle timeout: give the relay the
+        # same 1 h the HAProxy and nginx paths get.
         argv = [self.ctx.bins["xpra_relay"], "--bind-tcp=127.0.0.1:%d" % port,
                 "--tcp-auth=sqlite,filename=%s" % self.db, "--max-connections-per-address=0", "--max-logins=5000",
-                "--proxy-sockets=false", "--login-timeout=60", "--server-timeout=30"] + self.extra_args + list(extra)
+                "--proxy-sockets=false", "--login-timeout=60", "--server-timeout=30",
+                "--idle-timeout=3600"] + self.extra_args + list(extra)
         if self.ctx.relay_threads:
             argv.append("--threads=%d" % self.ctx.relay_threads)
         return argv
