@@ -498,9 +498,11 @@ try:
     check("all connections gone: fds back to the baseline", wait_fds(relay.pid, base) <= base,
           "%d fds, baseline %d" % (fds(relay.pid), base))
 
-    # Per-leg liveness: a relay with --idle-timeout=2 (and a 32 KiB server packet limit).
+    # Per-leg liveness: a relay with --idle-timeout=2 (and a 128 KiB server packet limit). Server
+    # packets of 32 KiB and more are spliced (--splice default), smaller ones copied: the cases
+    # with data flowing run over both paths.
     idle, iport, ilog = start("idle", [relay_bin, "--bind-tcp=127.0.0.1:0", "--threads=2", "--idle-timeout=2",
-                                       "--max-server-packet-size=32768", "--tcp-auth=sqlite,filename=" + db,
+                                       "--max-server-packet-size=131072", "--tcp-auth=sqlite,filename=" + db,
                                        "--socket-dir=" + sockdir, "--max-connections-per-address=0"],
                               r"on tcp:127\.0\.0\.1:(\d+)")
     iurl = lambda user: "tcp://%s:pw@127.0.0.1:%d/" % (user, iport)
@@ -551,30 +553,35 @@ try:
     t.close()
 
     # A client that keeps pinging but reads nothing while the server streams to it.
-    def flood(target):
-        big = wire.encode_packet(["draw", b"x" * 30000])
-        while not target.stop.is_set():
-            try:
-                target.conn.sendall(big)
-            except OSError:
-                return
+    def flood(size):
+        def run(target):
+            big = wire.encode_packet(["draw", b"x" * size])
+            while not target.stop.is_set():
+                try:
+                    target.conn.sendall(big)
+                except OSError:
+                    return
+        return run
 
-    t = FakeTarget(flood)
-    add_user(db, "noread", t.port)
-    c = RawClient(iport, rcvbuf=4096)
-    c.login("noread")
-    t0 = time.time()
-    while not disconnects(t.packets) and time.time() - t0 < 12:
-        c.send(["ping", int(time.monotonic() * 1000)])
-        time.sleep(0.5)
-    took = time.time() - t0
-    dt = disconnects(t.packets)
-    check("client that stops reading: ended once its queue made no progress for --idle-timeout; the server is told",
-          dt and dt[-1][1] == "client ping timeout" and "the client read nothing the relay sent it for 2 s" in dt[-1][2]
-          and took < 8, "after %.1f s: %r" % (took, t.packets[-3:]))
-    t.stop.set()
-    c.close()
-    t.close()
+    for size, path in ((30000, "copied"), (100000, "spliced")):
+        t = FakeTarget(flood(size))
+        add_user(db, "noread%d" % size, t.port)
+        c = RawClient(iport, rcvbuf=4096)
+        c.login("noread%d" % size)
+        t0 = time.time()
+        while not disconnects(t.packets) and time.time() - t0 < 12:
+            c.send(["ping", int(time.monotonic() * 1000)])
+            time.sleep(0.5)
+        took = time.time() - t0
+        dt = disconnects(t.packets)
+        check("client that stops reading (%d-byte packets, %s): ended once its queue made no progress for "
+              "--idle-timeout; the server is told" % (size, path),
+              dt and dt[-1][1] == "client ping timeout" and
+              "the client read nothing the relay sent it for 2 s" in dt[-1][2] and took < 8,
+              "after %.1f s: %r" % (took, t.packets[-3:]))
+        t.stop.set()
+        c.close()
+        t.close()
 
     # A server that keeps pinging but reads nothing while the client sends to it.
     t = FakeTarget(ping_every=0.5, read=False)
@@ -614,30 +621,37 @@ try:
           rc == 0 and j.get("errors", 1) == 0 and j.get("pings", 0) >= 40, "rc=%d %s %s" % (rc, j, err[-400:]))
 
     # Partial writes under back-pressure: clients with a 4 KiB receive buffer reading once every
-    # 20 ms while the server streams as fast as it can. Every packet arrives verified (sequence,
-    # CRC32C, owner), the slow but steady reader is not taken for a dead one, memory stays bounded.
+    # 20 ms while the server streams as fast as it can, with packets that are copied (16 KiB) and
+    # spliced (64 KiB). Every packet arrives verified (sequence, CRC32C, owner), the slow but
+    # steady reader is not taken for a dead one, memory stays bounded.
     # First a fast stream, so every shared receive buffer has been written once: the RSS that
     # follows is what the slow readers cost, not the buffer ring's first touch.
     bench("throughput", iurl("ok"), "--connections=2", "--duration=2", "--size=16384", "--pings=0.5")
-    rss0 = peak = rss_kib(idle.pid)
-    slow_json = os.path.join(tmp, "slow.json")
-    slow = subprocess.Popen([bench_bin, "throughput", iurl("ok"), "--connections=2", "--duration=8", "--size=16384",
-                             "--pings=0.5", "--recv-buffer=4096", "--read-pause-ms=20", "--quiet", "--max-errors=1",
-                             "--json", slow_json], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    while slow.poll() is None:
-        peak = max(peak, rss_kib(idle.pid))
-        time.sleep(0.2)
-    err = slow.stderr.read()
-    sj = json.load(open(slow_json)) if os.path.exists(slow_json) else {}
-    check("slow readers (4 KiB receive buffer, a read every 20 ms): every packet arrives verified",
-          slow.returncode == 0 and sj.get("errors", 1) == 0 and sj.get("packets_verified", 0) >= 40,
-          "rc=%s %s %s" % (slow.returncode, sj, err[-400:]))
-    check("slow readers: relay memory bounded", peak - rss0 < 16 * 1024, "RSS grew %d KiB" % (peak - rss0))
+    for size, path in ((16384, "copied"), (65536, "spliced")):
+        rss0 = peak = rss_kib(idle.pid)
+        slow_json = os.path.join(tmp, "slow%d.json" % size)
+        slow = subprocess.Popen([bench_bin, "throughput", iurl("ok"), "--connections=2", "--duration=6",
+                                 "--size=%d" % size, "--pings=0.5", "--recv-buffer=4096", "--read-pause-ms=20",
+                                 "--quiet", "--max-errors=1", "--json", slow_json],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        while slow.poll() is None:
+            peak = max(peak, rss_kib(idle.pid))
+            time.sleep(0.2)
+        err = slow.stderr.read()
+        sj = json.load(open(slow_json)) if os.path.exists(slow_json) else {}
+        check("slow readers (4 KiB receive buffer, a read every 20 ms, %d-byte packets, %s): every packet "
+              "arrives verified" % (size, path),
+              slow.returncode == 0 and sj.get("errors", 1) == 0 and sj.get("packets_verified", 0) >= 20,
+              "rc=%s %s %s" % (slow.returncode, sj, err[-400:]))
+        check("slow readers (%s): relay memory bounded" % path, peak - rss0 < 16 * 1024,
+              "RSS grew %d KiB" % (peak - rss0))
+    check("slow readers: the large packets went by the splice path", "spliced)" in relay_log(ilog),
+          relay_log(ilog)[-800:])
 
-    rc, j, err = bench("throughput", iurl("ok"), "--connections=1", "--duration=3", "--size=65536")
-    check("--max-server-packet-size=32768: a 64 KiB server packet ends the session, the limit named",
-          rc != 0 and "server error: invalid data from the session's server: frame of 65536 bytes exceeds the 32768 "
-          "byte limit" in err, err[-600:])
+    rc, j, err = bench("throughput", iurl("ok"), "--connections=1", "--duration=3", "--size=262144")
+    check("--max-server-packet-size=131072: a 256 KiB server packet ends the session, the limit named",
+          rc != 0 and "server error: invalid data from the session's server: frame of 262144 bytes exceeds the "
+          "131072 byte limit" in err, err[-600:])
 
     check("idle relay: every connection gone, fds back to the baseline", wait_fds(idle.pid, ibase, 15) <= ibase,
           "%d fds, baseline %d" % (fds(idle.pid), ibase))
