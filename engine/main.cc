@@ -1,6 +1,7 @@
 // xpra-relay: parses the command line, probes io_uring, opens listeners, runs one reactor
 // per thread, and handles signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reopen logs, reload auth).
 #include <pthread.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -275,9 +276,25 @@ int main(int argc, char** argv) {
     });
   }
 
+  // Once a burst of logins or closes has settled (no change for a second), free heap pages
+  // back to the kernel: each login's transient allocations (hello values, auth work, buffers)
+  // otherwise stay in the allocator's arenas as holes between the long-lived connection objects.
+  uint64_t last_activity = 0;
+  bool trim_pending = false;
   while (true) {
-    int sig = 0;
-    if (sigwait(&sigs, &sig) != 0) continue;
+    timespec tick{1, 0};
+    int sig = sigtimedwait(&sigs, nullptr, &tick);
+    if (sig < 0) {
+      uint64_t activity = Counters().accepted.load() + Counters().closed.load();
+      if (activity != last_activity) {
+        last_activity = activity;
+        trim_pending = true;
+      } else if (trim_pending) {
+        trim_pending = false;
+        malloc_trim(0);
+      }
+      continue;
+    }
     if (sig == SIGHUP) {
       log::Reopen();
       for (auto& [spec, m] : modules) {

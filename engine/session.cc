@@ -55,11 +55,13 @@ Session::Session(uint64_t id, std::string peer, std::shared_ptr<const SessionCon
       peer_(std::move(peer)),
       config_(std::move(config)),
       io_(io),
-      client_reader_(config_->client_limits),
-      server_reader_(config_->server_limits),
-      client_decoder_(config_->client_limits, config_->decode_limits),
-      server_decoder_(FrameLimits{kHardMaxPayload, config_->client_limits.max_pending_chunks},
-                      config_->decode_limits) {}
+      hs_(std::make_unique<Handshake>(*config_)) {}
+
+Session::Handshake::Handshake(const SessionConfig& c)
+    : client_reader(c.client_limits),
+      server_reader(c.server_limits),
+      client_decoder(c.client_limits, c.decode_limits),
+      server_decoder(FrameLimits{kHardMaxPayload, c.client_limits.max_pending_chunks}, c.decode_limits) {}
 
 Session::~Session() = default;
 
@@ -100,14 +102,14 @@ void Session::TellServer(std::string_view why, std::string_view detail) {
 // ---------------------------------------------------------------- client leg
 
 void Session::OnClientData(std::string_view bytes) {
-  if (state_ == State::kClosed) return;
-  client_reader_.Feed(bytes);
+  if (state_ == State::kClosed || !hs_) return;
+  hs_->client_reader.Feed(bytes);
   if (Status s = DrainClientFrames(); !s.ok()) Fail("bad data from client", s.error());
 }
 
 Status Session::DrainClientFrames() {
   while (state_ != State::kClosed) {
-    auto next = client_reader_.Next();
+    auto next = hs_->client_reader.Next();
     if (!next.ok()) return next.error();
     if (!next->has_value()) return Status::Ok();
     RawFrame frame = std::move(**next);
@@ -125,10 +127,10 @@ Status Session::DrainClientFrames() {
     switch (state_) {
       case State::kClientHello:
       case State::kChallengeSent: {
-        auto packet = client_decoder_.Push(std::move(frame));
+        auto packet = hs_->client_decoder.Push(std::move(frame));
         if (!packet.ok()) return packet.error();
         if (packet->has_value()) {
-          client_encoding_ = client_decoder_.last_encoding();
+          client_encoding_ = hs_->client_decoder.last_encoding();
           HandleClientPacket(std::move(**packet));
         }
         break;
@@ -136,16 +138,16 @@ Status Session::DrainClientFrames() {
       case State::kAuthenticating:
       case State::kConnecting:
       case State::kServerHello:
-        if (pending_to_server_.size() >= kMaxPendingToServer) {
+        if (hs_->pending_to_server.size() >= kMaxPendingToServer) {
           return MakeError(ErrorCode::kTooLarge, "too many packets before the session was ready");
         }
-        if (Status s = CountChunk(frame.header, config_->client_limits.max_pending_chunks, &client_chunks_); !s.ok()) {
+        if (Status s = CountChunk(frame.header, config_->client_limits.max_pending_chunks, &hs_->client_chunks); !s.ok()) {
           return s;
         }
-        pending_to_server_.push_back(SerializeFrame(frame.header, frame.payload));
+        hs_->pending_to_server.push_back(SerializeFrame(frame.header, frame.payload));
         break;
       case State::kRelay:
-        if (Status s = CountChunk(frame.header, config_->client_limits.max_pending_chunks, &client_chunks_); !s.ok()) {
+        if (Status s = CountChunk(frame.header, config_->client_limits.max_pending_chunks, &hs_->client_chunks); !s.ok()) {
           return s;
         }
         io_->SendToServer(SerializeFrame(frame.header, frame.payload));
@@ -180,7 +182,7 @@ void Session::HandleClientPacket(Value packet) {
 
 void Session::HandleClientHello(const Value& caps_value) {
   Caps caps(caps_value);
-  client_caps_ = caps_value;
+  hs_->client_caps = caps_value;
   if (state_ == State::kClientHello) {
     username_ = caps.get_string("username");
     if (caps.get_bool("version_request")) {
@@ -247,16 +249,16 @@ Status Session::SetupClientCipher(const Caps& caps) {
   if (!enc.ok()) return enc.error();
   encryptor_ = std::move(*enc);
   if (decryptor_) return Status::Ok();  // the client's sending side is already keyed
-  cipher_padding_options_ = caps.get_strings("cipher.padding.options");
-  if (cipher_padding_options_.empty()) cipher_padding_options_.push_back(padding_name);
-  cipher_caps_ = NewCipherCaps();
-  if (cipher_caps_.is_none()) return MakeError(ErrorCode::kInternal, "cannot set up the receive cipher");
+  hs_->cipher_padding_options = caps.get_strings("cipher.padding.options");
+  if (hs_->cipher_padding_options.empty()) hs_->cipher_padding_options.push_back(padding_name);
+  hs_->cipher_caps = NewCipherCaps();
+  if (hs_->cipher_caps.is_none()) return MakeError(ErrorCode::kInternal, "cannot set up the receive cipher");
   return Status::Ok();
 }
 
 // New receive parameters for the client leg (xpra's new_cipher_caps): resets the decryptor.
 Value Session::NewCipherCaps() {
-  const std::vector<std::string>& options = cipher_padding_options_;
+  const std::vector<std::string>& options = hs_->cipher_padding_options;
   bool pkcs7 = std::find(options.begin(), options.end(), "PKCS#7") != options.end();
   crypto::Padding padding = pkcs7 ? crypto::Padding::kPkcs7 : crypto::Padding::kLegacy;
   std::string iv = crypto::RandomIv();
@@ -277,29 +279,29 @@ Value Session::NewCipherCaps() {
 }
 
 void Session::SendChallenge() {
-  Caps caps(client_caps_);
+  Caps caps(hs_->client_caps);
   bool link_encrypted = encryptor_ != nullptr;
-  digest_ = digest::ChooseDigest(caps.get_strings("digest").empty() ? std::vector<std::string>{"hmac"}
+  hs_->digest = digest::ChooseDigest(caps.get_strings("digest").empty() ? std::vector<std::string>{"hmac"}
                                                                      : caps.get_strings("digest"),
                                  link_encrypted);
-  if (digest_.empty()) {
+  if (hs_->digest.empty()) {
     Disconnect(reason::kAuthenticationError, "no supported digest: the relay needs hmac (or xor over an encrypted link)");
     return;
   }
   std::vector<std::string> salt_digests = caps.get_strings("salt-digest");
   if (salt_digests.empty()) salt_digests.push_back("xor");
-  salt_digest_ = digest::ChooseDigest(salt_digests, true);
-  if (salt_digest_.empty()) {
+  hs_->salt_digest = digest::ChooseDigest(salt_digests, true);
+  if (hs_->salt_digest.empty()) {
     Disconnect(reason::kAuthenticationError, "no supported salt digest");
     return;
   }
-  server_salt_ = crypto::RandomBytes(kSaltBytes);
-  Value auth_caps = cipher_caps_.is_dict() ? cipher_caps_ : Value("");
-  SendToClientPacket(Value(List{Value("challenge"), Value::bytes(server_salt_), auth_caps,
-                                Value(std::string_view(digest_)), Value(std::string_view(salt_digest_)),
+  hs_->server_salt = crypto::RandomBytes(kSaltBytes);
+  Value auth_caps = hs_->cipher_caps.is_dict() ? hs_->cipher_caps : Value("");
+  SendToClientPacket(Value(List{Value("challenge"), Value::bytes(hs_->server_salt), auth_caps,
+                                Value(std::string_view(hs_->digest)), Value(std::string_view(hs_->salt_digest)),
                                 Value(std::string_view(config_->auth->prompt()))}));
   state_ = State::kChallengeSent;
-  XR_DEBUG("auth", "conn={} challenge sent: digest={} salt-digest={}", id_, digest_, salt_digest_);
+  XR_DEBUG("auth", "conn={} challenge sent: digest={} salt-digest={}", id_, hs_->digest, hs_->salt_digest);
 }
 
 void Session::StartAuth(const Caps& caps) {
@@ -314,12 +316,12 @@ void Session::StartAuth(const Caps& caps) {
   state_ = State::kAuthenticating;
   auth::AuthRequest req;
   req.username = username_;
-  req.digest = digest_;
+  req.digest = hs_->digest;
   req.peer = peer_;
   if (config_->auth->requires_challenge()) {
     req.response = caps.get_string("challenge_response");
     std::string client_salt = caps.get_string("challenge_client_salt");
-    auto salt = digest::CombineSalts(salt_digest_, client_salt, server_salt_);
+    auto salt = digest::CombineSalts(hs_->salt_digest, client_salt, hs_->server_salt);
     if (!salt.ok()) {
       Disconnect(reason::kAuthenticationError, "invalid challenge salt", salt.error().message);
       return;
@@ -367,7 +369,7 @@ void Session::OnAuthDone(AuthOutcome outcome) {
   GlobalAdmission().Succeeded(AddressOf(peer_), username_);
   username_ = outcome.username;
   target_ = std::move(outcome.target);
-  session_options_ = std::move(outcome.session_options);
+  hs_->session_options = std::move(outcome.session_options);
   XR_INFO("conn", "conn={} peer={} authenticated as {}, connecting to {}", id_, peer_,
           username_.empty() ? "-" : username_, target_.describe());
   state_ = State::kConnecting;
@@ -379,8 +381,8 @@ void Session::OnAuthDone(AuthOutcome outcome) {
 
 void Session::OnServerConnected() {
   if (state_ != State::kConnecting) return;
-  server_encoding_ = ChooseEncoding(Caps(client_caps_), client_encoding_);
-  Value hello = MakeServerHello(client_caps_, session_options_, config_->identity);
+  server_encoding_ = ChooseEncoding(Caps(hs_->client_caps), client_encoding_);
+  Value hello = MakeServerHello(hs_->client_caps, hs_->session_options, config_->identity);
   if (!target_.username.empty()) hello.set("username", std::string_view(target_.username));
   std::string wire;
   EncodeOptions opts;
@@ -401,9 +403,10 @@ void Session::OnServerConnectFailed(std::string_view why) {
 }
 
 void Session::OnServerData(std::string_view bytes) {
-  if (state_ == State::kClosed) return;
-  server_reader_.Feed(bytes);
+  if (state_ == State::kClosed || !hs_) return;
+  hs_->server_reader.Feed(bytes);
   if (Status s = DrainServerFrames(); !s.ok()) ServerFailed(s.error());
+  if (state_ == State::kRelay && !encryptor_) hs_.reset();  // plain: the reactor relays from now on
 }
 
 void Session::ServerFailed(const Error& e) {
@@ -415,7 +418,7 @@ Status Session::DrainServerFrames() {
   if (state_ == State::kRelay) return RelayServerFrames();
   while (state_ != State::kClosed) {
     if (state_ == State::kRelay) return RelayServerFrames();  // the server hello was just handled
-    auto next = server_reader_.Next();
+    auto next = hs_->server_reader.Next();
     if (!next.ok()) return next.error();
     if (!next->has_value()) return Status::Ok();
     RawFrame frame = std::move(**next);
@@ -423,12 +426,12 @@ Status Session::DrainServerFrames() {
     if (state_ != State::kServerHello) return MakeError(ErrorCode::kMalformed, "server sent data before the hello");
     // Keep the wire bytes: a packet that is not part of the handshake (a real server pings
     // every client, even one it has not sent its hello to yet) goes to the client after it.
-    server_frames_since_main_ += SerializeFrame(frame.header, frame.payload);
+    hs_->server_frames_since_main += SerializeFrame(frame.header, frame.payload);
     bool main_packet = frame.header.index == 0;
-    auto packet = server_decoder_.Push(std::move(frame));
+    auto packet = hs_->server_decoder.Push(std::move(frame));
     if (!packet.ok()) return packet.error();
     if (packet->has_value()) HandleServerPacket(std::move(**packet));
-    if (main_packet) server_frames_since_main_.clear();
+    if (main_packet) hs_->server_frames_since_main.clear();
   }
   return Status::Ok();
 }
@@ -458,18 +461,18 @@ void Session::HandleServerPacket(Value packet) {
     return;
   }
   constexpr size_t kMaxEarlyBytes = 1 << 20;
-  if (pending_to_client_.size() + server_frames_since_main_.size() > kMaxEarlyBytes) {
+  if (hs_->pending_to_client.size() + hs_->server_frames_since_main.size() > kMaxEarlyBytes) {
     Disconnect(reason::kServerError, "the session's server sent too much before its hello");
     return;
   }
   XR_DEBUG("conn", "conn={} '{}' from the server before its hello: passed on after it", id_, type);
-  pending_to_client_ += server_frames_since_main_;
+  hs_->pending_to_client += hs_->server_frames_since_main;
 }
 
 void Session::AnswerServerChallenge(const Value& packet) {
   const List& items = packet.as_list();
   // As xpra's proxy: the password in the target URI first, then the entry's session options.
-  std::string password = !target_.password.empty() ? target_.password : SessionPassword(session_options_);
+  std::string password = !target_.password.empty() ? target_.password : SessionPassword(hs_->session_options);
   if (password.empty()) {
     Disconnect(reason::kAuthenticationError,
                "the session's server requires authentication but no password is configured for this session");
@@ -499,7 +502,7 @@ void Session::AnswerServerChallenge(const Value& packet) {
     Disconnect(reason::kAuthenticationError, "unsupported digest from the session's server: " + digest);
     return;
   }
-  Value hello = MakeServerHello(client_caps_, session_options_, config_->identity);
+  Value hello = MakeServerHello(hs_->client_caps, hs_->session_options, config_->identity);
   if (!target_.username.empty()) hello.set("username", std::string_view(target_.username));
   hello.set("challenge_response", std::string_view(*response));
   hello.set("challenge_client_salt", Value::bytes(client_salt));
@@ -527,9 +530,9 @@ void Session::HandleServerHello(const Value& caps) {
   SendToClientPacket(Value(List{Value("hello"), std::move(hello)}));
   if (state_ == State::kClosed) return;
   // Packets the server sent before its hello (pings), after it, as frames.
-  if (!pending_to_client_.empty()) {
+  if (!hs_->pending_to_client.empty()) {
     std::string early;
-    early.swap(pending_to_client_);
+    early.swap(hs_->pending_to_client);
     FrameReader split(FrameLimits{kHardMaxPayload, 3});
     split.Feed(early);
     while (true) {
@@ -545,17 +548,17 @@ void Session::HandleServerHello(const Value& caps) {
   XR_INFO("conn", "conn={} peer={} user={} relaying to {} (client {}{})", id_, peer_,
           username_.empty() ? "-" : username_, target_.describe(), EncodingName(client_encoding_),
           encryptor_ ? ", AES" : "");
-  for (auto& frame : pending_to_server_) io_->SendToServer(std::move(frame));
-  pending_to_server_.clear();
+  for (auto& frame : hs_->pending_to_server) io_->SendToServer(std::move(frame));
+  hs_->pending_to_server.clear();
   if (!encryptor_) {
     // Plain on both legs: hand the rest of both streams to the reactor's passthrough.
-    std::string client_rest = client_reader_.TakeBuffered();
+    std::string client_rest = hs_->client_reader.TakeBuffered();
     std::string server_rest;
     while (true) {
-      auto next = server_reader_.Next();
+      auto next = hs_->server_reader.Next();
       Status s = next.ok() ? Status::Ok() : Status(next.error());
       if (s.ok() && next->has_value()) {
-        s = CountChunk((**next).header, config_->server_limits.max_pending_chunks, &server_chunks_);
+        s = CountChunk((**next).header, config_->server_limits.max_pending_chunks, &hs_->server_chunks);
       }
       if (!s.ok()) {
         // A frame over the limits came with the hello: what precedes it goes on, it does not.
@@ -566,21 +569,15 @@ void Session::HandleServerHello(const Value& caps) {
       if (!next->has_value()) break;
       server_rest += SerializeFrame((**next).header, (**next).payload);
     }
-    server_rest += server_reader_.TakeBuffered();
+    server_rest += hs_->server_reader.TakeBuffered();
     // Passthrough first, so the reactor's frame trackers see the buffered rest too (it may
     // end inside a frame).
     io_->StartPassthrough();
     if (!client_rest.empty()) io_->SendToServer(std::move(client_rest));
     if (!server_rest.empty()) io_->SendToClient(std::move(server_rest));
-    // Nothing of the handshake is needed any more: an idle relayed connection keeps only
-    // what `xpra info :proxy-N` reports.
-    client_caps_ = Value();
-    cipher_caps_ = Value();
-    std::string().swap(server_salt_);
-    std::vector<std::string>().swap(pending_to_server_);
-    client_decoder_ = PacketDecoder(config_->client_limits, config_->decode_limits);
-    server_decoder_ = PacketDecoder(FrameLimits{kHardMaxPayload, config_->client_limits.max_pending_chunks},
-                                    config_->decode_limits);
+    // Nothing of the handshake is needed any more: OnServerData frees it once the frame
+    // being handled is done with (an idle relayed connection keeps only what `xpra info
+    // :proxy-N` reports).
     return;
   }
   // AES: keep transforming frame by frame; process what is already buffered.
@@ -599,7 +596,7 @@ Status Session::RelayServerFrames() {
   std::string batch;
   Status status = Status::Ok();
   while (true) {
-    auto next = server_reader_.NextView();
+    auto next = hs_->server_reader.NextView();
     if (!next.ok()) {
       status = next.error();
       break;
@@ -610,7 +607,7 @@ Status Session::RelayServerFrames() {
       status = MakeError(ErrorCode::kMalformed, "encrypted packet from the server");
       break;
     }
-    if (Status s = CountChunk(frame.header, config_->server_limits.max_pending_chunks, &server_chunks_); !s.ok()) {
+    if (Status s = CountChunk(frame.header, config_->server_limits.max_pending_chunks, &hs_->server_chunks); !s.ok()) {
       status = s;
       break;
     }

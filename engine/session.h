@@ -192,35 +192,42 @@ class Session final : public ClientHandler {
   std::shared_ptr<const SessionConfig> config_;
   SessionIo* io_;
   State state_ = State::kClientHello;
+  // What only the login needs: freed when a plain session switches to passthrough (an idle
+  // relayed connection then keeps ~700 bytes less). AES sessions keep it: they go on
+  // reading, decoding and re-framing both streams.
+  struct Handshake {
+    explicit Handshake(const SessionConfig& c);
+    FrameReader client_reader;
+    FrameReader server_reader;
+    PacketDecoder client_decoder;
+    PacketDecoder server_decoder;
+    std::vector<std::string> cipher_padding_options;  // from the hello that asked for AES
+    Value cipher_caps;                             // sent in the challenge
+    Value client_caps;           // latest client hello
+    std::string server_salt;
+    std::string digest;
+    std::string salt_digest;
+    std::vector<std::pair<std::string, std::string>> session_options;
+    std::vector<std::string> pending_to_server;  // client frames received before relaying
+    std::string pending_to_client;               // server packets that came before its hello
+    std::string server_frames_since_main;        // chunk frames of the packet being read
+    size_t client_chunks = 0;
+    size_t server_chunks = 0;
+  };
+  std::unique_ptr<Handshake> hs_;
+  std::string display_;  // what the client asked for
 
-  FrameReader client_reader_;
-  FrameReader server_reader_;
-  PacketDecoder client_decoder_;
-  PacketDecoder server_decoder_;
   Encoding client_encoding_ = Encoding::kRencode;
   Encoding server_encoding_ = Encoding::kRencode;
 
   std::unique_ptr<crypto::Encryptor> encryptor_;  // relay -> client
   std::unique_ptr<crypto::Decryptor> decryptor_;  // client -> relay
-  std::vector<std::string> cipher_padding_options_;  // from the hello that asked for AES
-  Value cipher_caps_;                             // sent in the challenge
 
-  Value client_caps_;           // latest client hello
-  std::string server_salt_;
-  std::string digest_;
-  std::string salt_digest_;
   std::string username_;
-  std::string display_;  // what the client asked for
   registry::Target target_;
-  std::vector<std::pair<std::string, std::string>> session_options_;
   bool server_challenge_answered_ = false;
-  std::vector<std::string> pending_to_server_;  // client frames received before relaying
-  std::string pending_to_client_;               // server packets that came before its hello
-  std::string server_frames_since_main_;        // chunk frames of the packet being read
   // Chunk frames since the last main packet on the paths the session forwards (frames held
   // before relaying, the hand-over to passthrough, AES relaying).
-  size_t client_chunks_ = 0;
-  size_t server_chunks_ = 0;
 };
 
 const char* SessionStateName(Session::State s);
