@@ -413,29 +413,24 @@ class Connection final : public SessionIo {
   // Both streams are followed from the first byte the relay writes, so passthrough starts in
   // step with them (the session hands over frames it had only partly read).
   void SendToClient(std::string bytes) override {
-    if (passthrough_ && !to_client_frames_.at_boundary()) {
-      XR_DEBUG("conn", "conn={} packet for the client dropped: stream is mid-frame", id_);
-      return;
-    }
-    bool was_failed = to_client_frames_.failed();
-    to_client_frames_.Feed(bytes);
-    if (!was_failed && to_client_frames_.failed()) {
-      // The session checks what it forwards; this is for the log (passthrough acts on the next receive).
-      XR_WARN("conn", "conn={} stream to the client broken by forwarded data: {}", id_, to_client_frames_.error());
-    }
-    Queue(client_, Reactor::kClientSend, std::move(bytes));
+    SendTracked(client_, Reactor::kClientSend, to_client_frames_, "client", std::move(bytes));
   }
   void SendToServer(std::string bytes) override {
-    if (passthrough_ && !to_server_frames_.at_boundary()) {
-      XR_DEBUG("conn", "conn={} packet for the server dropped: stream is mid-frame", id_);
+    SendTracked(server_, Reactor::kServerSend, to_server_frames_, "server", std::move(bytes));
+  }
+  // Queues a packet the relay itself writes, keeping the leg's frame tracker in step.
+  void SendTracked(Leg& leg, Reactor::Op op, FrameBoundary& frames, const char* side, std::string bytes) {
+    if (passthrough_ && !frames.at_boundary()) {
+      XR_DEBUG("conn", "conn={} packet for the {} dropped: stream is mid-frame", id_, side);
       return;
     }
-    bool was_failed = to_server_frames_.failed();
-    to_server_frames_.Feed(bytes);
-    if (!was_failed && to_server_frames_.failed()) {
-      XR_WARN("conn", "conn={} stream to the server broken by forwarded data: {}", id_, to_server_frames_.error());
+    bool was_failed = frames.failed();
+    frames.Feed(bytes);
+    if (!was_failed && frames.failed()) {
+      // The session checks what it forwards; this is for the log (passthrough acts on the next receive).
+      XR_WARN("conn", "conn={} stream to the {} broken by forwarded data: {}", id_, side, frames.error());
     }
-    Queue(server_, Reactor::kServerSend, std::move(bytes));
+    Queue(leg, op, std::move(bytes));
   }
   void RunAuth(std::function<AuthOutcome()> job) override {
     Reactor* r = r_;

@@ -56,6 +56,15 @@ def bench(name, mode, url, expect_ok=True, *extra):
     return j, r.stderr
 
 
+def terminate(proc):
+    """SIGTERM, then its exit status (or why there is none)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        return "still running after 15 s"
+
+
 def check(name, ok, detail=""):
     results.append((name, bool(ok)))
     print("%s %s%s" % ("PASS" if ok else "FAIL", name, "" if ok else ": " + str(detail)[:2000]))
@@ -134,11 +143,7 @@ try:
           and ("wrong key" in err.lower() or "protocol error" in err.lower()), err)
     j, err = bench("aes_plain_client", "handshake", aes_url, False)
     check("AES: plain client refused", j is not None and "encryption" in err.lower(), err)
-    aes_relay.send_signal(signal.SIGTERM)
-    try:
-        rc = aes_relay.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        rc = "still running after 15 s"
+    rc = terminate(aes_relay)
     check("AES: SIGTERM exit 0", rc == 0, rc)
 
     check("control socket of the relay exists", os.path.exists(os.path.join(sockdir, os.uname().nodename + "-77")),
@@ -165,11 +170,7 @@ try:
     j, err = bench("after_reload", "handshake", "tcp://late:pw3@127.0.0.1:%d/" % rport)
     check("user added to the database logs in", j and j["errors"] == 0 and j["sessions"] > 0, err)
 
-    relay.send_signal(signal.SIGTERM)
-    try:
-        rc = relay.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        rc = "still running after 15 s"
+    rc = terminate(relay)
     check("SIGTERM: exit 0", rc == 0, rc)
     check("SIGTERM: socket files removed", not [f for f in os.listdir(sockdir) if "-77" in f or "proxy-" in f],
           os.listdir(sockdir))
