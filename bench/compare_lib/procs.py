@@ -161,7 +161,8 @@ def memory_kib(pids):
 
 
 def cpu_seconds(pids):
-    """utime + stime summed over pids (processes that are gone count nothing)."""
+    """CPU seconds used by pids and their waited-for children (processes that are gone and were
+    not waited for count nothing)."""
     total = 0
     tck = os.sysconf("SC_CLK_TCK")
     for p in pids:
@@ -170,7 +171,9 @@ def cpu_seconds(pids):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
+        # utime, stime, and cutime, cstime: children that exited and were waited for (xpra
+        # proxy's per-connection processes) still count.
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / tck
 
 

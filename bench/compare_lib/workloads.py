@@ -144,7 +144,9 @@ def measure(ctx, workload, path, connections, tag):
     """One run of workload on path: returns {metric: value, ...} plus raw client fields."""
     if workload.mode == "idle":
         return measure_idle(ctx, workload, path, connections, tag)
-    pid = path.measured_pid() if workload.mode == "throughput" and not workload.aes else None
+    # Not for xpra proxy: its per-connection processes fork from a daemon and exit with the
+    # run, so part of their CPU may be in no process the sample can see.
+    pid = path.measured_pid() if workload.mode == "throughput" and not workload.aes and path.key != "xpra-proxy" else None
     cpu0 = procs.tree_cpu_seconds(pid) if pid else None
     report = run_client(ctx, workload, path, connections, tag)
     out = extract(workload, report)
