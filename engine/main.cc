@@ -228,6 +228,10 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> auth_names;
   for (const auto& [spec, m] : modules) auth_names.emplace_back(m->name());
+  // Declared before the pool, so destroyed after it: ~WorkerPool finishes the auth jobs still
+  // queued or running, and each posts its result to its reactor (Reactor::Post), which must
+  // still exist then.
+  std::vector<std::unique_ptr<Reactor>> reactors;
   WorkerPool pool(cfg.auth_threads, 4096);
   ReactorLimits limits;
   limits.max_connections = cfg.max_connections;
@@ -240,7 +244,6 @@ int main(int argc, char** argv) {
   admission.max_per_address = static_cast<uint32_t>(cfg.max_per_address);
   admission.free_failures = static_cast<uint32_t>(cfg.login_failures);
   ConfigureAdmission(admission);
-  std::vector<std::unique_ptr<Reactor>> reactors;
   std::vector<std::string> listener_names;
   for (const auto& spec : specs) listener_names.push_back(spec.describe());
   control.relay = std::make_shared<RelayControl>(control.display, listener_names, auth_names, threads);

@@ -277,6 +277,35 @@ def pids_matching(arg, fragment):
     return out
 
 
+# ---------------------------------------------------------------- sanitizers
+# A relay (or auth tool) built with --config=sanitize / asan / ubsan / tsan writes its reports
+# to files under the run's sanitizer/ dir (log_path) and stops at the first one
+# (halt_on_error, abort_on_error). The runner calls Run.sanitizer_reports() after every test
+# and after every module's fixture is torn down (LeakSanitizer reports when the relay exits):
+# any report fails that test. A binary built without sanitizers ignores these variables.
+SANITIZER_OPTIONS = {
+    "ASAN_OPTIONS": "halt_on_error=1:abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:abort_on_error=1:print_stacktrace=1",
+    "TSAN_OPTIONS": "halt_on_error=1:abort_on_error=1:second_deadlock_stack=1",
+}
+# What a report printed to a relay log instead (log_path overridden by the caller) looks like.
+SANITIZER_REPORT_RX = re.compile(r"==\d+==ERROR: \w+Sanitizer|WARNING: ThreadSanitizer|SUMMARY: \w+Sanitizer|"
+                                 r"^\S+:\d+:\d+: runtime error: ", re.M)
+SANITIZER_SCANNED_LOGS = ("relay", "auth-tool")
+
+
+def sanitizer_env(report_prefix):
+    """ASAN/UBSAN/TSAN_OPTIONS writing reports to `report_prefix`.PID; options already in this
+    process's environment are appended, so they win."""
+    env = {}
+    for var, opts in SANITIZER_OPTIONS.items():
+        v = "%s:log_path=%s" % (opts, report_prefix)
+        if os.environ.get(var):
+            v += ":" + os.environ[var]
+        env[var] = v
+    return env
+
+
 # ---------------------------------------------------------------- the run
 class Run:
     """One suite run: a temp dir, a target, port/display allocation and the base environment."""
@@ -303,6 +332,9 @@ class Run:
         self._displays = set()
         self._next_display = int(os.environ.get("XR_INTEROP_DISPLAY_BASE", "150"))
         self.logdir = self.dir   # set per module / test by the runner
+        self.sanitizer_dir = self.mkdir("sanitizer")
+        self._sanitizer_env = sanitizer_env(os.path.join(self.sanitizer_dir, "report"))
+        self._report_offsets = {}
 
     # -- layout
     def mkdir(self, name, mode=0o755):
@@ -362,8 +394,32 @@ class Run:
             "NO_AT_BRIDGE": "1",
             "XPRA_CONNECT_TIMEOUT": "3",
         }
+        env.update(self._sanitizer_env)
         env.update({k: str(v) for k, v in extra.items()})
         return env
+
+    def sanitizer_reports(self):
+        """Sanitizer reports written since the last call: new text in any file under
+        sanitizer/, and report lines in relay / auth-tool logs. Returns [(path, text)]."""
+        out = []
+        for root, _dirs, files in os.walk(self.dir):
+            for f in sorted(files):
+                in_dir = root == self.sanitizer_dir
+                if not in_dir and not (f.endswith(".log") and f.startswith(SANITIZER_SCANNED_LOGS)):
+                    continue
+                p = os.path.join(root, f)
+                text = read_text(p)
+                new = text[self._report_offsets.get(p, 0):]
+                self._report_offsets[p] = len(text)
+                if not new:
+                    continue
+                if in_dir:
+                    out.append((p, new))
+                else:
+                    m = SANITIZER_REPORT_RX.search(new)
+                    if m:
+                        out.append((p, new[new.rfind("\n", 0, m.start()) + 1:]))
+        return out
 
     # -- fixtures
     @contextlib.contextmanager
@@ -450,7 +506,7 @@ class Run:
             check(p.alive(), "relay exited at startup (rc=%s):\n%s" % (p.returncode(), log_tail(log, 20)))
             yield r
         finally:
-            p.stop(grace=5)
+            p.stop(grace=10)   # time for LeakSanitizer's exit check in a sanitized build
 
     @contextlib.contextmanager
     def xpra_proxy(self, auth, socket_dir, extra=(), name="proxy"):

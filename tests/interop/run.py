@@ -66,6 +66,16 @@ def logs_since(run, t0):
     return out
 
 
+def sanitizer_message(reports, lines=60):
+    """The failure text for sanitizer reports [(path, text)]: each report's head."""
+    out = ["sanitizer report(s) from the relay (a sanitized build):"]
+    for path, text in reports:
+        body = text.rstrip().splitlines()
+        out.append("--- %s" % path)
+        out += body[:lines] + (["... (%d more lines)" % (len(body) - lines)] if len(body) > lines else [])
+    return "\n".join(out)
+
+
 def report_failure(run, name, err, t0, tb):
     print("FAIL %s: %s" % (name, str(err).strip().replace("\n", "\n    ")))
     if run.verbose or not isinstance(err, harness.TestFailure):
@@ -78,7 +88,8 @@ def report_failure(run, name, err, t0, tb):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--filter", default="", help="run tests whose 'module.test' name contains this")
+    ap.add_argument("--filter", default="", help="run tests whose 'module.test' name contains this "
+                    "(several, comma-separated: any of them)")
     ap.add_argument("--target", default=os.environ.get("XR_INTEROP_TARGET", "relay"), choices=harness.TARGETS,
                     help="what clients connect to: the relay (default), the xpra server itself, or xpra proxy")
     ap.add_argument("--keep", action="store_true", help="keep the run directory even when everything passed")
@@ -87,6 +98,7 @@ def main():
     ap.add_argument("--test-timeout", type=int, default=int(os.environ.get("XR_INTEROP_TEST_TIMEOUT", "150")))
     args = ap.parse_args()
 
+    filters = args.filter.split(",")
     mods = discover()
     if args.list:
         for mname, m, tests in mods:
@@ -98,18 +110,19 @@ def main():
         return 0
 
     run = harness.Run(target=args.target, verbose=args.verbose)
-    print("interop: target=%s run dir %s" % (args.target, run.dir))
+    print("interop: target=%s%s run dir %s" % (args.target, " (%s)" % run.relay_bin if args.target == "relay" else "",
+                                               run.dir))
     sys.stdout.flush()
     signal.signal(signal.SIGALRM, _alarm)
     passed = failed = skipped = 0
     suite_t0 = time.time()
     for mname, m, tests in mods:
         if m is None:
-            if args.filter in mname or args.filter.split(".")[0] in mname:
+            if any(f in mname or f.split(".")[0] in mname for f in filters):
                 print("FAIL %s: cannot import\n    %s" % (mname, tests[0][1].replace("\n", "\n    ")))
                 failed += 1
             continue
-        selected = [(t, fn) for t, fn in tests if args.filter in "%s.%s" % (mname, t)]
+        selected = [(t, fn) for t, fn in tests if any(f in "%s.%s" % (mname, t) for f in filters)]
         if not selected:
             continue
         mod_targets = getattr(m, "TARGETS", harness.TARGETS)
@@ -138,8 +151,12 @@ def main():
             tb = traceback.format_exc()
             with contextlib.suppress(BaseException):
                 stack.close()
+            msg = "module fixture failed: %s" % e
+            reports = run.sanitizer_reports()
+            if reports:
+                msg += "\n" + sanitizer_message(reports)
             for t, _fn in applicable:
-                report_failure(run, "%s.%s" % (mname, t), "module fixture failed: %s" % e, t0, tb)
+                report_failure(run, "%s.%s" % (mname, t), msg, t0, tb)
                 failed += 1
             if isinstance(e, KeyboardInterrupt):
                 break
@@ -148,24 +165,37 @@ def main():
             for t, fn in applicable:
                 name = "%s.%s" % (mname, t)
                 t1 = time.time()
+                outcome, err, tb, info = "pass", None, "", None
                 try:
                     signal.alarm(args.test_timeout)
                     info = fn(run, fx)
-                    signal.alarm(0)
-                    print("PASS %s (%.1fs)" % (name, time.time() - t1))
-                    if info and args.verbose:
-                        print("    " + str(info).replace("\n", "\n    "))
-                    passed += 1
                 except harness.TestSkip as e:
-                    signal.alarm(0)
-                    print("SKIP %s: %s" % (name, e))
-                    skipped += 1
+                    outcome, err = "skip", e
                 except KeyboardInterrupt:
                     signal.alarm(0)
                     raise
                 except BaseException as e:  # noqa: B902
+                    outcome, err, tb = "fail", e, traceback.format_exc()
+                finally:
                     signal.alarm(0)
-                    report_failure(run, name, e, t1, traceback.format_exc())
+                # A sanitizer report written during the test fails it, whatever the test saw.
+                reports = run.sanitizer_reports()
+                if reports:
+                    msg = sanitizer_message(reports)
+                    if outcome == "fail":
+                        msg = "%s\n%s%s" % (err, "" if isinstance(err, harness.TestFailure) else tb, msg)
+                    err = harness.TestFailure(msg)
+                    outcome = "fail"
+                if outcome == "pass":
+                    print("PASS %s (%.1fs)" % (name, time.time() - t1))
+                    if info and args.verbose:
+                        print("    " + str(info).replace("\n", "\n    "))
+                    passed += 1
+                elif outcome == "skip":
+                    print("SKIP %s: %s" % (name, err))
+                    skipped += 1
+                else:
+                    report_failure(run, name, err, t1, tb)
                     failed += 1
                 sys.stdout.flush()
         finally:
@@ -176,6 +206,14 @@ def main():
                 print("warning: %s fixture cleanup timed out" % mname)
             finally:
                 signal.alarm(0)
+        # The fixture's relays have exited now: LeakSanitizer (and anything else reported at
+        # exit) fails the module as one more failure.
+        reports = run.sanitizer_reports()
+        if reports:
+            report_failure(run, "%s (fixture teardown)" % mname, harness.TestFailure(sanitizer_message(reports)),
+                           t0, "")
+            failed += 1
+            sys.stdout.flush()
     keep = args.keep or failed > 0
     print("interop: %d passed, %d failed, %d skipped in %.0fs; logs %s" % (
         passed, failed, skipped, time.time() - suite_t0, run.dir if keep else "(removed)"))
