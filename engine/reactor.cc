@@ -48,7 +48,7 @@ constexpr int64_t kAcceptBackoffMs = 500;
 constexpr size_t kPrivateRecvBytes = size_t{16} * 1024;
 // Splice path: the pipe between the two sockets, and how much of the next frame is read (and
 // seen) through a ring buffer before its payload is spliced.
-constexpr int kPipeBytes = 256 * 1024;
+constexpr size_t kPipeBytes = size_t{256} * 1024;
 constexpr size_t kSplicePeekBytes = 4096;
 std::atomic<uint64_t> g_next_connection_id{1};
 // Control-socket clients get ids from their own range, so relayed connections are numbered
@@ -781,14 +781,7 @@ class Connection final : public SessionIo {
     if (res <= 0) {
       leg.eof = true;
       if (res < 0) leg.failed = true;
-      std::string why = res == 0 ? "end of stream" : log::ErrnoText(-res);
-      if (from_client) {
-        handler_->OnClientClosed(why);
-      } else {
-        handler_->OnServerClosed(why);
-      }
-      Close(why);
-      return;
+      return LegEnded(from_client, res == 0 ? "end of stream" : log::ErrnoText(-res));
     }
     leg.bytes_in += static_cast<uint64_t>(res);
     std::string_view data(buf, static_cast<size_t>(res));
@@ -798,8 +791,7 @@ class Connection final : public SessionIo {
           ArmRecv(leg, Reactor::kClientRecv);
           return;
         }
-        r_->stats_.bytes_to_server += res;
-        Counters().bytes_to_server += res;
+        Counters().bytes_to_server += static_cast<uint64_t>(res);
         to_server_frames_.Feed(data);
         if (to_server_frames_.failed()) return OnBadFrame(true, data);
         WatchClientPackets(data);
@@ -814,12 +806,10 @@ class Connection final : public SessionIo {
           return;
         }
       } else if (expect_info_) {
-        r_->stats_.bytes_to_client += res;
-        Counters().bytes_to_client += res;
+        Counters().bytes_to_client += static_cast<uint64_t>(res);
         ForwardWatchingInfo(data);
       } else {
-        r_->stats_.bytes_to_client += res;
-        Counters().bytes_to_client += res;
+        Counters().bytes_to_client += static_cast<uint64_t>(res);
         to_client_frames_.Feed(data);
         if (to_client_frames_.failed()) return OnBadFrame(false, data);
         Queue(client_, Reactor::kClientSend, std::string(data));
@@ -836,8 +826,7 @@ class Connection final : public SessionIo {
     } else {
       handler_->OnServerData(data);
       if (!closing_ && handler_->relaying()) {
-        r_->stats_.bytes_to_client += res;
-        Counters().bytes_to_client += res;
+        Counters().bytes_to_client += static_cast<uint64_t>(res);
       }
     }
     if (closing_) return;
@@ -848,6 +837,16 @@ class Connection final : public SessionIo {
     }
     ArmRecv(leg, from_client ? Reactor::kClientRecv : Reactor::kServerRecv);
     (void)other;
+  }
+
+  // A leg's socket ended or failed (`why`): the session tells whoever is still there; close.
+  void LegEnded(bool client, const std::string& why) {
+    if (client) {
+      handler_->OnClientClosed(why);
+    } else {
+      handler_->OnServerClosed(why);
+    }
+    Close(why);
   }
 
   void OnSend(Leg& leg, Reactor::Op op, bool to_client, int res) {
@@ -919,7 +918,7 @@ class Connection final : public SessionIo {
     }
     pipe_r_.reset(p[0]);
     pipe_w_.reset(p[1]);
-    fcntl(pipe_w_.get(), F_SETPIPE_SZ, kPipeBytes);
+    fcntl(pipe_w_.get(), F_SETPIPE_SZ, static_cast<int>(kPipeBytes));
     for (Leg* leg : {&client_, &server_}) {
       int fl = fcntl(leg->fd.get(), F_GETFL);
       if (fl >= 0) fcntl(leg->fd.get(), F_SETFL, fl | O_NONBLOCK);
@@ -952,17 +951,14 @@ class Connection final : public SessionIo {
         } else if (n < 0 && errno == EAGAIN) {
           ArmPoll(client_, Reactor::kClientPoll, POLLOUT);
         } else {
-          std::string why = n == 0 ? "end of stream" : log::ErrnoText(errno);
           client_.failed = true;
-          handler_->OnClientClosed(why);
-          Close(why);
-          return;
+          return LegEnded(true, n == 0 ? "end of stream" : log::ErrnoText(errno));
         }
       }
       // server -> pipe. EAGAIN with bytes still in the pipe may mean the pipe is full: the
       // client side's progress re-runs the pump, so only an empty pipe waits on the server.
-      if (splice_left_ > 0 && in_pipe_ < static_cast<size_t>(kPipeBytes)) {
-        size_t want = std::min(splice_left_, static_cast<size_t>(kPipeBytes) - in_pipe_);
+      if (splice_left_ > 0 && in_pipe_ < kPipeBytes) {
+        size_t want = std::min(splice_left_, kPipeBytes - in_pipe_);
         ssize_t n = splice(server_.fd.get(), nullptr, pipe_w_.get(), nullptr, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
         if (n > 0) {
           splice_left_ -= static_cast<size_t>(n);
@@ -970,20 +966,15 @@ class Connection final : public SessionIo {
           server_.bytes_in += static_cast<uint64_t>(n);
           to_client_frames_.Skip(static_cast<size_t>(n));
           spliced_ += static_cast<uint64_t>(n);
-          r_->stats_.bytes_to_client += static_cast<uint64_t>(n);
-          r_->stats_.bytes_spliced += static_cast<uint64_t>(n);
           Counters().bytes_to_client += static_cast<uint64_t>(n);
           Counters().bytes_spliced += static_cast<uint64_t>(n);
           progressed = true;
         } else if (n < 0 && errno == EAGAIN) {
           if (in_pipe_ == 0) ArmPoll(server_, Reactor::kServerPoll, POLLIN);
         } else {
-          std::string why = n == 0 ? "end of stream" : log::ErrnoText(errno);
           server_.eof = true;
           if (n < 0) server_.failed = true;
-          handler_->OnServerClosed(why);
-          Close(why);
-          return;
+          return LegEnded(false, n == 0 ? "end of stream" : log::ErrnoText(errno));
         }
       }
       if (splice_left_ == 0 && in_pipe_ == 0) {

@@ -65,10 +65,7 @@ struct ReactorStats {
   std::atomic<uint64_t> active{0};
   std::atomic<uint64_t> relaying{0};
   std::atomic<uint64_t> closed{0};
-  std::atomic<uint64_t> bytes_to_server{0};
-  std::atomic<uint64_t> bytes_to_client{0};
   std::atomic<uint64_t> recv_nobufs{0};  // receives that found the buffer ring empty
-  std::atomic<uint64_t> bytes_spliced{0};  // server->client bytes moved by splice
 };
 
 class Connection;

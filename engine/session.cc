@@ -415,9 +415,8 @@ void Session::ServerFailed(const Error& e) {
 }
 
 Status Session::DrainServerFrames() {
-  if (state_ == State::kRelay) return RelayServerFrames();
   while (state_ != State::kClosed) {
-    if (state_ == State::kRelay) return RelayServerFrames();  // the server hello was just handled
+    if (state_ == State::kRelay) return RelayServerFrames();  // relaying, or the hello was just handled
     auto next = hs_->server_reader.Next();
     if (!next.ok()) return next.error();
     if (!next->has_value()) return Status::Ok();
