@@ -30,6 +30,7 @@ class Path:
     only_workloads = ()  # if set, the workloads this path runs (others leave its cells empty)
     # Why this path cannot run the AES workloads (xpra 3.1's AES-CBC client leg); None: it can.
     no_aes = "an L4 proxy cannot speak xpra's AES (and the synthetic server behind it has none)"
+    program = None      # (path, name, Debian packages) of the program this path needs, if any
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -37,10 +38,13 @@ class Path:
         self.port = None            # where the bench client connects
         self.server_port = None
         self.server = None
+        self.proxy = None           # the proxy's process, if any
         self.version = ""
 
     def available(self):
         """Returns None if this path can run here, else the reason it cannot."""
+        if self.program and not os.path.exists(self.program[0]):
+            return "%s is not installed (apt-get install %s)" % self.program[1:]
         return None
 
     def start(self):
@@ -70,7 +74,7 @@ class Path:
 
     def measured_pid(self):
         """The process whose tree's memory counts as this path's (None: nothing to measure)."""
-        return None
+        return self.proxy.pid if self.proxy else None
 
     def stop(self):
         """Stops everything this path started, proxy first."""
@@ -88,9 +92,6 @@ class Direct(Path):
     key = "direct"
     label = "direct"
     no_aes = "the synthetic server has no AES"
-
-    def measured_pid(self):
-        return None
 
 
 class Relay(Path):
@@ -124,9 +125,6 @@ class Relay(Path):
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         self.version = "xpra-relay " + (commit.stdout.strip() or "?")
-
-    def measured_pid(self):
-        return self.proxy.pid
 
     def _start_aes_relay(self):
         """A second relay, same database and synthetic server, with AES on its client legs
@@ -166,13 +164,9 @@ class RelayCopy(Relay):
 class XpraProxy(Path):
     key = "xpra-proxy"
     label = "xpra proxy"
+    program = ("/usr/bin/xpra", "xpra", "xpra")
     server_password = False
     no_aes = "not run: it would need a second xpra proxy started with --tcp-encryption=AES"
-
-    def available(self):
-        if not os.path.exists("/usr/bin/xpra"):
-            return "xpra is not installed (apt-get install xpra)"
-        return None
 
     def start_proxy(self):
         uid, gid = ensure_xpra_user()
@@ -210,18 +204,11 @@ class XpraProxy(Path):
         procs.wait_port(self.port, timeout=30, proc=self.proxy)
         self.version = "xpra " + _first_line(["/usr/bin/xpra", "--version"]).split()[-1].lstrip("v")
 
-    def measured_pid(self):
-        return self.proxy.pid
-
 
 class HAProxy(Path):
     key = "haproxy"
     label = "HAProxy"
-
-    def available(self):
-        if not os.path.exists("/usr/sbin/haproxy"):
-            return "haproxy is not installed (apt-get install haproxy)"
-        return None
+    program = ("/usr/sbin/haproxy", "haproxy", "haproxy")
 
     def start_proxy(self):
         self.port = procs.free_port()
@@ -233,9 +220,6 @@ class HAProxy(Path):
         self.proxy = self._spawn("haproxy", ["/usr/sbin/haproxy", "-db", "-f", cfg])
         procs.wait_port(self.port, proc=self.proxy)
         self.version = "HAProxy " + _first_line(["/usr/sbin/haproxy", "-v"]).split()[2].split("-")[0]
-
-    def measured_pid(self):
-        return self.proxy.pid
 
 
 HAPROXY_CFG = """\
@@ -259,12 +243,14 @@ backend synthetic
 class Nginx(Path):
     key = "nginx"
     label = "nginx stream"
+    program = ("/usr/sbin/nginx", "nginx", "nginx-core libnginx-mod-stream")
 
     MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
     def available(self):
-        if not os.path.exists("/usr/sbin/nginx"):
-            return "nginx is not installed (apt-get install nginx-core libnginx-mod-stream)"
+        why = super().available()
+        if why:
+            return why
         if not os.path.exists(self.MODULE):
             return "nginx stream module missing (apt-get install libnginx-mod-stream)"
         return None
@@ -285,9 +271,6 @@ class Nginx(Path):
         out = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True)
         self.version = (out.stderr or out.stdout).strip().split("/")[-1]
         self.version = "nginx " + self.version.split()[0]
-
-    def measured_pid(self):
-        return self.proxy.pid
 
 
 NGINX_CFG = """\

@@ -67,11 +67,18 @@ def build_rows(results, path_keys):
             return " [N=%s]" % conns(wl, path)
         return ""
 
-    def cell_ratio(wl, metric, path, extra=None):
+    def lookup(wl, metric, path):
+        """(median, None), or (None, the cell's text when there is no figure: failed or -)."""
         v = med(results, wl, path, metric)
+        if v is not None:
+            return v, None
         err = results.get(wl, {}).get("paths", {}).get(path, {}).get("error")
-        if v is None:
-            return "failed" if err else "-"
+        return None, "failed" if err else "-"
+
+    def cell_ratio(wl, metric, path, extra=None):
+        v, empty = lookup(wl, metric, path)
+        if empty:
+            return empty
         if path == "direct":
             return fmt(v)
         parts = [fmt_ratio(ratio(v, direct_ref(results, wl, path, metric)))]
@@ -80,10 +87,9 @@ def build_rows(results, path_keys):
         return "%s (%s)%s" % (fmt(v), ", ".join(parts), note_n(wl, path))
 
     def cell_added(wl, metric, path):
-        v = med(results, wl, path, metric)
-        err = results.get(wl, {}).get("paths", {}).get(path, {}).get("error")
-        if v is None:
-            return "failed" if err else "-"
+        v, empty = lookup(wl, metric, path)
+        if empty:
+            return empty
         if path == "direct":
             return fmt(v)
         d = direct_ref(results, wl, path, metric)
@@ -91,11 +97,8 @@ def build_rows(results, path_keys):
         return "%s (%s)%s" % (fmt(v), added, note_n(wl, path))
 
     def cell_plain(wl, metric, path):
-        v = med(results, wl, path, metric)
-        err = results.get(wl, {}).get("paths", {}).get(path, {}).get("error")
-        if v is None:
-            return "failed" if err else "-"
-        return fmt(v) + note_n(wl, path)
+        v, empty = lookup(wl, metric, path)
+        return empty or fmt(v) + note_n(wl, path)
 
     def vs(wl, metric, other, name):
         def extra(v):
