@@ -132,9 +132,7 @@ class SqliteAuth final : public PasswordModuleBase {
 
   Expected<SqliteDb> AcquireDb() const {
     struct stat st;
-    if (stat(filename_.c_str(), &st) != 0) {
-      return MakeError(ErrorCode::kIo, "cannot find the database file '" + filename_ + "': " + std::strerror(errno));
-    }
+    if (Status s = StatDb(&st); !s.ok()) return s.error();
     {
       std::lock_guard lock(pool_mu_);
       if (st.st_ino != pool_ino_ || st.st_dev != pool_dev_) {  // a new file at the path
@@ -148,7 +146,7 @@ class SqliteAuth final : public PasswordModuleBase {
         return db;
       }
     }
-    return OpenDb();
+    return SqliteDb::Open(filename_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
   }
 
   void ReleaseDb(SqliteDb db) const {
@@ -162,11 +160,18 @@ class SqliteAuth final : public PasswordModuleBase {
   mutable ino_t pool_ino_ = 0;
   mutable dev_t pool_dev_ = 0;
 
-  Expected<SqliteDb> OpenDb() const {
-    struct stat st;
-    if (stat(filename_.c_str(), &st) != 0) {
+  // The database file's identity; a readable error when it is missing (SQLite's own would not
+  // name the file).
+  Status StatDb(struct stat* st) const {
+    if (stat(filename_.c_str(), st) != 0) {
       return MakeError(ErrorCode::kIo, "cannot find the database file '" + filename_ + "': " + std::strerror(errno));
     }
+    return Status::Ok();
+  }
+
+  Expected<SqliteDb> OpenDb() const {
+    struct stat st;
+    if (Status s = StatDb(&st); !s.ok()) return s.error();
     return SqliteDb::Open(filename_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
   }
 
