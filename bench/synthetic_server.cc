@@ -606,7 +606,9 @@ Expected<UniqueFd> Listen(const Endpoint& ep, uint16_t port) {
   UniqueFd fd(socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return MakeError(ErrorCode::kIo, std::string("socket: ") + strerror(errno));
   int one = 1;
-  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+    return MakeError(ErrorCode::kIo, std::string("SO_REUSEADDR: ") + strerror(errno));
+  }
   if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     return MakeError(ErrorCode::kIo, std::string("SO_REUSEPORT: ") + strerror(errno));
   }

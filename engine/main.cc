@@ -211,7 +211,10 @@ int main(int argc, char** argv) {
     group* g = getgrnam(cfg.socket_group.c_str());
     if (g == nullptr) return Fail("unknown group for --socket-group: " + cfg.socket_group);
     control.mode = 0660;
-    chown(control.socket_dir.c_str(), static_cast<uid_t>(-1), g->gr_gid);
+    if (chown(control.socket_dir.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+      return Fail("cannot give the socket dir " + control.socket_dir + " to group " + cfg.socket_group + ": " +
+                  log::ErrnoText(errno));
+    }
   }
   if (!control.display.empty()) {
     std::string path = ControlSocketPath(control, control.display);

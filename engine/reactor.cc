@@ -295,15 +295,23 @@ Expected<UniqueFd> OpenTcpListener(const std::string& host, uint16_t port, bool 
     // SO_REUSEPORT would let us share a port another process (say, a second relay) holds:
     // check first that nobody listens there.
     UniqueFd probe(socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    setsockopt(probe.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // Without SO_REUSEADDR a port in TIME_WAIT looks taken: the probe then reports a false
+    // "in use", never a false "free", so a failure here needs no handling of its own.
+    if (probe.valid() && setsockopt(probe.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+      XR_DEBUG("net", "SO_REUSEADDR on the bind probe: {}", log::ErrnoText(errno));
+    }
     if (probe.valid() && bind(probe.get(), res->ai_addr, res->ai_addrlen) != 0 && errno == EADDRINUSE) {
       return MakeError(ErrorCode::kIo, fmt::format("cannot bind {}:{}: address already in use", host, port));
     }
   }
   UniqueFd fd(socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return MakeError(ErrorCode::kIo, fmt::format("socket: {}", log::ErrnoText(errno)));
-  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reuseport) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+    return MakeError(ErrorCode::kIo, fmt::format("SO_REUSEADDR on {}:{}: {}", host, port, log::ErrnoText(errno)));
+  }
+  if (reuseport && setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    return MakeError(ErrorCode::kIo, fmt::format("SO_REUSEPORT on {}:{}: {}", host, port, log::ErrnoText(errno)));
+  }
   if (bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0) {
     return MakeError(ErrorCode::kIo, fmt::format("cannot bind {}:{}: {}", host, port, log::ErrnoText(errno)));
   }
@@ -319,11 +327,16 @@ Expected<UniqueFd> OpenUnixListener(const std::string& path, mode_t mode = 0600)
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return MakeError(ErrorCode::kIo, fmt::format("socket: {}", log::ErrnoText(errno)));
   ::unlink(path.c_str());
-  mode_t old = umask(0177);  // never world-accessible, even for a moment
-  int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  umask(old);
-  if (rc != 0) return MakeError(ErrorCode::kIo, fmt::format("cannot bind {}: {}", path, log::ErrnoText(errno)));
-  if (mode != 0600) chmod(path.c_str(), mode);
+  // Never world-accessible, even for a moment: Linux creates the socket file with the socket
+  // inode's mode (less the umask), so fchmod before bind sets it without touching the
+  // process-wide umask (which reactor threads binding at once would race on).
+  if (fchmod(fd.get(), 0600) != 0) return MakeError(ErrorCode::kIo, fmt::format("fchmod {}: {}", path, log::ErrnoText(errno)));
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    return MakeError(ErrorCode::kIo, fmt::format("cannot bind {}: {}", path, log::ErrnoText(errno)));
+  }
+  if (mode != 0600 && chmod(path.c_str(), mode) != 0) {
+    return MakeError(ErrorCode::kIo, fmt::format("chmod {}: {}", path, log::ErrnoText(errno)));
+  }
   if (listen(fd.get(), 1024) != 0) return MakeError(ErrorCode::kIo, fmt::format("listen: {}", log::ErrnoText(errno)));
   return fd;
 }
@@ -918,10 +931,19 @@ class Connection final : public SessionIo {
     }
     pipe_r_.reset(p[0]);
     pipe_w_.reset(p[1]);
-    fcntl(pipe_w_.get(), F_SETPIPE_SZ, static_cast<int>(kPipeBytes));
+    // A pipe left at the default size still works: splice moves it in smaller steps.
+    if (fcntl(pipe_w_.get(), F_SETPIPE_SZ, static_cast<int>(kPipeBytes)) < 0) {
+      XR_DEBUG("conn", "conn={} pipe size stays default ({})", id_, log::ErrnoText(errno));
+    }
     for (Leg* leg : {&client_, &server_}) {
+      // splice(2) on a blocking socket would block the reactor: without O_NONBLOCK, copy.
       int fl = fcntl(leg->fd.get(), F_GETFL);
-      if (fl >= 0) fcntl(leg->fd.get(), F_SETFL, fl | O_NONBLOCK);
+      if (fl < 0 || fcntl(leg->fd.get(), F_SETFL, fl | O_NONBLOCK) != 0) {
+        XR_DEBUG("conn", "conn={} cannot make a leg non-blocking ({}); copying", id_, log::ErrnoText(errno));
+        pipe_r_.reset();
+        pipe_w_.reset();
+        return false;
+      }
     }
     return true;
   }
@@ -1410,7 +1432,9 @@ void Reactor::OnAccept(size_t index, const io_uring_cqe* cqe) {
   }
   if (l.spec.kind == ListenerSpec::Kind::kTcp) {
     int one = 1;
-    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+      XR_DEBUG("net", "TCP_NODELAY on an accepted socket: {}", log::ErrnoText(errno));
+    }
   }
   std::string peer = l.spec.kind == ListenerSpec::Kind::kUnix ? "unix:" + l.spec.path : PeerName(fd.get());
   uint64_t id = g_next_connection_id.fetch_add(1);

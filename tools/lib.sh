@@ -2,11 +2,15 @@
 
 XR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# Debian packages each job needs.
+# Debian packages each job needs: the one place tools/run, tools/test and bench/compare read
+# (bench/compare sources this file). Installed with --no-install-recommends, so every package a
+# test or tool uses is named here, even when Debian would pull it in as a recommendation
+# (xpra 3.1.3's server imports PIL to send a window: python3-pil is only a Recommends of xpra).
 XR_BUILD_PACKAGES=(bazel-bootstrap bazel-rules-java g++ liburing-dev libssl-dev libsqlite3-dev
   liblz4-dev zlib1g-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev sqlite3)
-XR_TEST_PACKAGES=(clang-14 libclang-rt-14-dev python3-rencode xpra xvfb xterm python3-gi-cairo
-  xdotool x11-apps netcat-openbsd)
+XR_TEST_PACKAGES=(clang-14 libclang-rt-14-dev python3-rencode xpra python3-pil xvfb xterm
+  python3-gi-cairo xdotool x11-apps netcat-openbsd)
+XR_BENCH_PACKAGES=(xpra python3-pil haproxy nginx-core libnginx-mod-stream python3-matplotlib)
 
 xr_log() { echo "[xpra-relay] $*" >&2; }
 
@@ -25,6 +29,22 @@ xr_ensure_packages() {
   $sudo apt-get update -q >/dev/null || { xr_log "apt-get update failed"; return 1; }
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
     || { xr_log "apt-get install failed for: ${missing[*]}"; return 1; }
+}
+
+# What the real xpra 3.1.3 programs of the interop suite need, checked before it starts so a
+# missing package fails at once with its name instead of as dozens of timeouts. Prints one line
+# per missing piece (and the package that brings it); returns non-zero when anything is missing.
+xr_interop_preflight() {
+  local bad=0 mod cmd
+  for mod in "PIL python3-pil" "rencode python3-rencode" "gi python3-gi-cairo" "cairo python3-gi-cairo" "xpra xpra"; do
+    set -- $mod
+    /usr/bin/python3 -c "import $1" 2>/dev/null || { echo "missing python module '$1' for /usr/bin/python3 (package $2)"; bad=1; }
+  done
+  for cmd in "Xvfb xvfb" "xterm xterm" "xdotool xdotool" "xwd x11-apps" "xpra xpra" "nc netcat-openbsd"; do
+    set -- $cmd
+    command -v "$1" >/dev/null 2>&1 || { echo "missing program '$1' (package $2)"; bad=1; }
+  done
+  return $bad
 }
 
 xr_bazel() { (cd "$XR_ROOT" && bazel "$@"); }
