@@ -130,10 +130,14 @@ def build_rows(results, path_keys):
         rows.append(("%s, p99 us (added vs direct)" % title("latency", ""),
                      {p: cell_added("latency", "p99_us", p) for p in path_keys}))
     if "sessions" in results:
-        rows.append(("%s (x direct; relay: x xpra proxy too)" % title("sessions", ""),
-                     {p: cell_ratio("sessions", "sessions_per_s", p,
-                                    vs("sessions", "sessions_per_s", "xpra-proxy", "xpra proxy") if p == "relay" else None)
-                      for p in path_keys}))
+        def per_session(p):
+            def f(v):
+                out = vs("sessions", "sessions_per_s", "xpra-proxy", "xpra proxy") if p == "relay" else []
+                c = med(results, "sessions", p, "cpu_ms_per_session")
+                return out + (["%.2f CPU-ms/session" % c] if c else [])
+            return f
+        rows.append(("%s (x direct; relay: x xpra proxy too; proxy CPU-ms per session)" % title("sessions", ""),
+                     {p: cell_ratio("sessions", "sessions_per_s", p, per_session(p)) for p in path_keys}))
     if "idle" in results:
         rows.append(("%s, KiB of user-space memory per connection" % title("idle", ""),
                      {p: ("n/a" if p == "direct" else cell_plain("idle", "kib_per_conn", p)) for p in path_keys}))

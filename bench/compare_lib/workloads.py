@@ -32,13 +32,29 @@ class Workload:
 # processes (not for direct: nothing in between).
 THR_METRICS = [("mbps", "MB/s", True), ("mb_per_cpu_s", "MB per proxy CPU-second", True)]
 
+# Figures of the handshake workload: sessions per second, and the relay's CPU per full session
+# (milliseconds; paths that report a process to measure with the bench client's --pid).
+SESSION_METRICS = [("sessions_per_s", "sessions/s", True), ("cpu_ms_per_session", "proxy CPU-ms per session", False)]
+
 # Figures of the AES workloads: throughput, the relay's CPU over the measured window (cores), and
 # throughput per relay core = MB/s / cores.
 AES_METRICS = [("mbps", "MB/s", True), ("cpu_cores", "cores", False), ("mbps_per_core", "MB/s per core", True)]
 
 
-def make_workloads(quick, scale=1.0):
-    """The five workloads, sized for < 10 minutes in all (quick: < 1 minute)."""
+def make_workloads(quick, scale=1.0, streams=0):
+    """The workloads, sized for < 10 minutes in all (quick: < 1 minute). streams: thrN's
+    concurrent streams instead of the default."""
+    workloads = _default_workloads(quick, scale)
+    if streams > 0:
+        for w in workloads:
+            if w.key == "thrN":
+                w.connections = streams
+                w.small_connections = min(w.small_connections, streams)
+                w.title = "Throughput, %s concurrent streams, aggregate" % format(streams, ",")
+    return workloads
+
+
+def _default_workloads(quick, scale):
     if quick:
         return [
             Workload("thr1", "Throughput, 1 stream, 64 KiB packets", "throughput", 1, 1, 1.0,
@@ -48,7 +64,7 @@ def make_workloads(quick, scale=1.0):
             Workload("latency", "Ping latency at 50 connections", "latency", 50, 4, 1.0,
                      [("p50_us", "us", False), ("p99_us", "us", False)]),
             Workload("sessions", "Full sessions per second (hmac+sha256)", "handshake", 8, 2, 1.0,
-                     [("sessions_per_s", "sessions/s", True)]),
+                     SESSION_METRICS),
             Workload("idle", "Memory per idle connection at 200 connections", "idle", 200, 3, 0.0,
                      [("kib_per_conn", "KiB", False)]),
             Workload("aes1", "AES client leg, 1 stream, 64 KiB packets", "throughput", 1, 1, 1.0,
@@ -65,7 +81,7 @@ def make_workloads(quick, scale=1.0):
         Workload("latency", "Ping latency at 1,000 connections", "latency", 1000, 20, d(4.0),
                  [("p50_us", "us", False), ("p99_us", "us", False)]),
         Workload("sessions", "Full sessions per second (sqlite, hmac+sha256)", "handshake", 32, 4, d(3.0),
-                 [("sessions_per_s", "sessions/s", True)]),
+                 SESSION_METRICS),
         Workload("idle", "Memory per idle connection at 5,000 connections", "idle", 5000, 20, 0.0,
                  [("kib_per_conn", "KiB", False)]),
         Workload("aes1", "AES client leg, 1 stream, 64 KiB packets", "throughput", 1, 1, d(3.0),
@@ -177,6 +193,10 @@ def extract(workload, report):
         out["p99_us"] = _num(rtt, "p99")
     elif workload.mode == "handshake":
         out["sessions_per_s"] = _num(report, "sessions_per_s")
+        cores = report.get("pid_cpu_cores")
+        if isinstance(cores, (int, float)) and out["sessions_per_s"] > 0:
+            # CPU-seconds per second over sessions per second: CPU per session.
+            out["cpu_ms_per_session"] = 1000.0 * cores / out["sessions_per_s"]
     if workload.mode == "throughput" and not out["mbps"] > 0:
         raise RunError("no stream data was measured (%s connection errors)" % report.get("errors", 0))
     if workload.mode == "latency" and not report.get("pings_per_s", 1):
