@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "codec/result.h"
+#include "base/status.h"
 
 namespace xr::auth {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <utility>
 
-#include "codec/result.h"
+#include "base/status.h"
 
 namespace xr::auth {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "auth/auth_module.h"
-#include "codec/result.h"
+#include "base/status.h"
 
 namespace xr::auth {
 

@@ -9,7 +9,7 @@
 
 #include "auth/auth_module.h"
 #include "auth/auth_util.h"
-#include "codec/result.h"
+#include "base/status.h"
 
 namespace xr::auth {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "codec/result.h"
+#include "base/status.h"
 
 namespace xr::auth {
 

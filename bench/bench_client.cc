@@ -376,7 +376,7 @@ void Worker::CloseSlot(size_t slot) {
     shared_->attached_now.fetch_sub(1, std::memory_order_relaxed);
   }
   if (c.state != State::kIdle && c.state != State::kDone) --live_;
-  c.fd.Reset();
+  c.fd.reset();
   c.decoder.reset();
   c.out.clear();
   c.out.shrink_to_fit();

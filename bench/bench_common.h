@@ -27,8 +27,10 @@
 #include <utility>
 #include <vector>
 
+#include "base/fd.h"
+#include "base/process.h"
+#include "base/status.h"
 #include "codec/packet.h"
-#include "codec/result.h"
 #include "codec/value.h"
 
 namespace xr::bench {
@@ -97,8 +99,6 @@ std::string AddressToString(const sockaddr_storage& addr);
 bool SetNonBlocking(int fd);
 // Sets TCP_NODELAY (xpra does for its interactive traffic); false on failure.
 bool SetNoDelay(int fd);
-// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the limit in force.
-uint64_t RaiseFdLimit();
 // Number of online CPUs (at least 1).
 int CpuCount();
 // VmRSS of process `pid` in bytes (from /proc/PID/status); nullopt if unreadable.
@@ -110,38 +110,6 @@ std::optional<double> ReadCpuSeconds(int pid);
 std::string LocalUsername();
 // Host name of this machine.
 std::string LocalHostname();
-
-// Owns a file descriptor; closes it on destruction.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { Reset(); }
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.Release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) {
-      Reset();
-      fd_ = o.Release();
-    }
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  // The descriptor (-1 when empty).
-  int get() const { return fd_; }
-  // Gives up ownership and returns the descriptor.
-  int Release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  // Closes the descriptor held, if any.
-  void Reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
 
 // ---------------------------------------------------------------- checksums
 

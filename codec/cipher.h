@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "codec/result.h"
+#include "base/status.h"
 
 struct evp_cipher_ctx_st;  // OpenSSL's EVP_CIPHER_CTX, kept out of this header
 

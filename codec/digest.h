@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "codec/result.h"
+#include "base/status.h"
 
 namespace xr::digest {
 

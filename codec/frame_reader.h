@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
 #include "codec/header.h"
-#include "codec/result.h"
 
 namespace xr {
 

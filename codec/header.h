@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "codec/result.h"
+#include "base/status.h"
 
 namespace xr {
 

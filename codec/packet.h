@@ -14,10 +14,10 @@
 #include <optional>
 #include <string>
 
+#include "base/status.h"
 #include "codec/decode_limits.h"
 #include "codec/frame_reader.h"
 #include "codec/header.h"
-#include "codec/result.h"
 #include "codec/value.h"
 
 namespace xr {

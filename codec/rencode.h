@@ -15,8 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
 #include "codec/decode_limits.h"
-#include "codec/result.h"
 #include "codec/value.h"
 
 namespace xr::rencode {

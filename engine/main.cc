@@ -3,7 +3,6 @@
 #include <pthread.h>
 #include <malloc.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,6 +20,7 @@
 #include <filesystem>
 
 #include "auth/factory.h"
+#include "base/process.h"
 #include "engine/control.h"
 #include "engine/limits.h"
 #include "engine/stats.h"
@@ -39,18 +39,6 @@ std::string Hostname() {
   char buf[256] = {0};
   gethostname(buf, sizeof buf - 1);
   return buf;
-}
-
-// Raises the open-file soft limit to the hard limit; returns the limit in force.
-rlim_t RaiseFdLimit() {
-  rlimit rl{};
-  getrlimit(RLIMIT_NOFILE, &rl);
-  if (rl.rlim_cur < rl.rlim_max) {
-    rlimit want = rl;
-    want.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
-  }
-  return rl.rlim_cur;
 }
 
 Expected<std::string> ReadKeyFile(const std::string& path) {
@@ -152,7 +140,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  rlim_t fd_limit = RaiseFdLimit();
+  uint64_t fd_limit = RaiseFdLimit();
 
   // One auth module instance per distinct spec, shared by the binds that use it.
   std::map<std::string, std::shared_ptr<auth::AuthModule>> modules;

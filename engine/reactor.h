@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/fd.h"
+#include "base/fd.h"
 #include "engine/limits.h"
 #include "engine/session.h"
 #include "engine/uring.h"

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "codec/result.h"
+#include "base/status.h"
 
 namespace xr::engine {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "auth/auth_module.h"
-#include "codec/result.h"
+#include "base/status.h"
 
 namespace xr::registry {
 

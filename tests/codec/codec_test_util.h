@@ -16,8 +16,8 @@
 
 #include <doctest/doctest.h>
 
+#include "base/status.h"
 #include "codec/decode_limits.h"
-#include "codec/result.h"
 #include "codec/value.h"
 
 namespace xr::codec_test {

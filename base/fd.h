@@ -1,5 +1,6 @@
 #pragma once
-// UniqueFd: owns one file descriptor and closes it on destruction.
+// UniqueFd: owns one file descriptor and closes it on destruction (the one RAII fd of the
+// project: the engine, the bench tools and the tests all use this one).
 
 #include <unistd.h>
 
@@ -20,9 +21,10 @@ class UniqueFd {
   UniqueFd& operator=(const UniqueFd&) = delete;
   ~UniqueFd() { reset(); }
 
+  // The descriptor (-1 when empty).
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
-  // Gives up ownership without closing.
+  // Gives up ownership without closing and returns the descriptor.
   int release() { return std::exchange(fd_, -1); }
   // Closes the current fd (if any) and takes `fd`.
   void reset(int fd = -1) {

@@ -1,5 +1,6 @@
 #pragma once
-// Error and Expected<T>: the project's exception-free result types (C++20 has no std::expected).
+// Error, Status and Expected<T>: the project's exception-free result types (C++20 has no
+// std::expected). The bottom layer: every package may use it; it depends on nothing of ours.
 
 #include <cassert>
 #include <string>

@@ -1,4 +1,4 @@
-#include "codec/result.h"
+#include "base/status.h"
 
 namespace xr {
 
