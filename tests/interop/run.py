@@ -90,6 +90,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--filter", default="", help="run tests whose 'module.test' name contains this "
                     "(several, comma-separated: any of them)")
+    ap.add_argument("--exclude", default="", help="leave out tests whose 'module.test' name contains this "
+                    "(several, comma-separated)")
     ap.add_argument("--target", default=os.environ.get("XR_INTEROP_TARGET", "relay"), choices=harness.TARGETS,
                     help="what clients connect to: the relay (default), the xpra server itself, or xpra proxy")
     ap.add_argument("--keep", action="store_true", help="keep the run directory even when everything passed")
@@ -122,7 +124,9 @@ def main():
                 print("FAIL %s: cannot import\n    %s" % (mname, tests[0][1].replace("\n", "\n    ")))
                 failed += 1
             continue
-        selected = [(t, fn) for t, fn in tests if any(f in "%s.%s" % (mname, t) for f in filters)]
+        excludes = [x for x in args.exclude.split(",") if x]
+        selected = [(t, fn) for t, fn in tests if any(f in "%s.%s" % (mname, t) for f in filters)
+                    and not any(x in "%s.%s" % (mname, t) for x in excludes)]
         if not selected:
             continue
         mod_targets = getattr(m, "TARGETS", harness.TARGETS)
