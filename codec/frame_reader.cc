@@ -5,34 +5,34 @@
 
 namespace xr {
 
-FrameReader::FrameReader(FrameLimits limits) : max_payload_(std::min(limits.max_payload, kHardMaxPayload)) {}
+FrameReader::FrameReader(FrameLimits limits) : tracker_(limits), at_pos_(tracker_) {}
 
 void FrameReader::Feed(std::string_view bytes) {
-  if (error_) return;
+  if (tracker_.failed()) return;
   // Drop consumed bytes before growing, so the buffer holds at most one frame plus one read.
   if (pos_ > 0 && (pos_ == buf_.size() || pos_ >= buf_.size() / 2)) {
     buf_.erase(0, pos_);
+    scan_ -= pos_;
     pos_ = 0;
   }
   buf_.append(bytes);
 }
 
 std::string FrameReader::TakeBuffered() {
-  std::string out;
-  if (header_) {
-    out.resize(kHeaderSize);
-    EncodeHeader(*header_, out.data());
-    header_.reset();
-  }
-  out.append(buf_, pos_, std::string::npos);
+  std::string out(buf_, pos_, std::string::npos);
   std::string().swap(buf_);  // give the memory back: a passthrough connection keeps none
   pos_ = 0;
+  scan_ = 0;
+  tracker_ = at_pos_;  // back to the boundary the returned bytes start at
   return out;
 }
 
-size_t FrameReader::buffered() const { return buf_.size() - pos_ + (header_ ? kHeaderSize : 0); }
+size_t FrameReader::buffered() const { return buf_.size() - pos_; }
 
-void FrameReader::set_max_payload(size_t max_payload) { max_payload_ = std::min(max_payload, kHardMaxPayload); }
+void FrameReader::set_max_payload(size_t max_payload) {
+  tracker_.set_max_payload(max_payload);
+  at_pos_.set_max_payload(max_payload);
+}
 
 Expected<std::optional<RawFrame>> FrameReader::Next() {
   auto view = NextView();
@@ -42,40 +42,28 @@ Expected<std::optional<RawFrame>> FrameReader::Next() {
   if (pos_ == buf_.size()) {
     buf_.clear();
     pos_ = 0;
+    scan_ = 0;
   }
   return std::optional<RawFrame>(std::move(frame));
 }
 
 Expected<std::optional<FrameView>> FrameReader::NextView() {
-  if (error_) return *error_;
-  std::string_view avail(buf_.data() + pos_, buf_.size() - pos_);
-  if (!header_) {
-    if (avail.empty()) return std::optional<FrameView>();
-    auto h = DecodeHeader(avail);
-    if (!h.ok()) {
-      if (h.error().code == ErrorCode::kTruncated) return std::optional<FrameView>();
-      error_ = h.error();
-      return *error_;
-    }
-    size_t wire = h->wire_payload_size();
-    if (wire > max_payload_) {
-      error_ = MakeError(ErrorCode::kTooLarge, "frame of " + std::to_string(wire) + " bytes exceeds the " +
-                                                   std::to_string(max_payload_) + " byte limit");
-      return *error_;
-    }
-    if (wire == 0) {
-      error_ = MakeError(ErrorCode::kMalformed, "frame with an empty payload");
-      return *error_;
-    }
-    header_ = *h;
-    pos_ += kHeaderSize;
-    avail.remove_prefix(kHeaderSize);
+  if (tracker_.failed()) return tracker_.error();
+  // The header: walked as its bytes arrive, so the rules apply before the payload is here.
+  while (!tracker_.in_payload()) {
+    if (scan_ == buf_.size()) return std::optional<FrameView>();
+    auto step = tracker_.Feed(std::string_view(buf_).substr(scan_));
+    if (!step.ok()) return step.error();
+    scan_ += step->consumed;
   }
-  size_t wire = header_->wire_payload_size();
-  if (avail.size() < wire) return std::optional<FrameView>();
-  FrameView frame{*header_, avail.substr(0, wire)};
-  pos_ += wire;
-  header_.reset();
+  // The payload: skipped over in one go once all of it is buffered.
+  const size_t wire = tracker_.payload_remaining();
+  if (buf_.size() - scan_ < wire) return std::optional<FrameView>();
+  tracker_.Skip(wire);
+  FrameView frame{tracker_.header(), std::string_view(buf_).substr(scan_, wire)};
+  scan_ += wire;
+  pos_ = scan_;
+  at_pos_ = tracker_;
   // The buffer is not cleared here (the view points into it): Feed() drops consumed bytes.
   return std::optional<FrameView>(frame);
 }

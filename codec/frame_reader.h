@@ -1,7 +1,8 @@
 #pragma once
 // FrameReader: splits a byte stream into xpra frames (header + wire payload), whatever the
-// read boundaries. Checks the magic byte as soon as it arrives and the size limit as soon as
-// the header is complete, before any payload is buffered.
+// read boundaries. Its FrameTracker applies the framing rules (codec/frame_tracker.h: magic on
+// the first byte, size, empty payload, chunk index and count) as soon as the header bytes that
+// decide them arrive, before any payload is buffered.
 
 #include <cstddef>
 #include <optional>
@@ -9,17 +10,10 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "codec/frame_tracker.h"
 #include "codec/header.h"
 
 namespace xr {
-
-struct FrameLimits {
-  size_t max_payload = 16u << 20;  // largest wire payload (and decompressed size) accepted
-  size_t max_pending_chunks = 3;   // index>0 frames held for the next main packet
-};
-
-// Absolute cap on max_payload (xpra's abs_max_packet_size).
-constexpr size_t kHardMaxPayload = 256u << 20;
 
 struct RawFrame {
   FrameHeader header;
@@ -40,8 +34,9 @@ class FrameReader {
   // Appends received bytes.
   void Feed(std::string_view bytes);
 
-  // Next complete frame, nullopt if more bytes are needed, Error on bad magic / size over limit /
-  // an empty unencrypted payload. Errors are sticky: every later call returns the same error.
+  // Next complete frame, nullopt if more bytes are needed, Error on a frame that breaks the
+  // framing rules (bad magic, size over the limit, empty payload, duplicate chunk index, too
+  // many pending chunks). Errors are sticky: every later call returns the same error.
   Expected<std::optional<RawFrame>> Next();
 
   // As Next(), without copying the payload out: the view points into the reader's buffer and
@@ -54,23 +49,28 @@ class FrameReader {
   size_t buffered() const;
 
   // Removes and returns every byte fed but not yet returned as a frame, exactly as received
-  // (a parsed header of the frame in progress is re-encoded in front). Used when a relay hands
-  // the rest of a stream over to passthrough. The reader is empty afterwards.
+  // (they start at a frame boundary). Used when a relay hands the rest of a stream over to
+  // passthrough. The reader is empty afterwards, at that boundary.
   std::string TakeBuffered();
+
+  // The framing state at the first byte of buffered() (the chunks pending there, the limits):
+  // after TakeBuffered(), what a consumer of those bytes continues tracking from, so the chunk
+  // rules hold across the handover.
+  const FrameTracker& tracker() const { return at_pos_; }
 
   // Changes the payload limit (capped at kHardMaxPayload) for frames whose header is not yet parsed,
   // e.g. after a server hello announces a large desktop.
   void set_max_payload(size_t max_payload);
 
   // The payload limit in force.
-  size_t max_payload() const { return max_payload_; }
+  size_t max_payload() const { return tracker_.max_payload(); }
 
  private:
-  size_t max_payload_;
+  FrameTracker tracker_;  // has walked buf_ up to scan_
+  FrameTracker at_pos_;   // tracker_ as it was at pos_ (a frame boundary)
   std::string buf_;
-  size_t pos_ = 0;                     // start of unconsumed bytes in buf_
-  std::optional<FrameHeader> header_;  // parsed header of the frame in progress
-  std::optional<Error> error_;
+  size_t pos_ = 0;   // start of the first frame not yet returned
+  size_t scan_ = 0;  // bytes of buf_ walked by tracker_ (pos_ <= scan_)
 };
 
 }  // namespace xr

@@ -1,6 +1,5 @@
 #include "codec/packet.h"
 
-#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -11,14 +10,16 @@
 
 namespace xr {
 
-PacketDecoder::PacketDecoder(FrameLimits limits, DecodeLimits dlimits) : limits_(limits), dlimits_(dlimits) {
-  limits_.max_payload = std::min(limits_.max_payload, kHardMaxPayload);
+PacketDecoder::PacketDecoder(FrameLimits limits, DecodeLimits dlimits)
+    : limits_(limits), frames_(limits), dlimits_(dlimits) {
+  limits_.max_payload = frames_.max_payload();
 }
 
 void PacketDecoder::set_decryptor(crypto::Decryptor* d) { decryptor_ = d; }
 
 void PacketDecoder::set_max_payload(size_t max_payload) {
-  limits_.max_payload = std::min(max_payload, kHardMaxPayload);
+  frames_.set_max_payload(max_payload);
+  limits_.max_payload = frames_.max_payload();
 }
 
 Expected<std::string> PacketDecoder::Unwrap(RawFrame& frame) {
@@ -26,11 +27,6 @@ Expected<std::string> PacketDecoder::Unwrap(RawFrame& frame) {
   if (frame.payload.size() != h.wire_payload_size()) {
     return MakeError(ErrorCode::kMalformed, "frame payload of " + std::to_string(frame.payload.size()) +
                                                 " bytes, header says " + std::to_string(h.wire_payload_size()));
-  }
-  if (h.wire_payload_size() > limits_.max_payload) {
-    return MakeError(ErrorCode::kTooLarge, "frame of " + std::to_string(h.wire_payload_size()) +
-                                               " bytes exceeds the " + std::to_string(limits_.max_payload) +
-                                               " byte limit");
   }
   std::string data;
   if (h.encrypted()) {
@@ -57,14 +53,8 @@ Expected<std::string> PacketDecoder::Unwrap(RawFrame& frame) {
 
 Expected<std::optional<Value>> PacketDecoder::Push(RawFrame frame) {
   const FrameHeader h = frame.header;
+  if (Status s = frames_.AcceptFrame(h); !s.ok()) return s.error();
   if (h.index > 0) {
-    if (pending_.count(h.index) != 0) {
-      return MakeError(ErrorCode::kMalformed, "duplicate chunk at index " + std::to_string(h.index));
-    }
-    if (pending_.size() >= limits_.max_pending_chunks) {
-      return MakeError(ErrorCode::kTooLarge, "too many pending chunks: more than " +
-                                                 std::to_string(limits_.max_pending_chunks));
-    }
     auto data = Unwrap(frame);
     if (!data.ok()) return data.take_error();
     pending_.emplace(h.index, std::move(*data));

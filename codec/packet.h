@@ -17,6 +17,7 @@
 #include "base/status.h"
 #include "codec/decode_limits.h"
 #include "codec/frame_reader.h"
+#include "codec/frame_tracker.h"
 #include "codec/header.h"
 #include "codec/value.h"
 
@@ -43,10 +44,12 @@ class PacketDecoder {  // frames -> packets: decrypt, decompress, decode, chunk 
   void set_decryptor(crypto::Decryptor* d);
 
   // Consumes one frame; returns the packet (a List whose first element is a string) when an
-  // index-0 frame completes one, nullopt after storing a chunk. Errors: kMalformed (cipher
-  // mismatch, bad padding, corrupt data, not a list / no string type, duplicate chunk, chunk
-  // index beyond the packet), kTooLarge (size or pending-chunk limits), kTooDeep, kUnsupported
-  // (yaml, lzo, brotli). After an error the decoder should be discarded with the connection.
+  // index-0 frame completes one, nullopt after storing a chunk. The framing rules
+  // (codec/frame_tracker.h) apply to each frame's header first. Errors: kMalformed (empty
+  // payload, duplicate chunk, cipher mismatch, bad padding, corrupt data, not a list / no
+  // string type, chunk index beyond the packet), kTooLarge (size or pending-chunk limits),
+  // kTooDeep, kUnsupported (yaml, lzo, brotli). After an error the decoder should be discarded
+  // with the connection (a framing error is sticky).
   Expected<std::optional<Value>> Push(RawFrame frame);
 
   // Encoding of the last main packet (kRencode before any).
@@ -63,10 +66,11 @@ class PacketDecoder {  // frames -> packets: decrypt, decompress, decode, chunk 
   // Decrypts (when flagged) and decompresses one frame's payload.
   Expected<std::string> Unwrap(RawFrame& frame);
 
-  FrameLimits limits_;
+  FrameLimits limits_;    // max_payload also bounds decompression
+  FrameTracker frames_;   // the framing rules, frame by frame
   DecodeLimits dlimits_;
   crypto::Decryptor* decryptor_ = nullptr;
-  std::map<uint8_t, std::string> pending_;  // chunk index -> raw value
+  std::map<uint8_t, std::string> pending_;  // chunk index -> raw value (frames_ decides which may wait)
   Encoding last_encoding_ = Encoding::kRencode;
 };
 

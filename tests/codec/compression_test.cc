@@ -10,6 +10,7 @@
 #include <string>
 
 #include "codec/header.h"
+#include "tests/codec/framing_test_util.h"
 
 // Records the largest single allocation, to prove a decompression bomb is never allocated.
 static std::atomic<size_t> g_max_alloc{0};
@@ -32,11 +33,7 @@ void operator delete[](void* p, size_t) noexcept { std::free(p); }
 namespace xr {
 namespace {
 
-std::string ReadGolden(const std::string& name) {
-  std::ifstream in("tests/codec/testdata/framing/" + name, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "missing golden file " << name);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using framing_test::ReadGolden;
 
 // Header level byte and payload of a golden file holding a single frame.
 struct Single {

@@ -2,25 +2,17 @@
 
 #include <doctest/doctest.h>
 
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
+
+#include "codec/frame_tracker.h"
+#include "tests/codec/framing_test_util.h"
 
 namespace xr {
 namespace {
 
-std::string ReadGolden(const std::string& name) {
-  std::ifstream in("tests/codec/testdata/framing/" + name, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "missing golden file " << name);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-std::string Header(uint8_t flags, uint8_t level, uint8_t index, uint32_t size) {
-  char buf[kHeaderSize];
-  EncodeHeader(FrameHeader{flags, level, index, size}, buf);
-  return std::string(buf, kHeaderSize);
-}
+using framing_test::ReadGolden;
+using framing_test::Header;
 
 // Feeds `data` in pieces of `step` bytes (0 = all at once), collecting every frame.
 // Stops at the first error, which is stored in *err.
@@ -318,6 +310,66 @@ TEST_CASE("frame reader: NextView reports errors, and they stay") {
   CHECK(!bad.ok());
   CHECK(!r.Next().ok());
   CHECK(!r.NextView().ok());
+}
+
+TEST_CASE("frame reader: the framing rules are the tracker's: a repeated chunk index is refused") {
+  std::string data = Header(0, 0, 2, 2) + "ab" + Header(0, 0, 2, 2) + "cd" + ReadGolden("rencode_ping.bin");
+  for (size_t step : {size_t{0}, size_t{1}}) {
+    std::optional<Error> err;
+    auto frames = ReadAll(data, step, &err);
+    CHECK(frames.size() == 1);
+    REQUIRE(err.has_value());
+    CHECK(err->code == ErrorCode::kMalformed);
+    CHECK(err->message == "duplicate chunk at index 2");
+  }
+}
+
+TEST_CASE("frame reader: an empty chunk is malformed") {
+  for (size_t step : {size_t{0}, size_t{1}}) {
+    std::optional<Error> err;
+    auto frames = ReadAll(Header(0, 0, 3, 0) + ReadGolden("rencode_ping.bin"), step, &err);
+    CHECK(frames.empty());
+    REQUIRE(err.has_value());
+    CHECK(err->code == ErrorCode::kMalformed);
+  }
+}
+
+TEST_CASE("frame reader: after TakeBuffered, tracker() continues from the frame boundary the bytes start at") {
+  FrameReader r;
+  // Two chunks returned, a third whose payload has not all arrived.
+  r.Feed(Header(0, 0, 1, 2) + "ab" + Header(0, 0, 2, 2) + "cd" + Header(0, 0, 3, 4) + "ef");
+  for (int i = 0; i < 2; ++i) {
+    auto f = r.Next();
+    REQUIRE(f.ok());
+    REQUIRE(f->has_value());
+  }
+  auto none = r.Next();
+  REQUIRE(none.ok());
+  CHECK(!none->has_value());
+  std::string rest = r.TakeBuffered();
+  CHECK(rest == Header(0, 0, 3, 4) + "ef");
+  CHECK(r.buffered() == 0);
+  // The handed-over bytes start at a boundary with chunks 1 and 2 pending.
+  FrameTracker t = r.tracker();
+  CHECK(t.at_boundary());
+  CHECK(t.pending_chunks() == 2);
+  auto s = t.Feed(rest);
+  REQUIRE(s.ok());
+  CHECK(s->event == FrameTracker::Event::kHeader);
+  CHECK(t.pending_chunks() == 3);
+  // A 4th pending chunk is refused across the handover, as it would be without one.
+  t.Skip(4);
+  auto fourth = t.Feed(Header(0, 0, 4, 1));
+  REQUIRE(!fourth.ok());
+  CHECK(fourth.error().code == ErrorCode::kTooLarge);
+  // The reader itself starts over at that boundary too.
+  r.Feed(rest + "gh" + Header(0, 0, 3, 1) + "x");
+  auto f = r.Next();
+  REQUIRE(f.ok());
+  REQUIRE(f->has_value());
+  auto dup = r.Next();
+  REQUIRE(!dup.ok());
+  CHECK(dup.error().message == "duplicate chunk at index 3");
 }
 
 }  // namespace

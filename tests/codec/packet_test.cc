@@ -13,9 +13,13 @@
 #include "codec/frame_reader.h"
 #include "codec/header.h"
 #include "codec/rencode.h"
+#include "tests/codec/framing_test_util.h"
 
 namespace xr {
 namespace {
+
+using framing_test::ReadGolden;
+using framing_test::Header;
 
 // ---- data generators, the same as tools/golden/framing.py ----------------------------------
 
@@ -125,18 +129,6 @@ Value Norm(const Value& v) {
 }
 
 // ---- helpers -------------------------------------------------------------------------------
-
-std::string ReadGolden(const std::string& name) {
-  std::ifstream in("tests/codec/testdata/framing/" + name, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "missing golden file " << name);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-std::string Header(uint8_t flags, uint8_t level, uint8_t index, uint32_t size) {
-  char buf[kHeaderSize];
-  EncodeHeader(FrameHeader{flags, level, index, size}, buf);
-  return std::string(buf, kHeaderSize);
-}
 
 RawFrame Frame(uint8_t flags, uint8_t level, uint8_t index, std::string payload) {
   RawFrame f;
@@ -537,6 +529,14 @@ TEST_CASE("packet: duplicate chunk index is malformed") {
   auto r = dec.Push(Frame(0, 0, 2, "b"));
   REQUIRE(!r.ok());
   CHECK(r.error().code == ErrorCode::kMalformed);
+}
+
+TEST_CASE("packet: an empty chunk is malformed (the framing rules apply to pushed frames)") {
+  PacketDecoder dec;
+  auto r = dec.Push(Frame(0, 0, 2, ""));
+  REQUIRE(!r.ok());
+  CHECK(r.error().code == ErrorCode::kMalformed);
+  CHECK(r.error().message == "frame with an empty payload");
 }
 
 TEST_CASE("packet: yaml flag is unsupported") {
