@@ -132,7 +132,7 @@ def build_rows(results, path_keys):
     if "sessions" in results:
         def per_session(p):
             def f(v):
-                out = vs("sessions", "sessions_per_s", "xpra-proxy", "xpra proxy") if p == "relay" else []
+                out = vs("sessions", "sessions_per_s", "xpra-proxy", "xpra proxy")(v) if p == "relay" else []
                 c = med(results, "sessions", p, "cpu_ms_per_session")
                 return out + (["%.2f CPU-ms/session" % c] if c else [])
             return f
