@@ -28,6 +28,7 @@
 #include "engine/config.h"
 #include "engine/log.h"
 #include "engine/reactor.h"
+#include "engine/uring_backend.h"
 #include "engine/version.h"
 
 using namespace xr;

@@ -28,6 +28,7 @@
 #include "engine/limits.h"
 #include "engine/log.h"
 #include "engine/stats.h"
+#include "engine/uring_backend.h"
 #include "engine/version.h"
 #include "session_registry/socket_dirs.h"
 
@@ -398,6 +399,7 @@ class Connection final : public SessionIo {
         to_client_frames_(config->server_limits),
         to_server_frames_(config->client_limits),
         admitted_(admitted) {
+    connect_timeout_ms_ = config->server_timeout_ms > 0 ? config->server_timeout_ms : connect_timeout_ms_;
     client_.fd = std::move(client_fd);
     auto session = std::make_unique<Session>(id, std::move(peer), std::move(config), this);
     session_ = session.get();
@@ -498,26 +500,25 @@ class Connection final : public SessionIo {
   }
 
   // ---- completions
-  void OnCompletion(Reactor::Op op, int res, uint32_t flags) {
-    if (!(op == Reactor::kCtlAccept && (flags & IORING_CQE_F_MORE))) --inflight_;
+  void OnCompletion(Reactor::Op op, const Completion& c) {
+    int res = c.res;
+    if (!(op == Reactor::kCtlAccept && c.more)) --inflight_;
     switch (op) {
-      case Reactor::kCtlAccept: OnControlAccept(res, flags); break;
+      case Reactor::kCtlAccept: OnControlAccept(res, c.more); break;
       case Reactor::kClientRecv:
       case Reactor::kServerRecv: {
         bool from_client = op == Reactor::kClientRecv;
         const char* data = nullptr;
-        uint16_t bid = 0;
         Leg& leg = from_client ? client_ : server_;
         // The private buffer (if this receive used one) lives until the data is consumed.
         std::unique_ptr<char[]> own = std::move(leg.private_buf);
-        if (flags & IORING_CQE_F_BUFFER) {
-          bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
-          data = r_->bufs_.buffer(bid);
+        if (c.buffer >= 0) {
+          data = r_->io_->buffer(c.buffer);
         } else if (own) {
           data = own.get();
         }
         OnRecv(leg, from_client ? server_ : client_, from_client, res, data);
-        if (flags & IORING_CQE_F_BUFFER) r_->bufs_.Recycle(bid);  // the data was copied or consumed
+        if (c.buffer >= 0) r_->io_->Recycle(c.buffer);  // the data was copied or consumed
         break;
       }
       case Reactor::kClientPoll:
@@ -727,27 +728,19 @@ class Connection final : public SessionIo {
   void ArmRecv(Leg& leg, Reactor::Op op) {
     if (!leg.fd.valid() || leg.recv_inflight || leg.eof || leg.failed || closing_) return;
     if (&leg == &server_ && splicing_) return;  // the splice pump owns the server leg
-    io_uring_sqe* sqe = r_->ring_.GetSqe();
     if (leg.private_buf) {
       // The ring ran dry on this leg's last receive: read into the leg's own buffer once.
-      io_uring_prep_recv(sqe, leg.fd.get(), leg.private_buf.get(), kPrivateRecvBytes, 0);
+      r_->io_->Recv(leg.fd.get(), leg.private_buf.get(), kPrivateRecvBytes, Reactor::Tag(id_, op));
     } else {
-      // No buffer of our own: the kernel picks one from the reactor's ring when data arrives.
-      size_t len = r_->bufs_.buf_size();
-      if (leg.recv_limit != 0) len = std::min(len, leg.recv_limit);
-      io_uring_prep_recv(sqe, leg.fd.get(), nullptr, len, 0);
-      sqe->flags |= IOSQE_BUFFER_SELECT;
-      sqe->buf_group = r_->bufs_.group();
+      // No buffer of our own: the backend picks a provided one when data arrives.
+      r_->io_->RecvProvided(leg.fd.get(), leg.recv_limit, Reactor::Tag(id_, op));
     }
-    io_uring_sqe_set_data64(sqe, Reactor::Tag(id_, op));
     leg.recv_inflight = true;
     ++inflight_;
   }
 
   void Cancel(Reactor::Op op) {
-    io_uring_sqe* sqe = r_->ring_.GetSqe();
-    io_uring_prep_cancel64(sqe, Reactor::Tag(id_, op), 0);
-    io_uring_sqe_set_data64(sqe, Reactor::Tag(id_, Reactor::kCancel));
+    r_->io_->Cancel(Reactor::Tag(id_, op), Reactor::Tag(id_, Reactor::kCancel));
     ++inflight_;
   }
 
@@ -765,9 +758,7 @@ class Connection final : public SessionIo {
   void ArmSend(Leg& leg, Reactor::Op op) {
     if (leg.send_inflight || leg.outq.empty() || !leg.fd.valid() || leg.failed) return;
     const std::string& front = leg.outq.front();
-    io_uring_sqe* sqe = r_->ring_.GetSqe();
-    io_uring_prep_send(sqe, leg.fd.get(), front.data() + leg.out_off, front.size() - leg.out_off, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, Reactor::Tag(id_, op));
+    r_->io_->Send(leg.fd.get(), front.data() + leg.out_off, front.size() - leg.out_off, Reactor::Tag(id_, op));
     leg.send_inflight = true;
     ++inflight_;
   }
@@ -950,9 +941,7 @@ class Connection final : public SessionIo {
 
   void ArmPoll(Leg& leg, Reactor::Op op, unsigned events) {
     if (leg.poll_inflight || !leg.fd.valid()) return;
-    io_uring_sqe* sqe = r_->ring_.GetSqe();
-    io_uring_prep_poll_add(sqe, leg.fd.get(), events);
-    io_uring_sqe_set_data64(sqe, Reactor::Tag(id_, op));
+    r_->io_->Poll(leg.fd.get(), events, Reactor::Tag(id_, op));
     leg.poll_inflight = true;
     ++inflight_;
   }
@@ -964,24 +953,23 @@ class Connection final : public SessionIo {
       bool progressed = false;
       // pipe -> client, once everything queued ahead of the spliced bytes has been sent.
       if (in_pipe_ > 0 && client_.outq.empty() && !client_.send_inflight) {
-        ssize_t n = splice(pipe_r_.get(), nullptr, client_.fd.get(), nullptr, in_pipe_,
-                           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        ssize_t n = r_->io_->Splice(pipe_r_.get(), client_.fd.get(), in_pipe_);
         if (n > 0) {
           in_pipe_ -= static_cast<size_t>(n);
           client_.bytes_out += static_cast<uint64_t>(n);
           progressed = true;
-        } else if (n < 0 && errno == EAGAIN) {
+        } else if (n == -EAGAIN) {
           ArmPoll(client_, Reactor::kClientPoll, POLLOUT);
         } else {
           client_.failed = true;
-          return LegEnded(true, n == 0 ? "end of stream" : log::ErrnoText(errno));
+          return LegEnded(true, n == 0 ? "end of stream" : log::ErrnoText(static_cast<int>(-n)));
         }
       }
       // server -> pipe. EAGAIN with bytes still in the pipe may mean the pipe is full: the
       // client side's progress re-runs the pump, so only an empty pipe waits on the server.
       if (splice_left_ > 0 && in_pipe_ < kPipeBytes) {
         size_t want = std::min(splice_left_, kPipeBytes - in_pipe_);
-        ssize_t n = splice(server_.fd.get(), nullptr, pipe_w_.get(), nullptr, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        ssize_t n = r_->io_->Splice(server_.fd.get(), pipe_w_.get(), want);
         if (n > 0) {
           splice_left_ -= static_cast<size_t>(n);
           in_pipe_ += static_cast<size_t>(n);
@@ -991,12 +979,12 @@ class Connection final : public SessionIo {
           Counters().bytes_to_client += static_cast<uint64_t>(n);
           Counters().bytes_spliced += static_cast<uint64_t>(n);
           progressed = true;
-        } else if (n < 0 && errno == EAGAIN) {
+        } else if (n == -EAGAIN) {
           if (in_pipe_ == 0) ArmPoll(server_, Reactor::kServerPoll, POLLIN);
         } else {
           server_.eof = true;
           if (n < 0) server_.failed = true;
-          return LegEnded(false, n == 0 ? "end of stream" : log::ErrnoText(errno));
+          return LegEnded(false, n == 0 ? "end of stream" : log::ErrnoText(static_cast<int>(-n)));
         }
       }
       if (splice_left_ == 0 && in_pipe_ == 0) {
@@ -1194,9 +1182,7 @@ class Connection final : public SessionIo {
 
   void ArmControlAccept() {
     if (!ctl_fd_.valid() || ctl_armed_) return;
-    io_uring_sqe* sqe = r_->ring_.GetSqe();
-    io_uring_prep_multishot_accept(sqe, ctl_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, Reactor::Tag(id_, Reactor::kCtlAccept));
+    r_->io_->Accept(ctl_fd_.get(), Reactor::Tag(id_, Reactor::kCtlAccept));
     ctl_armed_ = true;
     ++inflight_;
   }
@@ -1214,8 +1200,8 @@ class Connection final : public SessionIo {
     if (is_relay() && counted_relaying_) Instances().Remove(id_);
   }
 
-  void OnControlAccept(int res, uint32_t flags) {
-    if (!(flags & IORING_CQE_F_MORE)) ctl_armed_ = false;
+  void OnControlAccept(int res, bool more) {
+    if (!more) ctl_armed_ = false;
     if (res >= 0) {
       UniqueFd fd(res);
       if (!closing_) r_->AcceptControl(std::move(fd), std::make_shared<InstanceControl>(r_, id_, proxy_display()));
@@ -1250,7 +1236,7 @@ class Connection final : public SessionIo {
   std::unique_ptr<FrameReader> info_reader_;
   sockaddr_storage target_addr_{};
   socklen_t target_len_ = 0;
-  __kernel_timespec connect_ts_{};
+  int64_t connect_timeout_ms_ = 10000;
   bool target_is_tcp_ = false;
   bool connect_inflight_ = false;
   bool passthrough_ = false;
@@ -1307,19 +1293,13 @@ void Connection::ConnectServer(const registry::Target& target) {
     handler_->OnServerConnectFailed(log::ErrnoText(errno));
     return;
   }
-  io_uring_sqe* sqe = r_->ring_.GetSqe();
-  io_uring_prep_connect(sqe, server_.fd.get(), reinterpret_cast<sockaddr*>(&target_addr_), target_len_);
-  io_uring_sqe_set_data64(sqe, Reactor::Tag(id_, Reactor::kConnect));
-  sqe->flags |= IOSQE_IO_LINK;
-  ++inflight_;
+  // The connect may take the whole server timeout (the session's deadline covers connect and
+  // server hello; whichever ends first reports it).
+  r_->io_->ConnectWithTimeout(server_.fd.get(), reinterpret_cast<sockaddr*>(&target_addr_), target_len_,
+                              connect_timeout_ms_, Reactor::Tag(id_, Reactor::kConnect),
+                              Reactor::Tag(id_, Reactor::kConnectTimeout));
+  inflight_ += 2;
   connect_inflight_ = true;
-  io_uring_sqe* tsqe = r_->ring_.GetSqe();
-  int64_t ms = 10000;
-  connect_ts_.tv_sec = ms / 1000;
-  connect_ts_.tv_nsec = (ms % 1000) * 1000000;
-  io_uring_prep_link_timeout(tsqe, &connect_ts_, 0);
-  io_uring_sqe_set_data64(tsqe, Reactor::Tag(id_, Reactor::kConnectTimeout));
-  ++inflight_;
 }
 
 Value InstanceControl::Info() {
@@ -1369,7 +1349,9 @@ void Reactor::AcceptControl(UniqueFd fd, std::shared_ptr<ControlTarget> target) 
 Reactor::~Reactor() { conns_.clear(); }
 
 Status Reactor::Init(const std::vector<ListenerSpec>& specs, bool shared, bool own_unix) {
-  if (Status s = ring_.Init(4096); !s.ok()) return s;
+  auto backend = std::make_unique<UringBackend>();
+  if (Status s = backend->Init(4096); !s.ok()) return s;
+  io_ = std::move(backend);
   wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_.valid()) return MakeError(ErrorCode::kIo, fmt::format("eventfd: {}", log::ErrnoText(errno)));
   for (const auto& spec : specs) {
@@ -1399,16 +1381,14 @@ Status Reactor::Init(const std::vector<ListenerSpec>& specs, bool shared, bool o
 void Reactor::ArmAccept(size_t index) {
   Listener& l = listeners_[index];
   if (l.armed || !l.fd.valid()) return;
-  io_uring_sqe* sqe = ring_.GetSqe();
-  io_uring_prep_multishot_accept(sqe, l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(sqe, Tag(index, kAccept));
+  io_->Accept(l.fd.get(), Tag(index, kAccept));
   l.armed = true;
 }
 
-void Reactor::OnAccept(size_t index, const io_uring_cqe* cqe) {
+void Reactor::OnAccept(size_t index, const Completion& cqe) {
   Listener& l = listeners_[index];
-  if (!(cqe->flags & IORING_CQE_F_MORE)) l.armed = false;
-  int res = cqe->res;
+  if (!cqe.more) l.armed = false;
+  int res = cqe.res;
   if (res < 0) {
     if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
       XR_WARN("net", "accept on {}: {}; pausing accepts for {} ms", l.spec.describe(), log::ErrnoText(-res), kAcceptBackoffMs);
@@ -1465,11 +1445,7 @@ void Reactor::OnAccept(size_t index, const io_uring_cqe* cqe) {
 }
 
 void Reactor::ArmTick() {
-  tick_ts_.tv_sec = 0;
-  tick_ts_.tv_nsec = kTickMs * 1000000;
-  io_uring_sqe* sqe = ring_.GetSqe();
-  io_uring_prep_timeout(sqe, &tick_ts_, 0, 0);
-  io_uring_sqe_set_data64(sqe, Tag(0, kTick));
+  io_->Timer(kTickMs, Tag(0, kTick));
 }
 
 void Reactor::OnTick() {
@@ -1504,9 +1480,7 @@ void Reactor::OnTick() {
 }
 
 void Reactor::ArmWake() {
-  io_uring_sqe* sqe = ring_.GetSqe();
-  io_uring_prep_read(sqe, wake_fd_.get(), &wake_buf_, sizeof wake_buf_, 0);
-  io_uring_sqe_set_data64(sqe, Tag(0, kWake));
+  io_->Read(wake_fd_.get(), &wake_buf_, sizeof wake_buf_, Tag(0, kWake));
 }
 
 void Reactor::Post(std::function<void()> fn) {
@@ -1575,8 +1549,8 @@ void Reactor::Reap(Connection* c) {
   conns_.erase(c->id());
 }
 
-void Reactor::Dispatch(io_uring_cqe* cqe) {
-  uint64_t data = io_uring_cqe_get_data64(cqe);
+void Reactor::Dispatch(const Completion& cqe) {
+  uint64_t data = cqe.tag;
   Op op = static_cast<Op>(data & 0xff);
   uint64_t id = data >> 8;
   switch (op) {
@@ -1587,20 +1561,16 @@ void Reactor::Dispatch(io_uring_cqe* cqe) {
   }
   auto it = conns_.find(id);
   if (it == conns_.end()) {
-    XR_ERROR("engine", "completion for unknown connection {} op={} res={}", id, static_cast<int>(op), cqe->res);
+    XR_ERROR("engine", "completion for unknown connection {} op={} res={}", id, static_cast<int>(op), cqe.res);
     return;
   }
   Connection* c = it->second.get();
-  c->OnCompletion(op, cqe->res, cqe->flags);
+  c->OnCompletion(op, cqe);
   Reap(c);
 }
 
 bool Reactor::Run() {
-  if (Status s = ring_.Enable(); !s.ok()) {
-    XR_ERROR("engine", "reactor {}: {}", index_, s.error().message);
-    return false;
-  }
-  if (Status s = bufs_.Init(ring_.get(), 1, limits_.recv_buffers, limits_.recv_buffer); !s.ok()) {
+  if (Status s = io_->Start(limits_.recv_buffers, limits_.recv_buffer); !s.ok()) {
     XR_ERROR("engine", "reactor {}: {}", index_, s.error().message);
     return false;
   }
@@ -1610,21 +1580,18 @@ bool Reactor::Run() {
   ArmWake();
   while (true) {
     if (stopping_ && (conns_.empty() || NowMs() > stop_deadline_ms_)) break;
-    int rc = ring_.SubmitAndWait();
+    int rc = io_->Wait();
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
       // Not a passing condition: retrying would spin. Stop this reactor loudly.
       XR_ERROR("engine", "reactor {}: io_uring_submit_and_wait failed: {}; stopping", index_, log::ErrnoText(-rc));
       ok = false;
       break;
     }
-    io_uring_cqe* cqe;
-    unsigned head;
-    unsigned count = 0;
-    io_uring_for_each_cqe(ring_.get(), head, cqe) {
-      Dispatch(cqe);
-      ++count;
+    Completion done[256];
+    size_t n;
+    while ((n = io_->Reap(done, std::size(done))) > 0) {
+      for (size_t i = 0; i < n; ++i) Dispatch(done[i]);
     }
-    io_uring_cq_advance(ring_.get(), count);
   }
   XR_INFO("engine", "reactor {} stopped ({} connections left)", index_, conns_.size());
   return ok;

@@ -16,7 +16,7 @@
 #include "base/fd.h"
 #include "engine/limits.h"
 #include "engine/session.h"
-#include "engine/uring.h"
+#include "engine/backend.h"
 #include "engine/worker_pool.h"
 
 namespace xr::engine {
@@ -113,12 +113,12 @@ class Reactor {
   };
 
   void ArmAccept(size_t index);
-  void OnAccept(size_t index, const io_uring_cqe* cqe);
+  void OnAccept(size_t index, const Completion& c);
   void ArmTick();
   void OnTick();
   void ArmWake();
   void OnWake();
-  void Dispatch(io_uring_cqe* cqe);
+  void Dispatch(const Completion& c);
   void Reap(Connection* c);
   void BeginStop();
   // Counts a receive that found the buffer ring empty; logs it at most once a minute.
@@ -131,13 +131,11 @@ class Reactor {
   WorkerPool* pool_;
   ReactorLimits limits_;
   ControlConfig control_;
-  Ring ring_;
-  BufferRing bufs_;
+  std::unique_ptr<Backend> io_;
   std::vector<Listener> listeners_;
   std::vector<std::string> bound_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
   ReactorStats stats_;
-  __kernel_timespec tick_ts_{};
   UniqueFd wake_fd_;
   uint64_t wake_buf_ = 0;
   std::mutex post_mu_;

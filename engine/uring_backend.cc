@@ -1,12 +1,14 @@
-#include "engine/uring.h"
+#include "engine/uring_backend.h"
 
 #include "engine/log.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -79,13 +81,11 @@ Status Ring::Enable() {
   return Status::Ok();
 }
 
-io_uring_sqe* Ring::GetSqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  while (sqe == nullptr) {
-    io_uring_submit(&ring_);  // SQ full: flush it and try again
-    sqe = io_uring_get_sqe(&ring_);
-  }
-  return sqe;
+io_uring_sqe* Ring::GetSqes(unsigned n) {
+  // Linked entries must go to the kernel in one submission: with fewer than `n` free, flush
+  // what is pending first (the ring has thousands of entries, so this always makes room).
+  while (io_uring_sq_space_left(&ring_) < n) io_uring_submit(&ring_);
+  return io_uring_get_sqe(&ring_);
 }
 
 int Ring::SubmitAndWait() { return io_uring_submit_and_wait(&ring_, 1); }
@@ -130,6 +130,115 @@ Status BufferRing::Init(io_uring* ring, uint16_t group, unsigned entries, size_t
 void BufferRing::Recycle(uint16_t bid) {
   io_uring_buf_ring_add(br_, buffer(bid), static_cast<unsigned>(buf_size_), bid, io_uring_buf_ring_mask(entries_), 0);
   io_uring_buf_ring_advance(br_, 1);
+}
+
+// ------------------------------------------------------------------ UringBackend
+
+Status UringBackend::Init(unsigned entries) { return ring_.Init(entries); }
+
+Status UringBackend::Start(unsigned buffers, size_t buffer_size) {
+  if (Status s = ring_.Enable(); !s.ok()) return s;
+  return bufs_.Init(ring_.get(), 1, buffers, buffer_size);
+}
+
+void UringBackend::Accept(int listen_fd, uint64_t tag) {
+  io_uring_sqe* sqe = ring_.GetSqes();
+  io_uring_prep_multishot_accept(sqe, listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBackend::ConnectWithTimeout(int fd, const sockaddr* addr, socklen_t len, int64_t timeout_ms, uint64_t tag,
+                                      uint64_t timeout_tag) {
+  __kernel_timespec* ts = KeepTimespec(timeout_ms);
+  io_uring_sqe* sqe = ring_.GetSqes(2);  // CONNECT and its LINK_TIMEOUT in one submission
+  io_uring_prep_connect(sqe, fd, addr, len);
+  io_uring_sqe_set_data64(sqe, tag);
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe* tsqe = io_uring_get_sqe(ring_.get());
+  io_uring_prep_link_timeout(tsqe, ts, 0);
+  io_uring_sqe_set_data64(tsqe, timeout_tag);
+}
+
+void UringBackend::RecvProvided(int fd, size_t max_len, uint64_t tag) {
+  size_t len = bufs_.buf_size();
+  if (max_len != 0) len = std::min(len, max_len);
+  io_uring_sqe* sqe = ring_.GetSqes();
+  io_uring_prep_recv(sqe, fd, nullptr, len, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = bufs_.group();
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBackend::Recv(int fd, char* buf, size_t len, uint64_t tag) {
+  io_uring_sqe* sqe = ring_.GetSqes();
+  io_uring_prep_recv(sqe, fd, buf, len, 0);
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBackend::Read(int fd, void* buf, size_t len, uint64_t tag) {
+  io_uring_sqe* sqe = ring_.GetSqes();
+  io_uring_prep_read(sqe, fd, buf, static_cast<unsigned>(len), 0);
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBackend::Send(int fd, const char* data, size_t len, uint64_t tag) {
+  io_uring_sqe* sqe = ring_.GetSqes();
+  io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBackend::Poll(int fd, unsigned events, uint64_t tag) {
+  io_uring_sqe* sqe = ring_.GetSqes();
+  io_uring_prep_poll_add(sqe, fd, events);
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBackend::Timer(int64_t ms, uint64_t tag) {
+  __kernel_timespec* ts = KeepTimespec(ms);
+  io_uring_sqe* sqe = ring_.GetSqes();
+  io_uring_prep_timeout(sqe, ts, 0, 0);
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBackend::Cancel(uint64_t target, uint64_t tag) {
+  io_uring_sqe* sqe = ring_.GetSqes();
+  io_uring_prep_cancel64(sqe, target, 0);
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+ssize_t UringBackend::Splice(int from_fd, int to_fd, size_t len) {
+  // Synchronous: IORING_OP_SPLICE is not pollable and would block an io-wq thread per stream.
+  ssize_t n = splice(from_fd, nullptr, to_fd, nullptr, len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+  return n < 0 ? -errno : n;
+}
+
+__kernel_timespec* UringBackend::KeepTimespec(int64_t ms) {
+  timespecs_.push_back(__kernel_timespec{ms / 1000, (ms % 1000) * 1000000});
+  return &timespecs_.back();
+}
+
+int UringBackend::Wait() {
+  int rc = ring_.SubmitAndWait();
+  // The kernel copies a timeout's timespec when it takes the entry: once nothing is left to
+  // submit, none is needed any more.
+  if (io_uring_sq_ready(ring_.get()) == 0) timespecs_.clear();
+  return rc < 0 ? rc : 0;
+}
+
+size_t UringBackend::Reap(Completion* out, size_t max) {
+  io_uring_cqe* cqe;
+  unsigned head;
+  size_t count = 0;
+  io_uring_for_each_cqe(ring_.get(), head, cqe) {
+    if (count == max) break;
+    Completion& c = out[count++];
+    c.tag = io_uring_cqe_get_data64(cqe);
+    c.res = cqe->res;
+    c.more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    c.buffer = (cqe->flags & IORING_CQE_F_BUFFER) ? static_cast<int>(cqe->flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+  }
+  io_uring_cq_advance(ring_.get(), static_cast<unsigned>(count));
+  return count;
 }
 
 Status ProbeIoUring() {

@@ -1,14 +1,20 @@
 #pragma once
-// Ring: RAII owner of one io_uring, with the feature probe done once at start-up.
+// UringBackend: the Backend on io_uring. One ring per reactor (SINGLE_ISSUER + DEFER_TASKRUN
+// where the kernel has them), a provided-buffer ring for receives, every opcode probed at
+// start-up. The only file of the engine that names io_uring.
 
 #include <liburing.h>
 
+#include <deque>
+#include <memory>
 #include <string>
 
 #include "base/status.h"
+#include "engine/backend.h"
 
 namespace xr::engine {
 
+// Ring: RAII owner of one io_uring, with the feature probe done once at start-up.
 class Ring {
  public:
   Ring() = default;
@@ -21,8 +27,9 @@ class Ring {
   Status Init(unsigned entries);
   // Enables the ring; the calling thread becomes its only submitter. Call on the using thread.
   Status Enable();
-  // A free submission entry; submits pending entries first when the SQ is full. Never null.
-  io_uring_sqe* GetSqe();
+  // `n` free submission entries in a row (n <= 8), so linked entries are never split by a
+  // submit; submits pending entries first when the SQ has fewer free. Never null.
+  io_uring_sqe* GetSqes(unsigned n = 1);
   // Submits pending entries and waits for at least one completion (or a signal/EINTR).
   int SubmitAndWait();
   io_uring* get() { return &ring_; }
@@ -61,6 +68,39 @@ class BufferRing {
   unsigned entries_ = 0;
   size_t buf_size_ = 0;
   uint16_t group_ = 0;
+};
+
+class UringBackend final : public Backend {
+ public:
+  UringBackend() = default;
+  // Creates the ring with `entries` submission entries (any thread); Start enables it.
+  Status Init(unsigned entries);
+
+  Status Start(unsigned buffers, size_t buffer_size) override;
+  void Accept(int listen_fd, uint64_t tag) override;
+  void ConnectWithTimeout(int fd, const sockaddr* addr, socklen_t len, int64_t timeout_ms, uint64_t tag,
+                          uint64_t timeout_tag) override;
+  void RecvProvided(int fd, size_t max_len, uint64_t tag) override;
+  void Recv(int fd, char* buf, size_t len, uint64_t tag) override;
+  void Read(int fd, void* buf, size_t len, uint64_t tag) override;
+  void Send(int fd, const char* data, size_t len, uint64_t tag) override;
+  void Poll(int fd, unsigned events, uint64_t tag) override;
+  void Timer(int64_t ms, uint64_t tag) override;
+  void Cancel(uint64_t target, uint64_t tag) override;
+  ssize_t Splice(int from_fd, int to_fd, size_t len) override;
+  const char* buffer(int id) const override { return bufs_.buffer(static_cast<uint16_t>(id)); }
+  void Recycle(int id) override { bufs_.Recycle(static_cast<uint16_t>(id)); }
+  size_t buffer_size() const override { return bufs_.buf_size(); }
+  int Wait() override;
+  size_t Reap(Completion* out, size_t max) override;
+
+ private:
+  // Storage for a timeout's timespec until the kernel has read it (at submission).
+  __kernel_timespec* KeepTimespec(int64_t ms);
+
+  Ring ring_;
+  BufferRing bufs_;
+  std::deque<__kernel_timespec> timespecs_;
 };
 
 // Checks once per process that io_uring works here; a readable error when it does not
