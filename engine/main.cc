@@ -59,6 +59,8 @@ class RelayControl final : public ControlTarget {
         started_(NowMs()) {}
   Value Info() override {
     const RelayCounters& c = Counters();
+    TrafficTotals t;
+    for (const Reactor* r : reactors_) t.Add(r->stats().traffic);
     Value counts{Dict{}};
     counts.set("accepted", static_cast<long long>(c.accepted.load()));
     counts.set("handshaking", static_cast<long long>(c.handshaking.load()));
@@ -66,10 +68,10 @@ class RelayControl final : public ControlTarget {
     counts.set("total", static_cast<long long>(c.relayed_total.load()));
     counts.set("failed-auth", static_cast<long long>(c.auth_failures.load()));
     counts.set("closed", static_cast<long long>(c.closed.load()));
-    counts.set("bytes-to-client", static_cast<long long>(c.bytes_to_client.load()));
-    counts.set("bytes-to-server", static_cast<long long>(c.bytes_to_server.load()));
-    counts.set("bytes-spliced", static_cast<long long>(c.bytes_spliced.load()));
-    counts.set("recv-ring-empty", static_cast<long long>(c.recv_nobufs.load()));
+    counts.set("bytes-to-client", static_cast<long long>(t.bytes_to_client));
+    counts.set("bytes-to-server", static_cast<long long>(t.bytes_to_server));
+    counts.set("bytes-spliced", static_cast<long long>(t.bytes_spliced));
+    counts.set("recv-ring-empty", static_cast<long long>(t.recv_nobufs));
     List listeners, auth;
     for (const auto& l : listeners_) listeners.emplace_back(std::string_view(l));
     for (const auto& a : auth_) auth.emplace_back(std::string_view(a));
@@ -93,8 +95,11 @@ class RelayControl final : public ControlTarget {
     return true;
   }
   std::string name() const override { return display_; }
+  // The reactors whose traffic Info sums; set once, before any reactor thread runs.
+  void SetReactors(std::vector<const Reactor*> reactors) { reactors_ = std::move(reactors); }
 
  private:
+  std::vector<const Reactor*> reactors_;
   std::string display_;
   std::vector<std::string> listeners_;
   std::vector<std::string> auth_;
@@ -240,7 +245,7 @@ int main(int argc, char** argv) {
   for (const auto& spec : specs) listener_names.push_back(spec.describe());
   control.relay = std::make_shared<RelayControl>(control.display, listener_names, auth_names, threads);
   for (int i = 0; i < threads; ++i) {
-    auto r = std::make_unique<Reactor>(i, &pool, limits, control);
+    auto r = std::make_unique<Reactor>(i, &pool, limits, control, SessionEnv{&GlobalAdmission(), &Counters(), NowMs});
     if (Status s = r->Init(specs, threads > 1, i == 0); !s.ok()) return Fail(s.error().message);
     if (i == 0) {
       // --bind-tcp=HOST:0: every reactor listens on the port the first one got.
@@ -250,6 +255,9 @@ int main(int argc, char** argv) {
     }
     reactors.push_back(std::move(r));
   }
+  std::vector<const Reactor*> sources;
+  for (const auto& r : reactors) sources.push_back(r.get());
+  static_cast<RelayControl*>(control.relay.get())->SetReactors(std::move(sources));
   std::string listening;
   for (const auto& b : reactors[0]->bound()) listening += (listening.empty() ? "" : ", ") + b;
   std::string auth_list;

@@ -1,5 +1,5 @@
 #pragma once
-// Reactor: one thread, one io_uring, many connections. Each completion's user_data names the
+// Reactor: one thread, one I/O backend (io_uring), many connections. Each completion's user_data names the
 // connection (high 56 bits) and the operation (low 8 bits); every opcode has its own error path.
 // A connection is freed only once none of its operations is in flight.
 
@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "engine/instance_control.h"
+#include "engine/leg.h"
 #include "engine/limits.h"
 #include "engine/session.h"
 #include "engine/backend.h"
@@ -22,19 +24,6 @@
 namespace xr::engine {
 
 class ControlTarget;
-
-// Where control sockets go and what the relay's own endpoint answers.
-struct ControlConfig {
-  std::string socket_dir;         // "" disables control sockets
-  std::string hostname;           // socket name prefix (HOSTNAME-proxy-N)
-  std::string display;            // the relay's own ":DISPLAY" ("" = none)
-  bool instance_sockets = true;   // a HOSTNAME-proxy-N socket file per relayed connection
-  mode_t mode = 0600;             // socket file permissions
-  std::shared_ptr<ControlTarget> relay;  // the relay's own endpoint (info, stop)
-};
-
-// The path of a display's socket: DIR/HOSTNAME-NAME for ":NAME".
-std::string ControlSocketPath(const ControlConfig& c, std::string_view display);
 
 // One listening endpoint and the settings of the sessions it accepts.
 struct ListenerSpec {
@@ -65,15 +54,16 @@ struct ReactorStats {
   std::atomic<uint64_t> active{0};
   std::atomic<uint64_t> relaying{0};
   std::atomic<uint64_t> closed{0};
-  std::atomic<uint64_t> recv_nobufs{0};  // receives that found the buffer ring empty
+  TrafficCounters traffic;  // written by the reactor's thread only
 };
 
 class Connection;
-class InstanceControl;
 
 class Reactor {
  public:
-  Reactor(int index, WorkerPool* pool, ReactorLimits limits, ControlConfig control = {});
+  // `env`: what the sessions of this reactor share with the rest of the relay (admission,
+  // counters, clock).
+  Reactor(int index, WorkerPool* pool, ReactorLimits limits, ControlConfig control, SessionEnv env);
   ~Reactor();
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
@@ -96,14 +86,21 @@ class Reactor {
   const ReactorStats& stats() const { return stats_; }
   int index() const { return index_; }
 
- private:
-  friend class Connection;
-  friend class InstanceControl;
+  // What a completion is for: the low 8 bits of its tag (the high 56 name the connection, or
+  // the listener for kAccept). Per-leg operations come in pairs, client then server.
   enum Op : uint8_t {
-    kAccept = 1, kClientRecv, kClientSend, kServerRecv, kServerSend, kConnect, kConnectTimeout,
-    kCancel, kTick, kWake, kCtlAccept, kClientPoll, kServerPoll,
+    kAccept = 1, kTick, kWake, kCtlAccept, kConnect, kConnectTimeout, kCancel,
+    kClientRecv, kServerRecv, kClientSend, kServerSend, kClientPoll, kServerPoll,
   };
   static uint64_t Tag(uint64_t id, Op op) { return (id << 8) | op; }
+  static Op RecvOp(Dir d) { return static_cast<Op>(int{kClientRecv} + int{d}); }
+  static Op SendOp(Dir d) { return static_cast<Op>(int{kClientSend} + int{d}); }
+  static Op PollOp(Dir d) { return static_cast<Op>(int{kClientPoll} + int{d}); }
+  // The leg of a per-leg operation.
+  static Dir DirOf(Op op) { return ((op - kClientRecv) & 1) ? kServerLeg : kClientLeg; }
+
+ private:
+  friend class Connection;
 
   struct Listener {
     ListenerSpec spec;
@@ -131,6 +128,7 @@ class Reactor {
   WorkerPool* pool_;
   ReactorLimits limits_;
   ControlConfig control_;
+  SessionEnv env_;
   std::unique_ptr<Backend> io_;
   std::vector<Listener> listeners_;
   std::vector<std::string> bound_;

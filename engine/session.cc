@@ -50,11 +50,13 @@ const char* SessionStateName(Session::State s) {
   return "?";
 }
 
-Session::Session(uint64_t id, std::string peer, std::shared_ptr<const SessionConfig> config, SessionIo* io)
+Session::Session(uint64_t id, std::string peer, std::shared_ptr<const SessionConfig> config, SessionIo* io,
+                 SessionEnv env)
     : id_(id),
       peer_(std::move(peer)),
       config_(std::move(config)),
       io_(io),
+      env_(std::move(env)),
       hs_(std::make_unique<Handshake>(*config_)) {}
 
 Session::Handshake::Handshake(const SessionConfig& c)
@@ -306,7 +308,7 @@ void Session::SendChallenge() {
 
 void Session::StartAuth(const Caps& caps) {
   // Back-off after failed logins, checked before verifying so it gives no password oracle.
-  int64_t wait = GlobalAdmission().BackoffMs(AddressOf(peer_), username_, NowMs());
+  int64_t wait = env_.admission->BackoffMs(AddressOf(peer_), username_, env_.now_ms());
   if (wait > 0) {
     Disconnect(reason::kAuthenticationError,
                fmt::format("too many failed logins, try again in {} seconds", (wait + 999) / 1000),
@@ -360,13 +362,13 @@ void Session::OnAuthDone(AuthOutcome outcome) {
   if (state_ != State::kAuthenticating) return;
   if (!outcome.ok) {
     if (outcome.client_reason == reason::kAuthenticationError) {
-      Counters().auth_failures++;
-      GlobalAdmission().Failed(AddressOf(peer_), username_, NowMs());
+      env_.counters->auth_failures++;
+      env_.admission->Failed(AddressOf(peer_), username_, env_.now_ms());
     }
     Disconnect(outcome.client_reason, outcome.detail, outcome.log_detail);
     return;
   }
-  GlobalAdmission().Succeeded(AddressOf(peer_), username_);
+  env_.admission->Succeeded(AddressOf(peer_), username_);
   username_ = outcome.username;
   target_ = std::move(outcome.target);
   hs_->session_options = std::move(outcome.session_options);

@@ -23,6 +23,8 @@
 #include "codec/packet.h"
 #include "codec/value.h"
 #include "engine/hello.h"
+#include "engine/limits.h"
+#include "engine/stats.h"
 #include "session_registry/session_registry.h"
 
 namespace xr::engine {
@@ -60,6 +62,15 @@ struct SessionConfig {
   DecodeLimits decode_limits;
   int64_t login_timeout_ms = 30000;             // client connect -> relaying
   int64_t server_timeout_ms = 20000;            // target connect + server hello
+};
+
+// What a session uses beyond its own connection, injected (tests give each session its own):
+// the admission state shared by the relay's sessions (per-address caps, login back-off), the
+// counters it adds to, and the monotonic clock in milliseconds.
+struct SessionEnv {
+  Admission* admission = nullptr;
+  RelayCounters* counters = nullptr;
+  std::function<int64_t()> now_ms;
 };
 
 // What the blocking part of authentication produces (on a worker thread).
@@ -135,7 +146,7 @@ class Session final : public ClientHandler {
   };
 
   // `peer` is the client's address for logs ("127.0.0.1:5555"); `id` the connection number.
-  Session(uint64_t id, std::string peer, std::shared_ptr<const SessionConfig> config, SessionIo* io);
+  Session(uint64_t id, std::string peer, std::shared_ptr<const SessionConfig> config, SessionIo* io, SessionEnv env);
   ~Session() override;
 
   // Starts the login timer.
@@ -191,6 +202,7 @@ class Session final : public ClientHandler {
   const std::string peer_;
   std::shared_ptr<const SessionConfig> config_;
   SessionIo* io_;
+  SessionEnv env_;
   State state_ = State::kClientHello;
   // What only the login needs: freed when a plain session switches to passthrough (an idle
   // relayed connection then keeps ~700 bytes less). AES sessions keep it: they go on

@@ -68,7 +68,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static std::shared_ptr<SessionConfig> config = MakeConfig();
   static std::string server_hello = ServerHello();
   FuzzIo io;
-  Session s(1, "fuzz:1", config, &io);
+  // Fresh admission state and counters per input: each run starts from the same state.
+  Admission admission;
+  RelayCounters counters;
+  Session s(1, "fuzz:1", config, &io, SessionEnv{&admission, &counters, NowMs});
   io.session = &s;
   s.Start();
   std::string_view in(reinterpret_cast<const char*>(data), size);

@@ -1,7 +1,8 @@
 #pragma once
 // Relay-wide counters and the table of relayed connections ("instances"), shared by every
 // reactor thread and read by the relay's own control socket. Updated only on connection
-// events (accept, login result, relay start, close), never per packet.
+// events (accept, login result, relay start, close), never per packet. What moves per packet
+// (bytes relayed) is counted per reactor (TrafficCounters) and summed when asked.
 
 #include <atomic>
 #include <cstdint>
@@ -22,10 +23,39 @@ struct RelayCounters {
   std::atomic<uint64_t> auth_failures{0};
   std::atomic<uint64_t> closed{0};
   std::atomic<uint64_t> control_requests{0};
-  std::atomic<uint64_t> bytes_to_client{0};
-  std::atomic<uint64_t> bytes_to_server{0};
-  std::atomic<uint64_t> bytes_spliced{0};  // server->client bytes moved by splice (no copy)
-  std::atomic<uint64_t> recv_nobufs{0};    // receives that found the buffer ring empty (-ENOBUFS)
+};
+
+// A counter with one writer (its reactor's thread) and readers on any thread: adding is a
+// relaxed load and store, no locked read-modify-write shared between cores on the data path.
+class OwnedCounter {
+ public:
+  void Add(uint64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+// One reactor's traffic, written only by its thread.
+struct TrafficCounters {
+  OwnedCounter bytes_to_client;
+  OwnedCounter bytes_to_server;
+  OwnedCounter bytes_spliced;  // server->client bytes moved by splice (no copy)
+  OwnedCounter recv_nobufs;    // receives that found the buffer ring empty (-ENOBUFS)
+};
+
+// The sum over reactors, when asked.
+struct TrafficTotals {
+  uint64_t bytes_to_client = 0;
+  uint64_t bytes_to_server = 0;
+  uint64_t bytes_spliced = 0;
+  uint64_t recv_nobufs = 0;
+  void Add(const TrafficCounters& c) {
+    bytes_to_client += c.bytes_to_client.get();
+    bytes_to_server += c.bytes_to_server.get();
+    bytes_spliced += c.bytes_spliced.get();
+    recv_nobufs += c.recv_nobufs.get();
+  }
 };
 
 // The process-wide counters.

@@ -129,7 +129,15 @@ struct Fixture {
   Reader client_reader;   // what the client receives
   Reader server_reader;   // what the server receives
 
-  explicit Fixture(const std::string& auth_extra = "", bool aes = false) {
+  // Each fixture's sessions get their own admission state and counters unless a test shares one.
+  Admission own_admission;
+  RelayCounters counters;
+  Admission* admission = &own_admission;
+
+  SessionEnv Env() { return SessionEnv{admission, &counters, NowMs}; }
+
+  explicit Fixture(const std::string& auth_extra = "", bool aes = false, Admission* shared = nullptr) {
+    if (shared != nullptr) admission = shared;
     users = TempFile(
         "foo|bar|1000|1000|tcp://127.0.0.1:15200/200,tcp://127.0.0.1:15201/201|||\n"
         "solo|pw|1000|1000|tcp://127.0.0.1:15300/||password=serverpw\n");
@@ -139,7 +147,7 @@ struct Fixture {
     config->identity = ProxyIdentity{"0.1.0-test", "relayhost"};
     config->aes = aes;
     if (aes) config->aes_key = "secret-key";
-    session = std::make_unique<Session>(7, "127.0.0.1:5555", config, &io);
+    session = std::make_unique<Session>(7, "127.0.0.1:5555", config, &io, Env());
     session->Start();
   }
   ~Fixture() { ::unlink(users.c_str()); }
@@ -559,20 +567,19 @@ TEST_CASE("AES: a wrong key shows up as a protocol error, not a crash") {
 }
 
 TEST_CASE("failed logins back off: no verification attempt while blocked") {
-  ConfigureAdmission(AdmissionConfig{0, 2, 600000, 300000});
+  Admission admission(AdmissionConfig{0, 2, 600000, 300000});  // shared by these logins
   for (int i = 0; i < 3; ++i) {
-    Fixture f;
+    Fixture f("", false, &admission);
     f.Login("foo", "wrong", "");
     f.ExpectDisconnect(reason::kAuthenticationError, "authentication failed");
   }
   // Even the right password is not checked now.
-  Fixture f;
+  Fixture f("", false, &admission);
   f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo", "200")})));
   Value c = f.ExpectOne(f.ClientGot(), "challenge");
   f.Respond(c, "foo", "bar", "200");
   CHECK(f.io.auth_jobs.empty());
   f.ExpectDisconnect(reason::kAuthenticationError, "try again in");
-  ConfigureAdmission(AdmissionConfig{});  // later tests start clean
 }
 
 TEST_CASE("a server ping before its hello reaches the client after the hello") {
@@ -645,7 +652,7 @@ TEST_CASE("TellServer: a disconnect packet for the server, only while relaying")
 TEST_CASE("the server's packet size limit applies from its first frame") {
   Fixture f;
   f.config->server_limits.max_payload = 4096;
-  f.session = std::make_unique<Session>(8, "127.0.0.1:5555", f.config, &f.io);
+  f.session = std::make_unique<Session>(8, "127.0.0.1:5555", f.config, &f.io, f.Env());
   f.session->Start();
   f.LoginFoo();
   f.session->OnServerConnected();

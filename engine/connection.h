@@ -1,0 +1,165 @@
+#pragma once
+// Connection: the coordinator of one accepted client. It owns the two legs (cd[2], indexed
+// by Dir), carries out what its protocol handler (a relay Session, or a ControlSession on a
+// control socket) asks through SessionIo, and hands bytes to the relay path its mode names:
+//
+//   kSession ----StartPassthrough----> kPassthrough <--frame spliced--> kSplicing
+//      |                                     |  stop mid-frame               |
+//      |                                     v                               v
+//      |                                 kStopping (the frame ends first; splicing may go on)
+//      |                                     |
+//      '------------------Close--------------'--> kClosing (flush, 5 s linger) --> kClosed
+//
+// kClosed: sockets shut down and closed; the reactor frees the connection once no operation
+// is in flight. The parts live in their own units: Leg (engine/leg.h), Passthrough, SplicePump,
+// Liveness, InbandInfo and the :proxy-N InstanceSocket.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <sys/socket.h>
+
+#include "engine/inband_info.h"
+#include "engine/instance_control.h"
+#include "engine/leg.h"
+#include "engine/liveness.h"
+#include "engine/passthrough.h"
+#include "engine/reactor.h"
+#include "engine/session.h"
+#include "engine/splice_pump.h"
+
+namespace xr::engine {
+
+class Connection final : public SessionIo, private InbandInfo::Sink {
+ public:
+  enum class Mode : uint8_t {
+    kSession,      // the handler reads every byte (login; relaying an AES client leg)
+    kPassthrough,  // both legs plain: bytes copied across, frame headers followed
+    kSplicing,     // passthrough, the rest of a large server frame moving by splice
+    kStopping,     // passthrough ending: the disconnect waits for the server's frame to end
+    kClosing,      // flushing what is queued (bounded by the close linger), then kClosed
+    kClosed,       // sockets closed; freed once no operation is in flight
+  };
+
+  // A relayed connection.
+  Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string peer,
+             std::shared_ptr<const SessionConfig> config, bool admitted);
+  // A client of a control socket.
+  Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::shared_ptr<ControlTarget> target);
+  ~Connection() override;
+
+  uint64_t id() const { return id_; }
+  bool is_relay() const { return session_ != nullptr; }
+  bool reapable() const { return mode_ == Mode::kClosed && inflight_ == 0; }
+  int64_t deadline() const { return deadline_ms_; }
+  Mode mode() const { return mode_; }
+
+  void Start();
+  // A completion of one of this connection's operations.
+  void OnCompletion(Reactor::Op op, const Completion& c);
+  // The deadline passed.
+  void OnDeadline();
+  // The result of RunAuth, back on the reactor thread.
+  void OnAuthDone(AuthOutcome out) { handler_->OnAuthDone(std::move(out)); }
+  // Turns the connection away at once with a readable reason.
+  void Refuse(std::string_view why) { handler_->Disconnect(reason::kServerError, why); }
+  // Graceful stop of the whole relay: tell the client, flush, close.
+  void Shutdown() { StopWithReason(reason::kServerShutdown, "the relay is shutting down"); }
+  // Ends a relayed connection on request (xpra stop :proxy-N, relay shutdown). In passthrough
+  // the disconnect packet waits for the server->client stream to reach a frame boundary.
+  void StopWithReason(std::string_view why, std::string_view detail);
+  // The reactor's tick: which leg, if any, of a relaying connection is dead (see Liveness).
+  DeadLeg CheckLiveness(int64_t now, int64_t idle_ms, bool probe);
+  // Ends a connection with a dead leg: both ends are told which side went quiet and for how long.
+  void EndDeadLeg(DeadLeg dead, int64_t idle_ms);
+  // `xpra info :proxy-N` for this connection.
+  Value InfoValue() const;
+
+  // ---- SessionIo
+  void SendToClient(std::string bytes) override { SendTracked(kClientLeg, std::move(bytes)); }
+  void SendToServer(std::string bytes) override { SendTracked(kServerLeg, std::move(bytes)); }
+  void RunAuth(std::function<AuthOutcome()> job) override;
+  void ConnectServer(const registry::Target& target) override;
+  void StartPassthrough() override;
+  void Relaying() override;
+  void SetDeadline(int64_t ms) override;
+  void Close(std::string_view log_reason) override;
+
+ private:
+  bool closing() const override { return mode_ >= Mode::kClosing; }
+  bool passthrough() const { return mode_ >= Mode::kPassthrough && mode_ <= Mode::kStopping; }
+  // Queues a packet the relay itself writes, keeping the leg's frame follower in step (both
+  // streams are followed from the first byte the relay writes, so passthrough starts in step).
+  void SendTracked(Dir to, std::string bytes);
+  void ArmRecv(Dir d);
+  void ArmSend(Dir d);
+  void ArmPoll(Dir d, unsigned events);
+  void Cancel(Reactor::Op op);
+  void Queue(Dir to, std::string bytes);
+  void OnRecv(Dir from, int res, const char* buf);
+  // Passthrough: bytes from leg `from`. False when the receive path ends here (no
+  // back-pressure check, no re-arm: the connection stops, closes or splices).
+  bool OnPassthroughData(Dir from, std::string_view data);
+  void OnSend(Dir to, int res);
+  void OnConnect(int res);
+  // A leg's socket ended or failed (`why`): the handler tells whoever is still there; close.
+  void LegEnded(Dir d, const std::string& why);
+  // Ends a relaying connection: the server is told first (if its stream is at a frame
+  // boundary), then the client as StopWithReason does.
+  void EndBoth(std::string_view why, std::string_view detail);
+  // A frame header on the leg `from` broke that leg's limits (or was not a header). The bytes
+  // before it go on, nothing after; both ends are told when their streams allow it; close.
+  void OnBadFrame(Dir from, std::string_view data);
+  // The held stop's disconnect, now that the server's stream is at a frame boundary.
+  void FinishStop();
+  // Splice path: starts splicing the rest of the current server frame when worth it.
+  bool MaybeStartSplice();
+  void Pump();
+  // Bytes the relay holds for leg `d`'s socket: its send queue, and for the client the
+  // spliced bytes still in the pipe.
+  size_t Waiting(Dir d) const { return cd_[d].queued() + (d == kClientLeg ? pump_.in_pipe() : 0); }
+  void MaybeFinishClose();
+  void ForceClose();
+  // :proxy-N
+  void OpenInstanceSocket();
+  void ArmControlAccept();
+  void CloseInstanceSocket();
+  void OnControlAccept(int res, bool more);
+  std::string proxy_display() const { return instance_.display(); }
+  // InbandInfo::Sink
+  FrameBoundary& to_client_frames() override { return pass_.toward(kClientLeg); }
+  void QueueToClient(std::string bytes) override { Queue(kClientLeg, std::move(bytes)); }
+  void ForwardToClient(std::string bytes) override;
+  void BadServerFrame(std::string_view data) override { OnBadFrame(kServerLeg, data); }
+  Value ProxyInfo() const override;
+
+  Reactor* r_;
+  uint64_t id_;
+  std::string peer_;
+  int64_t started_ms_;
+  Mode mode_ = Mode::kSession;
+  Leg cd_[2];
+  std::unique_ptr<ClientHandler> handler_;
+  Session* session_ = nullptr;  // handler_ when this is a relayed connection
+  Passthrough pass_;
+  SplicePump pump_;
+  Liveness liveness_;
+  InbandInfo inband_;
+  InstanceSocket instance_;
+  // Accounting: what this connection added to the relay's counters (undone on destruction).
+  bool counted_relaying_ = false;
+  bool counted_handshake_done_ = false;
+  bool admitted_ = false;  // counted in the per-address cap
+  // Connect.
+  sockaddr_storage target_addr_{};
+  socklen_t target_len_ = 0;
+  int64_t connect_timeout_ms_ = 10000;
+  bool target_is_tcp_ = false;
+  bool connect_inflight_ = false;
+  int inflight_ = 0;
+  int64_t deadline_ms_ = 0;
+};
+
+}  // namespace xr::engine
