@@ -125,35 +125,26 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-}  // namespace
+// The auth modules, one instance per distinct spec, shared by the binds that use it.
+using AuthModules = std::map<std::string, std::shared_ptr<auth::AuthModule>>;
 
-int main(int argc, char** argv) {
-  auto parsed = ParseCommandLine(argc, argv);
-  if (!parsed.ok()) {
-    if (parsed.error().code == ErrorCode::kOk) return 0;  // --help
-    return Fail(parsed.error().message + "\nrun 'xpra-relay --help' for the options");
-  }
-  RelayConfig cfg = std::move(*parsed);
-  log::Configure(log::Level::kInfo, cfg.debug);
-  if (!cfg.log_file.empty() && !log::OpenFile(cfg.log_file)) return Fail("cannot open log file " + cfg.log_file);
-
-  if (Status s = ProbeIoUring(); !s.ok()) return Fail(s.error().message);
-
-  // Signals are handled by this thread only (sigwait below); every other thread blocks them.
+// Blocks SIGINT/SIGTERM/SIGHUP in this thread and every thread it starts (the signal loop
+// takes them with sigtimedwait); ignores SIGPIPE. Returns the set to wait on.
+sigset_t BlockSignals() {
   sigset_t sigs;
   sigemptyset(&sigs);
   for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&sigs, s);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  return sigs;
+}
 
-  uint64_t fd_limit = RaiseFdLimit();
-
-  // One auth module instance per distinct spec, shared by the binds that use it.
-  std::map<std::string, std::shared_ptr<auth::AuthModule>> modules;
+// One listener spec per --bind-tcp / --bind, each with the session settings of its sessions.
+Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, AuthModules* modules) {
   std::string aes_key;
   if (cfg.tcp_encryption == "AES") {
     auto key = ReadKeyFile(cfg.tcp_encryption_keyfile);
-    if (!key.ok()) return Fail(key.error().message);
+    if (!key.ok()) return key.error();
     aes_key = std::move(*key);
   }
   std::string hostname = Hostname();
@@ -161,10 +152,10 @@ int main(int argc, char** argv) {
   for (const auto& b : cfg.binds) {
     bool tcp = b.kind == BindOption::Kind::kTcp;
     std::string auth_spec = !b.auth.empty() ? b.auth : (tcp ? cfg.tcp_auth : cfg.unix_auth);
-    auto& module = modules[auth_spec];
+    auto& module = (*modules)[auth_spec];
     if (!module) {
       auto m = auth::CreateAuthModule(auth_spec);
-      if (!m.ok()) return Fail("auth '" + auth_spec + "': " + m.error().message);
+      if (!m.ok()) return MakeError(m.error().code, "auth '" + auth_spec + "': " + m.error().message);
       module = std::shared_ptr<auth::AuthModule>(std::move(*m));
     }
     auto sc = std::make_shared<SessionConfig>();
@@ -187,33 +178,34 @@ int main(int argc, char** argv) {
     spec.session = sc;
     specs.push_back(spec);
   }
+  return specs;
+}
 
-  int threads = cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
-
-  // Control sockets live in the first socket dir (as xpra's).
+// Control sockets live in the first socket dir (as xpra's): creates it (given to
+// --socket-group), checks the relay's own display is free, removes stale sockets, and adds
+// the display's control listener to `specs`.
+Expected<ControlConfig> SetUpControl(const RelayConfig& cfg, std::vector<ListenerSpec>* specs) {
   ControlConfig control;
   control.socket_dir = registry::ExpandSocketDir(cfg.socket_dirs.front(), -1);
   control.hostname = registry::DefaultSocketHostname();
   control.display = cfg.display;
   control.instance_sockets = cfg.proxy_sockets;
-  {
-    std::error_code ec;
-    std::filesystem::create_directories(control.socket_dir, ec);
-    if (ec) return Fail("cannot create the socket dir " + control.socket_dir + ": " + ec.message());
-  }
+  std::error_code ec;
+  std::filesystem::create_directories(control.socket_dir, ec);
+  if (ec) return MakeError(ErrorCode::kIo, "cannot create the socket dir " + control.socket_dir + ": " + ec.message());
   if (!cfg.socket_group.empty()) {
     group* g = getgrnam(cfg.socket_group.c_str());
-    if (g == nullptr) return Fail("unknown group for --socket-group: " + cfg.socket_group);
+    if (g == nullptr) return MakeError(ErrorCode::kMalformed, "unknown group for --socket-group: " + cfg.socket_group);
     control.mode = 0660;
     if (chown(control.socket_dir.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
-      return Fail("cannot give the socket dir " + control.socket_dir + " to group " + cfg.socket_group + ": " +
-                  log::ErrnoText(errno));
+      return MakeError(ErrorCode::kIo, "cannot give the socket dir " + control.socket_dir + " to group " +
+                                           cfg.socket_group + ": " + log::ErrnoText(errno));
     }
   }
   if (!control.display.empty()) {
     std::string path = ControlSocketPath(control, control.display);
     if (registry::ProbeSocket(path) == registry::SocketState::kLive) {
-      return Fail("display " + control.display + " is already in use (" + path + " is live)");
+      return MakeError(ErrorCode::kIo, "display " + control.display + " is already in use (" + path + " is live)");
     }
   }
   CleanStaleSockets(control.socket_dir, control.hostname, control.display);
@@ -221,15 +213,12 @@ int main(int argc, char** argv) {
     ListenerSpec spec;
     spec.kind = ListenerSpec::Kind::kControl;
     spec.path = ControlSocketPath(control, control.display);
-    specs.push_back(spec);
+    specs->push_back(spec);
   }
-  std::vector<std::string> auth_names;
-  for (const auto& [spec, m] : modules) auth_names.emplace_back(m->name());
-  // Declared before the pool, so destroyed after it: ~WorkerPool finishes the auth jobs still
-  // queued or running, and each posts its result to its reactor (Reactor::Post), which must
-  // still exist then.
-  std::vector<std::unique_ptr<Reactor>> reactors;
-  WorkerPool pool(cfg.auth_threads, 4096);
+  return control;
+}
+
+ReactorLimits MakeReactorLimits(const RelayConfig& cfg) {
   ReactorLimits limits;
   limits.max_connections = cfg.max_connections;
   limits.recv_buffers = static_cast<unsigned>(cfg.recv_buffers);
@@ -237,16 +226,26 @@ int main(int argc, char** argv) {
   limits.splice_min = cfg.splice_min;
   limits.max_handshakes = static_cast<int64_t>(cfg.max_logins);
   limits.idle_timeout_ms = static_cast<int64_t>(cfg.idle_timeout * 1000);
+  return limits;
+}
+
+void ConfigureAdmissionFrom(const RelayConfig& cfg) {
   AdmissionConfig admission;
   admission.max_per_address = static_cast<uint32_t>(cfg.max_per_address);
   admission.free_failures = static_cast<uint32_t>(cfg.login_failures);
   ConfigureAdmission(admission);
-  std::vector<std::string> listener_names;
-  for (const auto& spec : specs) listener_names.push_back(spec.describe());
-  control.relay = std::make_shared<RelayControl>(control.display, listener_names, auth_names, threads);
+}
+
+// One reactor per thread, each with its listeners (tcp shared by SO_REUSEPORT; unix ones on
+// the first reactor only). The relay's info sums their traffic.
+Expected<std::vector<std::unique_ptr<Reactor>>> MakeReactors(int threads, WorkerPool* pool, const RelayConfig& cfg,
+                                                             std::vector<ListenerSpec> specs,
+                                                             const ControlConfig& control, RelayControl* relay) {
+  std::vector<std::unique_ptr<Reactor>> reactors;
+  SessionEnv env{&GlobalAdmission(), &Counters(), NowMs};
   for (int i = 0; i < threads; ++i) {
-    auto r = std::make_unique<Reactor>(i, &pool, limits, control, SessionEnv{&GlobalAdmission(), &Counters(), NowMs});
-    if (Status s = r->Init(specs, threads > 1, i == 0); !s.ok()) return Fail(s.error().message);
+    auto r = std::make_unique<Reactor>(i, pool, MakeReactorLimits(cfg), control, env);
+    if (Status s = r->Init(specs, threads > 1, i == 0); !s.ok()) return s.error();
     if (i == 0) {
       // --bind-tcp=HOST:0: every reactor listens on the port the first one got.
       for (size_t k = 0; k < specs.size(); ++k) {
@@ -257,31 +256,45 @@ int main(int argc, char** argv) {
   }
   std::vector<const Reactor*> sources;
   for (const auto& r : reactors) sources.push_back(r.get());
-  static_cast<RelayControl*>(control.relay.get())->SetReactors(std::move(sources));
+  relay->SetReactors(std::move(sources));
+  return reactors;
+}
+
+void LogStart(const std::vector<std::unique_ptr<Reactor>>& reactors, const std::vector<std::string>& auth_names,
+              const ControlConfig& control, uint64_t fd_limit) {
   std::string listening;
   for (const auto& b : reactors[0]->bound()) listening += (listening.empty() ? "" : ", ") + b;
   std::string auth_list;
   for (const auto& n : auth_names) auth_list += (auth_list.empty() ? "" : ", ") + n;
+  size_t threads = reactors.size();
   XR_INFO("main", "xpra-relay {} on {} ({} reactor thread{}, open-file limit {}, auth: {}, control sockets in {})",
           kRelayVersion, listening, threads, threads == 1 ? "" : "s", static_cast<unsigned long long>(fd_limit),
           auth_list, control.socket_dir);
+}
 
-  static std::atomic<bool> fatal{false};
-  std::vector<std::thread> workers;
-  for (auto& r : reactors) {
+// Set when a reactor's backend failed: the process then exits 1.
+std::atomic<bool> g_fatal{false};
+
+std::vector<std::thread> StartReactorThreads(const std::vector<std::unique_ptr<Reactor>>& reactors) {
+  std::vector<std::thread> threads;
+  for (const auto& r : reactors) {
     Reactor* rp = r.get();
-    workers.emplace_back([rp] {
+    threads.emplace_back([rp] {
       pthread_setname_np(pthread_self(), "xr-reactor");
       if (!rp->Run()) {
-        fatal = true;
-        kill(getpid(), SIGTERM);  // wakes the signal loop below, which stops everything
+        g_fatal = true;
+        kill(getpid(), SIGTERM);  // wakes the signal loop, which stops everything
       }
     });
   }
+  return threads;
+}
 
-  // Once a burst of logins or closes has settled (no change for a second), free heap pages
-  // back to the kernel: each login's transient allocations (hello values, auth work, buffers)
-  // otherwise stay in the allocator's arenas as holes between the long-lived connection objects.
+// Waits for SIGINT/SIGTERM (returns) and handles SIGHUP (re-open the log, reload auth). Once
+// a burst of logins or closes has settled (no change for a second), frees heap pages back to
+// the kernel: each login's transient allocations (hello values, auth work, buffers) otherwise
+// stay in the allocator's arenas as holes between the long-lived connection objects.
+void RunSignalLoop(const sigset_t& sigs, const AuthModules& modules) {
   uint64_t last_activity = 0;
   bool trim_pending = false;
   while (true) {
@@ -300,17 +313,60 @@ int main(int argc, char** argv) {
     }
     if (sig == SIGHUP) {
       log::Reopen();
-      for (auto& [spec, m] : modules) {
+      for (const auto& [spec, m] : modules) {
         if (Status s = m->Reload(); !s.ok()) XR_WARN("main", "reload of auth {} failed: {}", m->name(), s.error().message);
       }
       XR_INFO("main", "SIGHUP: log re-opened, auth reloaded");
       continue;
     }
-    XR_INFO("main", "{}: stopping", fatal ? "reactor failure" : sig == SIGINT ? "SIGINT" : "SIGTERM");
-    break;
+    XR_INFO("main", "{}: stopping", g_fatal ? "reactor failure" : sig == SIGINT ? "SIGINT" : "SIGTERM");
+    return;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = ParseCommandLine(argc, argv);
+  if (!parsed.ok()) {
+    if (parsed.error().code == ErrorCode::kOk) return 0;  // --help
+    return Fail(parsed.error().message + "\nrun 'xpra-relay --help' for the options");
+  }
+  RelayConfig cfg = std::move(*parsed);
+  log::Configure(log::Level::kInfo, cfg.debug);
+  if (!cfg.log_file.empty() && !log::OpenFile(cfg.log_file)) return Fail("cannot open log file " + cfg.log_file);
+  if (Status s = ProbeIoUring(); !s.ok()) return Fail(s.error().message);
+  sigset_t sigs = BlockSignals();
+  uint64_t fd_limit = RaiseFdLimit();
+
+  AuthModules modules;
+  auto specs = MakeListenerSpecs(cfg, &modules);
+  if (!specs.ok()) return Fail(specs.error().message);
+  auto control = SetUpControl(cfg, &*specs);
+  if (!control.ok()) return Fail(control.error().message);
+  std::vector<std::string> auth_names;
+  for (const auto& [spec, m] : modules) auth_names.emplace_back(m->name());
+  std::vector<std::string> listener_names;
+  for (const auto& spec : *specs) listener_names.push_back(spec.describe());
+  int threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto relay = std::make_shared<RelayControl>(control->display, listener_names, auth_names, threads);
+  control->relay = relay;
+  ConfigureAdmissionFrom(cfg);
+
+  // Declared before the pool, so destroyed after it: ~WorkerPool finishes the auth jobs still
+  // queued or running, and each posts its result to its reactor (Reactor::Post), which must
+  // still exist then.
+  std::vector<std::unique_ptr<Reactor>> reactors;
+  WorkerPool pool(cfg.auth_threads, 4096);
+  auto made = MakeReactors(threads, &pool, cfg, std::move(*specs), *control, relay.get());
+  if (!made.ok()) return Fail(made.error().message);
+  reactors = std::move(*made);
+  LogStart(reactors, auth_names, *control, fd_limit);
+
+  std::vector<std::thread> workers = StartReactorThreads(reactors);
+  RunSignalLoop(sigs, modules);
   for (auto& r : reactors) r->Stop();
   for (auto& t : workers) t.join();
   XR_INFO("main", "stopped");
-  return fatal ? 1 : 0;
+  return g_fatal ? 1 : 0;
 }
