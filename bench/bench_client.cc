@@ -1161,37 +1161,38 @@ std::string Fmt(const char* f, double v) {
   return buf;
 }
 
-int Main(int argc, char** argv) {
-  Args args(argc, argv,
-            {"connections", "duration", "rate", "size", "json", "threads", "pid", "max-errors", "timeout", "ramp",
-             "encryption", "encryption-keyfile", "pings", "recv-buffer", "read-pause-ms"},
-            {"help", "quiet"});
-  if (args.Has("help")) {
-    Usage(stdout);
-    return 0;
-  }
-  auto usage_error = [](const std::string& m) {
-    std::fprintf(stderr, "%s: %s\nrun '%s --help' for usage\n", kProg, m.c_str(), kProg);
-    return 2;
-  };
-  if (!args.problem().empty()) return usage_error(args.problem());
-  if (args.positional().size() != 2) return usage_error("expected MODE and URL");
-  Options opt;
-  const std::string& mode = args.positional()[0];
-  if (mode == "handshake") {
-    opt.mode = Mode::kHandshake;
-  } else if (mode == "latency") {
-    opt.mode = Mode::kLatency;
-  } else if (mode == "throughput") {
-    opt.mode = Mode::kThroughput;
-  } else if (mode == "idle") {
-    opt.mode = Mode::kIdle;
-  } else {
-    return usage_error("unknown mode '" + mode + "' (handshake, latency, throughput, idle)");
-  }
-  auto ep = ParseUrl(args.positional()[1]);
-  if (!ep.ok()) return usage_error(ep.error().message);
-  opt.ep = *ep;
+// Prints a usage error; the exit code for it.
+int UsageError(const std::string& m) {
+  std::fprintf(stderr, "%s: %s\nrun '%s --help' for usage\n", kProg, m.c_str(), kProg);
+  return 2;
+}
+
+Expected<Mode> ParseMode(const std::string& mode) {
+  if (mode == "handshake") return Mode::kHandshake;
+  if (mode == "latency") return Mode::kLatency;
+  if (mode == "throughput") return Mode::kThroughput;
+  if (mode == "idle") return Mode::kIdle;
+  return MakeError(ErrorCode::kMalformed, "unknown mode '" + mode + "' (handshake, latency, throughput, idle)");
+}
+
+// --encryption=AES --encryption-keyfile=FILE: the key, stripped as xpra's get_encryption_key().
+Expected<std::string> ReadAesKey(const Args& args) {
+  const std::string cipher = args.Get("encryption");
+  if (cipher != "AES") return MakeError(ErrorCode::kMalformed, "--encryption must be AES (xpra 3.1's only cipher)");
+  const std::string keyfile = args.Get("encryption-keyfile");
+  if (keyfile.empty()) return MakeError(ErrorCode::kMalformed, "--encryption=AES needs --encryption-keyfile=FILE");
+  std::ifstream in(keyfile, std::ios::binary);
+  if (!in) return MakeError(ErrorCode::kIo, "cannot read the encryption keyfile " + keyfile);
+  std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // As xpra's get_encryption_key(): key.strip(b"\n\r").
+  const size_t first = key.find_first_not_of("\r\n");
+  key = first == std::string::npos ? std::string() : key.substr(first, key.find_last_not_of("\r\n") - first + 1);
+  if (key.empty()) return MakeError(ErrorCode::kMalformed, "the encryption keyfile " + keyfile + " is empty");
+  return key;
+}
+
+// The numeric options, read and range-checked into *opt.
+Status ParseNumbers(const Args& args, Options* opt) {
   auto conns = args.GetInt("connections", 10);
   auto duration = args.GetDouble("duration", 10);
   auto rate = args.GetDouble("rate", 0);
@@ -1201,7 +1202,7 @@ int Main(int argc, char** argv) {
   auto max_errors = args.GetInt("max-errors", 1);
   auto timeout = args.GetDouble("timeout", 30);
   auto ramp = args.GetInt("ramp", 200);
-  auto keepalive = args.GetDouble("pings", opt.mode == Mode::kThroughput ? 5 : 0);
+  auto keepalive = args.GetDouble("pings", opt->mode == Mode::kThroughput ? 5 : 0);
   auto recv_buffer = args.GetInt("recv-buffer", 0);
   auto read_pause = args.GetInt("read-pause-ms", 0);
   for (const Error* e : {conns.ok() ? nullptr : &conns.error(), duration.ok() ? nullptr : &duration.error(),
@@ -1211,329 +1212,419 @@ int Main(int argc, char** argv) {
                          ramp.ok() ? nullptr : &ramp.error(), keepalive.ok() ? nullptr : &keepalive.error(),
                          recv_buffer.ok() ? nullptr : &recv_buffer.error(),
                          read_pause.ok() ? nullptr : &read_pause.error()}) {
-    if (e != nullptr) return usage_error(e->message);
+    if (e != nullptr) return *e;
   }
-  if (*conns < 1 || *conns > 1'000'000) return usage_error("--connections must be within [1, 1000000]");
-  if (*duration <= 0) return usage_error("--duration must be > 0");
-  if (*rate < 0) return usage_error("--rate must be >= 0");
+  auto bad = [](const char* m) { return MakeError(ErrorCode::kMalformed, m); };
+  if (*conns < 1 || *conns > 1'000'000) return bad("--connections must be within [1, 1000000]");
+  if (*duration <= 0) return bad("--duration must be > 0");
+  if (*rate < 0) return bad("--rate must be >= 0");
   if (*size != 0 && (*size < static_cast<int64_t>(kMinStreamSize) || *size > static_cast<int64_t>(kMaxStreamSize))) {
-    return usage_error("--size must be within [16, 16777216]");
+    return bad("--size must be within [16, 16777216]");
   }
-  if (*threads < 1 || *threads > 256) return usage_error("--threads must be within [1, 256]");
-  if (*max_errors < 1) return usage_error("--max-errors must be >= 1");
-  if (*timeout <= 0) return usage_error("--timeout must be > 0");
-  if (*ramp < 1) return usage_error("--ramp must be >= 1");
-  if (*keepalive < 0) return usage_error("--pings must be >= 0");
-  if (*recv_buffer < 0 || *recv_buffer > (1 << 30)) return usage_error("--recv-buffer must be within [0, 1 GiB]");
-  if (*read_pause < 0 || *read_pause > 60000) return usage_error("--read-pause-ms must be within [0, 60000]");
-  opt.connections = static_cast<int>(*conns);
-  opt.duration = *duration;
-  opt.rate = *rate;
-  opt.rate_given = args.Has("rate");
-  opt.size = *size;
-  opt.json = args.Get("json");
-  opt.quiet = args.Has("quiet");
-  opt.threads = static_cast<int>(std::min<int64_t>(*threads, opt.connections));
-  opt.pid = static_cast<int>(*pid);
-  opt.max_errors = *max_errors;
-  opt.timeout = *timeout;
-  opt.ramp = static_cast<int>(*ramp);
-  if (args.Has("encryption") || args.Has("encryption-keyfile")) {
-    const std::string cipher = args.Get("encryption");
-    if (cipher != "AES") return usage_error("--encryption must be AES (xpra 3.1's only cipher)");
-    const std::string keyfile = args.Get("encryption-keyfile");
-    if (keyfile.empty()) return usage_error("--encryption=AES needs --encryption-keyfile=FILE");
-    std::ifstream in(keyfile, std::ios::binary);
-    if (!in) return usage_error("cannot read the encryption keyfile " + keyfile);
-    std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    // As xpra's get_encryption_key(): key.strip(b"\n\r").
-    const size_t first = key.find_first_not_of("\r\n");
-    key = first == std::string::npos ? std::string() : key.substr(first, key.find_last_not_of("\r\n") - first + 1);
-    if (key.empty()) return usage_error("the encryption keyfile " + keyfile + " is empty");
-    opt.aes_key = std::move(key);
-  }
-  opt.pings = *keepalive;
-  opt.recv_buffer = static_cast<int>(*recv_buffer);
-  opt.read_pause_ms = static_cast<int>(*read_pause);
+  if (*threads < 1 || *threads > 256) return bad("--threads must be within [1, 256]");
+  if (*max_errors < 1) return bad("--max-errors must be >= 1");
+  if (*timeout <= 0) return bad("--timeout must be > 0");
+  if (*ramp < 1) return bad("--ramp must be >= 1");
+  if (*keepalive < 0) return bad("--pings must be >= 0");
+  if (*recv_buffer < 0 || *recv_buffer > (1 << 30)) return bad("--recv-buffer must be within [0, 1 GiB]");
+  if (*read_pause < 0 || *read_pause > 60000) return bad("--read-pause-ms must be within [0, 60000]");
+  opt->connections = static_cast<int>(*conns);
+  opt->duration = *duration;
+  opt->rate = *rate;
+  opt->size = *size;
+  opt->threads = static_cast<int>(std::min<int64_t>(*threads, opt->connections));
+  opt->pid = static_cast<int>(*pid);
+  opt->max_errors = *max_errors;
+  opt->timeout = *timeout;
+  opt->ramp = static_cast<int>(*ramp);
+  opt->pings = *keepalive;
+  opt->recv_buffer = static_cast<int>(*recv_buffer);
+  opt->read_pause_ms = static_cast<int>(*read_pause);
+  return Status::Ok();
+}
 
+// The command line into *opt; -1 to go on, else the exit code (0 after --help).
+int ParseOptions(int argc, char** argv, Options* opt) {
+  Args args(argc, argv,
+            {"connections", "duration", "rate", "size", "json", "threads", "pid", "max-errors", "timeout", "ramp",
+             "encryption", "encryption-keyfile", "pings", "recv-buffer", "read-pause-ms"},
+            {"help", "quiet"});
+  if (args.Has("help")) {
+    Usage(stdout);
+    return 0;
+  }
+  if (!args.problem().empty()) return UsageError(args.problem());
+  if (args.positional().size() != 2) return UsageError("expected MODE and URL");
+  auto mode = ParseMode(args.positional()[0]);
+  if (!mode.ok()) return UsageError(mode.error().message);
+  opt->mode = *mode;
+  auto ep = ParseUrl(args.positional()[1]);
+  if (!ep.ok()) return UsageError(ep.error().message);
+  opt->ep = *ep;
+  if (Status s = ParseNumbers(args, opt); !s.ok()) return UsageError(s.error().message);
+  opt->rate_given = args.Has("rate");
+  opt->json = args.Get("json");
+  opt->quiet = args.Has("quiet");
+  if (args.Has("encryption") || args.Has("encryption-keyfile")) {
+    auto key = ReadAesKey(args);
+    if (!key.ok()) return UsageError(key.error().message);
+    opt->aes_key = std::move(*key);
+  }
+  return -1;
+}
+
+// Enough file descriptors for the connections, and a readable --pid; -1 to go on.
+int CheckResources(const Options& opt) {
   signal(SIGPIPE, SIG_IGN);
   uint64_t fd_limit = RaiseFdLimit();
   if (static_cast<uint64_t>(opt.connections) + 4 * static_cast<uint64_t>(opt.threads) + 16 > fd_limit) {
-    return usage_error("--connections=" + std::to_string(opt.connections) + " needs more file descriptors than the " +
-                       std::to_string(fd_limit) + " allowed");
+    return UsageError("--connections=" + std::to_string(opt.connections) + " needs more file descriptors than the " +
+                      std::to_string(fd_limit) + " allowed");
   }
-  if (opt.pid != 0 && !ReadRssBytes(opt.pid)) return usage_error("cannot read /proc/" + std::to_string(opt.pid) + "/status");
+  if (opt.pid != 0 && !ReadRssBytes(opt.pid)) return UsageError("cannot read /proc/" + std::to_string(opt.pid) + "/status");
+  return -1;
+}
 
-  Shared shared(opt);
+Expected<std::vector<std::unique_ptr<Worker>>> MakeWorkers(const Options& opt, Shared* shared) {
   std::vector<std::unique_ptr<Worker>> workers;
   for (int t = 0; t < opt.threads; ++t) {
     size_t slots = static_cast<size_t>((opt.connections - t + opt.threads - 1) / opt.threads);
-    auto w = std::make_unique<Worker>(t, &shared, slots);
-    if (Status s = w->Init(); !s.ok()) {
-      std::fprintf(stderr, "%s: %s\n", kProg, s.error().message.c_str());
-      return 1;
-    }
+    auto w = std::make_unique<Worker>(t, shared, slots);
+    if (Status s = w->Init(); !s.ok()) return s.error();
     workers.push_back(std::move(w));
   }
+  return workers;
+}
 
-  static std::atomic<bool> interrupted{false};
+std::atomic<bool> g_interrupted{false};
+
+// SIGINT/SIGTERM end the run early (its figures are still reported).
+void CatchInterrupts() {
   struct sigaction sa {};
-  sa.sa_handler = [](int) { interrupted.store(true); };
+  sa.sa_handler = [](int) { g_interrupted.store(true); };
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+}
 
+// The sum of one counter over the workers.
+uint64_t Sum(const std::vector<std::unique_ptr<Worker>>& workers, std::atomic<uint64_t> Counters::*member) {
+  uint64_t s = 0;
+  for (const auto& w : workers) s += (w->counters().*member).load(std::memory_order_relaxed);
+  return s;
+}
+
+// What the run's main loop saw: times, why it stopped, the --pid process's figures.
+struct RunOutcome {
+  int64_t t_start = 0;
+  int64_t t_measure = 0;  // when the measured window opened (0: never)
+  int64_t t_end = 0;
+  std::string stop_reason = "duration reached";
+  bool ramp_failed = false;
+  uint64_t held_at_end = 0;
   std::optional<uint64_t> rss_before, rss_attached, rss_after;
   std::optional<double> cpu_measure, cpu_end;  // --pid's CPU seconds when the window opens / closes
-  if (opt.pid != 0) rss_before = ReadRssBytes(opt.pid);
+};
 
-  auto sum = [&](auto member) {
-    uint64_t s = 0;
-    for (auto& w : workers) s += (w->counters().*member).load(std::memory_order_relaxed);
-    return s;
-  };
+// The once-a-second progress line (stderr).
+class Progress {
+ public:
+  Progress(const Options& opt, const Shared& shared, const std::vector<std::unique_ptr<Worker>>& workers, int64_t t0)
+      : opt_(opt), shared_(shared), workers_(workers), t_start_(t0), last_(t0) {}
+  // Starts the per-second rates from the counts now (the measured window opens).
+  void Reset() {
+    last_sessions_ = Sum(workers_, &Counters::sessions);
+    last_pings_ = Sum(workers_, &Counters::pings);
+    last_bytes_ = Sum(workers_, &Counters::payload_bytes);
+  }
+  void MaybePrint(int64_t now) {
+    if (opt_.quiet || now - last_ < 1'000'000'000) return;
+    double dt = static_cast<double>(now - last_) / 1e9;
+    last_ = now;
+    uint64_t sessions = Sum(workers_, &Counters::sessions), pings = Sum(workers_, &Counters::pings),
+             bytes = Sum(workers_, &Counters::payload_bytes);
+    double at = static_cast<double>(now - t_start_) / 1e9;
+    std::string line = Fmt("[%6.1fs] ", at) + ModeName(opt_.mode) +
+                       (shared_.phase.load() == kRamp ? " (ramping)" : "") + "  attached " +
+                       std::to_string(shared_.attached_now.load()) + "/" + std::to_string(opt_.connections);
+    switch (opt_.mode) {
+      case Mode::kHandshake:
+        line = Fmt("[%6.1fs] handshake", at) + "  sessions " + std::to_string(sessions) +
+               Fmt(" (%.0f/s)", static_cast<double>(sessions - last_sessions_) / dt) + "  in-flight " +
+               std::to_string(Sum(workers_, &Counters::in_flight));
+        break;
+      case Mode::kLatency:
+        line += "  pings " + std::to_string(pings) + Fmt(" (%.0f/s)", static_cast<double>(pings - last_pings_) / dt);
+        break;
+      case Mode::kThroughput:
+        line += Fmt("  %.1f MB/s", static_cast<double>(bytes - last_bytes_) / dt / 1e6) + "  packets " +
+                std::to_string(Sum(workers_, &Counters::packets));
+        break;
+      case Mode::kIdle:
+        if (opt_.pid != 0) {
+          if (auto r = ReadRssBytes(opt_.pid)) line += Fmt("  rss %.1f MB", static_cast<double>(*r) / 1e6);
+        }
+        break;
+    }
+    line += "  errors " + std::to_string(shared_.errors.load());
+    std::fprintf(stderr, "%s\n", line.c_str());
+    last_sessions_ = sessions;
+    last_pings_ = pings;
+    last_bytes_ = bytes;
+  }
 
-  const int64_t t_start = NowNs();
-  int64_t t_measure = 0;
+ private:
+  const Options& opt_;
+  const Shared& shared_;
+  const std::vector<std::unique_ptr<Worker>>& workers_;
+  int64_t t_start_;
+  int64_t last_;
+  uint64_t last_sessions_ = 0, last_pings_ = 0, last_bytes_ = 0;
+};
+
+// Runs the workers: ramps up (held modes), measures for --duration, stops them.
+RunOutcome Run(const Options& opt, Shared& shared, const std::vector<std::unique_ptr<Worker>>& workers) {
+  RunOutcome out;
+  if (opt.pid != 0) out.rss_before = ReadRssBytes(opt.pid);
+  out.t_start = NowNs();
   if (opt.mode == Mode::kHandshake) {
     shared.phase.store(kMeasure);
-    t_measure = t_start;
-    if (opt.pid != 0) cpu_measure = ReadCpuSeconds(opt.pid);
+    out.t_measure = out.t_start;
+    if (opt.pid != 0) out.cpu_measure = ReadCpuSeconds(opt.pid);
   }
-  std::vector<std::thread> threads_run;
-  for (auto& w : workers) threads_run.emplace_back([&w] { w->Run(); });
-
-  int64_t last_progress = t_start;
-  uint64_t last_sessions = 0, last_pings = 0, last_bytes = 0;
-  bool ramp_failed = false;
-  std::string stop_reason = "duration reached";
+  std::vector<std::thread> threads;
+  for (const auto& w : workers) threads.emplace_back([w = w.get()] { w->Run(); });
+  Progress progress(opt, shared, workers, out.t_start);
   while (true) {
     usleep(20 * 1000);
     int64_t now = NowNs();
-    if (interrupted.load()) {
-      stop_reason = "interrupted";
+    if (g_interrupted.load()) {
+      out.stop_reason = "interrupted";
       break;
     }
     if (shared.errors.load() >= static_cast<uint64_t>(opt.max_errors)) {
-      stop_reason = "error limit reached";
-      if (shared.phase.load() == kRamp) ramp_failed = true;
+      out.stop_reason = "error limit reached";
+      if (shared.phase.load() == kRamp) out.ramp_failed = true;
       break;
     }
     if (shared.phase.load() == kRamp) {
       if (shared.attached_now.load() >= static_cast<uint64_t>(opt.connections)) {
-        t_measure = now;
+        out.t_measure = now;
         if (opt.pid != 0) {
-          rss_attached = ReadRssBytes(opt.pid);
-          cpu_measure = ReadCpuSeconds(opt.pid);
+          out.rss_attached = ReadRssBytes(opt.pid);
+          out.cpu_measure = ReadCpuSeconds(opt.pid);
         }
-        last_sessions = sum(&Counters::sessions);
-        last_pings = sum(&Counters::pings);
-        last_bytes = sum(&Counters::payload_bytes);
+        progress.Reset();
         shared.phase.store(kMeasure);
-        for (auto& w : workers) w->Wake();
+        for (const auto& w : workers) w->Wake();
         if (!opt.quiet) {
           std::fprintf(stderr, "[%6.1fs] %s: all %d connections attached, measuring for %.1f s\n",
-                       static_cast<double>(now - t_start) / 1e9, ModeName(opt.mode), opt.connections, opt.duration);
+                       static_cast<double>(now - out.t_start) / 1e9, ModeName(opt.mode), opt.connections,
+                       opt.duration);
         }
       }
-    } else if (static_cast<double>(now - t_measure) / 1e9 >= opt.duration) {
+    } else if (static_cast<double>(now - out.t_measure) / 1e9 >= opt.duration) {
       break;
     }
-    if (!opt.quiet && now - last_progress >= 1'000'000'000) {
-      double dt = static_cast<double>(now - last_progress) / 1e9;
-      last_progress = now;
-      uint64_t sessions = sum(&Counters::sessions), pings = sum(&Counters::pings),
-               bytes = sum(&Counters::payload_bytes);
-      std::string line = Fmt("[%6.1fs] ", static_cast<double>(now - t_start) / 1e9) + ModeName(opt.mode) +
-                         (shared.phase.load() == kRamp ? " (ramping)" : "") +
-                         "  attached " + std::to_string(shared.attached_now.load()) + "/" +
-                         std::to_string(opt.connections);
-      switch (opt.mode) {
-        case Mode::kHandshake:
-          line = Fmt("[%6.1fs] handshake", static_cast<double>(now - t_start) / 1e9) + "  sessions " +
-                 std::to_string(sessions) + Fmt(" (%.0f/s)", static_cast<double>(sessions - last_sessions) / dt) +
-                 "  in-flight " + std::to_string(sum(&Counters::in_flight));
-          break;
-        case Mode::kLatency:
-          line += "  pings " + std::to_string(pings) + Fmt(" (%.0f/s)", static_cast<double>(pings - last_pings) / dt);
-          break;
-        case Mode::kThroughput:
-          line += Fmt("  %.1f MB/s", static_cast<double>(bytes - last_bytes) / dt / 1e6) + "  packets " +
-                  std::to_string(sum(&Counters::packets));
-          break;
-        case Mode::kIdle:
-          if (opt.pid != 0) {
-            if (auto r = ReadRssBytes(opt.pid)) line += Fmt("  rss %.1f MB", static_cast<double>(*r) / 1e6);
-          }
-          break;
-      }
-      line += "  errors " + std::to_string(shared.errors.load());
-      std::fprintf(stderr, "%s\n", line.c_str());
-      last_sessions = sessions;
-      last_pings = pings;
-      last_bytes = bytes;
+    progress.MaybePrint(now);
+  }
+  out.t_end = NowNs();
+  if (opt.pid != 0) {
+    out.rss_after = ReadRssBytes(opt.pid);
+    out.cpu_end = ReadCpuSeconds(opt.pid);
+  }
+  out.held_at_end = shared.attached_now.load();
+  shared.phase.store(kStop);
+  for (const auto& w : workers) w->Wake();
+  for (auto& t : threads) t.join();
+  return out;
+}
+
+// The figures, as a table (rows) and as JSON at once.
+class Report {
+ public:
+  Report() { j_.BeginObject(); }
+  void Str(const std::string& k, const std::string& v) {
+    rows_.emplace_back(k, v);
+    j_.String(k, v);
+  }
+  void Int(const std::string& k, uint64_t v) {
+    rows_.emplace_back(k, std::to_string(v));
+    j_.Int(k, static_cast<int64_t>(v));
+  }
+  void Num(const std::string& k, double v, const char* f = "%.2f") {
+    rows_.emplace_back(k, Fmt(f, v));
+    j_.Double(k, v);
+  }
+  void Hist(const std::string& name, const Histogram& h) {
+    auto us = [](int64_t ns) { return static_cast<double>(ns) / 1e3; };
+    j_.BeginObject(name);
+    j_.Int("count", static_cast<int64_t>(h.count()));
+    j_.Double("min", us(h.min()));
+    j_.Double("p50", us(h.Percentile(0.50)));
+    j_.Double("p90", us(h.Percentile(0.90)));
+    j_.Double("p99", us(h.Percentile(0.99)));
+    j_.Double("p999", us(h.Percentile(0.999)));
+    j_.Double("max", us(h.max()));
+    j_.Double("mean", h.mean() / 1e3);
+    j_.EndObject();
+    rows_.emplace_back(name + " (count)", std::to_string(h.count()));
+    for (auto [label, q] : {std::pair{"p50", 0.5}, {"p99", 0.99}, {"p999", 0.999}}) {
+      rows_.emplace_back(name + " " + label, Fmt("%.1f", us(h.Percentile(q))));
+    }
+    rows_.emplace_back(name + " min/mean/max", Fmt("%.1f", us(h.min())) + " / " + Fmt("%.1f", h.mean() / 1e3) +
+                                                   " / " + Fmt("%.1f", us(h.max())));
+  }
+  // The error reasons (JSON only) in first-seen order.
+  void Reasons(Shared& shared) {
+    std::lock_guard<std::mutex> lock(shared.mu);
+    j_.BeginArray("error_reasons");
+    for (const auto& why : shared.order) {
+      j_.BeginObject();
+      j_.String("reason", why);
+      j_.Int("count", static_cast<int64_t>(shared.reasons[why]));
+      j_.EndObject();
+    }
+    j_.EndArray();
+  }
+  // Prints the table; writes the JSON to `json` (when given). False when that failed.
+  bool Write(const Options& opt, const std::string& json) {
+    j_.EndObject();
+    size_t width = 0;
+    for (auto& r : rows_) width = std::max(width, r.first.size());
+    std::printf("%s %s %s\n", kProg, ModeName(opt.mode), opt.ep.Describe().c_str());
+    for (auto& r : rows_) std::printf("  %-*s  %s\n", static_cast<int>(width), r.first.c_str(), r.second.c_str());
+    std::fflush(stdout);
+    if (json.empty()) return true;
+    std::ofstream f(json);
+    f << j_.str() << "\n";
+    if (!f) {
+      std::fprintf(stderr, "%s: cannot write %s\n", kProg, json.c_str());
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> rows_;
+  JsonWriter j_;
+};
+
+// What the --pid process used: memory per held connection, CPU over the window.
+void ReportPid(const Options& opt, const RunOutcome& run, double window, uint64_t payload, Report* r) {
+  r->Int("pid", static_cast<uint64_t>(opt.pid));
+  if (run.rss_before) r->Int("rss_before_bytes", *run.rss_before);
+  if (run.rss_attached) r->Int("rss_attached_bytes", *run.rss_attached);
+  if (run.rss_after) r->Int("rss_after_bytes", *run.rss_after);
+  if (run.rss_before && run.rss_after && run.held_at_end > 0) {
+    r->Num("rss_bytes_per_connection",
+           (static_cast<double>(*run.rss_after) - static_cast<double>(*run.rss_before)) /
+               static_cast<double>(run.held_at_end),
+           "%.0f");
+  }
+  // CPU the process used during the measured window (utime + stime of all its threads).
+  if (run.cpu_measure && run.cpu_end && window > 0) {
+    const double cpu = *run.cpu_end - *run.cpu_measure;
+    r->Num("pid_cpu_seconds", cpu, "%.2f");
+    r->Num("pid_cpu_cores", cpu / window, "%.3f");
+    if (opt.mode == Mode::kThroughput && cpu > 0) {
+      r->Num("mb_per_s_per_pid_core", static_cast<double>(payload) / cpu / 1e6, "%.1f");
     }
   }
-  const int64_t t_end = NowNs();
-  if (opt.pid != 0) {
-    rss_after = ReadRssBytes(opt.pid);
-    cpu_end = ReadCpuSeconds(opt.pid);
-  }
-  const uint64_t held_at_end = shared.attached_now.load();
-  shared.phase.store(kStop);
-  for (auto& w : workers) w->Wake();
-  for (auto& t : threads_run) t.join();
+}
 
-  // ---- figures
+// Prints the figures and returns the exit code: 1 on errors, on a handshake run without a
+// session, or a held run interrupted before every connection was attached.
+int ReportAndExit(const Options& opt, Shared& shared, const std::vector<std::unique_ptr<Worker>>& workers,
+                  const RunOutcome& run) {
   Histogram attach, rtt;
-  for (auto& w : workers) {
+  for (const auto& w : workers) {
     attach.Merge(w->attach_hist());
     rtt.Merge(w->rtt_hist());
   }
-  double window = t_measure > 0 ? static_cast<double>(t_end - t_measure) / 1e9 : 0;
-  double total = static_cast<double>(t_end - t_start) / 1e9;
+  auto sum = [&](std::atomic<uint64_t> Counters::*member) { return Sum(workers, member); };
+  double window = run.t_measure > 0 ? static_cast<double>(run.t_end - run.t_measure) / 1e9 : 0;
+  double total = static_cast<double>(run.t_end - run.t_start) / 1e9;
   uint64_t errors = shared.errors.load();
   uint64_t sessions = sum(&Counters::sessions), pings = sum(&Counters::pings),
            payload = sum(&Counters::payload_bytes), packets = sum(&Counters::packets),
            wpackets = sum(&Counters::window_packets);
-
-  std::vector<std::pair<std::string, std::string>> rows;  // for the table
-  JsonWriter j;
-  j.BeginObject();
-  auto add_s = [&](const std::string& k, const std::string& v) {
-    rows.emplace_back(k, v);
-    j.String(k, v);
-  };
-  auto add_i = [&](const std::string& k, uint64_t v) {
-    rows.emplace_back(k, std::to_string(v));
-    j.Int(k, static_cast<int64_t>(v));
-  };
-  auto add_d = [&](const std::string& k, double v, const char* f = "%.2f") {
-    rows.emplace_back(k, Fmt(f, v));
-    j.Double(k, v);
-  };
-  auto add_hist = [&](const std::string& name, const Histogram& h) {
-    auto us = [](int64_t ns) { return static_cast<double>(ns) / 1e3; };
-    j.BeginObject(name);
-    j.Int("count", static_cast<int64_t>(h.count()));
-    j.Double("min", us(h.min()));
-    j.Double("p50", us(h.Percentile(0.50)));
-    j.Double("p90", us(h.Percentile(0.90)));
-    j.Double("p99", us(h.Percentile(0.99)));
-    j.Double("p999", us(h.Percentile(0.999)));
-    j.Double("max", us(h.max()));
-    j.Double("mean", h.mean() / 1e3);
-    j.EndObject();
-    rows.emplace_back(name + " (count)", std::to_string(h.count()));
-    for (auto [label, q] : {std::pair{"p50", 0.5}, {"p99", 0.99}, {"p999", 0.999}}) {
-      rows.emplace_back(name + " " + label, Fmt("%.1f", us(h.Percentile(q))));
-    }
-    rows.emplace_back(name + " min/mean/max", Fmt("%.1f", us(h.min())) + " / " + Fmt("%.1f", h.mean() / 1e3) + " / " +
-                                                  Fmt("%.1f", us(h.max())));
-  };
-  add_s("mode", ModeName(opt.mode));
-  add_s("target", opt.ep.Describe());
-  add_s("encryption", opt.aes_key.empty() ? "none" : "AES");
-  add_i("connections", static_cast<uint64_t>(opt.connections));
-  add_i("threads", static_cast<uint64_t>(opt.threads));
-  add_d("duration_s", window);
-  add_d("elapsed_s", total);
-  add_s("stopped", stop_reason);
-  add_i("connects", sum(&Counters::connects));
-  add_i("attached", sum(&Counters::attaches));
-  add_i("challenges", sum(&Counters::challenges));
+  Report r;
+  r.Str("mode", ModeName(opt.mode));
+  r.Str("target", opt.ep.Describe());
+  r.Str("encryption", opt.aes_key.empty() ? "none" : "AES");
+  r.Int("connections", static_cast<uint64_t>(opt.connections));
+  r.Int("threads", static_cast<uint64_t>(opt.threads));
+  r.Num("duration_s", window);
+  r.Num("elapsed_s", total);
+  r.Str("stopped", run.stop_reason);
+  r.Int("connects", sum(&Counters::connects));
+  r.Int("attached", sum(&Counters::attaches));
+  r.Int("challenges", sum(&Counters::challenges));
   switch (opt.mode) {
     case Mode::kHandshake:
-      add_i("sessions", sessions);
-      add_d("sessions_per_s", window > 0 ? static_cast<double>(sessions) / window : 0, "%.1f");
-      add_hist("time_to_attached_us", attach);
+      r.Int("sessions", sessions);
+      r.Num("sessions_per_s", window > 0 ? static_cast<double>(sessions) / window : 0, "%.1f");
+      r.Hist("time_to_attached_us", attach);
       break;
     case Mode::kLatency:
-      add_i("pings", pings);
-      add_d("pings_per_s", window > 0 ? static_cast<double>(pings) / window : 0, "%.1f");
-      add_hist("rtt_us", rtt);
-      add_hist("time_to_attached_us", attach);
+      r.Int("pings", pings);
+      r.Num("pings_per_s", window > 0 ? static_cast<double>(pings) / window : 0, "%.1f");
+      r.Hist("rtt_us", rtt);
+      r.Hist("time_to_attached_us", attach);
       break;
     case Mode::kThroughput:
-      add_i("packets", wpackets);
-      add_i("packets_verified", packets);
-      add_i("payload_bytes", payload);
-      add_d("mb_per_s", window > 0 ? static_cast<double>(payload) / window / 1e6 : 0, "%.1f");
-      add_d("packets_per_s", window > 0 ? static_cast<double>(wpackets) / window : 0, "%.1f");
-      add_i("wire_bytes_in", sum(&Counters::bytes_in));
-      add_hist("time_to_attached_us", attach);
+      r.Int("packets", wpackets);
+      r.Int("packets_verified", packets);
+      r.Int("payload_bytes", payload);
+      r.Num("mb_per_s", window > 0 ? static_cast<double>(payload) / window / 1e6 : 0, "%.1f");
+      r.Num("packets_per_s", window > 0 ? static_cast<double>(wpackets) / window : 0, "%.1f");
+      r.Int("wire_bytes_in", sum(&Counters::bytes_in));
+      r.Hist("time_to_attached_us", attach);
       break;
     case Mode::kIdle:
-      add_i("held", held_at_end);
-      add_hist("time_to_attached_us", attach);
+      r.Int("held", run.held_at_end);
+      r.Hist("time_to_attached_us", attach);
       break;
   }
-  if (opt.pid != 0) {
-    add_i("pid", static_cast<uint64_t>(opt.pid));
-    if (rss_before) add_i("rss_before_bytes", *rss_before);
-    if (rss_attached) add_i("rss_attached_bytes", *rss_attached);
-    if (rss_after) add_i("rss_after_bytes", *rss_after);
-    if (rss_before && rss_after && held_at_end > 0) {
-      add_d("rss_bytes_per_connection",
-            (static_cast<double>(*rss_after) - static_cast<double>(*rss_before)) / static_cast<double>(held_at_end),
-            "%.0f");
-    }
-    // CPU the process used during the measured window (utime + stime of all its threads).
-    if (cpu_measure && cpu_end && window > 0) {
-      const double cpu = *cpu_end - *cpu_measure;
-      add_d("pid_cpu_seconds", cpu, "%.2f");
-      add_d("pid_cpu_cores", cpu / window, "%.3f");
-      if (opt.mode == Mode::kThroughput && cpu > 0) {
-        add_d("mb_per_s_per_pid_core", static_cast<double>(payload) / cpu / 1e6, "%.1f");
-      }
-    }
-  }
-  add_i("errors", errors);
-  {
-    std::lock_guard<std::mutex> lock(shared.mu);
-    j.BeginArray("error_reasons");
-    for (const auto& why : shared.order) {
-      j.BeginObject();
-      j.String("reason", why);
-      j.Int("count", static_cast<int64_t>(shared.reasons[why]));
-      j.EndObject();
-    }
-    j.EndArray();
-  }
-  j.EndObject();
-
-  size_t width = 0;
-  for (auto& r : rows) width = std::max(width, r.first.size());
-  std::printf("%s %s %s\n", kProg, ModeName(opt.mode), opt.ep.Describe().c_str());
-  for (auto& r : rows) std::printf("  %-*s  %s\n", static_cast<int>(width), r.first.c_str(), r.second.c_str());
-  std::fflush(stdout);
-  if (!opt.json.empty()) {
-    std::ofstream f(opt.json);
-    f << j.str() << "\n";
-    if (!f) {
-      std::fprintf(stderr, "%s: cannot write %s\n", kProg, opt.json.c_str());
-      return 1;
-    }
-  }
+  if (opt.pid != 0) ReportPid(opt, run, window, payload, &r);
+  r.Int("errors", errors);
+  r.Reasons(shared);
+  if (!r.Write(opt, opt.json)) return 1;
   if (errors > 0) {
     std::lock_guard<std::mutex> lock(shared.mu);
     std::fprintf(stderr, "%s: %llu error(s)%s:\n", kProg, static_cast<unsigned long long>(errors),
-                 ramp_failed ? " before every connection was attached" : "");
+                 run.ramp_failed ? " before every connection was attached" : "");
     for (const auto& why : shared.order) {
       std::fprintf(stderr, "  %s (x%llu)\n", why.c_str(), static_cast<unsigned long long>(shared.reasons[why]));
     }
     return 1;
   }
-  if (opt.mode == Mode::kHandshake && sessions == 0 && stop_reason != "interrupted") {
+  if (opt.mode == Mode::kHandshake && sessions == 0 && run.stop_reason != "interrupted") {
     std::fprintf(stderr, "%s: no session completed in %.1f s (%llu still in the handshake at the end)\n", kProg,
                  window, static_cast<unsigned long long>(sum(&Counters::connects) - sum(&Counters::attaches)));
     return 1;
   }
-  if (opt.mode != Mode::kHandshake && t_measure == 0) {
+  if (opt.mode != Mode::kHandshake && run.t_measure == 0) {
     std::fprintf(stderr, "%s: interrupted before every connection was attached\n", kProg);
     return 1;
   }
   return 0;
+}
+
+int Main(int argc, char** argv) {
+  Options opt;
+  if (int rc = ParseOptions(argc, argv, &opt); rc >= 0) return rc;
+  if (int rc = CheckResources(opt); rc >= 0) return rc;
+  Shared shared(opt);
+  auto workers = MakeWorkers(opt, &shared);
+  if (!workers.ok()) {
+    std::fprintf(stderr, "%s: %s\n", kProg, workers.error().message.c_str());
+    return 1;
+  }
+  CatchInterrupts();
+  RunOutcome run = Run(opt, shared, *workers);
+  return ReportAndExit(opt, shared, *workers, run);
 }
 
 }  // namespace
