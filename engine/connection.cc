@@ -65,7 +65,7 @@ Connection::~Connection() {
     r_->stats_.relaying--;
     r_->env_.counters->relaying--;
   }
-  if (is_relay() && !counted_handshake_done_) r_->env_.counters->handshaking--;
+  if (is_relay() && !counted_relaying_) r_->env_.counters->handshaking--;
   if (is_relay()) r_->env_.counters->closed++;
   if (admitted_) r_->env_.admission->Disconnect(AddressOf(peer_));
   CloseInstanceSocket();
@@ -172,7 +172,6 @@ void Connection::Relaying() {
   r_->env_.counters->handshaking--;
   r_->env_.counters->relaying++;
   r_->env_.counters->relayed_total++;
-  counted_handshake_done_ = true;
   OpenInstanceSocket();
   liveness_.Start(NowMs());
   Instances().Put(InstanceSummary{id_, proxy_display(), peer_, session_->username(), session_->target().describe(),
@@ -186,10 +185,10 @@ void Connection::Close(std::string_view log_reason) {
   mode_ = Mode::kClosing;
   deadline_ms_ = NowMs() + r_->limits_.close_linger_ms;
   for (Dir d : {kClientLeg, kServerLeg}) {
-    if (cd_[d].recv_inflight) Cancel(Reactor::RecvOp(d));
+    if (cd_[d].has(Leg::kRecvInFlight)) Cancel(Reactor::RecvOp(d));
   }
   for (Dir d : {kClientLeg, kServerLeg}) {
-    if (cd_[d].poll_inflight) Cancel(Reactor::PollOp(d));
+    if (cd_[d].has(Leg::kPollInFlight)) Cancel(Reactor::PollOp(d));
   }
   if (connect_inflight_) Cancel(Reactor::kConnect);
   CloseInstanceSocket();
@@ -215,7 +214,7 @@ void Connection::OnCompletion(Reactor::Op op, const Completion& c) {
     }
     case Reactor::kClientPoll:
     case Reactor::kServerPoll:
-      cd_[Reactor::DirOf(op)].poll_inflight = false;
+      cd_[Reactor::DirOf(op)].clear(Leg::kPollInFlight);
       if (res == -ECANCELED || closing()) {
         MaybeFinishClose();
       } else {
@@ -277,7 +276,7 @@ DeadLeg Connection::CheckLiveness(int64_t now, int64_t idle_ms, bool probe) {
   if (!counted_relaying_ || closing() || mode_ == Mode::kStopping) return DeadLeg::kNone;
   LegActivity legs[2];
   for (Dir d : {kClientLeg, kServerLeg}) {
-    legs[d] = LegActivity{cd_[d].bytes_in, cd_[d].bytes_out, Waiting(d), cd_[d].paused};
+    legs[d] = LegActivity{cd_[d].bytes_in, cd_[d].bytes_out, Waiting(d), cd_[d].has(Leg::kPaused)};
   }
   if (pump_.active() && pump_.in_pipe() > 0) legs[kServerLeg].not_read = true;
   return liveness_.Check(legs, now, idle_ms, probe, [this](Dir d) {
@@ -383,7 +382,7 @@ void Connection::ArmRecv(Dir d) {
     // No buffer of our own: the backend picks a provided one when data arrives.
     r_->io_->RecvProvided(leg.fd.get(), leg.recv_limit, tag);
   }
-  leg.recv_inflight = true;
+  leg.set(Leg::kRecvInFlight);
   ++inflight_;
 }
 
@@ -394,7 +393,7 @@ void Connection::Cancel(Reactor::Op op) {
 
 void Connection::Queue(Dir to, std::string bytes) {
   Leg& leg = cd_[to];
-  if (bytes.empty() || leg.failed) return;
+  if (bytes.empty() || leg.has(Leg::kFailed)) return;
   if (Status s = leg.transport->Encode(&bytes); !s.ok()) {
     XR_WARN("conn", "conn={} {} transport: {}", id_, SideName(to), s.error().message);
     leg.Fail();
@@ -406,24 +405,24 @@ void Connection::Queue(Dir to, std::string bytes) {
 
 void Connection::ArmSend(Dir d) {
   Leg& leg = cd_[d];
-  if (leg.send_inflight || leg.queue_empty() || !leg.fd.valid() || leg.failed) return;
+  if (leg.has(Leg::kSendInFlight) || leg.queue_empty() || !leg.fd.valid() || leg.has(Leg::kFailed)) return;
   std::string_view bytes = leg.pending();
   r_->io_->Send(leg.fd.get(), bytes.data(), bytes.size(), Reactor::Tag(id_, Reactor::SendOp(d)));
-  leg.send_inflight = true;
+  leg.set(Leg::kSendInFlight);
   ++inflight_;
 }
 
 void Connection::ArmPoll(Dir d, unsigned events) {
   Leg& leg = cd_[d];
-  if (leg.poll_inflight || !leg.fd.valid()) return;
+  if (leg.has(Leg::kPollInFlight) || !leg.fd.valid()) return;
   r_->io_->Poll(leg.fd.get(), events, Reactor::Tag(id_, Reactor::PollOp(d)));
-  leg.poll_inflight = true;
+  leg.set(Leg::kPollInFlight);
   ++inflight_;
 }
 
 void Connection::OnRecv(Dir from, int res, const char* buf) {
   Leg& leg = cd_[from];
-  leg.recv_inflight = false;
+  leg.clear(Leg::kRecvInFlight);
   if (res == -ECANCELED || closing()) {
     MaybeFinishClose();
     return;
@@ -442,16 +441,16 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
     return;
   }
   if (res <= 0) {
-    leg.eof = true;
-    if (res < 0) leg.failed = true;
+    leg.set(Leg::kEof);
+    if (res < 0) leg.set(Leg::kFailed);
     return LegEnded(from, res == 0 ? "end of stream" : log::ErrnoText(-res));
   }
   leg.bytes_in += static_cast<uint64_t>(res);
   std::string scratch;
   auto decoded = leg.transport->Decode(std::string_view(buf, static_cast<size_t>(res)), &scratch);
   if (!decoded.ok()) {
-    leg.eof = true;
-    leg.failed = true;
+    leg.set(Leg::kEof);
+    leg.set(Leg::kFailed);
     return LegEnded(from, decoded.error().message);
   }
   std::string_view data = *decoded;
@@ -469,7 +468,7 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
   if (closing()) return;
   // Back-pressure: read on only while the other leg is not backed up.
   if (cd_[Other(from)].queued() > r_->limits_.high_water) {
-    leg.paused = true;
+    leg.set(Leg::kPaused);
     return;
   }
   ArmRecv(from);
@@ -535,7 +534,7 @@ void Connection::LegEnded(Dir d, const std::string& why) {
 
 void Connection::OnSend(Dir to, int res) {
   Leg& leg = cd_[to];
-  leg.send_inflight = false;
+  leg.clear(Leg::kSendInFlight);
   if (res == -EAGAIN || res == -EINTR) {
     ArmSend(to);
     return;
@@ -559,8 +558,8 @@ void Connection::OnSend(Dir to, int res) {
   if (to == kClientLeg && pump_.active() && leg.queue_empty()) Pump();
   // Resume the paused reader feeding this leg.
   Leg& source = cd_[Other(to)];
-  if (source.paused && leg.queued() < r_->limits_.low_water) {
-    source.paused = false;
+  if (source.has(Leg::kPaused) && leg.queued() < r_->limits_.low_water) {
+    source.clear(Leg::kPaused);
     ArmRecv(Other(to));
   }
   MaybeFinishClose();
@@ -616,7 +615,7 @@ void Connection::Pump() {
   Leg& client = cd_[kClientLeg];
   Leg& server = cd_[kServerLeg];
   SplicePump::Result r =
-      pump_.Pump(*r_->io_, server.fd.get(), client.fd.get(), client.queue_empty() && !client.send_inflight);
+      pump_.Pump(*r_->io_, server.fd.get(), client.fd.get(), client.queue_empty() && !client.has(Leg::kSendInFlight));
   client.bytes_out += r.to_sink;
   server.bytes_in += r.from_source;
   pass_.toward(kClientLeg).Skip(r.from_source);
@@ -627,11 +626,11 @@ void Connection::Pump() {
   switch (r.end) {
     case SplicePump::Result::End::kNone: return;
     case SplicePump::Result::End::kSinkFailed:
-      client.failed = true;
+      client.set(Leg::kFailed);
       return LegEnded(kClientLeg, r.error == 0 ? "end of stream" : log::ErrnoText(-r.error));
     case SplicePump::Result::End::kSourceEnded:
-      server.eof = true;
-      if (r.error != 0) server.failed = true;
+      server.set(Leg::kEof);
+      if (r.error != 0) server.set(Leg::kFailed);
       return LegEnded(kServerLeg, r.error == 0 ? "end of stream" : log::ErrnoText(-r.error));
     case SplicePump::Result::End::kFrameDone:
       // The frame is through: back to reading the next header through a ring buffer.
@@ -649,9 +648,9 @@ void Connection::MaybeFinishClose() {
   if (mode_ != Mode::kClosing) return;
   const Leg& c = cd_[kClientLeg];
   const Leg& s = cd_[kServerLeg];
-  bool client_done = c.queue_empty() || c.failed || !c.fd.valid();
-  bool server_done = s.queue_empty() || s.failed || !s.fd.valid() || connect_inflight_;
-  if (client_done && server_done && !c.send_inflight && !s.send_inflight) ForceClose();
+  bool client_done = c.queue_empty() || c.has(Leg::kFailed) || !c.fd.valid();
+  bool server_done = s.queue_empty() || s.has(Leg::kFailed) || !s.fd.valid() || connect_inflight_;
+  if (client_done && server_done && !c.has(Leg::kSendInFlight) && !s.has(Leg::kSendInFlight)) ForceClose();
 }
 
 void Connection::ForceClose() {
@@ -667,10 +666,10 @@ void Connection::ForceClose() {
     }
   }
   for (Dir d : {kClientLeg, kServerLeg}) {
-    if (cd_[d].recv_inflight) Cancel(Reactor::RecvOp(d));
+    if (cd_[d].has(Leg::kRecvInFlight)) Cancel(Reactor::RecvOp(d));
   }
   for (Dir d : {kClientLeg, kServerLeg}) {
-    if (cd_[d].send_inflight) Cancel(Reactor::SendOp(d));
+    if (cd_[d].has(Leg::kSendInFlight)) Cancel(Reactor::SendOp(d));
   }
   if (connect_inflight_) Cancel(Reactor::kConnect);
   for (Leg& leg : cd_) leg.fd.reset();

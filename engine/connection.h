@@ -148,9 +148,9 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   Liveness liveness_;
   InbandInfo inband_;
   InstanceSocket instance_;
-  // Accounting: what this connection added to the relay's counters (undone on destruction).
+  // Accounting: counted as relaying (else as handshaking) in the relay's counters, undone on
+  // destruction.
   bool counted_relaying_ = false;
-  bool counted_handshake_done_ = false;
   bool admitted_ = false;  // counted in the per-address cap
   // Connect.
   sockaddr_storage target_addr_{};

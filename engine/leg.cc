@@ -3,7 +3,7 @@
 namespace xr::engine {
 
 bool Leg::Enqueue(std::string bytes) {
-  if (bytes.empty() || failed) return false;
+  if (bytes.empty() || has(kFailed)) return false;
   out_bytes_ += bytes.size();
   outq_.push_back(std::move(bytes));
   return true;
@@ -25,7 +25,7 @@ void Leg::Sent(size_t n) {
 }
 
 void Leg::Fail() {
-  failed = true;
+  set(kFailed);
   outq_.clear();
   out_off_ = 0;
   out_bytes_ = 0;

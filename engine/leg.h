@@ -48,21 +48,27 @@ class Leg {
   // A leg's own receive buffer, used only for the one receive after the ring ran dry.
   static constexpr size_t kPrivateRecvBytes = size_t{16} * 1024;
 
+  // The leg's state, one flag word.
+  enum Flag : uint8_t {
+    kRecvInFlight = 1 << 0,  // operations in flight on the socket
+    kSendInFlight = 1 << 1,
+    kPollInFlight = 1 << 2,  // splice path: waiting for readiness
+    kPaused = 1 << 3,        // receive not re-armed because the other leg is backed up
+    kEof = 1 << 4,           // the peer ended its stream (or the socket failed)
+    kFailed = 1 << 5,        // the socket failed: nothing more is sent on it
+  };
+  bool has(Flag f) const { return (flags_ & f) != 0; }
+  void set(Flag f) { flags_ = static_cast<uint8_t>(flags_ | f); }
+  void clear(Flag f) { flags_ = static_cast<uint8_t>(flags_ & ~f); }
+
   UniqueFd fd;
   std::unique_ptr<Transport> transport = std::make_unique<PlainTransport>();
-  // Operations in flight on this leg's socket.
-  bool recv_inflight = false;
-  bool send_inflight = false;
-  bool poll_inflight = false;  // splice path: waiting for readiness
-  bool paused = false;         // receive not re-armed because the other leg is backed up
-  bool eof = false;            // the peer ended its stream (or the socket failed)
-  bool failed = false;         // the socket failed: nothing more is sent on it
   uint64_t bytes_in = 0;       // bytes received (or spliced) from the socket
   uint64_t bytes_out = 0;      // bytes sent (or spliced) to the socket
   size_t recv_limit = 0;       // bytes the next receive may read (0: a whole provided buffer)
 
   // Whether a receive may be armed now.
-  bool readable() const { return fd.valid() && !recv_inflight && !eof && !failed; }
+  bool readable() const { return fd.valid() && !has(kRecvInFlight) && !has(kEof) && !has(kFailed); }
 
   // Appends `bytes` (already encoded by the transport) to the send queue. Nothing when the
   // leg failed or `bytes` is empty; false then.
@@ -86,6 +92,7 @@ class Leg {
   std::unique_ptr<char[]> TakePrivateBuffer() { return std::move(private_buf_); }
 
  private:
+  uint8_t flags_ = 0;
   SendQueue outq_;
   size_t out_off_ = 0;    // bytes of outq_.front() already sent
   size_t out_bytes_ = 0;  // bytes queued, not yet sent

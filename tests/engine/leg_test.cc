@@ -48,7 +48,7 @@ TEST_CASE("a failed leg drops what is queued and takes nothing more") {
   REQUIRE(leg.Enqueue("abc"));
   leg.Sent(1);
   leg.Fail();
-  CHECK(leg.failed);
+  CHECK(leg.has(Leg::kFailed));
   CHECK(leg.queue_empty());
   CHECK(leg.queued() == 0);
   CHECK_FALSE(leg.Enqueue("more"));
@@ -62,10 +62,10 @@ TEST_CASE("a leg is readable only with an open socket and no receive in flight")
   leg.fd.reset(dup(0));
   REQUIRE(leg.fd.valid());
   CHECK(leg.readable());
-  leg.recv_inflight = true;
+  leg.set(Leg::kRecvInFlight);
   CHECK_FALSE(leg.readable());
-  leg.recv_inflight = false;
-  leg.eof = true;
+  leg.clear(Leg::kRecvInFlight);
+  leg.set(Leg::kEof);
   CHECK_FALSE(leg.readable());
 }
 
