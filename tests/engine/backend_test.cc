@@ -60,6 +60,19 @@ struct Fixture {
   std::vector<Completion> seen;
 };
 
+// A loopback tcp listener with `backlog`; *addr gets its address.
+UniqueFd LoopbackListener(int backlog, sockaddr_in* addr, int flags = SOCK_NONBLOCK) {
+  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0));
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(listener.get(), reinterpret_cast<sockaddr*>(addr), sizeof *addr) == 0);
+  REQUIRE(listen(listener.get(), backlog) == 0);
+  socklen_t len = sizeof *addr;
+  REQUIRE(getsockname(listener.get(), reinterpret_cast<sockaddr*>(addr), &len) == 0);
+  return listener;
+}
+
 }  // namespace
 
 TEST_CASE("send on one end, a provided-buffer receive on the other") {
@@ -129,14 +142,8 @@ TEST_CASE("poll reports readiness") {
 
 TEST_CASE("accept on a listener, connect with a timeout") {
   Fixture f;
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(listen(listener.get(), 8) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  sockaddr_in addr;
+  UniqueFd listener = LoopbackListener(8, &addr);
   f.backend.Accept(listener.get(), 40);
   UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   f.backend.ConnectWithTimeout(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, 5000, 41, 42);
@@ -152,14 +159,8 @@ TEST_CASE("accept on a listener, connect with a timeout") {
 TEST_CASE("a connect that does not finish in time fails with -ECANCELED") {
   Fixture f;
   // A listener whose backlog is full leaves further SYNs unanswered: the connect hangs.
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(listen(listener.get(), 0) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  sockaddr_in addr;
+  UniqueFd listener = LoopbackListener(0, &addr, 0);
   std::vector<UniqueFd> fill;
   for (int i = 0; i < 4; ++i) {
     fill.emplace_back(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));

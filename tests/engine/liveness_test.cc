@@ -25,6 +25,16 @@ struct Fixture {
       return outq[d];
     });
   }
+  // Ticks a second at a time while both legs keep sending, up to `ticks` times or until a
+  // leg is found dead; what was found.
+  DeadLeg TickWhileSending(int ticks, bool probe) {
+    DeadLeg d = DeadLeg::kNone;
+    for (int i = 0; i < ticks && d == DeadLeg::kNone; ++i) {
+      for (auto& l : legs) l.bytes_in += 1;
+      d = Tick(1000, probe);
+    }
+    return d;
+  }
   // Both legs move bytes both ways.
   void Traffic() {
     for (auto& l : legs) {
@@ -77,12 +87,8 @@ TEST_CASE("a leg the relay is not reading does not age") {
 TEST_CASE("bytes waiting for a leg that reads nothing: stalled") {
   Fixture f;
   f.legs[kClientLeg].waiting = 4096;
-  for (int i = 0; i < 4; ++i) {
-    for (auto& l : f.legs) l.bytes_in += 1;
-    CHECK(f.Tick(1000) == DeadLeg::kNone);
-  }
-  for (auto& l : f.legs) l.bytes_in += 1;
-  CHECK(f.Tick(1000) == DeadLeg::kClientStalled);
+  CHECK(f.TickWhileSending(4, false) == DeadLeg::kNone);
+  CHECK(f.TickWhileSending(1, false) == DeadLeg::kClientStalled);
   CHECK(!f.probed.empty());  // the kernel was asked before the leg was called stalled
 }
 
@@ -105,33 +111,21 @@ TEST_CASE("a kernel send queue that moved counts as progress") {
     CHECK(f.Tick(1000, /*probe=*/true) == DeadLeg::kNone);
   }
   // Once the kernel's queue stops moving too, the leg is stalled after the idle time.
-  DeadLeg d = DeadLeg::kNone;
-  for (int i = 0; i < 6 && d == DeadLeg::kNone; ++i) {
-    for (auto& l : f.legs) l.bytes_in += 1;
-    d = f.Tick(1000, true);
-  }
-  CHECK(d == DeadLeg::kServerStalled);
+  CHECK(f.TickWhileSending(6, true) == DeadLeg::kServerStalled);
 }
 
 TEST_CASE("a failed kernel probe is no progress") {
   Fixture f;
   f.legs[kClientLeg].waiting = 1;
   f.outq[kClientLeg] = -1;
-  DeadLeg d = DeadLeg::kNone;
-  for (int i = 0; i < 5; ++i) {
-    for (auto& l : f.legs) l.bytes_in += 1;
-    d = f.Tick(1000, true);
-  }
-  CHECK(d == DeadLeg::kClientStalled);
+  CHECK(f.TickWhileSending(4, true) == DeadLeg::kNone);
+  CHECK(f.TickWhileSending(1, true) == DeadLeg::kClientStalled);
 }
 
 TEST_CASE("without the probe flag, the kernel is asked only at the idle time") {
   Fixture f;
   f.legs[kClientLeg].waiting = 1;
-  for (int i = 0; i < 4; ++i) {
-    for (auto& l : f.legs) l.bytes_in += 1;
-    f.Tick(1000, false);
-  }
+  CHECK(f.TickWhileSending(4, false) == DeadLeg::kNone);
   CHECK(f.probed.empty());
   f.outq[kClientLeg] = 10;
   for (auto& l : f.legs) l.bytes_in += 1;
