@@ -1,13 +1,11 @@
 #include "engine/connection.h"
 
-#include <arpa/inet.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 
 #include <cerrno>
@@ -15,6 +13,7 @@
 
 #include "engine/control.h"
 #include "engine/limits.h"
+#include "engine/listen.h"
 #include "engine/log.h"
 #include "engine/stats.h"
 #include "engine/version.h"
@@ -112,47 +111,21 @@ void Connection::RunAuth(std::function<AuthOutcome()> job) {
 }
 
 void Connection::ConnectServer(const registry::Target& target) {
-  std::memset(&target_addr_, 0, sizeof target_addr_);
-  int family;
-  if (target.kind == registry::Target::Kind::kUnix) {
-    auto* un = reinterpret_cast<sockaddr_un*>(&target_addr_);
-    un->sun_family = AF_UNIX;
-    if (target.path.size() >= sizeof un->sun_path) {
-      handler_->OnServerConnectFailed("socket path too long");
-      return;
-    }
-    std::memcpy(un->sun_path, target.path.c_str(), target.path.size() + 1);
-    target_len_ = sizeof(sockaddr_un);
-    family = AF_UNIX;
-  } else {
-    std::string host = target.host == "localhost" || target.host.empty() ? "127.0.0.1" : target.host;
-    auto* in4 = reinterpret_cast<sockaddr_in*>(&target_addr_);
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&target_addr_);
-    if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
-      in4->sin_family = AF_INET;
-      in4->sin_port = htons(target.port);
-      target_len_ = sizeof(sockaddr_in);
-      family = AF_INET;
-    } else if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
-      in6->sin6_family = AF_INET6;
-      in6->sin6_port = htons(target.port);
-      target_len_ = sizeof(sockaddr_in6);
-      family = AF_INET6;
-    } else {
-      handler_->OnServerConnectFailed("target host must be a numeric address (got '" + target.host + "')");
-      return;
-    }
-    target_is_tcp_ = true;
+  auto address = AddressOfTarget(target);
+  if (!address.ok()) {
+    handler_->OnServerConnectFailed(address.error().message);
+    return;
   }
+  target_ = *address;
   Leg& server = cd_[kServerLeg];
-  server.fd.reset(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  server.fd.reset(socket(target_.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!server.fd.valid()) {
     handler_->OnServerConnectFailed(log::ErrnoText(errno));
     return;
   }
   // The connect may take the whole server timeout (the session's deadline covers connect and
   // server hello; whichever ends first reports it).
-  r_->io_->ConnectWithTimeout(server.fd.get(), reinterpret_cast<sockaddr*>(&target_addr_), target_len_,
+  r_->io_->ConnectWithTimeout(server.fd.get(), reinterpret_cast<const sockaddr*>(&target_.addr), target_.len,
                               connect_timeout_ms_, Reactor::Tag(id_, Reactor::kConnect),
                               Reactor::Tag(id_, Reactor::kConnectTimeout));
   inflight_ += 2;
@@ -579,7 +552,7 @@ void Connection::OnConnect(int res) {
     return;
   }
   int one = 1;
-  if (target_is_tcp_ && setsockopt(server.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+  if (target_.tcp && setsockopt(server.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
     XR_DEBUG("net", "TCP_NODELAY on the server socket: {}", log::ErrnoText(errno));
   }
   handler_->OnServerConnected();

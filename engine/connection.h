@@ -24,6 +24,7 @@
 #include "engine/inband_info.h"
 #include "engine/instance_control.h"
 #include "engine/leg.h"
+#include "engine/listen.h"
 #include "engine/liveness.h"
 #include "engine/passthrough.h"
 #include "engine/reactor.h"
@@ -152,11 +153,9 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   // destruction.
   bool counted_relaying_ = false;
   bool admitted_ = false;  // counted in the per-address cap
-  // Connect.
-  sockaddr_storage target_addr_{};
-  socklen_t target_len_ = 0;
+  // Connect: the server's address lives here until the connect completes.
+  TargetAddress target_;
   int64_t connect_timeout_ms_ = 10000;
-  bool target_is_tcp_ = false;
   bool connect_inflight_ = false;
   int inflight_ = 0;
   int64_t deadline_ms_ = 0;

@@ -98,4 +98,35 @@ Expected<UniqueFd> OpenUnixListener(const std::string& path, mode_t mode) {
   return fd;
 }
 
+Expected<TargetAddress> AddressOfTarget(const registry::Target& target) {
+  TargetAddress t;
+  if (target.kind == registry::Target::Kind::kUnix) {
+    auto* un = reinterpret_cast<sockaddr_un*>(&t.addr);
+    un->sun_family = AF_UNIX;
+    if (target.path.size() >= sizeof un->sun_path) return MakeError(ErrorCode::kMalformed, "socket path too long");
+    std::memcpy(un->sun_path, target.path.c_str(), target.path.size() + 1);
+    t.len = sizeof(sockaddr_un);
+    t.family = AF_UNIX;
+    return t;
+  }
+  std::string host = target.host == "localhost" || target.host.empty() ? "127.0.0.1" : target.host;
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&t.addr);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&t.addr);
+  if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(target.port);
+    t.len = sizeof(sockaddr_in);
+    t.family = AF_INET;
+  } else if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(target.port);
+    t.len = sizeof(sockaddr_in6);
+    t.family = AF_INET6;
+  } else {
+    return MakeError(ErrorCode::kMalformed, "target host must be a numeric address (got '" + target.host + "')");
+  }
+  t.tcp = true;
+  return t;
+}
+
 }  // namespace xr::engine

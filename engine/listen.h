@@ -1,6 +1,8 @@
 #pragma once
-// Listening sockets (tcp, unix) and peer names: the socket calls of the listener layer.
+// Listening sockets (tcp, unix), peer names and target addresses: the socket calls outside
+// the backend.
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -8,6 +10,7 @@
 
 #include "base/status.h"
 #include "base/fd.h"
+#include "session_registry/session_registry.h"
 
 namespace xr::engine {
 
@@ -19,5 +22,16 @@ Expected<UniqueFd> OpenTcpListener(const std::string& host, uint16_t port, bool 
 Expected<UniqueFd> OpenUnixListener(const std::string& path, mode_t mode = 0600);
 // "1.2.3.4:5678", "[::1]:5678", "unix" or "?" for a connected socket's peer.
 std::string PeerName(int fd);
+
+// Where a session's server is: a socket address to connect to.
+struct TargetAddress {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  int family = AF_UNSPEC;
+  bool tcp = false;
+};
+// The address of `target` (a unix path, or a numeric host and port; "localhost" and "" are
+// 127.0.0.1); an error a user can read when it has none.
+Expected<TargetAddress> AddressOfTarget(const registry::Target& target);
 
 }  // namespace xr::engine
