@@ -1,0 +1,126 @@
+// In-band info: an info-request from the client makes the server's info-response carry the
+// relay's "proxy" subtree; everything else passes unchanged, whole and byte by byte.
+#include "engine/inband_info.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "codec/decode_limits.h"
+#include "codec/frame_reader.h"
+#include "codec/packet.h"
+
+using namespace xr;
+using namespace xr::engine;
+
+namespace {
+
+std::string Wire(const Value& packet) {
+  std::string out;
+  REQUIRE(EncodePacket(packet, EncodeOptions{}, nullptr, &out).ok());
+  return out;
+}
+
+std::string InfoResponse() {
+  Value info{Dict{}};
+  info.set("server", "xpra-3.1.3");
+  return Wire(Value(List{Value("info-response"), info}));
+}
+
+// What the connection does with the bytes InbandInfo forwards: follows them and keeps them.
+struct FakeSink : InbandInfo::Sink {
+  FrameBoundary frames;
+  std::string to_client;
+  bool bad = false;
+  FrameBoundary& to_client_frames() override { return frames; }
+  void QueueToClient(std::string bytes) override { to_client += bytes; }
+  void ForwardToClient(std::string bytes) override {
+    frames.Feed(bytes);
+    if (frames.failed()) {
+      bad = true;
+      return;
+    }
+    to_client += bytes;
+  }
+  void BadServerFrame(std::string_view) override { bad = true; }
+  bool closing() const override { return bad; }
+  Value ProxyInfo() const override {
+    Value v{Dict{}};
+    v.set("instance", ":proxy-7");
+    return v;
+  }
+};
+
+// The packets in a byte stream.
+std::vector<Value> Packets(const std::string& bytes) {
+  FrameReader r{FrameLimits{}};
+  PacketDecoder d{FrameLimits{}, DecodeLimits{}};
+  r.Feed(bytes);
+  std::vector<Value> out;
+  while (true) {
+    auto f = r.Next();
+    REQUIRE(f.ok());
+    if (!f->has_value()) break;
+    auto p = d.Push(std::move(**f));
+    REQUIRE(p.ok());
+    if (p->has_value()) out.push_back(std::move(**p));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("nothing is expected until the client asks") {
+  InbandInfo info;
+  CHECK_FALSE(info.expecting());
+  info.WatchClient(Wire(Value(List{Value("ping"), Value(1)})));
+  CHECK_FALSE(info.expecting());
+}
+
+TEST_CASE("the info-response gets the proxy subtree; packets around it pass unchanged") {
+  for (bool bytewise : {false, true}) {
+    CAPTURE(bytewise);
+    InbandInfo info;
+    std::string request = Wire(Value(List{Value("info-request"), Value(List{}), Value(List{})}));
+    if (bytewise) {
+      for (char c : request) info.WatchClient(std::string_view(&c, 1));
+    } else {
+      info.WatchClient(request);
+    }
+    REQUIRE(info.expecting());
+    FakeSink sink;
+    std::string before = Wire(Value(List{Value("draw"), Value(1)}));
+    std::string after = Wire(Value(List{Value("ping"), Value(2)}));
+    std::string stream = before + InfoResponse() + after;
+    if (bytewise) {
+      for (char c : stream) info.Forward(std::string_view(&c, 1), sink, 1);
+    } else {
+      info.Forward(stream, sink, 1);
+    }
+    CHECK_FALSE(info.expecting());
+    CHECK_FALSE(sink.bad);
+    auto got = Packets(sink.to_client);
+    REQUIRE(got.size() == 3);
+    CHECK(got[0].as_list()[0].as_string() == "draw");
+    CHECK(got[1].as_list()[0].as_string() == "info-response");
+    const Value& dict = got[1].as_list()[1];
+    CHECK(dict.find("server") != nullptr);
+    REQUIRE(dict.find("proxy") != nullptr);
+    CHECK(dict.find("proxy")->find("instance")->as_string() == ":proxy-7");
+    CHECK(got[2].as_list()[0].as_string() == "ping");
+    CHECK(sink.frames.at_boundary());
+  }
+}
+
+TEST_CASE("a stream mid-frame is forwarded to its boundary before frames are read whole") {
+  InbandInfo info;
+  info.WatchClient(Wire(Value(List{Value("info-request")})));
+  FakeSink sink;
+  std::string draw = Wire(Value(List{Value("draw"), Value(std::string(100, 'd'))}));
+  sink.frames.Feed(draw.substr(0, 20));  // the first 20 bytes already went out
+  sink.to_client = draw.substr(0, 20);
+  info.Forward(draw.substr(20) + InfoResponse(), sink, 1);
+  auto got = Packets(sink.to_client);
+  REQUIRE(got.size() == 2);
+  CHECK(got[1].as_list()[1].find("proxy") != nullptr);
+}
