@@ -15,19 +15,6 @@ constexpr size_t kMaxPendingToServer = 64;
 
 const char* EncodingName(Encoding e) { return e == Encoding::kRencode ? "rencode" : "bencode"; }
 
-// Chunk frames (index > 0) wait at the receiver for their main packet; xpra refuses more than a
-// few of them (net/protocol.py: "too many raw packets").
-Status CountChunk(const FrameHeader& h, size_t max_pending, size_t* pending) {
-  if (h.index == 0) {
-    *pending = 0;
-    return Status::Ok();
-  }
-  if (++*pending > max_pending) {
-    return MakeError(ErrorCode::kTooLarge, fmt::format("more than {} chunks before their main packet", max_pending));
-  }
-  return Status::Ok();
-}
-
 // The encoding we answer a peer with: rencode if it can read it, else bencode.
 Encoding ChooseEncoding(const Caps& caps, Encoding used) {
   if (caps.get_bool("rencode", used == Encoding::kRencode)) return Encoding::kRencode;
@@ -143,15 +130,9 @@ Status Session::DrainClientFrames() {
         if (hs_->pending_to_server.size() >= kMaxPendingToServer) {
           return MakeError(ErrorCode::kTooLarge, "too many packets before the session was ready");
         }
-        if (Status s = CountChunk(frame.header, config_->client_limits.max_pending_chunks, &hs_->client_chunks); !s.ok()) {
-          return s;
-        }
         hs_->pending_to_server.push_back(SerializeFrame(frame.header, frame.payload));
         break;
       case State::kRelay:
-        if (Status s = CountChunk(frame.header, config_->client_limits.max_pending_chunks, &hs_->client_chunks); !s.ok()) {
-          return s;
-        }
         io_->SendToServer(SerializeFrame(frame.header, frame.payload));
         break;
       case State::kClosed:
@@ -558,9 +539,6 @@ void Session::HandleServerHello(const Value& caps) {
     while (true) {
       auto next = hs_->server_reader.Next();
       Status s = next.ok() ? Status::Ok() : Status(next.error());
-      if (s.ok() && next->has_value()) {
-        s = CountChunk((**next).header, config_->server_limits.max_pending_chunks, &hs_->server_chunks);
-      }
       if (!s.ok()) {
         // A frame over the limits came with the hello: what precedes it goes on, it does not.
         io_->SendToClient(std::move(server_rest));
@@ -606,10 +584,6 @@ Status Session::RelayServerFrames() {
     const FrameView& frame = **next;
     if (frame.header.encrypted()) {
       status = MakeError(ErrorCode::kMalformed, "encrypted packet from the server");
-      break;
-    }
-    if (Status s = CountChunk(frame.header, config_->server_limits.max_pending_chunks, &hs_->server_chunks); !s.ok()) {
-      status = s;
       break;
     }
     if (Status s = EncryptFrameToClient(frame.header, frame.payload, &batch); !s.ok()) {

@@ -223,8 +223,6 @@ class Session final : public ClientHandler {
     std::vector<std::string> pending_to_server;  // client frames received before relaying
     std::string pending_to_client;               // server packets that came before its hello
     std::string server_frames_since_main;        // chunk frames of the packet being read
-    size_t client_chunks = 0;
-    size_t server_chunks = 0;
   };
   std::unique_ptr<Handshake> hs_;
   std::string display_;  // what the client asked for
@@ -238,8 +236,6 @@ class Session final : public ClientHandler {
   std::string username_;
   registry::Target target_;
   bool server_challenge_answered_ = false;
-  // Chunk frames since the last main packet on the paths the session forwards (frames held
-  // before relaying, the hand-over to passthrough, AES relaying).
 };
 
 const char* SessionStateName(Session::State s);
