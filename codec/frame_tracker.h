@@ -2,9 +2,9 @@
 // FrameTracker: the one walker of xpra's 8-byte header framing (codec/header.h,
 // docs/protocol-notes.md "Packet limits in xpra 3.1") and the one place its limits are
 // decided, for every reader of the framing: FrameReader and PacketDecoder here; the relay's
-// passthrough, splice and inspection paths (engine/'s FrameBoundary, SmallFrameCapture and
-// CountChunk, which are to move onto it) need exactly what it offers: boundaries, the header of
-// each frame as it passes, the payload bytes or a way to skip them, and where a bad frame began.
+// passthrough, splice and inspection paths (engine/frame_boundary.h: FrameBoundary,
+// SmallFrameCapture), which need exactly what it offers: boundaries, the header of each frame
+// as it passes, the payload bytes or a way to skip them, and where a bad frame began.
 //
 // It walks a byte stream incrementally, whatever the read boundaries, holding at most the 8
 // header bytes: it never needs to see a payload. A caller that moves payload it does not read
