@@ -31,9 +31,9 @@
 //   4. Chunks (index > 0) wait at the receiver for their main packet (index 0), which clears
 //      them (protocol.py:993-1002, :1031). An index seen again before its main packet ->
 //      kMalformed "duplicate chunk at index N" (xpra: "duplicate raw packet"), on every path
-//      (the AES path did not check it: a second chunk silently replaced the first at the far
-//      end). More than max_pending_chunks pending -> kTooLarge "more than N chunks before their
-//      main packet (too many pending chunks)" (xpra refuses a 4th: max_pending_chunks 3).
+//      (the AES path passed it on for the far end's xpra to refuse, after the relay had
+//      re-encrypted it). More than max_pending_chunks pending -> kTooLarge "more than N chunks
+//      before their main packet (too many pending chunks)" (xpra refuses a 4th: 3 at most).
 //      Decided at the chunk's header, before its payload (xpra decides after reading it).
 //   The checks run in that order: magic, size, empty, duplicate, count.
 //
