@@ -67,6 +67,10 @@ Status SdNotifier::Reloading(std::string_view status) const {
 
 Status SdNotifier::Stopping(std::string_view status) const { return Send(With("STOPPING=1", status)); }
 
+void SdNotifier::WarnIfFailed(const Status& s) {
+  if (!s.ok()) XR_WARN("main", "systemd notification: {}", s.error().message);
+}
+
 Status SdNotifier::SetStatus(std::string_view status) const { return Send(StatusLine(status)); }
 
 }  // namespace xr::engine

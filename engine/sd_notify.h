@@ -31,6 +31,9 @@ class SdNotifier {
   Status Stopping(std::string_view status = {}) const;   // STOPPING=1
   Status SetStatus(std::string_view status) const;       // STATUS=... (one line; newlines become spaces)
 
+  // For callers that carry on either way: logs a failed notification as a warning.
+  static void WarnIfFailed(const Status& s);
+
  private:
   std::string socket_;
 };
