@@ -45,6 +45,19 @@ const char* TypeName(Type t) {
 
 std::atomic<size_t> next_shard{0};
 
+// Backslash and newline escaped; double quotes too inside label values.
+std::string Escape(std::string_view v, bool quotes) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '"' && quotes) out += "\\\"";
+    else out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 size_t ThisThreadShard() {
@@ -52,28 +65,9 @@ size_t ThisThreadShard() {
   return shard;
 }
 
-std::string EscapeLabelValue(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out;
-}
+std::string EscapeLabelValue(std::string_view v) { return Escape(v, true); }
 
-std::string EscapeHelp(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out;
-}
+std::string EscapeHelp(std::string_view v) { return Escape(v, false); }
 
 std::string FormatValue(double v) {
   if (std::isnan(v)) return "NaN";
