@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -321,6 +322,74 @@ Expected<RelayConfig> ParseConfiguration(const std::vector<std::string>& args, c
   if (all.c.display.empty()) all.c.display = file_display;
   all.c.config_file = file;
   return Finish(all);
+}
+
+namespace {
+
+// A bind as the command line spells it, without its auth spec.
+std::string BindText(const BindOption& b) {
+  if (b.kind == BindOption::Kind::kUnix) return b.path;
+  std::string host = b.host.find(':') != std::string::npos ? "[" + b.host + "]" : b.host;
+  return host + ":" + std::to_string(b.port);
+}
+
+}  // namespace
+
+std::vector<std::string> ConfigChanges(const RelayConfig& a, const RelayConfig& b) {
+  std::vector<std::string> out;
+  auto value = [&](const char* key, const auto& x, const auto& y) {
+    if (x != y) out.push_back(fmt::format("{}: {} -> {}", key, x, y));
+  };
+  auto secret = [&](const char* key, const std::string& x, const std::string& y) {
+    if (x != y) out.push_back(std::string(key) + " changed");
+  };
+  auto text = [](const std::string& s) { return s.empty() ? std::string("(none)") : s; };
+  value("display", text(a.display), text(b.display));
+  for (auto kind : {BindOption::Kind::kTcp, BindOption::Kind::kUnix}) {
+    const char* key = kind == BindOption::Kind::kTcp ? "bind-tcp" : "bind";
+    auto find = [&](const RelayConfig& c, const BindOption& want) -> const BindOption* {
+      for (const auto& x : c.binds) {
+        if (x.kind == kind && BindText(x) == BindText(want)) return &x;
+      }
+      return nullptr;
+    };
+    for (const auto& x : b.binds) {
+      if (x.kind != kind) continue;
+      const BindOption* old = find(a, x);
+      if (old == nullptr) out.push_back(fmt::format("{} added {}", key, BindText(x)));
+      else if (old->auth != x.auth) out.push_back(fmt::format("{} {}: auth changed", key, BindText(x)));
+    }
+    for (const auto& x : a.binds) {
+      if (x.kind == kind && find(b, x) == nullptr) out.push_back(fmt::format("{} removed {}", key, BindText(x)));
+    }
+  }
+  secret("tcp-auth", a.tcp_auth, b.tcp_auth);
+  secret("auth", a.unix_auth, b.unix_auth);
+  if (a.socket_dirs != b.socket_dirs) {
+    out.push_back(fmt::format("socket-dir: {} -> {}", fmt::join(a.socket_dirs, ","), fmt::join(b.socket_dirs, ",")));
+  }
+  value("tcp-encryption", text(a.tcp_encryption), text(b.tcp_encryption));
+  secret("tcp-encryption-keyfile", a.tcp_encryption_keyfile, b.tcp_encryption_keyfile);
+  value("threads", a.threads, b.threads);
+  value("auth-threads", a.auth_threads, b.auth_threads);
+  value("debug", text(a.debug), text(b.debug));
+  value("log-file", text(a.log_file), text(b.log_file));
+  value("log-format", a.log_format, b.log_format);
+  value("login-timeout", a.login_timeout, b.login_timeout);
+  value("server-timeout", a.server_timeout, b.server_timeout);
+  value("max-packet-size", a.max_packet_size, b.max_packet_size);
+  value("max-server-packet-size", a.max_server_packet_size, b.max_server_packet_size);
+  value("idle-timeout", a.idle_timeout, b.idle_timeout);
+  value("max-connections", a.max_connections, b.max_connections);
+  value("max-logins", a.max_logins, b.max_logins);
+  value("max-connections-per-address", a.max_per_address, b.max_per_address);
+  value("login-failures", a.login_failures, b.login_failures);
+  value("splice", a.splice_min, b.splice_min);
+  value("recv-buffers", a.recv_buffers, b.recv_buffers);
+  value("recv-buffer-size", a.recv_buffer_size, b.recv_buffer_size);
+  value("proxy-sockets", a.proxy_sockets, b.proxy_sockets);
+  value("socket-group", text(a.socket_group), text(b.socket_group));
+  return out;
 }
 
 Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {

@@ -76,6 +76,12 @@ Expected<std::vector<ConfigEntry>> ReadConfigFile(const std::string& path);
 Expected<RelayConfig> ParseConfiguration(const std::vector<std::string>& args,
                                          const std::string& default_config = kDefaultConfigFile);
 
+// What differs between a running configuration and a new one, one readable item per
+// option ("threads: 2 -> 4", "bind-tcp added 0.0.0.0:14502", "tcp-auth changed"), in option
+// order; empty when nothing differs. Auth specs and key files are named, never shown (they may
+// hold a password). For the log line of a reload.
+std::vector<std::string> ConfigChanges(const RelayConfig& before, const RelayConfig& after);
+
 // ParseConfiguration over argv; on --help prints usage and returns an Error with code kOk ("exit 0").
 Expected<RelayConfig> ParseCommandLine(int argc, char** argv);
 

@@ -296,3 +296,27 @@ TEST_CASE("config: the sample deploy/xpra-relay.conf parses") {
   if (!c.ok()) FAIL(c.error().message);
   CHECK(!c->binds.empty());
 }
+
+TEST_CASE("config changes: what a reload would log, secrets named not shown") {
+  TempConfig f("bind-tcp = 127.0.0.1:1\nbind-tcp = 127.0.0.1:2\ntcp-auth = password,value=old-secret\nthreads = 2\n");
+  auto a = WithFile(f);
+  REQUIRE(a.ok());
+  CHECK(ConfigChanges(*a, *a).empty());
+  auto b = WithFile(f, {"--bind-tcp=127.0.0.1:2,auth=none", "--bind-tcp=[::1]:3", "--tcp-auth=password,value=new-secret",
+                        "--threads=4", "--max-logins=10", "--log-format=json", "--bind=/tmp/r.sock", "--auth=none"});
+  REQUIRE(b.ok());
+  auto changes = ConfigChanges(*a, *b);
+  std::vector<std::string> want = {"bind-tcp 127.0.0.1:2: auth changed",
+                                   "bind-tcp added [::1]:3",
+                                   "bind-tcp removed 127.0.0.1:1",
+                                   "bind added /tmp/r.sock",
+                                   "tcp-auth changed",
+                                   "auth changed",
+                                   "threads: 2 -> 4",
+                                   "log-format: text -> json",
+                                   "max-logins: 200 -> 10"};
+  CHECK(changes == want);
+  for (const auto& c : changes) {
+    CHECK(c.find("secret") == std::string::npos);
+  }
+}
