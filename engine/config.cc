@@ -68,7 +68,7 @@ void DefineOptions(CLI::App& app, RawOptions& r) {
   app.add_option("--config", r.c.config_file,
                  std::string("Read options from FILE in xpra's 'key = value' syntax (every option is a key, without "
                              "'--'; repeat a key for several binds; # comments); default: ") +
-                     kDefaultConfigFile + " when present. The command line wins over the file")
+                     kDefaultConfigFile + " when present ('none': no file). The command line wins over the file")
       ->type_name("FILE");
   app.add_option("display", r.c.display, "The relay's own display name (e.g. :20), for its control socket");
   app.add_option("--bind-tcp", r.tcp_binds,
@@ -266,7 +266,11 @@ Expected<RelayConfig> ParseConfiguration(const std::vector<std::string>& args, c
     return ParseFailure(e);
   }
   std::string file = cli.c.config_file;
-  if (file.empty() && FileExists(default_config)) file = default_config;
+  if (file == "none") {
+    file.clear();  // --config=none: no file, not even the default
+  } else if (file.empty() && FileExists(default_config)) {
+    file = default_config;
+  }
 
   // 2. The file: each line checked on its own, so an error names its line.
   std::vector<std::string> merged;

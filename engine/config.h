@@ -67,7 +67,8 @@ Expected<std::vector<ConfigEntry>> ReadConfigText(std::string_view text, const s
 Expected<std::vector<ConfigEntry>> ReadConfigFile(const std::string& path);
 
 // The whole configuration from `args` (the command line without argv[0]) and a config file:
-// the one --config=FILE names (which must exist), else `default_config` when it exists. Every
+// the one --config=FILE names (which must exist; "none" reads no file at all), else
+// `default_config` when it exists. Every
 // command-line option is a key (without "--"; "display" for the display); the command line
 // wins: a key given there ignores the file's lines for it (all of them, for repeatable keys
 // such as bind-tcp). Errors in the file name it and the line. No side effects (nothing

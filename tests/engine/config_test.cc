@@ -267,6 +267,12 @@ TEST_CASE("config file: --config must exist; the default is read only when prese
   REQUIRE(dflt.ok());
   CHECK(dflt->binds.at(0).port == 4);
   CHECK(dflt->config_file == f.path);
+  // --config=none: not even the default.
+  auto off = ParseConfiguration({"--config=none", "--bind-tcp=127.0.0.1:5", "--tcp-auth=none"}, f.path);
+  REQUIRE(off.ok());
+  CHECK(off->config_file.empty());
+  CHECK(off->binds.at(0).port == 5);
+  CHECK(off->binds.size() == 1);
 }
 
 TEST_CASE("config: parsing is repeatable and has no side effects (what a reload validates)") {
