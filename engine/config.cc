@@ -2,8 +2,14 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
 
 namespace xr::engine {
 
@@ -43,88 +49,101 @@ Expected<BindOption> ParseTcpBind(const std::string& text) {
   return b;
 }
 
-Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
+namespace {
+
+// What the options write into: the config, plus the raw values checked after parsing.
+struct RawOptions {
   RelayConfig c;
-  CLI::App app{
+  std::vector<std::string> tcp_binds, unix_binds;
+};
+
+constexpr const char* kAppDescription =
       "xpra-relay: many xpra 3.1 sessions behind one port.\n"
       "Clients authenticate to the relay; it picks their session, connects to it and relays.\n"
-      "Example: xpra-relay :20 --bind-tcp=0.0.0.0:14501 --tcp-auth=sqlite,filename=/var/lib/xpra-relay/users.db",
-      "xpra-relay"};
+      "Example: xpra-relay :20 --bind-tcp=0.0.0.0:14501 --tcp-auth=sqlite,filename=/var/lib/xpra-relay/users.db";
+
+// Declares every option on `app`, writing into `r`.
+void DefineOptions(CLI::App& app, RawOptions& r) {
   app.get_formatter()->column_width(44);
-  std::vector<std::string> tcp_binds, unix_binds;
-  app.add_option("display", c.display, "The relay's own display name (e.g. :20), for its control socket");
-  app.add_option("--bind-tcp", tcp_binds,
+  app.add_option("--config", r.c.config_file,
+                 std::string("Read options from FILE in xpra's 'key = value' syntax (every option is a key, without "
+                             "'--'; repeat a key for several binds; # comments); default: ") +
+                     kDefaultConfigFile + " when present ('none': no file). The command line wins over the file")
+      ->type_name("FILE");
+  app.add_option("display", r.c.display, "The relay's own display name (e.g. :20), for its control socket");
+  app.add_option("--bind-tcp", r.tcp_binds,
                  "Listen on HOST:PORT; repeatable. Per-bind auth: HOST:PORT,auth=MODULE,opt=value,...")
       ->type_name("HOST:PORT[,auth=..]")
       ->allow_extra_args(false);  // one value per occurrence: a trailing :DISPLAY stays the display
-  app.add_option("--tcp-auth", c.tcp_auth,
+  app.add_option("--tcp-auth", r.c.tcp_auth,
                  "Default auth for tcp binds: allow, none, reject|fail, password,value=X, env[,name=VAR], "
                  "file,filename=F, multifile,filename=F, sqlite,filename=DB[,password_query=..,sessions_query=..] "
                  "(MODULE:opt=value also accepted)")
       ->type_name("MODULE[,opt=value]");
-  app.add_option("--bind", unix_binds, "Listen on a unix socket PATH; repeatable")
+  app.add_option("--bind", r.unix_binds, "Listen on a unix socket PATH; repeatable")
       ->type_name("PATH")
       ->allow_extra_args(false);
-  app.add_option("--auth", c.unix_auth, "Auth for unix binds (same syntax as --tcp-auth)")->type_name("MODULE[,opt=value]");
-  app.add_option("--socket-dir,--socket-dirs", c.socket_dirs,
+  app.add_option("--auth", r.c.unix_auth, "Auth for unix binds (same syntax as --tcp-auth)")->type_name("MODULE[,opt=value]");
+  app.add_option("--socket-dir,--socket-dirs", r.c.socket_dirs,
                  "Where local sessions' sockets are found (HOSTNAME-N) and control sockets go; repeatable "
                  "(default, as xpra: /run/user/$UID/xpra, /run/xpra, ~/.xpra)")
       ->type_name("DIR")
       ->allow_extra_args(false);
-  app.add_option("--tcp-encryption", c.tcp_encryption, "AES: require AES-CBC on client legs of tcp binds")
+  app.add_option("--tcp-encryption", r.c.tcp_encryption, "AES: require AES-CBC on client legs of tcp binds")
       ->check(CLI::IsMember({"", "AES"}));
-  app.add_option("--tcp-encryption-keyfile", c.tcp_encryption_keyfile, "File holding the AES key")->type_name("FILE");
-  app.add_option("--threads", c.threads, "Reactor threads (default: one per core)")->check(CLI::Range(0, 256));
-  app.add_option("--auth-threads", c.auth_threads, "Threads for blocking auth work (SQLite, files)")->check(CLI::Range(1, 64));
-  app.add_option("-d,--debug", c.debug, "Debug log categories: conn,auth,net,engine or all")->type_name("CATEGORIES");
-  app.add_option("--log-file", c.log_file, "Log to FILE instead of stderr (re-opened on SIGHUP)")->type_name("FILE");
-  app.add_option("--login-timeout", c.login_timeout, "Seconds a client has to complete its login")->check(CLI::Range(0.1, 3600.0));
-  app.add_option("--server-timeout", c.server_timeout, "Seconds to connect to a session and get its hello")->check(CLI::Range(0.1, 3600.0));
-  app.add_option("--max-packet-size", c.max_packet_size,
+  app.add_option("--tcp-encryption-keyfile", r.c.tcp_encryption_keyfile, "File holding the AES key")->type_name("FILE");
+  app.add_option("--threads", r.c.threads, "Reactor threads (default: one per core)")->check(CLI::Range(0, 256));
+  app.add_option("--auth-threads", r.c.auth_threads, "Threads for blocking auth work (SQLite, files)")->check(CLI::Range(1, 64));
+  app.add_option("-d,--debug", r.c.debug, "Debug log categories: conn,auth,net,engine or all")->type_name("CATEGORIES");
+  app.add_option("--log-file", r.c.log_file, "Log to FILE instead of stderr (re-opened on SIGHUP)")->type_name("FILE");
+  app.add_option("--login-timeout", r.c.login_timeout, "Seconds a client has to complete its login")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--server-timeout", r.c.server_timeout, "Seconds to connect to a session and get its hello")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--max-packet-size", r.c.max_packet_size,
                  "Largest packet accepted from a client, during login and while relaying, bytes (default 16 MiB, "
                  "max 256 MiB)")
       ->check(CLI::Range(uint64_t{1024}, uint64_t{256} << 20));
-  app.add_option("--max-server-packet-size", c.max_server_packet_size,
+  app.add_option("--max-server-packet-size", r.c.max_server_packet_size,
                  "Largest packet accepted from a session's server, bytes (default and max 256 MiB, xpra's "
                  "absolute limit; xpra's own proxy allows 16 x the server's max desktop width x height)")
       ->check(CLI::Range(uint64_t{1024}, uint64_t{256} << 20));
-  app.add_option("--idle-timeout", c.idle_timeout,
+  app.add_option("--idle-timeout", r.c.idle_timeout,
                  "Seconds a relayed connection's client or server may send the relay nothing, or leave what "
                  "it sends them unread, before the connection is ended and both ends are told why; 0 = never "
                  "(default 90, xpra's own ping timeout: xpra clients and servers ping every 5 s)")
       ->check(CLI::Range(0.0, 86400.0));
-  app.add_option("--max-connections", c.max_connections, "Connections accepted at once, per reactor thread")
+  app.add_option("--max-connections", r.c.max_connections, "Connections accepted at once, per reactor thread")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1000000}));
-  app.add_option("--max-logins", c.max_logins, "Logins in progress at once, relay-wide (more are turned away)")
+  app.add_option("--max-logins", r.c.max_logins, "Logins in progress at once, relay-wide (more are turned away)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
-  app.add_option("--max-connections-per-address", c.max_per_address,
+  app.add_option("--max-connections-per-address", r.c.max_per_address,
                  "Connections from one source address at once (0 = no cap)");
-  app.add_option("--login-failures", c.login_failures,
+  app.add_option("--login-failures", r.c.login_failures,
                  "Failed logins allowed per source address and per user before a doubling back-off "
                  "(1 s, 2 s, ... up to 5 min) refuses further attempts");
-  app.add_option("--splice", c.splice_min,
+  app.add_option("--splice", r.c.splice_min,
                  "Move the payload of server->client packets at least this large (bytes) with splice(2), "
                  "without copying through the relay, when neither leg is encrypted (0 = always copy)")
       ->type_name("BYTES");
-  app.add_option("--recv-buffers", c.recv_buffers,
+  app.add_option("--recv-buffers", r.c.recv_buffers,
                  "Shared receive buffers per reactor thread (a power of two, 1-32768); a receive that finds "
                  "them all in use reads into a 16 KiB buffer of its connection's own instead")
       ->check(CLI::Range(uint64_t{1}, uint64_t{32768}));
-  app.add_option("--recv-buffer-size", c.recv_buffer_size, "Bytes in each shared receive buffer (4 KiB-1 MiB)")
+  app.add_option("--recv-buffer-size", r.c.recv_buffer_size, "Bytes in each shared receive buffer (4 KiB-1 MiB)")
       ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 20));
-  app.add_option("--proxy-sockets", c.proxy_sockets,
+  app.add_option("--proxy-sockets", r.c.proxy_sockets,
                  "A :proxy-N control socket per relayed connection (turn off for very large deployments; "
                  "the relay's own :DISPLAY socket still lists and stops instances)");
-  app.add_option("--socket-group", c.socket_group, "Let this group use the control sockets too (mode 0660)")
+  app.add_option("--socket-group", r.c.socket_group, "Let this group use the control sockets too (mode 0660)")
       ->type_name("GROUP");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    std::cout << app.help();
-    return MakeError(ErrorCode::kOk, "");
-  } catch (const CLI::ParseError& e) {
-    return MakeError(ErrorCode::kMalformed, e.what());
-  }
+  app.add_option("--log-format", r.c.log_format,
+                 "text: one line per event; json: one JSON object per line (time, level, category, message, "
+                 "conn for a connection's lines), for container stdout")
+      ->check(CLI::IsMember({"text", "json"}));
+}
+
+// The checks and defaults that need every option at once.
+Expected<RelayConfig> Finish(RawOptions& r) {
+  RelayConfig& c = r.c;
   if (!c.display.empty() && c.display.front() != ':') c.display = ":" + c.display;
   if ((c.recv_buffers & (c.recv_buffers - 1)) != 0) {
     return MakeError(ErrorCode::kMalformed,
@@ -132,12 +151,12 @@ Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
                                  c.recv_buffers));
   }
   if (c.socket_dirs.empty()) c.socket_dirs = {"/run/user/$UID/xpra", "/run/xpra", "~/.xpra"};  // xpra's defaults
-  for (const auto& t : tcp_binds) {
+  for (const auto& t : r.tcp_binds) {
     auto b = ParseTcpBind(t);
     if (!b.ok()) return b.error();
     c.binds.push_back(*b);
   }
-  for (const auto& p : unix_binds) {
+  for (const auto& p : r.unix_binds) {
     BindOption b;
     b.kind = BindOption::Kind::kUnix;
     b.path = p;
@@ -158,6 +177,231 @@ Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
   }
   if (c.tcp_encryption == "AES" && c.tcp_encryption_keyfile.empty()) {
     return MakeError(ErrorCode::kMalformed, "--tcp-encryption=AES needs --tcp-encryption-keyfile=FILE");
+  }
+  return c;
+}
+
+Error ParseFailure(const CLI::ParseError& e) { return MakeError(ErrorCode::kMalformed, e.what()); }
+
+// CLI11 parses a vector given in reverse order.
+void ParseArgs(CLI::App& app, std::vector<std::string> args) {
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+}
+
+bool FileExists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
+}
+
+}  // namespace
+
+Expected<std::vector<ConfigEntry>> ReadConfigText(std::string_view text, const std::string& name) {
+  constexpr size_t kMaxConfigBytes = 1u << 20;
+  if (text.size() > kMaxConfigBytes) return MakeError(ErrorCode::kTooLarge, name + ": over 1 MiB, not a config file?");
+  std::vector<ConfigEntry> entries;
+  std::string pending;  // a line continued with a trailing backslash
+  int pending_line = 0;
+  int line_no = 0;
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+    return v;
+  };
+  auto finish = [&](const std::string& logical, int at) -> Status {
+    size_t eq = logical.find('=');
+    if (eq == std::string::npos) {
+      return MakeError(ErrorCode::kMalformed, fmt::format("{}:{}: expected 'key = value'", name, at));
+    }
+    std::string_view key = trim(std::string_view(logical).substr(0, eq));
+    if (key.empty()) return MakeError(ErrorCode::kMalformed, fmt::format("{}:{}: no key before '='", name, at));
+    entries.push_back(ConfigEntry{std::string(key), std::string(trim(std::string_view(logical).substr(eq + 1))), at});
+    return Status::Ok();
+  };
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view raw = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    ++line_no;
+    std::string_view line = trim(raw);
+    if (line.empty() || line.front() == '#' || line.front() == '!') continue;  // as xpra: before joining
+    if (pending.empty()) pending_line = line_no;
+    if (line.back() == '\\') {
+      pending += std::string(line.substr(0, line.size() - 1)) + " ";
+      continue;
+    }
+    pending += line;
+    if (Status s = finish(pending, pending_line); !s.ok()) return s.error();
+    pending.clear();
+  }
+  if (!pending.empty()) {
+    if (Status s = finish(pending, pending_line); !s.ok()) return s.error();
+  }
+  return entries;
+}
+
+Expected<std::vector<ConfigEntry>> ReadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return MakeError(ErrorCode::kIo, "cannot read the config file " + path);
+  std::string text;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (text.size() > (1u << 20)) break;
+  }
+  if (in.bad()) return MakeError(ErrorCode::kIo, "cannot read the config file " + path);
+  return ReadConfigText(text, path);
+}
+
+Expected<RelayConfig> ParseConfiguration(const std::vector<std::string>& args, const std::string& default_config) {
+  // 1. The command line alone: its errors, --help, --config, and which keys it sets.
+  RawOptions cli;
+  CLI::App cli_app{kAppDescription, "xpra-relay"};
+  DefineOptions(cli_app, cli);
+  try {
+    ParseArgs(cli_app, args);
+  } catch (const CLI::CallForHelp&) {
+    return MakeError(ErrorCode::kOk, cli_app.help());
+  } catch (const CLI::ParseError& e) {
+    return ParseFailure(e);
+  }
+  std::string file = cli.c.config_file;
+  if (file == "none") {
+    file.clear();  // --config=none: no file, not even the default
+  } else if (file.empty() && FileExists(default_config)) {
+    file = default_config;
+  }
+
+  // 2. The file: each line checked on its own, so an error names its line.
+  std::vector<std::string> merged;
+  std::string file_display;
+  std::map<std::string, int> first_line;  // key -> line, for keys that take one value
+  if (!file.empty()) {
+    auto entries = ReadConfigFile(file);
+    if (!entries.ok()) return entries.error();
+    for (const auto& e : *entries) {
+      std::string where = fmt::format("{}:{}: ", file, e.line);
+      if (e.key == "config") return MakeError(ErrorCode::kMalformed, where + "config files do not nest ('config' key)");
+      if (e.key == "help") return MakeError(ErrorCode::kMalformed, where + "'help' is not a config key");
+      const CLI::Option* opt = cli_app.get_option_no_throw(e.key == "display" ? "display" : "--" + e.key);
+      if (opt == nullptr || e.key.starts_with("-")) {
+        return MakeError(ErrorCode::kMalformed, where + "unknown option '" + e.key + "' (see xpra-relay --help)");
+      }
+      if (opt->count() > 0) continue;  // the command line wins
+      if (opt->get_expected_max() <= 1) {
+        auto [it, fresh] = first_line.emplace(opt->get_name(), e.line);
+        if (!fresh) {
+          return MakeError(ErrorCode::kMalformed,
+                           where + fmt::format("'{}' given again (first on line {}); only bind keys and "
+                                               "socket-dir repeat", e.key, it->second));
+        }
+      }
+      if (e.key == "display") {
+        file_display = e.value;
+        continue;
+      }
+      std::string arg = "--" + e.key + "=" + e.value;
+      RawOptions one;
+      CLI::App one_app{kAppDescription, "xpra-relay"};
+      DefineOptions(one_app, one);
+      try {
+        ParseArgs(one_app, {arg});
+      } catch (const CLI::ParseError& err) {
+        return MakeError(ErrorCode::kMalformed, where + err.what());
+      }
+      merged.push_back(std::move(arg));
+    }
+  }
+
+  // 3. File lines first, then the command line, parsed together.
+  merged.insert(merged.end(), args.begin(), args.end());
+  RawOptions all;
+  CLI::App app{kAppDescription, "xpra-relay"};
+  DefineOptions(app, all);
+  try {
+    ParseArgs(app, merged);
+  } catch (const CLI::ParseError& e) {
+    return ParseFailure(e);
+  }
+  if (all.c.display.empty()) all.c.display = file_display;
+  all.c.config_file = file;
+  return Finish(all);
+}
+
+namespace {
+
+// A bind as the command line spells it, without its auth spec.
+std::string BindText(const BindOption& b) {
+  if (b.kind == BindOption::Kind::kUnix) return b.path;
+  std::string host = b.host.find(':') != std::string::npos ? "[" + b.host + "]" : b.host;
+  return host + ":" + std::to_string(b.port);
+}
+
+}  // namespace
+
+std::vector<std::string> ConfigChanges(const RelayConfig& a, const RelayConfig& b) {
+  std::vector<std::string> out;
+  auto value = [&](const char* key, const auto& x, const auto& y) {
+    if (x != y) out.push_back(fmt::format("{}: {} -> {}", key, x, y));
+  };
+  auto secret = [&](const char* key, const std::string& x, const std::string& y) {
+    if (x != y) out.push_back(std::string(key) + " changed");
+  };
+  auto text = [](const std::string& s) { return s.empty() ? std::string("(none)") : s; };
+  value("display", text(a.display), text(b.display));
+  for (auto kind : {BindOption::Kind::kTcp, BindOption::Kind::kUnix}) {
+    const char* key = kind == BindOption::Kind::kTcp ? "bind-tcp" : "bind";
+    auto find = [&](const RelayConfig& c, const BindOption& want) -> const BindOption* {
+      for (const auto& x : c.binds) {
+        if (x.kind == kind && BindText(x) == BindText(want)) return &x;
+      }
+      return nullptr;
+    };
+    for (const auto& x : b.binds) {
+      if (x.kind != kind) continue;
+      const BindOption* old = find(a, x);
+      if (old == nullptr) out.push_back(fmt::format("{} added {}", key, BindText(x)));
+      else if (old->auth != x.auth) out.push_back(fmt::format("{} {}: auth changed", key, BindText(x)));
+    }
+    for (const auto& x : a.binds) {
+      if (x.kind == kind && find(b, x) == nullptr) out.push_back(fmt::format("{} removed {}", key, BindText(x)));
+    }
+  }
+  secret("tcp-auth", a.tcp_auth, b.tcp_auth);
+  secret("auth", a.unix_auth, b.unix_auth);
+  if (a.socket_dirs != b.socket_dirs) {
+    out.push_back(fmt::format("socket-dir: {} -> {}", fmt::join(a.socket_dirs, ","), fmt::join(b.socket_dirs, ",")));
+  }
+  value("tcp-encryption", text(a.tcp_encryption), text(b.tcp_encryption));
+  secret("tcp-encryption-keyfile", a.tcp_encryption_keyfile, b.tcp_encryption_keyfile);
+  value("threads", a.threads, b.threads);
+  value("auth-threads", a.auth_threads, b.auth_threads);
+  value("debug", text(a.debug), text(b.debug));
+  value("log-file", text(a.log_file), text(b.log_file));
+  value("log-format", a.log_format, b.log_format);
+  value("login-timeout", a.login_timeout, b.login_timeout);
+  value("server-timeout", a.server_timeout, b.server_timeout);
+  value("max-packet-size", a.max_packet_size, b.max_packet_size);
+  value("max-server-packet-size", a.max_server_packet_size, b.max_server_packet_size);
+  value("idle-timeout", a.idle_timeout, b.idle_timeout);
+  value("max-connections", a.max_connections, b.max_connections);
+  value("max-logins", a.max_logins, b.max_logins);
+  value("max-connections-per-address", a.max_per_address, b.max_per_address);
+  value("login-failures", a.login_failures, b.login_failures);
+  value("splice", a.splice_min, b.splice_min);
+  value("recv-buffers", a.recv_buffers, b.recv_buffers);
+  value("recv-buffer-size", a.recv_buffer_size, b.recv_buffer_size);
+  value("proxy-sockets", a.proxy_sockets, b.proxy_sockets);
+  value("socket-group", text(a.socket_group), text(b.socket_group));
+  return out;
+}
+
+Expected<RelayConfig> ParseCommandLine(int argc, char** argv) {
+  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+  auto c = ParseConfiguration(args);
+  if (!c.ok() && c.error().code == ErrorCode::kOk) {
+    std::cout << c.error().message;
+    return MakeError(ErrorCode::kOk, "");
   }
   return c;
 }

@@ -1,8 +1,10 @@
 #pragma once
-// RelayConfig: everything the command line sets, parsed and checked before anything starts.
+// RelayConfig: everything the command line and the config file set, parsed and checked
+// before anything starts (and, for a SIGHUP reload, before anything changes).
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -43,9 +45,45 @@ struct RelayConfig {
   uint64_t recv_buffer_size = 64u << 10; // bytes each
   bool proxy_sockets = true;            // a HOSTNAME-proxy-N control socket per connection
   std::string socket_group;             // control sockets mode 0660 for this group
+  std::string log_format = "text";      // "text" or "json" (--log-format)
+  std::string config_file;              // the config file read ("" when none)
 };
 
-// Parses argv; on --help prints usage and returns an Error with code kOk ("exit 0").
+// Read when present and no --config=FILE is given.
+inline constexpr const char* kDefaultConfigFile = "/etc/xpra-relay/xpra-relay.conf";
+
+// One "key = value" line of a config file.
+struct ConfigEntry {
+  std::string key;
+  std::string value;
+  int line = 0;  // 1-based; the first line of a continued (trailing '\\') line
+};
+
+// xpra's config syntax (as xpra's own /etc/xpra/xpra.conf): one "key = value" per line,
+// spaces around both trimmed, lines starting with '#' or '!' and blank lines skipped, a
+// trailing backslash joins the next line (with a space), the same key may repeat. A line
+// without '=' or with an empty key is an error "NAME:LINE: ...". At most 1 MiB.
+Expected<std::vector<ConfigEntry>> ReadConfigText(std::string_view text, const std::string& name);
+Expected<std::vector<ConfigEntry>> ReadConfigFile(const std::string& path);
+
+// The whole configuration from `args` (the command line without argv[0]) and a config file:
+// the one --config=FILE names (which must exist; "none" reads no file at all), else
+// `default_config` when it exists. Every
+// command-line option is a key (without "--"; "display" for the display); the command line
+// wins: a key given there ignores the file's lines for it (all of them, for repeatable keys
+// such as bind-tcp). Errors in the file name it and the line. No side effects (nothing
+// printed, no global state), so a reload can validate a new configuration before applying it.
+// --help: an Error with code kOk and the help text as message.
+Expected<RelayConfig> ParseConfiguration(const std::vector<std::string>& args,
+                                         const std::string& default_config = kDefaultConfigFile);
+
+// What differs between a running configuration and a new one, one readable item per
+// option ("threads: 2 -> 4", "bind-tcp added 0.0.0.0:14502", "tcp-auth changed"), in option
+// order; empty when nothing differs. Auth specs and key files are named, never shown (they may
+// hold a password). For the log line of a reload.
+std::vector<std::string> ConfigChanges(const RelayConfig& before, const RelayConfig& after);
+
+// ParseConfiguration over argv; on --help prints usage and returns an Error with code kOk ("exit 0").
 Expected<RelayConfig> ParseCommandLine(int argc, char** argv);
 
 // "HOST:PORT[,auth=MODULE,opt=value...]" -> BindOption (tcp).

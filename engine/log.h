@@ -4,12 +4,22 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace xr::log {
 
 enum class Level { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+
+// kText: "2026-11-21 05:00:00.123 INFO  [cat] message" (local time).
+// kJson: one JSON object per line, for container stdout (--log-format=json):
+//   {"time":"2026-11-21T05:00:00.123Z","level":"info","category":"conn","conn":12,"message":"..."}
+//   time in UTC; "conn" present when the line belongs to a connection (its message starts with
+//   "conn=ID", the relay's convention for every connection's lines); strings escaped per RFC
+//   8259, bytes that are not UTF-8 replaced by U+FFFD.
+enum class Format { kText, kJson };
 
 // Sets the minimum level; categories listed in `debug_categories` ("auth,net", "all") log
 // at debug level too.
@@ -18,10 +28,18 @@ void Configure(Level min_level, std::string_view debug_categories);
 bool OpenFile(const std::string& path);
 // Re-opens the current log file (after log rotation).
 void Reopen();
+// Chooses the line format (default kText).
+void SetFormat(Format format);
+// "text" / "json" -> Format; nullopt otherwise.
+std::optional<Format> ParseFormat(std::string_view name);
 // Whether a message of this level and category would be written.
 bool Enabled(Level level, std::string_view category);
 // Writes one line: "2026-11-21 05:00:00.123 INFO  [cat] message".
 void Write(Level level, std::string_view category, std::string_view message);
+
+// The line Write() would emit at this wall-clock time (tv_sec, tv_usec), newline included.
+std::string FormatLine(Format format, int64_t sec, int64_t usec, Level level, std::string_view category,
+                       std::string_view message);
 
 // strerror() for any thread (strerror itself is not thread-safe).
 std::string ErrnoText(int err);

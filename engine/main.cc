@@ -19,6 +19,8 @@
 
 #include <filesystem>
 
+#include <fmt/ranges.h>
+
 #include "auth/factory.h"
 #include "base/process.h"
 #include "engine/control.h"
@@ -28,6 +30,7 @@
 #include "engine/config.h"
 #include "engine/log.h"
 #include "engine/reactor.h"
+#include "engine/sd_notify.h"
 #include "engine/uring_backend.h"
 #include "engine/version.h"
 
@@ -294,7 +297,7 @@ std::vector<std::thread> StartReactorThreads(const std::vector<std::unique_ptr<R
 // a burst of logins or closes has settled (no change for a second), frees heap pages back to
 // the kernel: each login's transient allocations (hello values, auth work, buffers) otherwise
 // stay in the allocator's arenas as holes between the long-lived connection objects.
-void RunSignalLoop(const sigset_t& sigs, const AuthModules& modules) {
+void RunSignalLoop(const sigset_t& sigs, const AuthModules& modules, const SdNotifier& notify) {
   uint64_t last_activity = 0;
   bool trim_pending = false;
   while (true) {
@@ -312,11 +315,13 @@ void RunSignalLoop(const sigset_t& sigs, const AuthModules& modules) {
       continue;
     }
     if (sig == SIGHUP) {
+      SdNotifier::WarnIfFailed(notify.Reloading());  // systemd: RELOADING ... READY around the reload
       log::Reopen();
       for (const auto& [spec, m] : modules) {
         if (Status s = m->Reload(); !s.ok()) XR_WARN("main", "reload of auth {} failed: {}", m->name(), s.error().message);
       }
       XR_INFO("main", "SIGHUP: log re-opened, auth reloaded");
+      SdNotifier::WarnIfFailed(notify.Ready());
       continue;
     }
     XR_INFO("main", "{}: stopping", g_fatal ? "reactor failure" : sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -334,6 +339,8 @@ int main(int argc, char** argv) {
   }
   RelayConfig cfg = std::move(*parsed);
   log::Configure(log::Level::kInfo, cfg.debug);
+  log::SetFormat(log::ParseFormat(cfg.log_format).value_or(log::Format::kText));  // --log-format
+  const SdNotifier notify = SdNotifier::FromEnvironment();                          // systemd Type=notify
   if (!cfg.log_file.empty() && !log::OpenFile(cfg.log_file)) return Fail("cannot open log file " + cfg.log_file);
   if (Status s = ProbeIoUring(); !s.ok()) return Fail(s.error().message);
   sigset_t sigs = BlockSignals();
@@ -362,9 +369,11 @@ int main(int argc, char** argv) {
   if (!made.ok()) return Fail(made.error().message);
   reactors = std::move(*made);
   LogStart(reactors, auth_names, *control, fd_limit);
+  SdNotifier::WarnIfFailed(notify.Ready(fmt::format("listening on {}", fmt::join(reactors[0]->bound(), ", "))));
 
   std::vector<std::thread> workers = StartReactorThreads(reactors);
-  RunSignalLoop(sigs, modules);
+  RunSignalLoop(sigs, modules, notify);
+  SdNotifier::WarnIfFailed(notify.Stopping());  // systemd: STOPPING
   for (auto& r : reactors) r->Stop();
   for (auto& t : workers) t.join();
   XR_INFO("main", "stopped");

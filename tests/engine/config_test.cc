@@ -2,18 +2,21 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <vector>
+
+#include <stdlib.h>
 
 using namespace xr;
 using namespace xr::engine;
 
 namespace {
-Expected<RelayConfig> Parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "xpra-relay");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  return ParseCommandLine(static_cast<int>(argv.size()), argv.data());
-}
+// Never the machine's own /etc/xpra-relay/xpra-relay.conf.
+const std::string kNoDefault = "/nonexistent/xpra-relay.conf";
+
+Expected<RelayConfig> Parse(std::vector<std::string> args) { return ParseConfiguration(args, kNoDefault); }
 }  // namespace
 
 TEST_CASE("tcp bind with per-bind auth") {
@@ -110,4 +113,216 @@ TEST_CASE("idle timeout: default, fractions, 0 = off, bounds") {
   CHECK(off->idle_timeout == 0);
   CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--idle-timeout=-1"}).ok());
   CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--idle-timeout=86401"}).ok());
+}
+
+// --- config file ---
+
+namespace {
+
+struct TempConfig {
+  std::string dir, path;
+  explicit TempConfig(const std::string& text) {
+    char tmpl[] = "/tmp/xr-config-test-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    path = dir + "/xpra-relay.conf";
+    std::ofstream(path) << text;
+  }
+  ~TempConfig() {
+    std::filesystem::remove_all(dir);
+  }
+};
+
+Expected<RelayConfig> WithFile(const TempConfig& f, std::vector<std::string> args = {}) {
+  args.insert(args.begin(), "--config=" + f.path);
+  return ParseConfiguration(args, kNoDefault);
+}
+
+}  // namespace
+
+TEST_CASE("config text: xpra's syntax, comments, repeats, continuation, line numbers") {
+  auto e = ReadConfigText("# comment\n\n  ! also a comment\nbind-tcp = 0.0.0.0:1\nbind-tcp=0.0.0.0:2\n"
+                          "tcp-auth = sqlite,filename=/a=b \\\n  ,password_query=x\n  threads =   2  \n",
+                          "f.conf");
+  REQUIRE(e.ok());
+  REQUIRE(e->size() == 4);
+  CHECK((*e)[0].key == "bind-tcp");
+  CHECK((*e)[0].value == "0.0.0.0:1");
+  CHECK((*e)[0].line == 4);
+  CHECK((*e)[1].value == "0.0.0.0:2");
+  CHECK((*e)[2].key == "tcp-auth");
+  CHECK((*e)[2].value == "sqlite,filename=/a=b  ,password_query=x");
+  CHECK((*e)[2].line == 6);
+  CHECK((*e)[3].key == "threads");
+  CHECK((*e)[3].value == "2");
+  CHECK((*e)[3].line == 8);
+}
+
+TEST_CASE("config text: a line without '=' or without a key names the file and line") {
+  CHECK(ReadConfigText("threads = 1\nbind-tcp 0.0.0.0:1\n", "/etc/x.conf").error().message ==
+        "/etc/x.conf:2: expected 'key = value'");
+  CHECK(ReadConfigText("\n\n = 3\n", "f").error().message == "f:3: no key before '='");
+  CHECK(ReadConfigText(std::string(2u << 20, '#'), "big").error().code == ErrorCode::kTooLarge);
+  auto empty = ReadConfigText("debug =\n", "f");
+  REQUIRE(empty.ok());
+  CHECK((*empty)[0].value.empty());
+}
+
+TEST_CASE("config file: every option as a key, repeatable binds, display") {
+  TempConfig f(
+      "# relay\n"
+      "display = :31\n"
+      "bind-tcp = 127.0.0.1:14501\n"
+      "bind-tcp = 127.0.0.1:14502,auth=none\n"
+      "bind = /tmp/xr-relay.sock\n"
+      "tcp-auth = sqlite:filename=/var/lib/xpra-relay/users.db\n"
+      "auth = allow\n"
+      "socket-dir = /tmp/s1\n"
+      "socket-dir = /tmp/s2\n"
+      "threads = 3\n"
+      "login-timeout = 7.5\n"
+      "max-connections-per-address = 9\n"
+      "proxy-sockets = no\n"
+      "log-format = json\n"
+      "debug = conn,auth\n");
+  auto c = WithFile(f);
+  REQUIRE(c.ok());
+  CHECK(c->display == ":31");
+  REQUIRE(c->binds.size() == 3);
+  CHECK(c->binds[0].port == 14501);
+  CHECK(c->binds[1].auth == "none");
+  CHECK(c->binds[2].path == "/tmp/xr-relay.sock");
+  CHECK(c->tcp_auth == "sqlite,filename=/var/lib/xpra-relay/users.db");
+  CHECK(c->unix_auth == "allow");
+  CHECK(c->socket_dirs == std::vector<std::string>{"/tmp/s1", "/tmp/s2"});
+  CHECK(c->threads == 3);
+  CHECK(c->login_timeout == 7.5);
+  CHECK(c->max_per_address == 9);
+  CHECK(!c->proxy_sockets);
+  CHECK(c->log_format == "json");
+  CHECK(c->debug == "conn,auth");
+  CHECK(c->config_file == f.path);
+}
+
+TEST_CASE("config file: the command line wins, for repeatable keys as a whole") {
+  TempConfig f("bind-tcp = 127.0.0.1:1\nbind-tcp = 127.0.0.1:2\ntcp-auth = none\nthreads = 3\ndisplay = :5\n");
+  auto c = WithFile(f, {"--threads=1", "--bind-tcp=127.0.0.1:9", ":6"});
+  REQUIRE(c.ok());
+  CHECK(c->threads == 1);
+  REQUIRE(c->binds.size() == 1);
+  CHECK(c->binds[0].port == 9);
+  CHECK(c->display == ":6");
+  CHECK(c->tcp_auth == "none");  // not on the command line: from the file
+}
+
+TEST_CASE("config file: errors name the file and the line") {
+  {
+    TempConfig f("tcp-auth = none\n\nbogus-option = 1\n");
+    CHECK(WithFile(f).error().message == f.path + ":3: unknown option 'bogus-option' (see xpra-relay --help)");
+  }
+  {
+    TempConfig f("# x\nthreads = lots\n");
+    auto e = WithFile(f);
+    REQUIRE(!e.ok());
+    CHECK(e.error().message.starts_with(f.path + ":2: "));
+    CHECK(e.error().message.find("threads") != std::string::npos);
+  }
+  {
+    TempConfig f("threads = 999\n");
+    CHECK(WithFile(f).error().message.starts_with(f.path + ":1: "));
+  }
+  {
+    TempConfig f("log-format = yaml\n");
+    CHECK(WithFile(f).error().message.starts_with(f.path + ":1: "));
+  }
+  {
+    TempConfig f("threads = 1\n\nthreads = 2\n");
+    CHECK(WithFile(f).error().message.find(f.path + ":3: 'threads' given again (first on line 1)") == 0);
+  }
+  {
+    TempConfig f("config = /etc/other.conf\n");
+    CHECK(WithFile(f).error().message.find(":1: config files do not nest") != std::string::npos);
+  }
+  {
+    TempConfig f("--threads = 2\n");
+    CHECK(WithFile(f).error().message.find(":1: unknown option") != std::string::npos);
+  }
+  {
+    TempConfig f("bind-tcp = nohostport\ntcp-auth = none\n");
+    CHECK(WithFile(f).error().message.find("HOST:PORT") != std::string::npos);  // checked after the merge
+  }
+}
+
+TEST_CASE("config file: --config must exist; the default is read only when present") {
+  auto missing = ParseConfiguration({"--config=/nonexistent/x.conf"}, kNoDefault);
+  REQUIRE(!missing.ok());
+  CHECK(missing.error().message == "cannot read the config file /nonexistent/x.conf");
+  // No file at the default path: the command line alone.
+  auto none = ParseConfiguration({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none"}, kNoDefault);
+  REQUIRE(none.ok());
+  CHECK(none->config_file.empty());
+  // A file at the default path is read without --config.
+  TempConfig f("bind-tcp = 127.0.0.1:4\ntcp-auth = none\n");
+  auto dflt = ParseConfiguration({}, f.path);
+  REQUIRE(dflt.ok());
+  CHECK(dflt->binds.at(0).port == 4);
+  CHECK(dflt->config_file == f.path);
+  // --config=none: not even the default.
+  auto off = ParseConfiguration({"--config=none", "--bind-tcp=127.0.0.1:5", "--tcp-auth=none"}, f.path);
+  REQUIRE(off.ok());
+  CHECK(off->config_file.empty());
+  CHECK(off->binds.at(0).port == 5);
+  CHECK(off->binds.size() == 1);
+}
+
+TEST_CASE("config: parsing is repeatable and has no side effects (what a reload validates)") {
+  TempConfig f("bind-tcp = 127.0.0.1:4\ntcp-auth = none\nmax-logins = 50\n");
+  auto a = WithFile(f);
+  auto b = WithFile(f);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->max_logins == 50);
+  CHECK(b->max_logins == 50);
+  std::ofstream(f.path) << "bind-tcp = 127.0.0.1:4\ntcp-auth = none\nmax-logins = 0\n";  // invalid now
+  auto bad = WithFile(f);
+  REQUIRE(!bad.ok());
+  CHECK(bad.error().message.starts_with(f.path + ":3: "));
+}
+
+TEST_CASE("config: --help comes back as text, not printed") {
+  auto h = ParseConfiguration({"--help"}, kNoDefault);
+  REQUIRE(!h.ok());
+  CHECK(h.error().code == ErrorCode::kOk);
+  CHECK(h.error().message.find("--config") != std::string::npos);
+  CHECK(h.error().message.find("--log-format") != std::string::npos);
+}
+
+TEST_CASE("config: the sample deploy/xpra-relay.conf parses") {
+  auto c = ParseConfiguration({"--config=deploy/xpra-relay.conf"}, kNoDefault);
+  if (!c.ok()) FAIL(c.error().message);
+  CHECK(!c->binds.empty());
+}
+
+TEST_CASE("config changes: what a reload would log, secrets named not shown") {
+  TempConfig f("bind-tcp = 127.0.0.1:1\nbind-tcp = 127.0.0.1:2\ntcp-auth = password,value=old-secret\nthreads = 2\n");
+  auto a = WithFile(f);
+  REQUIRE(a.ok());
+  CHECK(ConfigChanges(*a, *a).empty());
+  auto b = WithFile(f, {"--bind-tcp=127.0.0.1:2,auth=none", "--bind-tcp=[::1]:3", "--tcp-auth=password,value=new-secret",
+                        "--threads=4", "--max-logins=10", "--log-format=json", "--bind=/tmp/r.sock", "--auth=none"});
+  REQUIRE(b.ok());
+  auto changes = ConfigChanges(*a, *b);
+  std::vector<std::string> want = {"bind-tcp 127.0.0.1:2: auth changed",
+                                   "bind-tcp added [::1]:3",
+                                   "bind-tcp removed 127.0.0.1:1",
+                                   "bind added /tmp/r.sock",
+                                   "tcp-auth changed",
+                                   "auth changed",
+                                   "threads: 2 -> 4",
+                                   "log-format: text -> json",
+                                   "max-logins: 200 -> 10"};
+  CHECK(changes == want);
+  for (const auto& c : changes) {
+    CHECK(c.find("secret") == std::string::npos);
+  }
 }
