@@ -1,0 +1,139 @@
+#pragma once
+// WebSocket (RFC 6455) as xpra 3.1.3's server speaks it (docs/protocol-notes.md "WebSocket as
+// xpra 3.1.3's server speaks it"): the opening handshake (version 13, subprotocol "binary"),
+// an incremental decoder for client frames and an encoder for server frames. No I/O: bytes in,
+// bytes out. Data frames carry the xpra byte stream; message boundaries carry no meaning for
+// it, so data payload is handed out as it arrives (never buffered whole).
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codec/http_request.h"
+
+namespace xr::ws {
+
+enum class Opcode : uint8_t { kContinuation = 0x0, kText = 0x1, kBinary = 0x2, kClose = 0x8, kPing = 0x9, kPong = 0xA };
+
+// Close codes the relay sends (RFC 6455 7.4.1).
+enum CloseCode : uint16_t {
+  kCloseNormal = 1000,
+  kCloseGoingAway = 1001,
+  kCloseProtocolError = 1002,
+  kCloseUnsupportedData = 1003,
+  kCloseNoStatus = 1005,  // never sent: stands for "close frame without a code"
+  kCloseInvalidPayload = 1007,
+  kClosePolicyViolation = 1008,
+  kCloseTooBig = 1009,
+  kCloseInternalError = 1011,
+};
+
+// --- opening handshake ---
+
+struct HandshakeOptions {
+  // xpra refuses a client that does not offer "binary" (net/websockets/handler.py:43-45);
+  // false: accept it and answer without Sec-WebSocket-Protocol.
+  bool require_binary_protocol = true;
+};
+
+struct HandshakeResult {
+  int status = 0;        // 101 on success, else 400 / 403 / 405 / 426
+  std::string response;  // the complete response head to send (101 or a bodyless error)
+  std::string reason;    // why it failed, for the log (never peer bytes); empty on success
+  bool binary_protocol = false;  // "binary" was offered and echoed
+};
+
+// Sec-WebSocket-Accept for a client key: base64(SHA-1(key + 258EAFA5-E914-47DA-95CA-C5AB0DC85B11)).
+std::string AcceptKey(std::string_view key);
+
+// Validates a request the caller routed here (request.WantsWebSocket() or Upgrade: websocket)
+// against RFC 6455 4.2.1 and builds the answer: GET, HTTP/1.1, Upgrade websocket + Connection
+// upgrade, Sec-WebSocket-Key = base64 of 16 bytes, Sec-WebSocket-Version 13 (else 426 with
+// "Sec-WebSocket-Version: 13"), subprotocol "binary" per options.
+HandshakeResult AcceptHandshake(const http::Request& request, const HandshakeOptions& options = {});
+
+// --- frames ---
+
+struct DecoderLimits {
+  // Largest payload of one frame and of one (fragmented) message; over it -> close 1009.
+  // xpra's own packet bound is 16 MiB + its 8-byte header (codec/frame_reader.h FrameLimits).
+  uint64_t max_frame_payload = (16u << 20) + 4096;
+  uint64_t max_message_payload = (16u << 20) + 4096;
+  bool require_mask = true;  // client frames must be masked (RFC 6455 5.1); xpra does not check
+};
+
+// A control frame received, complete (payload <= 125 bytes).
+struct ControlFrame {
+  Opcode opcode = Opcode::kPing;  // kPing, kPong or kClose
+  std::string payload;            // ping/pong: the payload; close: the raw payload
+  uint16_t close_code = kCloseNoStatus;  // kClose: the code sent, or 1005 when none
+  std::string close_reason;              // kClose: the UTF-8 reason (validated)
+};
+
+enum class DecodeStatus : uint8_t {
+  kOk,      // every byte consumed; outputs appended
+  kClosed,  // a close frame arrived (the last ControlFrame); bytes after it are not consumed
+  kError,   // protocol violation: close with error_code(); sticky
+};
+
+class Decoder {
+ public:
+  explicit Decoder(DecoderLimits limits = {});
+
+  // Decodes the next bytes from the client. Unmasked data payload (binary and text frames, as
+  // xpra treats text as binary) is appended to *data as it arrives, even mid-frame; complete
+  // control frames are appended to *control in order. *consumed = bytes used.
+  DecodeStatus Feed(std::string_view bytes, std::string* data, std::vector<ControlFrame>* control,
+                    size_t* consumed);
+
+  // After kError: the close code to send (1002, 1007 or 1009) and a reason without peer bytes.
+  uint16_t error_code() const { return error_code_; }
+  const std::string& error_reason() const { return error_reason_; }
+
+  // True between the first and the final frame of a fragmented message.
+  bool in_message() const { return in_message_; }
+
+ private:
+  enum class Stage : uint8_t { kHeader, kPayload, kClosed, kError };
+  DecodeStatus Fail(uint16_t code, const char* reason);
+  // Header bytes complete in header_: validates and sets up the payload stage.
+  bool StartFrame();
+  bool FinishControl(std::vector<ControlFrame>* control);
+
+  DecoderLimits limits_;
+  Stage stage_ = Stage::kHeader;
+  uint8_t header_[14];
+  size_t header_len_ = 0;
+  bool fin_ = false;
+  Opcode opcode_ = Opcode::kBinary;
+  bool masked_ = false;
+  uint8_t mask_[4] = {0, 0, 0, 0};
+  uint64_t remaining_ = 0;  // payload bytes of the current frame still to come
+  uint64_t mask_pos_ = 0;   // payload bytes of the current frame already unmasked
+  bool in_message_ = false;
+  uint64_t message_bytes_ = 0;
+  std::string control_payload_;
+  uint16_t error_code_ = 0;
+  std::string error_reason_;
+};
+
+// Server frames: FIN set, unmasked (xpra: net/websockets/header.py encode_hybi_header).
+// Appends a frame header for `payload_len` bytes of `opcode`; the payload follows.
+void AppendFrameHeader(Opcode opcode, uint64_t payload_len, std::string* out, bool fin = true);
+// Appends one complete binary frame carrying `payload`.
+void AppendBinaryFrame(std::string_view payload, std::string* out);
+// Appends a pong echoing `payload` (at most 125 bytes: longer is cut).
+void AppendPong(std::string_view payload, std::string* out);
+// Appends a close frame with `code` and `reason` (cut to 123 bytes at a UTF-8 boundary).
+void AppendClose(uint16_t code, std::string_view reason, std::string* out);
+
+// A client frame (masked with `mask`), for tests and the bench client.
+void AppendMaskedFrame(Opcode opcode, std::string_view payload, const uint8_t mask[4], std::string* out,
+                       bool fin = true);
+
+// True when `s` is well-formed UTF-8 (no overlongs, surrogates or code points over U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+}  // namespace xr::ws

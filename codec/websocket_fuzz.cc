@@ -1,0 +1,90 @@
+// Fuzzes the WebSocket frame decoder with split points from the input: the data stream, the
+// control frames, the final status and close code must not depend on how the bytes are cut;
+// limits hold; whatever the encoder writes, a decoder (mask not required) reads back.
+//
+// Input: byte 0 = k (mod 8) split sizes, bytes 1..k = the sizes (0 counts as 1), then the stream.
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codec/websocket.h"
+
+namespace {
+
+struct Outcome {
+  xr::ws::DecodeStatus status = xr::ws::DecodeStatus::kOk;
+  std::string data;
+  std::vector<xr::ws::ControlFrame> control;
+  uint16_t error_code = 0;
+  size_t consumed = 0;
+};
+
+Outcome Run(std::string_view stream, const std::vector<size_t>& sizes, const xr::ws::DecoderLimits& limits) {
+  xr::ws::Decoder d(limits);
+  Outcome out;
+  size_t pos = 0, turn = 0;
+  do {
+    size_t n = sizes.empty() ? stream.size() : std::min(sizes[turn++ % sizes.size()], stream.size() - pos);
+    size_t used = 0;
+    out.status = d.Feed(stream.substr(pos, n), &out.data, &out.control, &used);
+    if (used > n) std::abort();
+    if (out.status == xr::ws::DecodeStatus::kOk && used != n) std::abort();
+    out.consumed += used;
+    pos += n;
+  } while (out.status == xr::ws::DecodeStatus::kOk && pos < stream.size());
+  if (out.status == xr::ws::DecodeStatus::kError) {
+    out.error_code = d.error_code();
+    if (d.error_reason().empty()) std::abort();
+    out.consumed = 0;  // how far the decoder read before failing is not specified
+  }
+  for (const auto& c : out.control) {
+    if (c.payload.size() > 125) std::abort();
+  }
+  if (out.data.size() > stream.size()) std::abort();
+  return out;
+}
+
+bool Same(const Outcome& a, const Outcome& b) {
+  if (a.status != b.status || a.error_code != b.error_code || a.consumed != b.consumed) return false;
+  if (a.status != xr::ws::DecodeStatus::kError && a.data != b.data) return false;
+  if (a.status == xr::ws::DecodeStatus::kError) return true;  // partial outputs may differ in length
+  if (a.control.size() != b.control.size()) return false;
+  for (size_t i = 0; i < a.control.size(); ++i) {
+    if (a.control[i].opcode != b.control[i].opcode || a.control[i].payload != b.control[i].payload) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  size_t k = data[0] % 8;
+  if (size < 1 + k) return 0;
+  std::vector<size_t> sizes;
+  for (size_t i = 0; i < k; ++i) sizes.push_back(data[1 + i] == 0 ? 1 : data[1 + i]);
+  std::string_view stream(reinterpret_cast<const char*>(data + 1 + k), size - 1 - k);
+  xr::ws::DecoderLimits limits;
+  limits.max_frame_payload = 4096;
+  limits.max_message_payload = 8192;
+
+  Outcome whole = Run(stream, {}, limits);
+  if (!Same(whole, Run(stream, sizes, limits)) || !Same(whole, Run(stream, {1}, limits))) std::abort();
+  // Bytes decoded from masked or unmasked frames re-encode as server frames that an unmasked
+  // decoder reads back exactly.
+  if (whole.status != xr::ws::DecodeStatus::kError) {
+    std::string enc;
+    xr::ws::AppendBinaryFrame(whole.data, &enc);
+    for (const auto& c : whole.control) {
+      if (c.opcode == xr::ws::Opcode::kPing) xr::ws::AppendPong(c.payload, &enc);
+    }
+    xr::ws::DecoderLimits loose;
+    loose.require_mask = false;
+    Outcome back = Run(enc, {}, loose);
+    if (back.status != xr::ws::DecodeStatus::kOk || back.data != whole.data) std::abort();
+  }
+  return 0;
+}

@@ -1,0 +1,379 @@
+#include "codec/websocket.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codec/http_request.h"
+
+namespace xr::ws {
+namespace {
+
+using namespace std::string_literals;
+
+const uint8_t kMask[4] = {0x37, 0xfa, 0x21, 0x3d};
+
+std::string Masked(Opcode op, std::string_view payload, bool fin = true) {
+  std::string out;
+  AppendMaskedFrame(op, payload, kMask, &out, fin);
+  return out;
+}
+
+// --- handshake ---
+
+http::Request ParseRequest(const std::string& head) {
+  http::RequestParser p;
+  size_t used = 0;
+  REQUIRE(p.Feed(head, &used) == http::ParseStatus::kDone);
+  return p.request();
+}
+
+std::string UpgradeHead(const std::string& extra, const std::string& protocol = "binary",
+                        const std::string& version = "13", const std::string& key = "dGhlIHNhbXBsZSBub25jZQ==") {
+  std::string h = "GET / HTTP/1.1\r\nHost: relay:443\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+  if (!key.empty()) h += "Sec-WebSocket-Key: " + key + "\r\n";
+  if (!version.empty()) h += "Sec-WebSocket-Version: " + version + "\r\n";
+  if (!protocol.empty()) h += "Sec-WebSocket-Protocol: " + protocol + "\r\n";
+  return h + extra + "\r\n";
+}
+
+TEST_CASE("websocket: accept key of RFC 6455 section 1.3") {
+  CHECK(AcceptKey("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+TEST_CASE("websocket: 101 response exactly as xpra writes it, binary echoed") {
+  HandshakeResult r = AcceptHandshake(ParseRequest(UpgradeHead("")));
+  CHECK(r.status == 101);
+  CHECK(r.binary_protocol);
+  CHECK(r.reason.empty());
+  CHECK(r.response ==
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: binary\r\n\r\n");
+}
+
+TEST_CASE("websocket: binary found in a list with spaces and case-insensitive header values") {
+  std::string head = "GET /x HTTP/1.1\r\nHost: a\r\nUPGRADE: WebSocket\r\nconnection: keep-alive, upgrade\r\n"
+                     "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Protocol: base64\r\nSec-WebSocket-Protocol:  chat , binary\r\n\r\n";
+  HandshakeResult r = AcceptHandshake(ParseRequest(head));
+  CHECK(r.status == 101);
+  CHECK(r.binary_protocol);
+}
+
+TEST_CASE("websocket: no binary subprotocol is refused like xpra (403) unless allowed") {
+  HandshakeResult r = AcceptHandshake(ParseRequest(UpgradeHead("", "")));
+  CHECK(r.status == 403);
+  CHECK(r.response.rfind("HTTP/1.1 403 Forbidden\r\n", 0) == 0);
+  HandshakeOptions lax;
+  lax.require_binary_protocol = false;
+  r = AcceptHandshake(ParseRequest(UpgradeHead("", "chat")), lax);
+  CHECK(r.status == 101);
+  CHECK_FALSE(r.binary_protocol);
+  CHECK(r.response.find("Sec-WebSocket-Protocol") == std::string::npos);
+}
+
+TEST_CASE("websocket: 'binaryx' or 'Binary' is not 'binary'") {
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("", "binaryx"))).status == 403);
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("", "Binary"))).status == 403);
+}
+
+TEST_CASE("websocket: version 8 gets 426 naming version 13") {
+  HandshakeResult r = AcceptHandshake(ParseRequest(UpgradeHead("", "binary", "8")));
+  CHECK(r.status == 426);
+  CHECK(r.response.find("Sec-WebSocket-Version: 13\r\n") != std::string::npos);
+}
+
+TEST_CASE("websocket: missing version is 400") {
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("", "binary", ""))).status == 400);
+}
+
+TEST_CASE("websocket: missing key is 400") {
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("", "binary", "13", ""))).status == 400);
+}
+
+TEST_CASE("websocket: key that is not 16 bytes of base64 is 400") {
+  for (const char* key : {"dGhlIHNhbXBsZSBub25jZQ=", "dGhlIHNhbXBsZSBub25jZQ===", "dGhlIHNhbXBsZSBub25jZB==",
+                          "dGhlIHNhbXBsZSBub25j*Q==", "dGhlIHNhbXBsZSBub25jZQZZ", "c2hvcnQ="}) {
+    CAPTURE(key);
+    CHECK(AcceptHandshake(ParseRequest(UpgradeHead("", "binary", "13", key))).status == 400);
+  }
+}
+
+TEST_CASE("websocket: two keys are 400") {
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"))).status == 400);
+}
+
+TEST_CASE("websocket: upgrade over POST is 405") {
+  std::string head = UpgradeHead("");
+  head.replace(0, 3, "POST");
+  HandshakeResult r = AcceptHandshake(ParseRequest(head));
+  CHECK(r.status == 405);
+  CHECK(r.response.find("Allow: GET\r\n") != std::string::npos);
+}
+
+TEST_CASE("websocket: upgrade over HTTP/1.0 is 400") {
+  std::string head = UpgradeHead("");
+  head.replace(head.find("HTTP/1.1"), 8, "HTTP/1.0");
+  CHECK(AcceptHandshake(ParseRequest(head)).status == 400);
+}
+
+TEST_CASE("websocket: missing Connection: upgrade is 400") {
+  std::string head = UpgradeHead("");
+  head.replace(head.find("Connection: Upgrade"), 19, "Connection: keep-alive");
+  CHECK(AcceptHandshake(ParseRequest(head)).status == 400);
+}
+
+TEST_CASE("websocket: error responses say nothing of the request") {
+  HandshakeResult r = AcceptHandshake(ParseRequest(UpgradeHead("", "secret-proto")));
+  CHECK(r.response.find("secret") == std::string::npos);
+  CHECK(r.reason.find("secret") == std::string::npos);
+}
+
+// --- decoder ---
+
+struct Decoded {
+  DecodeStatus status = DecodeStatus::kOk;
+  std::string data;
+  std::vector<ControlFrame> control;
+  size_t consumed = 0;
+  uint16_t error_code = 0;
+  std::string reason;
+};
+
+Decoded Decode(std::string_view in, size_t step, DecoderLimits limits = {}) {
+  Decoder d(limits);
+  Decoded out;
+  size_t pos = 0;
+  do {
+    size_t n = step == 0 ? in.size() : std::min(step, in.size() - pos);
+    size_t used = 0;
+    out.status = d.Feed(in.substr(pos, n), &out.data, &out.control, &used);
+    out.consumed += used;
+    pos += n;
+  } while (out.status == DecodeStatus::kOk && pos < in.size());
+  out.error_code = d.error_code();
+  out.reason = d.error_reason();
+  return out;
+}
+
+// Decodes whole and byte by byte; both agree; returns the whole outcome.
+Decoded DecodeBoth(std::string_view in, DecoderLimits limits = {}) {
+  Decoded whole = Decode(in, 0, limits);
+  Decoded bytes = Decode(in, 1, limits);
+  CHECK(whole.status == bytes.status);
+  CHECK(whole.error_code == bytes.error_code);
+  if (whole.status != DecodeStatus::kError) {
+    CHECK(whole.data == bytes.data);
+    CHECK(whole.consumed == bytes.consumed);
+    CHECK(whole.control.size() == bytes.control.size());
+  }
+  return whole;
+}
+
+void ExpectFail(std::string_view in, uint16_t code, DecoderLimits limits = {}) {
+  Decoded d = DecodeBoth(in, limits);
+  CHECK(d.status == DecodeStatus::kError);
+  CHECK(d.error_code == code);
+  CHECK(!d.reason.empty());
+}
+
+TEST_CASE("websocket decoder: one masked binary frame") {
+  Decoded d = DecodeBoth(Masked(Opcode::kBinary, "P\x01\x00\x00\x00\x00\x00\x05hello"s));
+  CHECK(d.status == DecodeStatus::kOk);
+  CHECK(d.data == "P\x01\x00\x00\x00\x00\x00\x05hello"s);
+  CHECK(d.control.empty());
+}
+
+TEST_CASE("websocket decoder: text frames are data, as xpra treats them") {
+  CHECK(DecodeBoth(Masked(Opcode::kText, "abc")).data == "abc");
+}
+
+TEST_CASE("websocket decoder: 16-bit and 64-bit lengths") {
+  const std::string mid(300, 'm'), big(70000, 'b');
+  Decoded d = DecodeBoth(Masked(Opcode::kBinary, mid) + Masked(Opcode::kBinary, big));
+  CHECK(d.status == DecodeStatus::kOk);
+  CHECK(d.data == mid + big);
+}
+
+TEST_CASE("websocket decoder: fragmented message with a ping between fragments") {
+  std::string in = Masked(Opcode::kBinary, "frag", false) + Masked(Opcode::kPing, "p1") +
+                   Masked(Opcode::kContinuation, "ment", false) + Masked(Opcode::kContinuation, "ed") +
+                   Masked(Opcode::kBinary, "!");
+  Decoded d = DecodeBoth(in);
+  CHECK(d.status == DecodeStatus::kOk);
+  CHECK(d.data == "fragmented!");
+  REQUIRE(d.control.size() == 1);
+  CHECK(d.control[0].opcode == Opcode::kPing);
+  CHECK(d.control[0].payload == "p1");
+}
+
+TEST_CASE("websocket decoder: data is handed out before the frame ends") {
+  Decoder dec;
+  std::string frame = Masked(Opcode::kBinary, std::string(1000, 'x'));
+  std::string data;
+  std::vector<ControlFrame> control;
+  size_t used = 0;
+  CHECK(dec.Feed(std::string_view(frame).substr(0, 500), &data, &control, &used) == DecodeStatus::kOk);
+  CHECK(data == std::string(500 - 8, 'x'));  // 2 + 2 length + 4 mask bytes of header
+}
+
+TEST_CASE("websocket decoder: empty frames and a pong") {
+  Decoded d = DecodeBoth(Masked(Opcode::kBinary, "") + Masked(Opcode::kPong, "") + Masked(Opcode::kBinary, "z"));
+  CHECK(d.status == DecodeStatus::kOk);
+  CHECK(d.data == "z");
+  REQUIRE(d.control.size() == 1);
+  CHECK(d.control[0].opcode == Opcode::kPong);
+}
+
+TEST_CASE("websocket decoder: close with code and reason stops before the next bytes") {
+  std::string close = Masked(Opcode::kClose, "\x03\xe8" "bye");
+  Decoded d = DecodeBoth(Masked(Opcode::kBinary, "a") + close + Masked(Opcode::kBinary, "after"));
+  CHECK(d.status == DecodeStatus::kClosed);
+  CHECK(d.data == "a");
+  CHECK(d.consumed == 7 + close.size());
+  REQUIRE(d.control.size() == 1);
+  CHECK(d.control[0].close_code == 1000);
+  CHECK(d.control[0].close_reason == "bye");
+}
+
+TEST_CASE("websocket decoder: close without payload is code 1005") {
+  Decoded d = DecodeBoth(Masked(Opcode::kClose, ""));
+  CHECK(d.status == DecodeStatus::kClosed);
+  REQUIRE(d.control.size() == 1);
+  CHECK(d.control[0].close_code == kCloseNoStatus);
+}
+
+TEST_CASE("websocket decoder: unmasked frames accepted only when the mask is not required") {
+  DecoderLimits lax;
+  lax.require_mask = false;
+  CHECK(DecodeBoth("\x82\x03" "abc"s, lax).data == "abc");
+}
+
+// --- malformed frames: one test each, whole and byte by byte ---
+TEST_CASE("websocket decoder: unmasked client frame -> 1002") { ExpectFail("\x82\x03" "abc"s, kCloseProtocolError); }
+TEST_CASE("websocket decoder: RSV1 set -> 1002") { ExpectFail("\xc2\x80" "abcd"s, kCloseProtocolError); }
+TEST_CASE("websocket decoder: RSV2 set -> 1002") { ExpectFail("\xa2\x80" "abcd"s, kCloseProtocolError); }
+TEST_CASE("websocket decoder: RSV3 set -> 1002") { ExpectFail("\x92\x80" "abcd"s, kCloseProtocolError); }
+TEST_CASE("websocket decoder: reserved data opcode 3 -> 1002") { ExpectFail("\x83\x80" "abcd"s, kCloseProtocolError); }
+TEST_CASE("websocket decoder: reserved control opcode 0xB -> 1002") { ExpectFail("\x8b\x80" "abcd"s, kCloseProtocolError); }
+TEST_CASE("websocket decoder: fragmented ping -> 1002") {
+  ExpectFail(Masked(Opcode::kPing, "x", false), kCloseProtocolError);
+}
+TEST_CASE("websocket decoder: ping over 125 bytes -> 1002") {
+  ExpectFail(Masked(Opcode::kPing, std::string(126, 'p')), kCloseProtocolError);
+}
+TEST_CASE("websocket decoder: continuation without a message -> 1002") {
+  ExpectFail(Masked(Opcode::kContinuation, "x"), kCloseProtocolError);
+}
+TEST_CASE("websocket decoder: new data frame inside a fragmented message -> 1002") {
+  ExpectFail(Masked(Opcode::kBinary, "a", false) + Masked(Opcode::kBinary, "b"), kCloseProtocolError);
+}
+TEST_CASE("websocket decoder: 16-bit length under 126 -> 1002") { ExpectFail("\x82\xfe\x00\x05" "abcd"s, kCloseProtocolError); }
+TEST_CASE("websocket decoder: 64-bit length under 65536 -> 1002") {
+  ExpectFail("\x82\xff\x00\x00\x00\x00\x00\x00\x01\x00" "abcd"s, kCloseProtocolError);
+}
+TEST_CASE("websocket decoder: 64-bit length with the top bit set -> 1002") {
+  ExpectFail("\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00" "abcd"s, kCloseProtocolError);
+}
+TEST_CASE("websocket decoder: frame over the size bound -> 1009 from its header alone") {
+  DecoderLimits limits;
+  limits.max_frame_payload = 1000;
+  // Only the header: the decoder refuses before any payload arrives.
+  ExpectFail("\x82\xfe\x03\xe9" "abcd"s, kCloseTooBig, limits);
+  CHECK(DecodeBoth(Masked(Opcode::kBinary, std::string(1000, 'a')), limits).status == DecodeStatus::kOk);
+}
+TEST_CASE("websocket decoder: fragmented message over the size bound -> 1009") {
+  DecoderLimits limits;
+  limits.max_frame_payload = 100;
+  limits.max_message_payload = 150;
+  const std::string f(80, 'f');
+  ExpectFail(Masked(Opcode::kBinary, f, false) + Masked(Opcode::kContinuation, f), kCloseTooBig, limits);
+  // Each message counts afresh.
+  CHECK(DecodeBoth(Masked(Opcode::kBinary, f) + Masked(Opcode::kBinary, f), limits).status == DecodeStatus::kOk);
+}
+TEST_CASE("websocket decoder: close with a 1-byte payload -> 1002") {
+  ExpectFail(Masked(Opcode::kClose, "\x03"), kCloseProtocolError);
+}
+TEST_CASE("websocket decoder: close with an invalid code -> 1002") {
+  for (uint16_t code : {0, 999, 1004, 1005, 1006, 1015, 2999, 5000}) {
+    CAPTURE(code);
+    std::string payload = {static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
+    ExpectFail(Masked(Opcode::kClose, payload), kCloseProtocolError);
+  }
+}
+TEST_CASE("websocket decoder: close reason that is not UTF-8 -> 1007") {
+  ExpectFail(Masked(Opcode::kClose, "\x03\xe8\xc3\x28"s), kCloseInvalidPayload);
+}
+TEST_CASE("websocket decoder: errors are sticky") {
+  Decoder d;
+  std::string data;
+  std::vector<ControlFrame> control;
+  size_t used = 0;
+  REQUIRE(d.Feed("\x82\x01x"s, &data, &control, &used) == DecodeStatus::kError);
+  CHECK(d.Feed(Masked(Opcode::kBinary, "ok"), &data, &control, &used) == DecodeStatus::kError);
+  CHECK(data.empty());
+}
+
+// --- encoder ---
+
+TEST_CASE("websocket encoder: server frames are unmasked, FIN set, minimal length") {
+  std::string out;
+  AppendFrameHeader(Opcode::kBinary, 125, &out);
+  CHECK(out == "\x82\x7d"s);
+  out.clear();
+  AppendFrameHeader(Opcode::kBinary, 126, &out);
+  CHECK(out == "\x82\x7e\x00\x7e"s);
+  out.clear();
+  AppendFrameHeader(Opcode::kBinary, 65535, &out);
+  CHECK(out == "\x82\x7e\xff\xff"s);
+  out.clear();
+  AppendFrameHeader(Opcode::kBinary, 65536, &out);
+  CHECK(out == "\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00"s);
+  out.clear();
+  AppendFrameHeader(Opcode::kBinary, 3, &out, /*fin=*/false);
+  CHECK(out == "\x02\x03"s);
+}
+
+TEST_CASE("websocket encoder: frames read back by a decoder that accepts unmasked frames") {
+  std::string out;
+  AppendBinaryFrame(std::string(70000, 'q'), &out);
+  AppendPong("pp", &out);
+  AppendClose(kCloseTooBig, "too big", &out);
+  DecoderLimits lax;
+  lax.require_mask = false;
+  Decoded d = DecodeBoth(out, lax);
+  CHECK(d.status == DecodeStatus::kClosed);
+  CHECK(d.data == std::string(70000, 'q'));
+  REQUIRE(d.control.size() == 2);
+  CHECK(d.control[0].payload == "pp");
+  CHECK(d.control[1].close_code == kCloseTooBig);
+  CHECK(d.control[1].close_reason == "too big");
+}
+
+TEST_CASE("websocket encoder: close reason cut to 123 bytes on a UTF-8 boundary") {
+  std::string reason(122, 'r');
+  reason += "\xc3\xa9\xc3\xa9";  // 2-byte characters straddling the cut
+  std::string out;
+  AppendClose(kCloseNormal, reason, &out);
+  REQUIRE(static_cast<uint8_t>(out[1]) <= 125);
+  CHECK(out.size() == 2 + 2 + 122);
+  CHECK(IsValidUtf8(out.substr(4)));
+  out.clear();
+  AppendPong(std::string(200, 'p'), &out);
+  CHECK(out.size() == 2 + 125);
+}
+
+TEST_CASE("websocket: UTF-8 validation") {
+  CHECK(IsValidUtf8("plain"));
+  CHECK(IsValidUtf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
+  CHECK_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong
+  CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate
+  CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // over U+10FFFF
+  CHECK_FALSE(IsValidUtf8("\xe2\x82"));          // truncated
+  CHECK_FALSE(IsValidUtf8("\x80"));
+}
+
+}  // namespace
+}  // namespace xr::ws
