@@ -1,0 +1,619 @@
+#include "engine/tls.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace xr::tls {
+
+// Mozilla's "intermediate" TLS 1.2 list: forward secrecy and AEAD only.
+const char kDefaultTls12Ciphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384";
+
+namespace {
+
+constexpr unsigned char kSessionIdContext[] = "xpra-relay";
+constexpr size_t kTicketKeysSize = 80;  // OpenSSL 3: 16-byte name + 32-byte HMAC + 32-byte AES keys
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using CtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+
+// The OpenSSL error queue as one line, then cleared.
+std::string OpenSslErrors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+Error Fail(std::string message) { return MakeError(ErrorCode::kMalformed, std::move(message)); }
+
+// "PATH: No such file or directory" when the file cannot be read, else ok.
+Status CheckReadable(const char* what, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || ::access(path.c_str(), R_OK) != 0) {
+    return MakeError(ErrorCode::kIo, std::string("TLS ") + what + " " + path + ": " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return MakeError(ErrorCode::kIo, std::string("TLS ") + what + " " + path + ": not a file");
+  return Status::Ok();
+}
+
+// Never prompt for a pass phrase on the terminal.
+int NoPassword(char*, int, int, void*) { return 0; }
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::vector<std::string> CertificateNames(X509* cert) {
+  std::vector<std::string> names;
+  if (cert == nullptr) return names;
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (sans != nullptr) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+      if (gn->type != GEN_DNS) continue;
+      const ASN1_STRING* s = gn->d.dNSName;
+      names.push_back(Lower(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                             static_cast<size_t>(ASN1_STRING_length(s)))));
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  if (names.empty()) {
+    X509_NAME* subject = X509_get_subject_name(cert);
+    int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+    if (idx >= 0) {
+      const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx));
+      names.push_back(Lower(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                             static_cast<size_t>(ASN1_STRING_length(s)))));
+    }
+  }
+  return names;
+}
+
+bool NameMatches(std::string_view pattern, std::string_view host) {
+  if (pattern == host) return true;
+  if (pattern.size() < 3 || pattern.substr(0, 2) != "*.") return false;
+  const size_t dot = host.find('.');
+  return dot != std::string_view::npos && dot > 0 && host.substr(dot) == pattern.substr(1);
+}
+
+// Pairs found in a certificate directory, in name order.
+Expected<std::vector<CertKeyPair>> ScanCertDir(const std::string& dir) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    const std::string ext = it->path().extension().string();
+    if (ext == ".pem" || ext == ".crt") files.push_back(it->path());
+  }
+  if (ec) return MakeError(ErrorCode::kIo, "TLS certificate directory " + dir + ": " + ec.message());
+  std::sort(files.begin(), files.end());
+  std::vector<CertKeyPair> pairs;
+  for (const auto& f : files) {
+    std::filesystem::path key = f;
+    key.replace_extension(".key");
+    CertKeyPair p{f.string(), std::filesystem::exists(key) ? key.string() : std::string()};
+    pairs.push_back(std::move(p));
+  }
+  if (pairs.empty()) return MakeError(ErrorCode::kNotFound, "TLS certificate directory " + dir + ": no *.pem or *.crt file");
+  return pairs;
+}
+
+// Splits --ssl-ciphers into the TLS 1.2 list and the TLS 1.3 suites (TLS_* names).
+void SplitCiphers(std::string_view spec, std::string* tls12, std::string* tls13) {
+  size_t pos = 0;
+  while (pos <= spec.size()) {
+    size_t end = spec.find_first_of(": ,", pos);
+    if (end == std::string_view::npos) end = spec.size();
+    std::string_view tok = spec.substr(pos, end - pos);
+    if (!tok.empty()) {
+      std::string* dst = tok.substr(0, 4) == "TLS_" ? tls13 : tls12;
+      if (!dst->empty()) *dst += ':';
+      dst->append(tok);
+    }
+    pos = end + 1;
+  }
+}
+
+}  // namespace
+
+Status ParseProtocols(std::string_view spec, int* min_version, int* max_version) {
+  int lo = 0, hi = 0;
+  size_t pos = 0;
+  while (pos <= spec.size()) {
+    size_t end = spec.find_first_of(",: \t", pos);
+    if (end == std::string_view::npos) end = spec.size();
+    const std::string tok = Lower(spec.substr(pos, end - pos));
+    pos = end + 1;
+    if (tok.empty()) continue;
+    int a, b;
+    if (tok == "tlsv1.2" || tok == "tlsv1_2" || tok == "tls1.2") {
+      a = b = TLS1_2_VERSION;
+    } else if (tok == "tlsv1.3" || tok == "tlsv1_3" || tok == "tls1.3") {
+      a = b = TLS1_3_VERSION;
+    } else if (tok == "tls" || tok == "sslv23" || tok == "tls_server") {
+      a = TLS1_2_VERSION;
+      b = TLS1_3_VERSION;
+    } else if (tok == "tlsv1" || tok == "tlsv1.0" || tok == "tlsv1_0" || tok == "tlsv1.1" || tok == "tlsv1_1" ||
+               tok == "sslv3" || tok == "sslv2") {
+      return Fail("--ssl-protocols: '" + tok + "' is refused (TLS 1.2 and 1.3 only)");
+    } else {
+      return Fail("--ssl-protocols: unknown version '" + tok + "' (use TLSv1.2, TLSv1.3)");
+    }
+    lo = lo == 0 ? a : std::min(lo, a);
+    hi = std::max(hi, b);
+  }
+  if (lo == 0) return Fail("--ssl-protocols: no version given");
+  *min_version = lo;
+  *max_version = hi;
+  return Status::Ok();
+}
+
+// --- ContextSet ---
+
+struct ContextSet::Entry {
+  CtxPtr ctx;
+  std::vector<std::string> names;
+};
+
+ContextSet::ContextSet() = default;
+ContextSet::~ContextSet() = default;
+
+SSL_CTX* ContextSet::default_context() const { return entries_.front()->ctx.get(); }
+
+SSL_CTX* ContextSet::ContextFor(std::string_view host) const {
+  std::string h = Lower(host);
+  while (!h.empty() && h.back() == '.') h.pop_back();
+  for (const auto& e : entries_) {
+    for (const std::string& n : e->names) {
+      if (NameMatches(n, h)) return e->ctx.get();
+    }
+  }
+  return default_context();
+}
+
+std::vector<std::vector<std::string>> ContextSet::names() const {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& e : entries_) out.push_back(e->names);
+  return out;
+}
+
+namespace {
+
+int ServerNameCallback(SSL* ssl, int*, void* arg) {
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (name == nullptr) return SSL_TLSEXT_ERR_OK;
+  SSL_CTX* ctx = static_cast<const ContextSet*>(arg)->ContextFor(name);
+  if (ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int AlpnCallback(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
+                 void* arg) {
+  const auto* ours = static_cast<const std::string*>(arg);
+  unsigned char* chosen = nullptr;
+  if (SSL_select_next_proto(&chosen, outlen, reinterpret_cast<const unsigned char*>(ours->data()),
+                            static_cast<unsigned int>(ours->size()), in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;  // no common protocol: go on without ALPN (xpra clients send none)
+  }
+  *out = chosen;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// Settings shared by every context of a set.
+struct CommonSettings {
+  int min_version = TLS1_2_VERSION;
+  int max_version = TLS1_3_VERSION;
+  std::string tls12_ciphers;
+  std::string tls13_suites;
+  ClientVerify verify = ClientVerify::kNone;
+  std::string ca_file, ca_dir;
+};
+
+Expected<CtxPtr> MakeContext(const CertKeyPair& pair, const CommonSettings& s, const TlsOptions& options,
+                             const std::string* alpn_wire, const ContextSet* set) {
+  ERR_clear_error();
+  CtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) return MakeError(ErrorCode::kInternal, "SSL_CTX_new: " + OpenSslErrors());
+  SSL_CTX* c = ctx.get();
+  SSL_CTX_set_min_proto_version(c, s.min_version);
+  SSL_CTX_set_max_proto_version(c, s.max_version);
+  SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_default_passwd_cb(c, NoPassword);
+  if (SSL_CTX_set_cipher_list(c, s.tls12_ciphers.c_str()) != 1) {
+    return Fail("--ssl-ciphers: no usable TLS 1.2 cipher in '" + s.tls12_ciphers + "'");
+  }
+  if (!s.tls13_suites.empty() && SSL_CTX_set_ciphersuites(c, s.tls13_suites.c_str()) != 1) {
+    return Fail("--ssl-ciphers: unknown TLS 1.3 suite in '" + s.tls13_suites + "'");
+  }
+  // Certificate, chain and key, each error naming its file.
+  const std::string& key_file = pair.key_file.empty() ? pair.cert_file : pair.key_file;
+  if (Status st = CheckReadable("certificate", pair.cert_file); !st.ok()) return st.error();
+  if (Status st = CheckReadable("key", key_file); !st.ok()) return st.error();
+  if (SSL_CTX_use_certificate_chain_file(c, pair.cert_file.c_str()) != 1) {
+    return Fail("TLS certificate " + pair.cert_file + ": no PEM certificate (" + OpenSslErrors() + ")");
+  }
+  std::unique_ptr<BIO, BioFree> kb(BIO_new_file(key_file.c_str(), "r"));
+  std::unique_ptr<EVP_PKEY, PkeyFree> key(kb ? PEM_read_bio_PrivateKey(kb.get(), nullptr, NoPassword, nullptr) : nullptr);
+  if (!key) {
+    return Fail("TLS key " + key_file + ": no usable PEM private key (encrypted keys are not supported; " +
+                OpenSslErrors() + ")");
+  }
+  if (X509_check_private_key(SSL_CTX_get0_certificate(c), key.get()) != 1) {
+    ERR_clear_error();
+    return Fail("TLS key " + key_file + " does not match certificate " + pair.cert_file);
+  }
+  if (SSL_CTX_use_PrivateKey(c, key.get()) != 1) return Fail("TLS key " + key_file + ": " + OpenSslErrors());
+  // Sessions: tickets (and the server cache for TLS 1.2 session ids), one id context for all.
+  SSL_CTX_set_session_id_context(c, kSessionIdContext, sizeof kSessionIdContext - 1);
+  SSL_CTX_set_timeout(c, static_cast<long>(options.session_timeout_s));
+  SSL_CTX_set_num_tickets(c, static_cast<size_t>(std::max(0, options.tls13_tickets)));
+  // Client certificates.
+  if (s.verify != ClientVerify::kNone) {
+    if (SSL_CTX_load_verify_locations(c, s.ca_file.empty() ? nullptr : s.ca_file.c_str(),
+                                      s.ca_dir.empty() ? nullptr : s.ca_dir.c_str()) != 1) {
+      return Fail("--ssl-ca-certs " + options.ca_certs + ": " + OpenSslErrors());
+    }
+    if (!s.ca_file.empty()) {
+      STACK_OF(X509_NAME)* cas = SSL_load_client_CA_file(s.ca_file.c_str());
+      if (cas != nullptr) SSL_CTX_set_client_CA_list(c, cas);
+    }
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER | (s.verify == ClientVerify::kRequired ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                       nullptr);
+  }
+  if (!alpn_wire->empty()) SSL_CTX_set_alpn_select_cb(c, AlpnCallback, const_cast<std::string*>(alpn_wire));
+  SSL_CTX_set_tlsext_servername_callback(c, ServerNameCallback);
+  SSL_CTX_set_tlsext_servername_arg(c, const_cast<ContextSet*>(set));
+  return ctx;
+}
+
+}  // namespace
+
+Expected<std::shared_ptr<const ContextSet>> ContextSet::Build(const TlsOptions& options, const ContextSet* previous) {
+  CommonSettings s;
+  if (Status st = ParseProtocols(options.protocols, &s.min_version, &s.max_version); !st.ok()) return st.error();
+  SplitCiphers(options.ciphers, &s.tls12_ciphers, &s.tls13_suites);
+  if (s.tls12_ciphers.empty()) s.tls12_ciphers = kDefaultTls12Ciphers;
+  const std::string mode = Lower(options.client_verify_mode);
+  if (mode.empty()) {
+    s.verify = options.ca_certs.empty() ? ClientVerify::kNone : ClientVerify::kOptional;
+  } else if (mode == "none") {
+    s.verify = ClientVerify::kNone;
+  } else if (mode == "optional") {
+    s.verify = ClientVerify::kOptional;
+  } else if (mode == "required") {
+    s.verify = ClientVerify::kRequired;
+  } else {
+    return Fail("--ssl-client-verify-mode: '" + mode + "' is not none, optional or required");
+  }
+  if (s.verify != ClientVerify::kNone) {
+    if (options.ca_certs.empty()) return Fail("--ssl-client-verify-mode=" + mode + " needs --ssl-ca-certs");
+    struct stat st;
+    if (::stat(options.ca_certs.c_str(), &st) != 0) {
+      return MakeError(ErrorCode::kIo, "--ssl-ca-certs " + options.ca_certs + ": " + std::strerror(errno));
+    }
+    (S_ISDIR(st.st_mode) ? s.ca_dir : s.ca_file) = options.ca_certs;
+  }
+  std::vector<CertKeyPair> pairs = options.certs;
+  if (!options.cert_dir.empty()) {
+    auto more = ScanCertDir(options.cert_dir);
+    if (!more.ok()) return more.error();
+    pairs.insert(pairs.end(), more->begin(), more->end());
+  }
+  if (pairs.empty()) return Fail("TLS needs a certificate (--ssl-cert)");
+
+  std::shared_ptr<ContextSet> set(new ContextSet());
+  for (const std::string& p : options.alpn) {
+    if (p.empty() || p.size() > 255) return Fail("ALPN protocol name must be 1..255 bytes");
+    set->alpn_wire_.push_back(static_cast<char>(p.size()));
+    set->alpn_wire_ += p;
+  }
+  for (const CertKeyPair& pair : pairs) {
+    auto ctx = MakeContext(pair, s, options, &set->alpn_wire_, set.get());
+    if (!ctx.ok()) return ctx.error();
+    auto e = std::make_unique<Entry>();
+    e->names = CertificateNames(SSL_CTX_get0_certificate(ctx->get()));
+    e->ctx = std::move(*ctx);
+    set->entries_.push_back(std::move(e));
+  }
+  // One set of ticket keys for the whole set; kept from the previous set across a reload.
+  unsigned char keys[kTicketKeysSize];
+  SSL_CTX* source = previous != nullptr ? previous->default_context() : set->default_context();
+  if (SSL_CTX_get_tlsext_ticket_keys(source, keys, sizeof keys) == 1) {
+    for (const auto& e : set->entries_) SSL_CTX_set_tlsext_ticket_keys(e->ctx.get(), keys, sizeof keys);
+  }
+  OPENSSL_cleanse(keys, sizeof keys);
+  ERR_clear_error();
+  return std::shared_ptr<const ContextSet>(std::move(set));
+}
+
+// --- ContextHolder ---
+
+Expected<std::unique_ptr<ContextHolder>> ContextHolder::Create(const TlsOptions& options) {
+  auto set = ContextSet::Build(options);
+  if (!set.ok()) return set.error();
+  auto holder = std::make_unique<ContextHolder>();
+  holder->current_ = std::move(*set);
+  return holder;
+}
+
+Status ContextHolder::Reload(const TlsOptions& options) {
+  std::shared_ptr<const ContextSet> old = current();
+  auto set = ContextSet::Build(options, old.get());
+  if (!set.ok()) return set.error();
+  std::lock_guard<std::mutex> lock(mu_);
+  current_ = std::move(*set);
+  return Status::Ok();
+}
+
+std::shared_ptr<const ContextSet> ContextHolder::current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+// --- TlsSession ---
+
+struct SslFree {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+
+struct TlsSession::State {
+  std::shared_ptr<const ContextSet> contexts;  // outlives ssl (declared first, destroyed last)
+  TlsLimits limits;
+  std::unique_ptr<SSL, SslFree> ssl;
+  std::string_view in;         // ciphertext being fed, during Receive only
+  std::string out;             // ciphertext to send
+  std::string pending_plain;   // plaintext sent before the handshake completed
+  size_t handshake_bytes = 0;
+  bool done = false;
+  bool peer_closed = false;
+  std::optional<Error> error;  // sticky
+};
+
+namespace {
+
+int BioWrite(BIO* b, const char* data, int len) {
+  BIO_clear_retry_flags(b);
+  auto* s = static_cast<TlsSession::State*>(BIO_get_data(b));
+  s->out.append(data, static_cast<size_t>(len));
+  return len;
+}
+
+int BioRead(BIO* b, char* data, int len) {
+  BIO_clear_retry_flags(b);
+  auto* s = static_cast<TlsSession::State*>(BIO_get_data(b));
+  if (s->in.empty()) {
+    BIO_set_retry_read(b);
+    return -1;
+  }
+  const size_t n = std::min(s->in.size(), static_cast<size_t>(len));
+  std::memcpy(data, s->in.data(), n);
+  s->in.remove_prefix(n);
+  return static_cast<int>(n);
+}
+
+long BioCtrl(BIO* b, int cmd, long, void*) {
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(static_cast<TlsSession::State*>(BIO_get_data(b))->in.size());
+    default:
+      return 0;
+  }
+}
+
+int BioCreate(BIO* b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+int BioDestroy(BIO*) { return 1; }
+
+const BIO_METHOD* SessionBioMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "xpra-relay tls");
+    BIO_meth_set_write(m, BioWrite);
+    BIO_meth_set_read(m, BioRead);
+    BIO_meth_set_ctrl(m, BioCtrl);
+    BIO_meth_set_create(m, BioCreate);
+    BIO_meth_set_destroy(m, BioDestroy);
+    return m;
+  }();
+  return method;
+}
+
+}  // namespace
+
+TlsSession::TlsSession(std::unique_ptr<State> state) : state_(std::move(state)) {}
+TlsSession::TlsSession(TlsSession&&) noexcept = default;
+TlsSession& TlsSession::operator=(TlsSession&&) noexcept = default;
+TlsSession::~TlsSession() = default;
+
+Expected<TlsSession> TlsSession::Accept(std::shared_ptr<const ContextSet> contexts, TlsLimits limits) {
+  if (!contexts || contexts->size() == 0) return MakeError(ErrorCode::kInternal, "TLS session without contexts");
+  auto st = std::make_unique<State>();
+  st->contexts = std::move(contexts);
+  st->limits = limits;
+  ERR_clear_error();
+  st->ssl.reset(SSL_new(st->contexts->default_context()));
+  if (!st->ssl) return MakeError(ErrorCode::kInternal, "SSL_new: " + OpenSslErrors());
+  BIO* bio = BIO_new(SessionBioMethod());
+  if (bio == nullptr) return MakeError(ErrorCode::kInternal, "BIO_new: " + OpenSslErrors());
+  BIO_set_data(bio, st.get());
+  SSL_set_bio(st->ssl.get(), bio, bio);  // one reference, owned by the SSL
+  SSL_set_accept_state(st->ssl.get());
+  return TlsSession(std::move(st));
+}
+
+namespace {
+
+// The error after an SSL call returned <= 0, or nullopt for "wants more input".
+std::optional<Error> SslFailure(SSL* ssl, int ret, const char* what) {
+  const int err = SSL_get_error(ssl, ret);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return std::nullopt;
+  std::string msg = std::string("TLS ") + what + " failed: ";
+  const long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) msg += std::string("client certificate: ") + X509_verify_cert_error_string(verify) + "; ";
+  msg += err == SSL_ERROR_SSL ? OpenSslErrors() : ("SSL error " + std::to_string(err));
+  ERR_clear_error();
+  return MakeError(ErrorCode::kMalformed, std::move(msg));
+}
+
+}  // namespace
+
+Status TlsSession::Receive(std::string_view ciphertext, std::string* plaintext) {
+  State& s = *state_;
+  if (s.error) return *s.error;
+  SSL* ssl = s.ssl.get();
+  ERR_clear_error();
+  if (!s.done) {
+    s.handshake_bytes += ciphertext.size();
+    if (s.handshake_bytes > s.limits.max_handshake_bytes) {
+      s.error = MakeError(ErrorCode::kTooLarge,
+                          "TLS handshake over " + std::to_string(s.limits.max_handshake_bytes) + " bytes");
+      return *s.error;
+    }
+  }
+  s.in = ciphertext;
+  if (!s.done) {
+    const int r = SSL_do_handshake(ssl);
+    if (r == 1) {
+      s.done = true;
+      if (!s.pending_plain.empty()) {
+        std::string pending = std::move(s.pending_plain);
+        s.pending_plain.clear();
+        if (Status st = Send(pending); !st.ok()) return st;
+      }
+    } else if (auto e = SslFailure(ssl, r, "handshake")) {
+      s.in = {};
+      s.error = std::move(e);
+      return *s.error;
+    }
+  }
+  while (s.done && !s.peer_closed) {
+    constexpr size_t kChunk = 16384;
+    const size_t old = plaintext->size();
+    plaintext->resize(old + kChunk);
+    const int r = SSL_read(ssl, plaintext->data() + old, static_cast<int>(kChunk));
+    plaintext->resize(old + static_cast<size_t>(std::max(r, 0)));
+    if (r > 0) continue;
+    if (SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN) {
+      s.peer_closed = true;
+      break;
+    }
+    if (auto e = SslFailure(ssl, r, "read")) {
+      s.in = {};
+      s.error = std::move(e);
+      return *s.error;
+    }
+    break;
+  }
+  s.in = {};
+  return Status::Ok();
+}
+
+Status TlsSession::Send(std::string_view plaintext) {
+  State& s = *state_;
+  if (s.error) return *s.error;
+  if (!s.done) {
+    s.pending_plain.append(plaintext);
+    return Status::Ok();
+  }
+  ERR_clear_error();
+  while (!plaintext.empty()) {
+    const int n = static_cast<int>(std::min<size_t>(plaintext.size(), 1u << 20));
+    const int r = SSL_write(s.ssl.get(), plaintext.data(), n);
+    if (r <= 0) {
+      auto e = SslFailure(s.ssl.get(), r, "write");
+      s.error = e ? std::move(*e) : MakeError(ErrorCode::kInternal, "TLS write wants I/O on a memory BIO");
+      return *s.error;
+    }
+    plaintext.remove_prefix(static_cast<size_t>(r));
+  }
+  return Status::Ok();
+}
+
+void TlsSession::Shutdown() {
+  State& s = *state_;
+  if (!s.done || s.error) return;
+  ERR_clear_error();
+  SSL_shutdown(s.ssl.get());
+  ERR_clear_error();
+}
+
+void TlsSession::TakeCiphertext(std::string* out) {
+  State& s = *state_;
+  if (out->empty()) {
+    out->swap(s.out);
+  } else {
+    out->append(s.out);
+  }
+  s.out.clear();
+  s.out.shrink_to_fit();  // nothing held while idle
+}
+
+size_t TlsSession::pending_ciphertext() const { return state_->out.size(); }
+bool TlsSession::handshake_done() const { return state_->done; }
+bool TlsSession::peer_closed() const { return state_->peer_closed; }
+bool TlsSession::resumed() const { return state_->done && SSL_session_reused(state_->ssl.get()) == 1; }
+SSL* TlsSession::ssl() const { return state_->ssl.get(); }
+
+std::string TlsSession::version() const { return state_->done ? SSL_get_version(state_->ssl.get()) : ""; }
+
+std::string TlsSession::cipher() const {
+  const char* c = state_->done ? SSL_get_cipher_name(state_->ssl.get()) : nullptr;
+  return c ? c : "";
+}
+
+std::string TlsSession::server_name() const {
+  const char* n = SSL_get_servername(state_->ssl.get(), TLSEXT_NAMETYPE_host_name);
+  return n ? n : "";
+}
+
+std::string TlsSession::alpn() const {
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(state_->ssl.get(), &p, &n);
+  return p ? std::string(reinterpret_cast<const char*>(p), n) : "";
+}
+
+std::string TlsSession::peer_subject() const {
+  X509* cert = SSL_get0_peer_certificate(state_->ssl.get());
+  if (cert == nullptr) return "";
+  char buf[512];
+  X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf);
+  return buf;
+}
+
+}  // namespace xr::tls
