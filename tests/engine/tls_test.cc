@@ -216,9 +216,11 @@ TEST_CASE("tls: the SNI name picks the certificate; unknown names get the first"
   REQUIRE(set.ok());
   CHECK((*set)->size() == 2);
   CHECK((*set)->names()[1] == std::vector<std::string>{"*.b.test", "b.test"});
-  for (auto [sni, cn] : std::vector<std::pair<std::string, std::string>>{
+  for (const auto& sni_cn : std::vector<std::pair<std::string, std::string>>{
            {"a.test", "a.test"}, {"WWW.B.TEST", "b.test"}, {"b.test", "b.test"}, {"x.y.b.test", "a.test"},
            {"other.test", "a.test"}, {"", "a.test"}}) {
+    const std::string& sni = sni_cn.first;
+    const std::string& cn = sni_cn.second;
     CAPTURE(sni);
     TlsSession server = NewSession(*set);
     ClientOptions co;
