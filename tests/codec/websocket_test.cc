@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "codec/http_request.h"
+#include "tests/codec/testdata/crypto/vectors.h"
 
 namespace xr::ws {
 namespace {
@@ -373,6 +374,77 @@ TEST_CASE("websocket: UTF-8 validation") {
   CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // over U+10FFFF
   CHECK_FALSE(IsValidUtf8("\xe2\x82"));          // truncated
   CHECK_FALSE(IsValidUtf8("\x80"));
+}
+
+// --- golden vectors from xpra 3.1.3's own code (tools/golden/websocket.py) ---
+
+std::string Pattern(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 7 + (i >> 8)) & 0xff);
+  return s;
+}
+
+TEST_CASE("websocket golden: the 101 response is byte for byte what xpra writes; refusals match xpra's") {
+  auto records = testing::LoadGoldenVectors("tests/codec/testdata/websocket/handshake.txt");
+  REQUIRE(records.size() == 7);
+  for (const auto& rec : records) {
+    CAPTURE(rec.raw("name_str"));
+    std::string head = "GET / HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+    if (rec.has("sec_websocket_key_str")) head += "Sec-WebSocket-Key: " + rec.raw("sec_websocket_key_str") + "\r\n";
+    if (rec.has("sec_websocket_version_str")) {
+      head += "Sec-WebSocket-Version: " + rec.raw("sec_websocket_version_str") + "\r\n";
+    }
+    if (rec.has("sec_websocket_protocol_str")) {
+      head += "Sec-WebSocket-Protocol: " + rec.raw("sec_websocket_protocol_str") + "\r\n";
+    }
+    HandshakeResult r = AcceptHandshake(ParseRequest(head + "\r\n"));
+    if (rec.num("accept_int") == 1) {
+      CHECK(r.status == 101);
+      CHECK(r.response == rec.bytes("response"));
+    } else {
+      CHECK(r.status >= 400);
+      CHECK(r.status < 500);
+    }
+  }
+}
+
+TEST_CASE("websocket golden: server frames equal xpra's; xpra's masked client frames decode") {
+  auto records = testing::LoadGoldenVectors("tests/codec/testdata/websocket/frames.txt");
+  REQUIRE(records.size() == 17);
+  const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+  std::string client_stream, want_data;
+  std::vector<std::string> want_pings;
+  for (const auto& rec : records) {
+    const auto op = static_cast<Opcode>(rec.num("opcode_int"));
+    const size_t n = static_cast<size_t>(rec.num("payload_len_int"));
+    const bool fin = rec.num("fin_int") == 1;
+    const std::string payload = Pattern(n);
+    CAPTURE(rec.raw("kind_str"));
+    CAPTURE(n);
+    if (rec.raw("kind_str") == "server") {
+      std::string ours;
+      AppendFrameHeader(op, n, &ours, fin);
+      CHECK(ours == rec.bytes("header"));
+      if (rec.has("body")) CHECK(rec.bytes("body") == payload);
+      continue;
+    }
+    std::string ours;
+    AppendMaskedFrame(op, payload, mask, &ours, fin);
+    const std::string header = rec.bytes("header");
+    CHECK(ours.substr(0, header.size()) == header);
+    if (rec.has("body")) CHECK(ours.substr(header.size()) == rec.bytes("body"));
+    client_stream += rec.has("body") ? header + rec.bytes("body") : ours;
+    if (op == Opcode::kPing) {
+      want_pings.push_back(payload);
+    } else {
+      want_data += payload;
+    }
+  }
+  Decoded d = DecodeBoth(client_stream);
+  CHECK(d.status == DecodeStatus::kOk);
+  CHECK(d.data == want_data);
+  REQUIRE(d.control.size() == want_pings.size());
+  for (size_t i = 0; i < want_pings.size(); ++i) CHECK(d.control[i].payload == want_pings[i]);
 }
 
 }  // namespace

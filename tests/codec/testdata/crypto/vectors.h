@@ -1,5 +1,6 @@
 #pragma once
-// Reader for the golden vector files written by tools/golden/crypto.py (tests only).
+// Reader for the golden vector files written by tools/golden/crypto.py and
+// tools/golden/websocket.py (tests only).
 // Records are separated by blank lines; each line is "name value"; values are hex, except
 // names ending in "_int" (decimal) and "_str" (plain text); '#' starts a comment line.
 
@@ -48,9 +49,9 @@ class CryptoRecord {
   }
 };
 
-// Loads tests/codec/testdata/crypto/<name> from the test's runfiles; throws if unreadable.
-inline std::vector<CryptoRecord> LoadCryptoVectors(const std::string& name) {
-  const std::string rel = "tests/codec/testdata/crypto/" + name;
+// Loads the golden file at `rel` (a path from the workspace root, e.g.
+// "tests/codec/testdata/websocket/frames.txt") from the test's runfiles; throws if unreadable.
+inline std::vector<CryptoRecord> LoadGoldenVectors(const std::string& rel) {
   std::ifstream in(rel);
   if (!in) {
     const char* srcdir = std::getenv("TEST_SRCDIR");
@@ -74,6 +75,11 @@ inline std::vector<CryptoRecord> LoadCryptoVectors(const std::string& name) {
   }
   if (!current.fields_.empty()) records.push_back(std::move(current));
   return records;
+}
+
+// Loads tests/codec/testdata/crypto/<name>.
+inline std::vector<CryptoRecord> LoadCryptoVectors(const std::string& name) {
+  return LoadGoldenVectors("tests/codec/testdata/crypto/" + name);
 }
 
 }  // namespace xr::testing
