@@ -497,17 +497,18 @@ Status TlsSession::Receive(std::string_view ciphertext, std::string* plaintext) 
   if (s.error) return *s.error;
   SSL* ssl = s.ssl.get();
   ERR_clear_error();
+  s.in = ciphertext;
   if (!s.done) {
     s.handshake_bytes += ciphertext.size();
-    if (s.handshake_bytes > s.limits.max_handshake_bytes) {
+    const int r = SSL_do_handshake(ssl);
+    // Bytes after the client's Finished (its first data) do not count: the bound applies only
+    // while the handshake is still unfinished.
+    if (r != 1 && s.handshake_bytes > s.limits.max_handshake_bytes) {
+      s.in = {};
       s.error = MakeError(ErrorCode::kTooLarge,
                           "TLS handshake over " + std::to_string(s.limits.max_handshake_bytes) + " bytes");
       return *s.error;
     }
-  }
-  s.in = ciphertext;
-  if (!s.done) {
-    const int r = SSL_do_handshake(ssl);
     if (r == 1) {
       s.done = true;
       if (!s.pending_plain.empty()) {

@@ -59,7 +59,9 @@ struct TlsOptions {
 extern const char kDefaultTls12Ciphers[];
 
 struct TlsLimits {
-  size_t max_handshake_bytes = 32 * 1024;  // ciphertext received before the handshake completes
+  // Ciphertext received while the handshake is unfinished (data in the same read as the
+  // client's Finished does not count).
+  size_t max_handshake_bytes = 32 * 1024;
   uint32_t handshake_timeout_ms = 10000;   // enforced by the caller's timer
 };
 

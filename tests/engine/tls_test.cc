@@ -409,7 +409,27 @@ TEST_CASE("tls: garbage after a record header fails the handshake") {
   CHECK(static_cast<uint8_t>(alert[0]) == 0x15);  // an alert record for the peer
 }
 
-TEST_CASE("tls: handshake bytes over the limit fail before OpenSSL sees them") {
+TEST_CASE("tls: data in the same read as the client's Finished does not count against the handshake bound") {
+  OneCert c;
+  TlsLimits limits;
+  limits.max_handshake_bytes = 8000;
+  TlsSession server = NewSession(c.Build(), limits);
+  Client client(c.Verified());
+  std::string plain;
+  client.Step();  // ClientHello
+  REQUIRE(server.Receive(client.TakeOutput(), &plain).ok());
+  std::string out;
+  server.TakeCiphertext(&out);
+  client.Give(out);
+  client.Step();  // client Finished
+  REQUIRE(client.done());
+  client.Write(std::string(20000, 'h'));  // its first data, in the same read
+  REQUIRE(server.Receive(client.TakeOutput(), &plain).ok());
+  CHECK(server.handshake_done());
+  CHECK(plain.size() == 20000);
+}
+
+TEST_CASE("tls: an unfinished handshake over the byte bound fails") {
   OneCert c;
   TlsLimits limits;
   limits.max_handshake_bytes = 1000;
