@@ -2,7 +2,7 @@
 // any) must be the same whether the stream arrives whole or in pieces, and whether they are
 // taken with Next() or NextView().
 //
-// Input: byte 0 = k (mod 8) split sizes, bytes 1..k = the sizes (0 counts as 1), then the stream.
+// Input: codec/fuzz_split.h.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "codec/frame_reader.h"
+#include "codec/fuzz_split.h"
 
 namespace {
 
@@ -38,7 +39,7 @@ Outcome Run(std::string_view stream, const std::vector<size_t>& sizes, bool view
   size_t pos = 0, turn = 0;
   size_t fed = 0, taken = 0;
   do {
-    size_t n = sizes.empty() ? stream.size() : std::min(sizes[turn++ % sizes.size()], stream.size() - pos);
+    size_t n = xr::fuzz::NextPiece(sizes, &turn, stream.size() - pos);
     reader.Feed(stream.substr(pos, n));
     pos += n;
     fed += n;
@@ -67,12 +68,10 @@ Outcome Run(std::string_view stream, const std::vector<size_t>& sizes, bool view
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  size_t k = data[0] % 8;
-  if (size < 1 + k) return 0;
-  std::vector<size_t> sizes;
-  for (size_t i = 0; i < k; ++i) sizes.push_back(data[1 + i] == 0 ? 1 : data[1 + i]);
-  std::string_view stream(reinterpret_cast<const char*>(data + 1 + k), size - 1 - k);
+  auto input = xr::fuzz::ParseSplitInput(data, size);
+  if (!input) return 0;
+  const std::vector<size_t>& sizes = input->sizes;
+  std::string_view stream = input->stream;
 
   Outcome whole = Run(stream, {});
   Outcome split = Run(stream, sizes);

@@ -27,13 +27,23 @@ bool IsTargetChar(char c) {
   return u >= 0x21 && u <= 0x7e;
 }
 
+}  // namespace
+
 std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
 
-}  // namespace
+bool AnyListItem(std::string_view value, const std::function<bool(std::string_view)>& f) {
+  while (true) {
+    const size_t comma = value.find(',');
+    std::string_view item = TrimOws(value.substr(0, comma));
+    if (!item.empty() && f(item)) return true;
+    if (comma == std::string_view::npos) return false;
+    value.remove_prefix(comma + 1);
+  }
+}
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -58,13 +68,7 @@ size_t Request::Count(std::string_view name) const {
 bool Request::HasToken(std::string_view name, std::string_view token) const {
   for (const Header& h : headers) {
     if (!EqualsIgnoreCase(h.name, name)) continue;
-    std::string_view rest(h.value);
-    while (true) {
-      size_t comma = rest.find(',');
-      if (EqualsIgnoreCase(TrimOws(rest.substr(0, comma)), token)) return true;
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
+    if (AnyListItem(h.value, [&](std::string_view item) { return EqualsIgnoreCase(item, token); })) return true;
   }
   return false;
 }

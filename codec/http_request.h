@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -95,5 +96,12 @@ class RequestParser {
 
 // Case-insensitive ASCII comparison.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
+// `s` without leading and trailing spaces and tabs (RFC 9110 OWS).
+std::string_view TrimOws(std::string_view s);
+
+// Calls f on each item of a comma-separated header value (OWS trimmed, empty items skipped)
+// until f returns true; true when one did.
+bool AnyListItem(std::string_view value, const std::function<bool(std::string_view)>& f);
 
 }  // namespace xr::http

@@ -1,13 +1,13 @@
 // Fuzzes RequestParser with split points from the input: the outcome (status, request, error
 // status, bytes consumed) must not depend on how the stream is cut, and limits must hold.
 //
-// Input: byte 0 = k (mod 8) split sizes, bytes 1..k = the sizes (0 counts as 1), then the stream.
-#include <algorithm>
+// Input: codec/fuzz_split.h.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 #include <vector>
 
+#include "codec/fuzz_split.h"
 #include "codec/http_request.h"
 
 namespace {
@@ -24,7 +24,7 @@ Outcome Run(std::string_view stream, const std::vector<size_t>& sizes, const xr:
   Outcome out;
   size_t pos = 0, turn = 0;
   while (true) {
-    size_t n = sizes.empty() ? stream.size() : std::min(sizes[turn++ % sizes.size()], stream.size() - pos);
+    size_t n = xr::fuzz::NextPiece(sizes, &turn, stream.size() - pos);
     size_t used = 0;
     out.status = parser.Feed(stream.substr(pos, n), &used);
     if (used > n) std::abort();
@@ -59,12 +59,10 @@ bool Same(const xr::http::Request& a, const xr::http::Request& b) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  size_t k = data[0] % 8;
-  if (size < 1 + k) return 0;
-  std::vector<size_t> sizes;
-  for (size_t i = 0; i < k; ++i) sizes.push_back(data[1 + i] == 0 ? 1 : data[1 + i]);
-  std::string_view stream(reinterpret_cast<const char*>(data + 1 + k), size - 1 - k);
+  auto input = xr::fuzz::ParseSplitInput(data, size);
+  if (!input) return 0;
+  const std::vector<size_t>& sizes = input->sizes;
+  std::string_view stream = input->stream;
   xr::http::RequestLimits limits;
   limits.max_request_line = 200;
   limits.max_header_count = 8;

@@ -24,22 +24,11 @@ bool IsKeyOf16Bytes(std::string_view key) {
   return std::string_view("AQgw").find(key[21]) != std::string_view::npos;
 }
 
-std::string_view TrimSpaces(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
+// Subprotocol names compare case-sensitively (RFC 6455 4.1), unlike HasToken.
 bool OffersProtocol(const http::Request& request, std::string_view wanted) {
   for (const http::Header& h : request.headers) {
     if (h.name != "sec-websocket-protocol") continue;
-    std::string_view rest(h.value);
-    while (true) {
-      size_t comma = rest.find(',');
-      if (TrimSpaces(rest.substr(0, comma)) == wanted) return true;
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
+    if (http::AnyListItem(h.value, [&](std::string_view item) { return item == wanted; })) return true;
   }
   return false;
 }

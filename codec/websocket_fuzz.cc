@@ -2,14 +2,14 @@
 // control frames, the final status and close code must not depend on how the bytes are cut;
 // limits hold; whatever the encoder writes, a decoder (mask not required) reads back.
 //
-// Input: byte 0 = k (mod 8) split sizes, bytes 1..k = the sizes (0 counts as 1), then the stream.
-#include <algorithm>
+// Input: codec/fuzz_split.h.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "codec/fuzz_split.h"
 #include "codec/websocket.h"
 
 namespace {
@@ -27,7 +27,7 @@ Outcome Run(std::string_view stream, const std::vector<size_t>& sizes, const xr:
   Outcome out;
   size_t pos = 0, turn = 0;
   do {
-    size_t n = sizes.empty() ? stream.size() : std::min(sizes[turn++ % sizes.size()], stream.size() - pos);
+    size_t n = xr::fuzz::NextPiece(sizes, &turn, stream.size() - pos);
     size_t used = 0;
     out.status = d.Feed(stream.substr(pos, n), &out.data, &out.control, &used);
     if (used > n) std::abort();
@@ -61,12 +61,10 @@ bool Same(const Outcome& a, const Outcome& b) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  size_t k = data[0] % 8;
-  if (size < 1 + k) return 0;
-  std::vector<size_t> sizes;
-  for (size_t i = 0; i < k; ++i) sizes.push_back(data[1 + i] == 0 ? 1 : data[1 + i]);
-  std::string_view stream(reinterpret_cast<const char*>(data + 1 + k), size - 1 - k);
+  auto input = xr::fuzz::ParseSplitInput(data, size);
+  if (!input) return 0;
+  const std::vector<size_t>& sizes = input->sizes;
+  std::string_view stream = input->stream;
   xr::ws::DecoderLimits limits;
   limits.max_frame_payload = 4096;
   limits.max_message_payload = 8192;

@@ -70,34 +70,27 @@ std::string PercentEncode(const std::string& s) {
   return out;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // True when Accept-Encoding lists `coding` with a non-zero q.
 bool Accepts(const Request& req, std::string_view coding) {
+  bool accepted = false;
   for (const Header& h : req.headers) {
     if (h.name != "accept-encoding") continue;
-    std::string_view rest(h.value);
-    while (!rest.empty()) {
-      size_t comma = rest.find(',');
-      std::string_view item = Trim(rest.substr(0, comma));
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-      size_t semi = item.find(';');
-      if (!EqualsIgnoreCase(Trim(item.substr(0, semi)), coding)) continue;
+    const bool listed = AnyListItem(h.value, [&](std::string_view item) {
+      const size_t semi = item.find(';');
+      if (!EqualsIgnoreCase(TrimOws(item.substr(0, semi)), coding)) return false;
+      accepted = true;
       if (semi == std::string_view::npos) return true;
-      std::string_view param = Trim(item.substr(semi + 1));
+      std::string_view param = TrimOws(item.substr(semi + 1));
       if (param.size() >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
-        std::string_view q = Trim(param.substr(2));
         // q=0, q=0.0, q=0.000 refuse; anything else accepts.
+        std::string_view q = TrimOws(param.substr(2));
         bool zero = !q.empty() && q[0] == '0';
         for (size_t i = 1; zero && i < q.size(); ++i) zero = q[i] == '.' || q[i] == '0';
-        return !zero;
+        accepted = !zero;
       }
       return true;
-    }
+    });
+    if (listed) return accepted;
   }
   return false;
 }
@@ -116,16 +109,10 @@ std::string EntityTag(const struct stat& st, const char* variant) {
 
 // If-None-Match (weak comparison, RFC 9110 13.1.2) lists `etag` or "*".
 bool NoneMatchHit(const std::string& header, const std::string& etag) {
-  std::string_view rest(header);
-  while (!rest.empty()) {
-    size_t comma = rest.find(',');
-    std::string_view tag = Trim(rest.substr(0, comma));
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    if (tag == "*") return true;
+  return AnyListItem(header, [&](std::string_view tag) {
     if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
-    if (tag == etag) return true;
-  }
-  return false;
+    return tag == "*" || tag == etag;
+  });
 }
 
 }  // namespace
