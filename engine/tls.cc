@@ -278,6 +278,8 @@ Expected<CtxPtr> MakeContext(const CertKeyPair& pair, const CommonSettings& s, c
   SSL_CTX_set_session_id_context(c, kSessionIdContext, sizeof kSessionIdContext - 1);
   SSL_CTX_set_timeout(c, static_cast<long>(options.session_timeout_s));
   SSL_CTX_set_num_tickets(c, static_cast<size_t>(std::max(0, options.tls13_tickets)));
+  // Resumption by tickets only: no per-client state in the server (a peer cannot fill a cache).
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   // Client certificates.
   if (s.verify != ClientVerify::kNone) {
     if (SSL_CTX_load_verify_locations(c, s.ca_file.empty() ? nullptr : s.ca_file.c_str(),

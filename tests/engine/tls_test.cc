@@ -354,6 +354,35 @@ TEST_CASE("tls: session resumption with a TLS 1.3 ticket, also across a reload")
   SSL_SESSION_free(ticket);
 }
 
+TEST_CASE("tls: TLS 1.2 session resumption by ticket (no server-side cache)") {
+  OneCert c;
+  auto set = c.Build();
+  SSL_SESSION* ticket = nullptr;
+  {
+    TlsSession server = NewSession(set);
+    ClientOptions co = c.Verified();
+    co.max_version = TLS1_2_VERSION;
+    Client client(co);
+    std::string plain;
+    REQUIRE(Pump(client, server, &plain).ok());
+    ticket = SSL_get1_session(client.ssl());
+    REQUIRE(ticket != nullptr);
+    CHECK(SSL_SESSION_has_ticket(ticket) == 1);
+    SSL_shutdown(client.ssl());
+  }
+  CHECK(SSL_CTX_sess_number(set->default_context()) == 0);  // nothing cached server-side
+  TlsSession server = NewSession(set);
+  ClientOptions co = c.Verified();
+  co.max_version = TLS1_2_VERSION;
+  co.session = ticket;
+  Client client(co);
+  std::string plain;
+  REQUIRE(Pump(client, server, &plain).ok());
+  CHECK(server.resumed());
+  CHECK(server.version() == "TLSv1.2");
+  SSL_SESSION_free(ticket);
+}
+
 TEST_CASE("tls: renegotiation is refused") {
   OneCert c;
   TlsSession server = NewSession(c.Build());
