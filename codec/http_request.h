@@ -18,6 +18,10 @@ struct RequestLimits {
   size_t max_request_line = 8192;  // bytes of the request line (CRLF and leading blank lines included) -> 414
   size_t max_header_count = 64;    // header fields -> 431
   size_t max_header_bytes = 16384; // bytes of all header lines (CRLFs included) -> 431
+  // Enforced by the connection that owns the parser (its timers and counters):
+  uint32_t head_timeout_ms = 10000;       // a request head must be complete this long after its first byte -> 408
+  uint32_t keepalive_idle_ms = 15000;     // idle time between requests on a kept-alive connection -> close
+  uint32_t max_requests_per_connection = 100;  // then "Connection: close"
 };
 
 struct Header {
