@@ -60,6 +60,7 @@ struct WebRoot {
     fs::create_symlink(b / "secret.txt", w / "evil_abs.txt");
     fs::create_symlink("../outside", w / "evildir");
     fs::create_symlink("index.html", w / "alias.html");
+    fs::create_symlink("js", w / "scripts");
     fs::create_symlink("../../../shared/jquery.js", w / "js/lib/jquery.js");
     REQUIRE(::mkfifo((w / "fifo").c_str(), 0600) == 0);
     return b;
@@ -219,6 +220,10 @@ TEST_CASE("http static: symlinks inside the root and into symlink_roots are foll
   StaticResponse r = w.Get("/alias.html");
   REQUIRE(r.status == 200);
   CHECK(ReadFd(r.file.get()) == "<html>index</html>");
+  r = w.Get("/scripts/Client.js");  // a symlinked directory inside the root
+  REQUIRE(r.status == 200);
+  CHECK(r.size == 5000);
+  CHECK(w.Get("/scripts").status == 301);
   r = w.Get("/js/lib/jquery.js");
   REQUIRE(r.status == 200);
   CHECK(ReadFd(r.file.get()) == "jquery();");
