@@ -286,6 +286,63 @@ void AppendMaskedFrame(Opcode opcode, std::string_view payload, const uint8_t ma
   for (size_t i = 0; i < payload.size(); ++i) out->push_back(static_cast<char>(payload[i] ^ mask[i & 3]));
 }
 
+// --- server stream ---
+
+ServerStream::ServerStream(StreamLimits limits) : limits_(limits), decoder_(limits.decoder) {}
+
+Status ServerStream::Fail(ErrorCode code, uint16_t close_code, std::string message) {
+  if (!close_sent_) Close(close_code, close_code == kCloseNormal ? "" : message);
+  error_ = MakeError(code, std::move(message));
+  return *error_;
+}
+
+Status ServerStream::Decode(std::string_view wire, std::string* app) {
+  if (error_) return *error_;
+  size_t used = 0;
+  control_.clear();
+  const DecodeStatus st = decoder_.Feed(wire, app, &control_, &used);
+  for (const ControlFrame& f : control_) {
+    if (f.opcode == Opcode::kPing && !close_sent_) {
+      AppendPong(f.payload, &own_);
+      if (own_.size() > limits_.max_pending_control) {
+        return Fail(ErrorCode::kTooLarge, kClosePolicyViolation, "websocket: pings faster than pongs are sent");
+      }
+    } else if (f.opcode == Opcode::kClose) {
+      std::string msg = "the client closed the WebSocket (code " + std::to_string(f.close_code);
+      if (!f.close_reason.empty()) msg += ": " + f.close_reason;
+      msg += ")";
+      // Echo the code (RFC 6455 5.5.1); "no status" is answered with a normal close.
+      const uint16_t reply = f.close_code == kCloseNoStatus ? uint16_t{kCloseNormal} : f.close_code;
+      if (!close_sent_) Close(reply, "");
+      error_ = MakeError(ErrorCode::kIo, std::move(msg));
+      return *error_;
+    }
+  }
+  if (st == DecodeStatus::kError) {
+    const uint16_t code = decoder_.error_code();
+    return Fail(code == kCloseTooBig ? ErrorCode::kTooLarge : ErrorCode::kMalformed, code,
+                "websocket: " + decoder_.error_reason());
+  }
+  return Status::Ok();
+}
+
+void ServerStream::Encode(std::string_view app, std::string* wire) {
+  if (close_sent_) return;
+  AppendBinaryFrame(app, wire);
+}
+
+std::string ServerStream::TakeOwnOutput() {
+  std::string out;
+  out.swap(own_);
+  return out;
+}
+
+void ServerStream::Close(uint16_t code, std::string_view reason) {
+  if (close_sent_) return;
+  AppendClose(code, reason, &own_);
+  close_sent_ = true;
+}
+
 bool IsValidUtf8(std::string_view s) {
   const auto* p = reinterpret_cast<const uint8_t*>(s.data());
   size_t i = 0, n = s.size();

@@ -7,10 +7,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "codec/http_request.h"
 
 namespace xr::ws {
@@ -132,6 +134,52 @@ void AppendClose(uint16_t code, std::string_view reason, std::string* out);
 // A client frame (masked with `mask`), for tests and the bench client.
 void AppendMaskedFrame(Opcode opcode, std::string_view payload, const uint8_t mask[4], std::string* out,
                        bool fin = true);
+
+// --- a server-side stream: the decoder and encoder with xpra's control-frame behaviour ---
+
+struct StreamLimits {
+  DecoderLimits decoder;
+  // Control output (pongs) waiting for TakeOwnOutput(); over it the client is pinging faster
+  // than it reads: close 1008 (policy violation).
+  size_t max_pending_control = 16 * 1024;
+};
+
+// What a relay leg needs from WebSocket, shaped like a transport: wire bytes in, application
+// bytes out; application bytes in, one binary frame out; control frames the stream answers on
+// its own collected for TakeOwnOutput(). Pings are answered with pongs carrying the same
+// payload, pongs ignored, text frames taken as binary (as xpra's protocol.py does).
+class ServerStream {
+ public:
+  explicit ServerStream(StreamLimits limits = {});
+
+  // Decodes bytes received from the client, appending data payload to *app. When the client
+  // sends a close frame: the close reply (same code) is queued and an error says
+  // "the client closed the WebSocket (code N: reason)". A protocol violation queues a close
+  // with its code (1002, 1007, 1008 or 1009) and returns the error. After either, every call
+  // returns the same error and nothing more is queued.
+  Status Decode(std::string_view wire, std::string* app);
+
+  // Appends one unmasked binary frame carrying `app` to *wire (nothing after a close).
+  void Encode(std::string_view app, std::string* wire);
+
+  // The control frames to send now (pongs, a close), moved out.
+  std::string TakeOwnOutput();
+
+  // Queues a close frame (relay shutdown, a server error) unless one was sent.
+  void Close(uint16_t code, std::string_view reason);
+
+  bool close_sent() const { return close_sent_; }
+
+ private:
+  Status Fail(ErrorCode code, uint16_t close_code, std::string message);
+
+  StreamLimits limits_;
+  Decoder decoder_;
+  std::string own_;
+  std::vector<ControlFrame> control_;
+  bool close_sent_ = false;
+  std::optional<Error> error_;
+};
 
 // True when `s` is well-formed UTF-8 (no overlongs, surrogates or code points over U+10FFFF).
 bool IsValidUtf8(std::string_view s);

@@ -84,5 +84,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Outcome back = Run(enc, {}, loose);
     if (back.status != xr::ws::DecodeStatus::kOk || back.data != whole.data) std::abort();
   }
+  // The server stream agrees with the decoder, and what it sends on its own (pongs, a close)
+  // is well-formed server frames.
+  xr::ws::StreamLimits stream_limits;
+  stream_limits.decoder = limits;
+  stream_limits.max_pending_control = 1u << 30;
+  xr::ws::ServerStream server(stream_limits);
+  std::string app;
+  xr::Status st = server.Decode(stream, &app);
+  if (st.ok() != (whole.status == xr::ws::DecodeStatus::kOk)) std::abort();
+  if (st.ok() && app != whole.data) std::abort();
+  if (server.close_sent() == st.ok()) std::abort();
+  xr::ws::DecoderLimits loose;
+  loose.require_mask = false;
+  Outcome own = Run(server.TakeOwnOutput(), {}, loose);
+  if (own.status == xr::ws::DecodeStatus::kError) std::abort();
   return 0;
 }

@@ -376,6 +376,120 @@ TEST_CASE("websocket: UTF-8 validation") {
   CHECK_FALSE(IsValidUtf8("\x80"));
 }
 
+// --- server stream ---
+
+std::string ServerCloseFrame(uint16_t code, std::string_view reason = {}) {
+  std::string out;
+  AppendClose(code, reason, &out);
+  return out;
+}
+
+TEST_CASE("websocket stream: data out, pings answered, pongs ignored, whole and byte by byte") {
+  const std::string in = Masked(Opcode::kBinary, "P\x01" "abc") + Masked(Opcode::kPing, "p1") +
+                         Masked(Opcode::kPong, "ignored") + Masked(Opcode::kBinary, "def", false) +
+                         Masked(Opcode::kPing, "p2") + Masked(Opcode::kContinuation, "ghi");
+  for (size_t step : {in.size(), size_t{1}, size_t{5}}) {
+    CAPTURE(step);
+    ServerStream stream;
+    std::string app, own;
+    for (size_t pos = 0; pos < in.size(); pos += step) {
+      REQUIRE(stream.Decode(std::string_view(in).substr(pos, step), &app).ok());
+      own += stream.TakeOwnOutput();
+    }
+    CHECK(app == "P\x01" "abcdefghi");
+    std::string pongs;
+    AppendPong("p1", &pongs);
+    AppendPong("p2", &pongs);
+    CHECK(own == pongs);
+  }
+}
+
+TEST_CASE("websocket stream: Encode makes one binary frame") {
+  ServerStream stream;
+  std::string wire = "x";
+  stream.Encode("hello", &wire);
+  CHECK(wire == "x\x82\x05hello");
+}
+
+TEST_CASE("websocket stream: a close from the client is echoed and ends the stream") {
+  ServerStream stream;
+  std::string app;
+  Status st = stream.Decode(Masked(Opcode::kClose, "\x03\xe9" "bye") + Masked(Opcode::kBinary, "late"), &app);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().message == "the client closed the WebSocket (code 1001: bye)");
+  CHECK(stream.TakeOwnOutput() == ServerCloseFrame(1001));
+  CHECK(stream.close_sent());
+  CHECK(app.empty());
+  // Sticky, and nothing more is sent.
+  CHECK_FALSE(stream.Decode(Masked(Opcode::kPing, "x"), &app).ok());
+  CHECK(stream.TakeOwnOutput().empty());
+  std::string wire;
+  stream.Encode("data", &wire);
+  CHECK(wire.empty());
+}
+
+TEST_CASE("websocket stream: a close without a code is answered with 1000") {
+  ServerStream stream;
+  std::string app;
+  CHECK_FALSE(stream.Decode(Masked(Opcode::kClose, ""), &app).ok());
+  CHECK(stream.TakeOwnOutput() == ServerCloseFrame(kCloseNormal));
+}
+
+TEST_CASE("websocket stream: a protocol violation sends close 1002 and fails") {
+  ServerStream stream;
+  std::string app;
+  Status st = stream.Decode("\x82\x03" "abc", &app);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().code == ErrorCode::kMalformed);
+  CHECK(st.error().message == "websocket: unmasked client frame");
+  CHECK(stream.TakeOwnOutput() == ServerCloseFrame(kCloseProtocolError, "websocket: unmasked client frame"));
+}
+
+TEST_CASE("websocket stream: an oversized frame sends close 1009") {
+  StreamLimits limits;
+  limits.decoder.max_frame_payload = 100;
+  ServerStream stream(limits);
+  std::string app;
+  Status st = stream.Decode(Masked(Opcode::kBinary, std::string(101, 'x')), &app);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().code == ErrorCode::kTooLarge);
+  const std::string own = stream.TakeOwnOutput();
+  REQUIRE(own.size() >= 4);
+  CHECK(static_cast<uint8_t>(own[0]) == 0x88);  // FIN + close
+  CHECK(own.substr(2, 2) == "\x03\xf1");          // 1009
+}
+
+TEST_CASE("websocket stream: pings faster than pongs are taken -> close 1008") {
+  StreamLimits limits;
+  limits.max_pending_control = 200;
+  std::string pings;
+  for (int i = 0; i < 10; ++i) pings += Masked(Opcode::kPing, std::string(50, 'p'));
+  {
+    ServerStream stream(limits);  // taken after every ping: fine
+    std::string app;
+    for (int i = 0; i < 10; ++i) {
+      REQUIRE(stream.Decode(Masked(Opcode::kPing, std::string(50, 'p')), &app).ok());
+      CHECK(stream.TakeOwnOutput().size() == 52);
+    }
+  }
+  ServerStream stream(limits);  // all in one read: over the bound
+  std::string app;
+  Status st = stream.Decode(pings, &app);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().code == ErrorCode::kTooLarge);
+  CHECK(stream.close_sent());
+}
+
+TEST_CASE("websocket stream: Close from the relay is sent once and stops Encode") {
+  ServerStream stream;
+  stream.Close(kCloseGoingAway, "relay shutting down");
+  stream.Close(kCloseNormal, "again");
+  CHECK(stream.TakeOwnOutput() == ServerCloseFrame(kCloseGoingAway, "relay shutting down"));
+  std::string wire;
+  stream.Encode("x", &wire);
+  CHECK(wire.empty());
+}
+
 // --- golden vectors from xpra 3.1.3's own code (tools/golden/websocket.py) ---
 
 std::string Pattern(size_t n) {
