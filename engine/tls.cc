@@ -397,9 +397,9 @@ struct TlsSession::State {
   std::string out;             // ciphertext to send
   std::string pending_plain;   // plaintext sent before the handshake completed
   size_t handshake_bytes = 0;
-  bool done = false;
-  bool peer_closed = false;
-  std::optional<Error> error;  // sticky
+  enum class Phase : uint8_t { kHandshaking, kEstablished, kPeerClosed } phase = Phase::kHandshaking;
+  std::optional<Error> error;  // sticky, in any phase
+  bool done() const { return phase != Phase::kHandshaking; }
 };
 
 namespace {
@@ -500,7 +500,7 @@ Status TlsSession::Receive(std::string_view ciphertext, std::string* plaintext) 
   SSL* ssl = s.ssl.get();
   ERR_clear_error();
   s.in = ciphertext;
-  if (!s.done) {
+  if (!s.done()) {
     s.handshake_bytes += ciphertext.size();
     const int r = SSL_do_handshake(ssl);
     // Bytes after the client's Finished (its first data) do not count: the bound applies only
@@ -512,7 +512,7 @@ Status TlsSession::Receive(std::string_view ciphertext, std::string* plaintext) 
       return *s.error;
     }
     if (r == 1) {
-      s.done = true;
+      s.phase = State::Phase::kEstablished;
       if (!s.pending_plain.empty()) {
         std::string pending = std::move(s.pending_plain);
         s.pending_plain.clear();
@@ -524,7 +524,7 @@ Status TlsSession::Receive(std::string_view ciphertext, std::string* plaintext) 
       return *s.error;
     }
   }
-  while (s.done && !s.peer_closed) {
+  while (s.phase == State::Phase::kEstablished) {
     constexpr size_t kChunk = 16384;
     const size_t old = plaintext->size();
     plaintext->resize(old + kChunk);
@@ -532,7 +532,7 @@ Status TlsSession::Receive(std::string_view ciphertext, std::string* plaintext) 
     plaintext->resize(old + static_cast<size_t>(std::max(r, 0)));
     if (r > 0) continue;
     if (SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN) {
-      s.peer_closed = true;
+      s.phase = State::Phase::kPeerClosed;
       break;
     }
     if (auto e = SslFailure(ssl, r, "read")) {
@@ -549,7 +549,7 @@ Status TlsSession::Receive(std::string_view ciphertext, std::string* plaintext) 
 Status TlsSession::Send(std::string_view plaintext) {
   State& s = *state_;
   if (s.error) return *s.error;
-  if (!s.done) {
+  if (!s.done()) {
     s.pending_plain.append(plaintext);
     return Status::Ok();
   }
@@ -569,7 +569,7 @@ Status TlsSession::Send(std::string_view plaintext) {
 
 void TlsSession::Shutdown() {
   State& s = *state_;
-  if (!s.done || s.error) return;
+  if (!s.done() || s.error) return;
   ERR_clear_error();
   SSL_shutdown(s.ssl.get());
   ERR_clear_error();
@@ -587,15 +587,15 @@ void TlsSession::TakeCiphertext(std::string* out) {
 }
 
 size_t TlsSession::pending_ciphertext() const { return state_->out.size(); }
-bool TlsSession::handshake_done() const { return state_->done; }
-bool TlsSession::peer_closed() const { return state_->peer_closed; }
-bool TlsSession::resumed() const { return state_->done && SSL_session_reused(state_->ssl.get()) == 1; }
+bool TlsSession::handshake_done() const { return state_->done(); }
+bool TlsSession::peer_closed() const { return state_->phase == State::Phase::kPeerClosed; }
+bool TlsSession::resumed() const { return state_->done() && SSL_session_reused(state_->ssl.get()) == 1; }
 SSL* TlsSession::ssl() const { return state_->ssl.get(); }
 
-std::string TlsSession::version() const { return state_->done ? SSL_get_version(state_->ssl.get()) : ""; }
+std::string TlsSession::version() const { return state_->done() ? SSL_get_version(state_->ssl.get()) : ""; }
 
 std::string TlsSession::cipher() const {
-  const char* c = state_->done ? SSL_get_cipher_name(state_->ssl.get()) : nullptr;
+  const char* c = state_->done() ? SSL_get_cipher_name(state_->ssl.get()) : nullptr;
   return c ? c : "";
 }
 
