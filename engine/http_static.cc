@@ -239,8 +239,10 @@ StaticResponse StaticSite::Serve(const Request& req, time_t now) const {
     return std::move(r);
   };
   const bool head_only = req.method == "HEAD";
-  if (req.method != "GET" && !head_only) return fail(405, "Allow: GET, HEAD\r\n");
-  if (req.content_length.value_or(0) > 0) return fail(413, {}, false);  // no bodies read here
+  // No body is ever read here: after a request with one, the connection cannot go on.
+  const bool has_body = req.content_length.value_or(0) > 0;
+  if (req.method != "GET" && !head_only) return fail(405, "Allow: GET, HEAD\r\n", !has_body);
+  if (has_body) return fail(413, {}, false);
   if (req.target.size() > options_.max_target_bytes) return fail(414, {}, false);
   std::string_view path(req.target);
   path = path.substr(0, path.find_first_of("?#"));

@@ -160,6 +160,14 @@ TEST_CASE("http static: other methods get 405 with Allow") {
   }
 }
 
+TEST_CASE("http static: 405 for a request with a body closes the connection") {
+  WebRoot w;
+  StaticResponse r = w.Get("/index.html", "Content-Length: 5\r\n", "POST");
+  CHECK(r.status == 405);
+  CHECK_FALSE(r.keep_alive);
+  CHECK(w.Get("/index.html", "", "POST").keep_alive);
+}
+
 TEST_CASE("http static: a request body is refused and closes the connection") {
   WebRoot w;
   StaticResponse r = w.Get("/index.html", "Content-Length: 5\r\n");
