@@ -197,7 +197,12 @@ DecodeStatus Decoder::Feed(std::string_view bytes, std::string* data, std::vecto
           default:
             return Fail(kCloseProtocolError, "reserved opcode");
         }
-        if (limits_.require_mask && !masked_) return Fail(kCloseProtocolError, "unmasked client frame");
+        if (limits_.mask == MaskPolicy::kRequired && !masked_) return Fail(kCloseProtocolError, "unmasked client frame");
+        if (limits_.mask == MaskPolicy::kConsistent) {
+          const StreamMask m = masked_ ? StreamMask::kMasked : StreamMask::kUnmasked;
+          if (stream_mask_ == StreamMask::kUnknown) stream_mask_ = m;
+          if (stream_mask_ != m) return Fail(kCloseProtocolError, "client frames switch between masked and unmasked");
+        }
         if (IsControl(opcode_)) {
           if (!fin_) return Fail(kCloseProtocolError, "fragmented control frame");
           if (len7 > kMaxControlPayload) return Fail(kCloseProtocolError, "control frame over 125 bytes");

@@ -58,12 +58,22 @@ HandshakeResult AcceptHandshake(const http::Request& request, const HandshakeOpt
 
 // --- frames ---
 
+// Which client frames may be unmasked. RFC 6455 5.1 wants every client frame masked, and
+// browsers always mask; but xpra 3.1.3's own client sends unmasked frames
+// (net/websockets/protocol.py:35, :101: XPRA_WEBSOCKET_MASK defaults to False) and xpra's
+// server accepts both.
+enum class MaskPolicy : uint8_t {
+  kRequired,    // RFC 6455: an unmasked client frame -> close 1002 (refuses stock xpra clients)
+  kConsistent,  // the first frame decides: all masked (browsers) or all unmasked (xpra's client)
+  kAny,         // as xpra's server: masked or not, frame by frame
+};
+
 struct DecoderLimits {
   // Largest payload of one frame and of one (fragmented) message; over it -> close 1009.
   // xpra's own packet bound is 16 MiB + its 8-byte header (codec/frame_reader.h FrameLimits).
   uint64_t max_frame_payload = (16u << 20) + 4096;
   uint64_t max_message_payload = (16u << 20) + 4096;
-  bool require_mask = true;  // client frames must be masked (RFC 6455 5.1); xpra does not check
+  MaskPolicy mask = MaskPolicy::kConsistent;
 };
 
 // A control frame received, complete (payload <= 125 bytes).
@@ -115,6 +125,7 @@ class Decoder {
   uint64_t remaining_ = 0;  // payload bytes of the current frame still to come
   uint64_t mask_pos_ = 0;   // payload bytes of the current frame already unmasked
   bool in_message_ = false;
+  enum class StreamMask : uint8_t { kUnknown, kMasked, kUnmasked } stream_mask_ = StreamMask::kUnknown;
   uint64_t message_bytes_ = 0;
   std::string control_payload_;
   uint16_t error_code_ = 0;

@@ -80,7 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (c.opcode == xr::ws::Opcode::kPing) xr::ws::AppendPong(c.payload, &enc);
     }
     xr::ws::DecoderLimits loose;
-    loose.require_mask = false;
+    loose.mask = xr::ws::MaskPolicy::kAny;
     Outcome back = Run(enc, {}, loose);
     if (back.status != xr::ws::DecodeStatus::kOk || back.data != whole.data) std::abort();
   }
@@ -96,7 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (st.ok() && app != whole.data) std::abort();
   if (server.close_sent() == st.ok()) std::abort();
   xr::ws::DecoderLimits loose;
-  loose.require_mask = false;
+  loose.mask = xr::ws::MaskPolicy::kAny;
   Outcome own = Run(server.TakeOwnOutput(), {}, loose);
   if (own.status == xr::ws::DecodeStatus::kError) std::abort();
   return 0;

@@ -246,14 +246,26 @@ TEST_CASE("websocket decoder: close without payload is code 1005") {
   CHECK(d.control[0].close_code == kCloseNoStatus);
 }
 
-TEST_CASE("websocket decoder: unmasked frames accepted only when the mask is not required") {
-  DecoderLimits lax;
-  lax.require_mask = false;
-  CHECK(DecodeBoth("\x82\x03" "abc"s, lax).data == "abc");
+TEST_CASE("websocket decoder: unmasked frames (xpra's own client) accepted by default and by kAny") {
+  CHECK(DecodeBoth("\x82\x03" "abc" "\x82\x01" "d"s).data == "abcd");
+  DecoderLimits any;
+  any.mask = MaskPolicy::kAny;
+  CHECK(DecodeBoth("\x82\x03" "abc"s + Masked(Opcode::kBinary, "d") + "\x82\x01" "e"s, any).data == "abcde");
 }
 
 // --- malformed frames: one test each, whole and byte by byte ---
-TEST_CASE("websocket decoder: unmasked client frame -> 1002") { ExpectFail("\x82\x03" "abc"s, kCloseProtocolError); }
+TEST_CASE("websocket decoder: unmasked client frame with MaskPolicy::kRequired -> 1002") {
+  DecoderLimits strict;
+  strict.mask = MaskPolicy::kRequired;
+  ExpectFail("\x82\x03" "abc"s, kCloseProtocolError, strict);
+  CHECK(DecodeBoth(Masked(Opcode::kBinary, "abc"), strict).data == "abc");
+}
+TEST_CASE("websocket decoder: masked then unmasked -> 1002") {
+  ExpectFail(Masked(Opcode::kBinary, "a") + "\x82\x01" "b"s, kCloseProtocolError);
+}
+TEST_CASE("websocket decoder: unmasked then masked -> 1002") {
+  ExpectFail("\x82\x01" "b"s + Masked(Opcode::kPing, "p"), kCloseProtocolError);
+}
 TEST_CASE("websocket decoder: RSV1 set -> 1002") { ExpectFail("\xc2\x80" "abcd"s, kCloseProtocolError); }
 TEST_CASE("websocket decoder: RSV2 set -> 1002") { ExpectFail("\xa2\x80" "abcd"s, kCloseProtocolError); }
 TEST_CASE("websocket decoder: RSV3 set -> 1002") { ExpectFail("\x92\x80" "abcd"s, kCloseProtocolError); }
@@ -312,7 +324,7 @@ TEST_CASE("websocket decoder: errors are sticky") {
   std::string data;
   std::vector<ControlFrame> control;
   size_t used = 0;
-  REQUIRE(d.Feed("\x82\x01x"s, &data, &control, &used) == DecodeStatus::kError);
+  REQUIRE(d.Feed("\xc2\x81" "abcdx"s, &data, &control, &used) == DecodeStatus::kError);
   CHECK(d.Feed(Masked(Opcode::kBinary, "ok"), &data, &control, &used) == DecodeStatus::kError);
   CHECK(data.empty());
 }
@@ -343,7 +355,7 @@ TEST_CASE("websocket encoder: frames read back by a decoder that accepts unmaske
   AppendPong("pp", &out);
   AppendClose(kCloseTooBig, "too big", &out);
   DecoderLimits lax;
-  lax.require_mask = false;
+  lax.mask = MaskPolicy::kAny;
   Decoded d = DecodeBoth(out, lax);
   CHECK(d.status == DecodeStatus::kClosed);
   CHECK(d.data == std::string(70000, 'q'));
@@ -438,11 +450,11 @@ TEST_CASE("websocket stream: a close without a code is answered with 1000") {
 TEST_CASE("websocket stream: a protocol violation sends close 1002 and fails") {
   ServerStream stream;
   std::string app;
-  Status st = stream.Decode("\x82\x03" "abc", &app);
+  Status st = stream.Decode("\xc2\x83" "abcdxyz", &app);  // RSV1 without an extension
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().code == ErrorCode::kMalformed);
-  CHECK(st.error().message == "websocket: unmasked client frame");
-  CHECK(stream.TakeOwnOutput() == ServerCloseFrame(kCloseProtocolError, "websocket: unmasked client frame"));
+  CHECK(st.error().message == "websocket: reserved bits set");
+  CHECK(stream.TakeOwnOutput() == ServerCloseFrame(kCloseProtocolError, "websocket: reserved bits set"));
 }
 
 TEST_CASE("websocket stream: an oversized frame sends close 1009") {
@@ -522,11 +534,12 @@ TEST_CASE("websocket golden: the 101 response is byte for byte what xpra writes;
   }
 }
 
-TEST_CASE("websocket golden: server frames equal xpra's; xpra's masked client frames decode") {
+TEST_CASE("websocket golden: server frames equal xpra's; xpra's client frames decode, masked or (its default) not") {
   auto records = testing::LoadGoldenVectors("tests/codec/testdata/websocket/frames.txt");
-  REQUIRE(records.size() == 17);
+  REQUIRE(records.size() == 20);
   const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
   std::string client_stream, want_data;
+  std::string default_stream, want_default;
   std::vector<std::string> want_pings;
   for (const auto& rec : records) {
     const auto op = static_cast<Opcode>(rec.num("opcode_int"));
@@ -540,6 +553,13 @@ TEST_CASE("websocket golden: server frames equal xpra's; xpra's masked client fr
       AppendFrameHeader(op, n, &ours, fin);
       CHECK(ours == rec.bytes("header"));
       if (rec.has("body")) CHECK(rec.bytes("body") == payload);
+      continue;
+    }
+    if (rec.raw("kind_str") == "client_default") {
+      // What xpra 3.1.3's own client sends by default: unmasked (XPRA_WEBSOCKET_MASK=False).
+      CHECK(rec.num("masked_int") == 0);
+      default_stream += rec.bytes("header") + (rec.has("body") ? rec.bytes("body") : payload);
+      want_default += payload;
       continue;
     }
     std::string ours;
@@ -559,6 +579,13 @@ TEST_CASE("websocket golden: server frames equal xpra's; xpra's masked client fr
   CHECK(d.data == want_data);
   REQUIRE(d.control.size() == want_pings.size());
   for (size_t i = 0; i < want_pings.size(); ++i) CHECK(d.control[i].payload == want_pings[i]);
+  // The default policy lets xpra's own client in; the RFC's strict one would not.
+  Decoded xpra_client = DecodeBoth(default_stream);
+  CHECK(xpra_client.status == DecodeStatus::kOk);
+  CHECK(xpra_client.data == want_default);
+  DecoderLimits strict;
+  strict.mask = MaskPolicy::kRequired;
+  CHECK(Decode(default_stream, 0, strict).status == DecodeStatus::kError);
 }
 
 }  // namespace

@@ -16,7 +16,9 @@ Which xpra code produces what:
                  (net/websockets/header.py, as protocol.py make_wsframe_header / _process_ws_ping
                  send them); client frames: encode_hybi_header(op, len, has_mask=True) + mask +
                  hybi_mask(mask, payload) (the masking path of make_wsframe_header), each checked
-                 by xpra's decode_hybi() to give back (opcode, payload, fin)
+                 by xpra's decode_hybi() to give back (opcode, payload, fin); and "client_default"
+                 frames as xpra's own client sends them by default: make_wsframe_header() with
+                 ws_mask = protocol.MASK (XPRA_WEBSOCKET_MASK, default False: unmasked)
 """
 
 import io
@@ -29,6 +31,7 @@ if os.getcwd().startswith("/usr/lib/python3/dist-packages/xpra"):
 from xpra.net.websockets.handler import WebSocketRequestHandler  # noqa: E402
 from xpra.net.websockets.header import encode_hybi_header, decode_hybi  # noqa: E402
 from xpra.codecs.xor.cyxor import hybi_mask  # noqa: E402
+from xpra.net.websockets.protocol import MASK  # noqa: E402
 
 
 class FakeRequest:
@@ -106,6 +109,18 @@ def frame_records():
         assert opcode == op and bytes(back) == data and length == len(frame) and dfin == fin
         hlen = length - n
         out.append(record("client", op, fin, n, frame[:hlen], frame[hlen:]))
+    # xpra's client by default (WebSocketProtocol.make_wsframe_header with ws_mask = MASK).
+    for n in (5, 300, 70000):
+        data = payload(n)
+        header = encode_hybi_header(2, n, MASK)
+        body = data
+        if MASK:
+            header += mask
+            body = bytes(hybi_mask(mask, data))
+        frame = header + body
+        opcode, back, length, fin = decode_hybi(frame)
+        assert opcode == 2 and bytes(back) == data and length == len(frame) and fin
+        out.append(record("client_default", 2, True, n, header, body) + "\nmasked_int %i" % int(bool(MASK)))
     return out
 
 
