@@ -33,6 +33,25 @@ bool OffersProtocol(const http::Request& request, std::string_view wanted) {
   return false;
 }
 
+// The Origin check of HandshakeOptions (true: allowed).
+bool OriginAllowed(const http::Request& request, const HandshakeOptions& options) {
+  if (!options.same_origin && options.allowed_origins.empty()) return true;
+  const std::string* origin = request.Find("origin");
+  if (origin == nullptr) return true;  // not a browser
+  if (request.Count("origin") != 1) return false;
+  for (const std::string& allowed : options.allowed_origins) {
+    if (http::EqualsIgnoreCase(*origin, allowed)) return true;
+  }
+  if (options.same_origin) {
+    const std::string* host = request.Find("host");
+    const size_t sep = origin->find("://");
+    if (host != nullptr && sep != std::string::npos && http::EqualsIgnoreCase(origin->substr(sep + 3), *host)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 HandshakeResult Refuse(int status, const char* reason, std::string_view extra_headers = {}) {
   HandshakeResult r;
   r.status = status;
@@ -74,6 +93,7 @@ HandshakeResult AcceptHandshake(const http::Request& request, const HandshakeOpt
   if (key == nullptr || request.Count("sec-websocket-key") != 1 || !IsKeyOf16Bytes(*key)) {
     return Refuse(400, "missing or malformed Sec-WebSocket-Key");
   }
+  if (!OriginAllowed(request, options)) return Refuse(403, "websocket Origin not allowed");
   const bool binary = OffersProtocol(request, "binary");
   if (!binary && options.require_binary_protocol) return Refuse(403, "client does not offer the 'binary' subprotocol");
   HandshakeResult r;

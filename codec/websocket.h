@@ -38,6 +38,14 @@ struct HandshakeOptions {
   // xpra refuses a client that does not offer "binary" (net/websockets/handler.py:43-45);
   // false: accept it and answer without Sec-WebSocket-Protocol.
   bool require_binary_protocol = true;
+  // Cross-site WebSocket hijacking: a page on another site can make a visitor's browser open a
+  // WebSocket to the relay, carrying that browser's ambient credentials (a client
+  // certificate, an address-based `allow`). Browsers always send Origin; other clients (xpra's
+  // own) send none, and a request without one is never refused here. With either check on,
+  // an Origin must be listed in allowed_origins (exact "scheme://host[:port]", any case) or,
+  // with same_origin, name the request's Host; otherwise 403. xpra 3.1.3 checks neither.
+  bool same_origin = false;
+  std::vector<std::string> allowed_origins;
 };
 
 struct HandshakeResult {

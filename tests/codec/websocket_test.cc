@@ -126,6 +126,34 @@ TEST_CASE("websocket: missing Connection: upgrade is 400") {
   CHECK(AcceptHandshake(ParseRequest(head)).status == 400);
 }
 
+TEST_CASE("websocket: Origin checks are off by default (as in xpra)") {
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("Origin: https://evil.example\r\n"))).status == 101);
+}
+
+TEST_CASE("websocket: same_origin: the Origin must name the Host") {
+  HandshakeOptions o;
+  o.same_origin = true;
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("Origin: https://relay:443\r\n")), o).status == 101);
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("Origin: https://RELAY:443\r\n")), o).status == 101);
+  HandshakeResult r = AcceptHandshake(ParseRequest(UpgradeHead("Origin: https://evil.example\r\n")), o);
+  CHECK(r.status == 403);
+  CHECK(r.reason == "websocket Origin not allowed");
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("Origin: null\r\n")), o).status == 403);
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("Origin: https://relay\r\n")), o).status == 403);  // port differs
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("Origin: https://relay:443\r\nOrigin: https://relay:443\r\n")), o)
+            .status == 403);
+  // No Origin: not a browser (xpra's own client sends none).
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("")), o).status == 101);
+}
+
+TEST_CASE("websocket: allowed_origins lists the pages that may connect") {
+  HandshakeOptions o;
+  o.allowed_origins = {"https://portal.example"};
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("Origin: https://portal.example\r\n")), o).status == 101);
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("Origin: https://relay:443\r\n")), o).status == 403);
+  CHECK(AcceptHandshake(ParseRequest(UpgradeHead("Origin: https://portal.example.evil\r\n")), o).status == 403);
+}
+
 TEST_CASE("websocket: error responses say nothing of the request") {
   HandshakeResult r = AcceptHandshake(ParseRequest(UpgradeHead("", "secret-proto")));
   CHECK(r.response.find("secret") == std::string::npos);
