@@ -12,7 +12,9 @@
 #include <cctype>
 #include <optional>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 namespace xr::tls {
@@ -96,6 +98,12 @@ std::vector<std::string> CertificateNames(X509* cert) {
     }
   }
   return names;
+}
+
+time_t AsnTime(const ASN1_TIME* t) {
+  struct tm tm = {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
+  return timegm(&tm);
 }
 
 bool NameMatches(std::string_view pattern, std::string_view host) {
@@ -182,7 +190,7 @@ Status ParseProtocols(std::string_view spec, int* min_version, int* max_version)
 
 struct ContextSet::Entry {
   CtxPtr ctx;
-  std::vector<std::string> names;
+  CertificateInfo info;
 };
 
 ContextSet::ContextSet() = default;
@@ -194,7 +202,7 @@ SSL_CTX* ContextSet::ContextFor(std::string_view host) const {
   std::string h = Lower(host);
   while (!h.empty() && h.back() == '.') h.pop_back();
   for (const auto& e : entries_) {
-    for (const std::string& n : e->names) {
+    for (const std::string& n : e->info.names) {
       if (NameMatches(n, h)) return e->ctx.get();
     }
   }
@@ -203,7 +211,13 @@ SSL_CTX* ContextSet::ContextFor(std::string_view host) const {
 
 std::vector<std::vector<std::string>> ContextSet::names() const {
   std::vector<std::vector<std::string>> out;
-  for (const auto& e : entries_) out.push_back(e->names);
+  for (const auto& e : entries_) out.push_back(e->info.names);
+  return out;
+}
+
+std::vector<CertificateInfo> ContextSet::certificates() const {
+  std::vector<CertificateInfo> out;
+  for (const auto& e : entries_) out.push_back(e->info);
   return out;
 }
 
@@ -344,7 +358,22 @@ Expected<std::shared_ptr<const ContextSet>> ContextSet::Build(const TlsOptions& 
     auto ctx = MakeContext(pair, s, options, &set->alpn_wire_, set.get());
     if (!ctx.ok()) return ctx.error();
     auto e = std::make_unique<Entry>();
-    e->names = CertificateNames(SSL_CTX_get0_certificate(ctx->get()));
+    X509* cert = SSL_CTX_get0_certificate(ctx->get());
+    e->info.cert_file = pair.cert_file;
+    e->info.key_file = pair.key_file.empty() ? pair.cert_file : pair.key_file;
+    e->info.names = CertificateNames(cert);
+    e->info.not_after = AsnTime(X509_get0_notAfter(cert));
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
+      set->warnings_.push_back("TLS certificate " + pair.cert_file + " has expired");
+    } else if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) {
+      set->warnings_.push_back("TLS certificate " + pair.cert_file + " is not valid yet");
+    }
+    struct stat st;
+    if (::stat(e->info.key_file.c_str(), &st) == 0 && (st.st_mode & S_IRWXO) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      set->warnings_.push_back("TLS key " + e->info.key_file + " is readable by other users (mode " + mode + ")");
+    }
     e->ctx = std::move(*ctx);
     set->entries_.push_back(std::move(e));
   }

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -65,6 +66,14 @@ struct TlsLimits {
   uint32_t handshake_timeout_ms = 10000;   // enforced by the caller's timer
 };
 
+// What was loaded, for the start-up / reload log and `xpra info`.
+struct CertificateInfo {
+  std::string cert_file;
+  std::string key_file;            // the file the key came from
+  std::vector<std::string> names;  // DNS names: subjectAltName, else the CN (lower case)
+  time_t not_after = 0;            // expiry
+};
+
 // The immutable set of server contexts (one per certificate), shared by every session started
 // with it.
 class ContextSet {
@@ -86,6 +95,11 @@ class ContextSet {
   SSL_CTX* ContextFor(std::string_view host) const;
   // DNS names (subjectAltName, else the CN) of each context's certificate, in order.
   std::vector<std::vector<std::string>> names() const;
+  // Each certificate loaded, in order (the first is the default).
+  std::vector<CertificateInfo> certificates() const;
+  // Things to log that do not stop start-up: a key file others can read, a certificate that
+  // has expired or is not yet valid.
+  const std::vector<std::string>& warnings() const { return warnings_; }
   size_t size() const { return entries_.size(); }
 
  private:
@@ -93,6 +107,7 @@ class ContextSet {
   ContextSet();
   std::vector<std::unique_ptr<Entry>> entries_;
   std::string alpn_wire_;  // TlsOptions::alpn in ALPN wire format (the ALPN callback reads it)
+  std::vector<std::string> warnings_;
 };
 
 // The set new handshakes use, replaced as a whole by Reload(); thread-safe.

@@ -254,6 +254,47 @@ TEST_CASE("tls: a certificate directory: NAME.crt + NAME.key pairs and combined 
   CHECK(client.ServerCn() == "c.test");
 }
 
+TEST_CASE("tls: what was loaded, and warnings for a key others can read") {
+  TempDir dir;
+  CertKeyPair p = WritePair(dir, "a", "a.test", {"a.test", "www.a.test"});
+  REQUIRE(::chmod(p.key_file.c_str(), 0600) == 0);
+  TlsOptions o;
+  o.certs = {p};
+  auto set = ContextSet::Build(o);
+  REQUIRE(set.ok());
+  CHECK((*set)->warnings().empty());
+  REQUIRE((*set)->certificates().size() == 1);
+  const CertificateInfo info = (*set)->certificates()[0];
+  CHECK(info.cert_file == p.cert_file);
+  CHECK(info.key_file == p.key_file);
+  CHECK(info.names == std::vector<std::string>{"a.test", "www.a.test"});
+  CHECK(info.not_after > time(nullptr));
+  CHECK(info.not_after < time(nullptr) + 2 * 86400);  // MakeCert: valid for a day
+  REQUIRE(::chmod(p.key_file.c_str(), 0644) == 0);
+  set = ContextSet::Build(o);
+  REQUIRE(set.ok());
+  REQUIRE((*set)->warnings().size() == 1);
+  CHECK((*set)->warnings()[0] == "TLS key " + p.key_file + " is readable by other users (mode 0644)");
+}
+
+TEST_CASE("tls: an expired certificate loads with a warning") {
+  TempDir dir;
+  tls_test::Key key = tls_test::NewKey();
+  tls_test::Cert cert = tls_test::MakeCert(key.get(), "old.test", {"old.test"});
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3 * 86400);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), -86400);
+  REQUIRE(X509_sign(cert.get(), key.get(), EVP_sha256()) > 0);
+  tls_test::WriteCert(dir / "old.crt", cert.get());
+  tls_test::WriteKey(dir / "old.key", key.get());
+  REQUIRE(::chmod((dir / "old.key").c_str(), 0600) == 0);
+  TlsOptions o;
+  o.certs = {{dir / "old.crt", dir / "old.key"}};
+  auto set = ContextSet::Build(o);
+  REQUIRE(set.ok());
+  REQUIRE((*set)->warnings().size() == 1);
+  CHECK((*set)->warnings()[0] == "TLS certificate " + dir / "old.crt" + " has expired");
+}
+
 TEST_CASE("tls: an empty certificate directory is an error naming it") {
   TempDir dir;
   TlsOptions o;
