@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "tests/engine/tls_test_util.h"
@@ -293,6 +294,32 @@ TEST_CASE("tls: an expired certificate loads with a warning") {
   REQUIRE(set.ok());
   REQUIRE((*set)->warnings().size() == 1);
   CHECK((*set)->warnings()[0] == "TLS certificate " + dir / "old.crt" + " has expired");
+}
+
+TEST_CASE("tls: an RSA key and certificate in one file, made by `openssl req` as xpra users do") {
+  TempDir dir;
+  const std::string pem = dir / "ssl.pem";
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -keyout '" + pem + "' -out '" + pem +
+                          "' -subj /CN=relay.test -addext subjectAltName=DNS:relay.test -days 1 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);  // the openssl command: tools/lib.sh XR_TEST_PACKAGES
+  TlsOptions o;
+  o.certs = {{pem, ""}};  // --ssl-cert only: the key is in the same file (xpra's ssl-key default)
+  auto set = ContextSet::Build(o);
+  REQUIRE_MESSAGE(set.ok(), (set.ok() ? "" : set.error().message));
+  for (int max : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    CAPTURE(max);
+    TlsSession server = NewSession(*set);
+    ClientOptions co;
+    co.sni = "relay.test";
+    co.verify_ca = pem;
+    co.max_version = max;
+    Client client(co);
+    std::string plain;
+    REQUIRE(Pump(client, server, &plain).ok());
+    CHECK(SSL_get_verify_result(client.ssl()) == X509_V_OK);
+    if (max == TLS1_2_VERSION) CHECK(server.cipher() == "ECDHE-RSA-AES128-GCM-SHA256");
+    if (max == TLS1_3_VERSION) CHECK(server.version() == "TLSv1.3");
+  }
 }
 
 TEST_CASE("tls: an empty certificate directory is an error naming it") {
