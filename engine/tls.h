@@ -52,7 +52,7 @@ struct TlsOptions {
   // else none (xpra asks every client for a certificate; browsers may then prompt).
   std::string client_verify_mode;
   std::vector<std::string> alpn = {"http/1.1"};  // protocols chosen when the client offers one
-  uint32_t session_timeout_s = 7200;             // lifetime of tickets and cached sessions
+  uint32_t session_timeout_s = 7200;             // lifetime of a session ticket (no server cache)
   int tls13_tickets = 1;                         // tickets sent after a TLS 1.3 handshake
 };
 
