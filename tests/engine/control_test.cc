@@ -8,6 +8,7 @@
 #include "codec/packet.h"
 #include "engine/version.h"
 
+#include "tests/engine/packets_util.h"
 using namespace xr;
 using namespace xr::engine;
 
@@ -55,21 +56,7 @@ struct Fixture {
     REQUIRE(EncodePacket(Value(List{Value("hello"), std::move(caps)}), o, nullptr, &wire).ok());
     s.OnClientData(wire);
   }
-  std::vector<Value> Replies() {
-    FrameReader r;
-    PacketDecoder d;
-    r.Feed(io.to_client);
-    std::vector<Value> out;
-    while (true) {
-      auto f = r.Next();
-      REQUIRE(f.ok());
-      if (!f->has_value()) break;
-      auto p = d.Push(std::move(**f));
-      REQUIRE(p.ok());
-      if (p->has_value()) out.push_back(std::move(**p));
-    }
-    return out;
-  }
+  std::vector<Value> Replies() { return testing::DecodePackets(io.to_client); }
   // The single disconnect reply: (reason, detail).
   std::pair<std::string, std::string> Disconnect() {
     auto r = Replies();

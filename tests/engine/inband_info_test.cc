@@ -9,6 +9,7 @@
 #include "codec/decode_limits.h"
 #include "codec/frame_reader.h"
 #include "codec/packet.h"
+#include "tests/engine/packets_util.h"
 
 using namespace xr;
 using namespace xr::engine;
@@ -51,23 +52,6 @@ struct FakeSink : InbandInfo::Sink {
   }
 };
 
-// The packets in a byte stream.
-std::vector<Value> Packets(const std::string& bytes) {
-  FrameReader r{FrameLimits{}};
-  PacketDecoder d{FrameLimits{}, DecodeLimits{}};
-  r.Feed(bytes);
-  std::vector<Value> out;
-  while (true) {
-    auto f = r.Next();
-    REQUIRE(f.ok());
-    if (!f->has_value()) break;
-    auto p = d.Push(std::move(**f));
-    REQUIRE(p.ok());
-    if (p->has_value()) out.push_back(std::move(**p));
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("nothing is expected until the client asks") {
@@ -99,7 +83,7 @@ TEST_CASE("the info-response gets the proxy subtree; packets around it pass unch
     }
     CHECK_FALSE(info.expecting());
     CHECK_FALSE(sink.bad);
-    auto got = Packets(sink.to_client);
+    auto got = testing::DecodePackets(sink.to_client);
     REQUIRE(got.size() == 3);
     CHECK(got[0].as_list()[0].as_string() == "draw");
     CHECK(got[1].as_list()[0].as_string() == "info-response");
@@ -120,7 +104,7 @@ TEST_CASE("a stream mid-frame is forwarded to its boundary before frames are rea
   sink.frames.Feed(draw.substr(0, 20));  // the first 20 bytes already went out
   sink.to_client = draw.substr(0, 20);
   info.Forward(draw.substr(20) + InfoResponse(), sink, 1);
-  auto got = Packets(sink.to_client);
+  auto got = testing::DecodePackets(sink.to_client);
   REQUIRE(got.size() == 2);
   CHECK(got[1].as_list()[1].find("proxy") != nullptr);
 }
