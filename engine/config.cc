@@ -135,6 +135,11 @@ void DefineOptions(CLI::App& app, RawOptions& r) {
                  "the relay's own :DISPLAY socket still lists and stops instances)");
   app.add_option("--socket-group", r.c.socket_group, "Let this group use the control sockets too (mode 0660)")
       ->type_name("GROUP");
+  app.add_option("--io", r.c.io,
+                 "I/O backend: auto (io_uring when it works here, else epoll: e.g. under a container's "
+                 "default seccomp profile), uring (fail when io_uring cannot run), epoll")
+      ->check(CLI::IsMember({"auto", "uring", "epoll"}))
+      ->type_name("auto|uring|epoll");
   app.add_option("--log-format", r.c.log_format,
                  "text: one line per event; json: one JSON object per line (time, level, category, message, "
                  "conn for a connection's lines), for container stdout")
@@ -379,6 +384,7 @@ std::vector<std::string> ConfigChanges(const RelayConfig& a, const RelayConfig& 
   value("debug", text(a.debug), text(b.debug));
   value("log-file", text(a.log_file), text(b.log_file));
   value("log-format", a.log_format, b.log_format);
+  value("io", a.io, b.io);
   value("login-timeout", a.login_timeout, b.login_timeout);
   value("server-timeout", a.server_timeout, b.server_timeout);
   value("max-packet-size", a.max_packet_size, b.max_packet_size);

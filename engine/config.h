@@ -47,6 +47,7 @@ struct RelayConfig {
   std::string socket_group;             // control sockets mode 0660 for this group
   std::string log_format = "text";      // "text" or "json" (--log-format)
   std::string config_file;              // the config file read ("" when none)
+  std::string io = "auto";              // I/O backend: auto (io_uring, else epoll), uring, epoll
 };
 
 // Read when present and no --config=FILE is given.

@@ -1,4 +1,4 @@
-// xpra-relay: parses the command line, probes io_uring, opens listeners, runs one reactor
+// xpra-relay: parses the command line, picks the I/O backend (io_uring or epoll), opens listeners, runs one reactor
 // per thread, and handles signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reopen logs, reload auth).
 #include <pthread.h>
 #include <malloc.h>
@@ -31,7 +31,7 @@
 #include "engine/log.h"
 #include "engine/reactor.h"
 #include "engine/sd_notify.h"
-#include "engine/uring_backend.h"
+#include "engine/backend_choice.h"
 #include "engine/version.h"
 
 using namespace xr;
@@ -57,9 +57,10 @@ Expected<std::string> ReadKeyFile(const std::string& path) {
 // The relay's own :DISPLAY endpoint: relay-wide info, and stop = graceful shutdown.
 class RelayControl final : public ControlTarget {
  public:
-  RelayControl(std::string display, std::vector<std::string> listeners, std::vector<std::string> auth, int threads)
+  RelayControl(std::string display, std::vector<std::string> listeners, std::vector<std::string> auth, int threads,
+               std::string io_backend)
       : display_(std::move(display)), listeners_(std::move(listeners)), auth_(std::move(auth)), threads_(threads),
-        started_(NowMs()) {}
+        io_backend_(std::move(io_backend)), started_(NowMs()) {}
   Value Info() override {
     const RelayCounters& c = Counters();
     TrafficTotals t;
@@ -84,6 +85,7 @@ class RelayControl final : public ControlTarget {
     proxy.set("display", std::string_view(display_));
     proxy.set("uptime", static_cast<long long>((NowMs() - started_) / 1000));
     proxy.set("threads", threads_);
+    proxy.set("io-backend", std::string_view(io_backend_));
     proxy.set("listeners", std::move(listeners));
     proxy.set("auth", std::move(auth));
     proxy.set("connections", std::move(counts));
@@ -107,6 +109,7 @@ class RelayControl final : public ControlTarget {
   std::vector<std::string> listeners_;
   std::vector<std::string> auth_;
   int threads_;
+  std::string io_backend_;
   int64_t started_;
 };
 
@@ -221,8 +224,9 @@ Expected<ControlConfig> SetUpControl(const RelayConfig& cfg, std::vector<Listene
   return control;
 }
 
-ReactorLimits MakeReactorLimits(const RelayConfig& cfg) {
+ReactorLimits MakeReactorLimits(const RelayConfig& cfg, IoMode io) {
   ReactorLimits limits;
+  limits.io = io;
   limits.max_connections = cfg.max_connections;
   limits.recv_buffers = static_cast<unsigned>(cfg.recv_buffers);
   limits.recv_buffer = cfg.recv_buffer_size;
@@ -242,12 +246,12 @@ void ConfigureAdmissionFrom(const RelayConfig& cfg) {
 // One reactor per thread, each with its listeners (tcp shared by SO_REUSEPORT; unix ones on
 // the first reactor only). The relay's info sums their traffic.
 Expected<std::vector<std::unique_ptr<Reactor>>> MakeReactors(int threads, WorkerPool* pool, const RelayConfig& cfg,
-                                                             std::vector<ListenerSpec> specs,
+                                                             IoMode io, std::vector<ListenerSpec> specs,
                                                              const ControlConfig& control, RelayControl* relay) {
   std::vector<std::unique_ptr<Reactor>> reactors;
   SessionEnv env{&GlobalAdmission(), &Counters(), NowMs};
   for (int i = 0; i < threads; ++i) {
-    auto r = std::make_unique<Reactor>(i, pool, MakeReactorLimits(cfg), control, env);
+    auto r = std::make_unique<Reactor>(i, pool, MakeReactorLimits(cfg, io), control, env);
     if (Status s = r->Init(specs, threads > 1, i == 0); !s.ok()) return s.error();
     if (i == 0) {
       // --bind-tcp=HOST:0: every reactor listens on the port the first one got.
@@ -342,7 +346,11 @@ int main(int argc, char** argv) {
   log::SetFormat(log::ParseFormat(cfg.log_format).value_or(log::Format::kText));  // --log-format
   const SdNotifier notify = SdNotifier::FromEnvironment();                          // systemd Type=notify
   if (!cfg.log_file.empty() && !log::OpenFile(cfg.log_file)) return Fail("cannot open log file " + cfg.log_file);
-  if (Status s = ProbeIoUring(); !s.ok()) return Fail(s.error().message);
+  auto io_mode = ParseIoMode(cfg.io);
+  if (!io_mode.ok()) return Fail(io_mode.error().message);
+  auto io = ChooseBackend(*io_mode);
+  if (!io.ok()) return Fail(io.error().message);
+  XR_INFO("main", "{}", io->log_line);
   sigset_t sigs = BlockSignals();
   uint64_t fd_limit = RaiseFdLimit();
 
@@ -356,7 +364,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> listener_names;
   for (const auto& spec : *specs) listener_names.push_back(spec.describe());
   int threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto relay = std::make_shared<RelayControl>(control->display, listener_names, auth_names, threads);
+  auto relay = std::make_shared<RelayControl>(control->display, listener_names, auth_names, threads, io->name());
   control->relay = relay;
   ConfigureAdmissionFrom(cfg);
 
@@ -365,7 +373,7 @@ int main(int argc, char** argv) {
   // still exist then.
   std::vector<std::unique_ptr<Reactor>> reactors;
   WorkerPool pool(cfg.auth_threads, 4096);
-  auto made = MakeReactors(threads, &pool, cfg, std::move(*specs), *control, relay.get());
+  auto made = MakeReactors(threads, &pool, cfg, io->backend, std::move(*specs), *control, relay.get());
   if (!made.ok()) return Fail(made.error().message);
   reactors = std::move(*made);
   LogStart(reactors, auth_names, *control, fd_limit);

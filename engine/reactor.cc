@@ -14,7 +14,6 @@
 #include "engine/listen.h"
 #include "engine/log.h"
 #include "engine/stats.h"
-#include "engine/uring_backend.h"
 
 namespace xr::engine {
 
@@ -58,9 +57,9 @@ void Reactor::AcceptControl(UniqueFd fd, std::shared_ptr<ControlTarget> target) 
 Reactor::~Reactor() { conns_.clear(); }
 
 Status Reactor::Init(const std::vector<ListenerSpec>& specs, bool shared, bool own_unix) {
-  auto backend = std::make_unique<UringBackend>();
-  if (Status s = backend->Init(4096); !s.ok()) return s;
-  io_ = std::move(backend);
+  auto backend = MakeBackend(limits_.io);
+  if (!backend.ok()) return backend.error();
+  io_ = std::move(*backend);
   wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_.valid()) return MakeError(ErrorCode::kIo, fmt::format("eventfd: {}", log::ErrnoText(errno)));
   for (const auto& spec : specs) {
@@ -291,7 +290,7 @@ bool Reactor::Run() {
     int rc = io_->Wait();
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
       // Not a passing condition: retrying would spin. Stop this reactor loudly.
-      XR_ERROR("engine", "reactor {}: io_uring_submit_and_wait failed: {}; stopping", index_, log::ErrnoText(-rc));
+      XR_ERROR("engine", "reactor {}: waiting for I/O failed: {}; stopping", index_, log::ErrnoText(-rc));
       ok = false;
       break;
     }

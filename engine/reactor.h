@@ -1,5 +1,5 @@
 #pragma once
-// Reactor: one thread, one I/O backend (io_uring), many connections. Each completion's user_data names the
+// Reactor: one thread, one I/O backend (io_uring or epoll), many connections. Each completion's user_data names the
 // connection (high 56 bits) and the operation (low 8 bits); every opcode has its own error path.
 // A connection is freed only once none of its operations is in flight.
 
@@ -19,6 +19,7 @@
 #include "engine/limits.h"
 #include "engine/session.h"
 #include "engine/backend.h"
+#include "engine/backend_choice.h"
 #include "engine/worker_pool.h"
 
 namespace xr::engine {
@@ -46,6 +47,7 @@ struct ReactorLimits {
   size_t max_connections = 10000;         // per reactor
   int64_t max_handshakes = 200;           // logins in progress, relay-wide
   size_t splice_min = 0;                  // splice the rest of a server frame this large (0: never)
+  IoMode io = IoMode::kUring;             // the I/O backend (kUring or kEpoll, as ChooseBackend said)
 };
 
 // Counters, read from any thread.

@@ -9,7 +9,10 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -27,15 +30,58 @@ constexpr RequiredOp kRequiredOps[] = {
     {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_READ, "READ"}, {IORING_OP_SHUTDOWN, "SHUTDOWN"},
 };
 
-std::string DisabledHint(int err) {
-  if (err == EPERM || err == EACCES) {
-    return "io_uring is not permitted here: check `sysctl kernel.io_uring_disabled` (must be 0, or 1 with "
-           "this user in kernel.io_uring_group) and, in a container, a seccomp profile that allows "
-           "io_uring_setup/io_uring_enter/io_uring_register (Docker 25+ blocks them by default)";
+// The "Seccomp:" field of /proc/self/status: 0 none, 1 strict, 2 a filter (-1: unknown).
+int SeccompMode() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Seccomp:", 0) == 0) return std::atoi(line.c_str() + 8);
   }
-  if (err == ENOSYS) return "this kernel has no io_uring (Linux 6.1 or newer is required)";
-  if (err == ENOMEM) return "not enough locked memory for the ring (raise RLIMIT_MEMLOCK)";
-  return log::ErrnoText(err);
+  return -1;
+}
+
+// kernel.io_uring_disabled: 0 allowed, 1 only for kernel.io_uring_group, 2 off (-1: no such sysctl).
+int IoUringDisabledSysctl() {
+  std::ifstream in("/proc/sys/kernel/io_uring_disabled");
+  int v = -1;
+  if (!(in >> v)) return -1;
+  return v;
+}
+
+constexpr const char* kSeccompFix =
+    "allow io_uring_setup, io_uring_enter and io_uring_register in the seccomp filter (a container: "
+    "--security-opt seccomp=deploy/seccomp-io_uring.json, podman's default profile plus io_uring)";
+
+// Why the io_uring system call `call` failed with `err`, and in `fix` what would make it work.
+std::string Explain(const char* call, int err, std::string* fix) {
+  const int seccomp = SeccompMode();
+  const int sysctl = IoUringDisabledSysctl();
+  const char* name = err == ENOSYS ? "ENOSYS" : err == EPERM ? "EPERM" : err == EACCES ? "EACCES" : nullptr;
+  if ((err == EPERM || err == EACCES) && sysctl >= 1) {
+    *fix = sysctl == 2 ? "sysctl kernel.io_uring_disabled=0"
+                       : "sysctl kernel.io_uring_disabled=0, or add this user to kernel.io_uring_group";
+    return fmt::format("io_uring disabled by sysctl ({}, kernel.io_uring_disabled={})", name, sysctl);
+  }
+  if (name != nullptr && seccomp == 2) {
+    // Container runtimes' default profiles answer ENOSYS (podman, CRI-O) or EPERM (Docker 25+,
+    // containerd 2) for io_uring: the kernel has it, the filter hides it.
+    *fix = kSeccompFix;
+    return fmt::format("io_uring blocked by seccomp ({}, Seccomp: 2 in /proc/self/status)", name);
+  }
+  if (err == ENOSYS) {
+    *fix = "a kernel built with io_uring (CONFIG_IO_URING, Linux 6.1 or newer)";
+    return fmt::format("{}: ENOSYS with no seccomp filter in place: this kernel has no io_uring", call);
+  }
+  if (err == EPERM || err == EACCES) {
+    *fix = "check the security policy (AppArmor, SELinux) or the container runtime's seccomp profile";
+    return fmt::format("{}: {} (io_uring not permitted here)", call, name);
+  }
+  if (err == ENOMEM) {
+    *fix = "raise RLIMIT_MEMLOCK (ulimit -l)";
+    return fmt::format("{}: not enough locked memory for the ring", call);
+  }
+  *fix = "Linux 6.1 or newer with io_uring";
+  return fmt::format("{}: {}", call, log::ErrnoText(err));
 }
 
 }  // namespace
@@ -59,16 +105,20 @@ Status Ring::Init(unsigned entries) {
   } else if (rc == 0) {
     defer_taskrun_ = true;
   }
-  if (rc < 0) return MakeError(ErrorCode::kIo, fmt::format("io_uring_setup failed: {}", DisabledHint(-rc)));
+  if (rc < 0) return MakeError(ErrorCode::kIo, Explain("io_uring_setup", -rc, &fix_));
   initialized_ = true;
   io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
-  if (probe == nullptr) return MakeError(ErrorCode::kIo, "io_uring probe failed: kernel too old (6.1+ needed)");
+  if (probe == nullptr) {
+    fix_ = "Linux 6.1 or newer";
+    return MakeError(ErrorCode::kIo, "io_uring_register(PROBE) failed: this kernel's io_uring is too old");
+  }
   std::string missing;
   for (const auto& op : kRequiredOps) {
     if (!io_uring_opcode_supported(probe, op.op)) missing += std::string(missing.empty() ? "" : ", ") + op.name;
   }
   io_uring_free_probe(probe);
   if (!missing.empty()) {
+    fix_ = "Linux 6.1 or newer";
     return MakeError(ErrorCode::kUnsupported, "this kernel's io_uring lacks: " + missing + " (Linux 6.1+ needed)");
   }
   return Status::Ok();
@@ -77,7 +127,7 @@ Status Ring::Init(unsigned entries) {
 Status Ring::Enable() {
   // liburing 2.3 has no io_uring_enable_rings(): issue the register opcode directly.
   long rc = syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
-  if (rc < 0) return MakeError(ErrorCode::kIo, fmt::format("enabling the io_uring: {}", log::ErrnoText(errno)));
+  if (rc < 0) return MakeError(ErrorCode::kIo, Explain("io_uring_register", errno, &fix_));
   return Status::Ok();
 }
 
@@ -241,10 +291,27 @@ size_t UringBackend::Reap(Completion* out, size_t max) {
   return count;
 }
 
-Status ProbeIoUring() {
+UringSupport ProbeIoUring() {
   Ring ring;
-  if (Status s = ring.Init(8); !s.ok()) return s;
-  return ring.Enable();
+  UringSupport out;
+  Status s = ring.Init(8);
+  if (s.ok()) s = ring.Enable();
+  if (s.ok()) {
+    // A filter may let the ring be made and still refuse io_uring_enter: submit one no-op.
+    io_uring_sqe* sqe = ring.GetSqes();
+    io_uring_prep_nop(sqe);
+    int rc = ring.SubmitAndWait();
+    if (rc < 0) {
+      std::string fix;
+      s = MakeError(ErrorCode::kIo, Explain("io_uring_enter", -rc, &fix));
+      out.fix = fix;
+    }
+  } else {
+    out.fix = ring.fix();
+  }
+  out.ok = s.ok();
+  if (!s.ok()) out.reason = s.error().message;
+  return out;
 }
 
 }  // namespace xr::engine

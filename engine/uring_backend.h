@@ -34,11 +34,14 @@ class Ring {
   int SubmitAndWait();
   io_uring* get() { return &ring_; }
   bool defer_taskrun() const { return defer_taskrun_; }
+  // After a failed Init or Enable: what would make io_uring work here.
+  const std::string& fix() const { return fix_; }
 
  private:
   io_uring ring_{};
   bool initialized_ = false;
   bool defer_taskrun_ = false;
+  std::string fix_;
 };
 
 // BufferRing: a provided-buffer ring. Receives name its group and the kernel picks a buffer
@@ -103,8 +106,13 @@ class UringBackend final : public Backend {
   std::deque<__kernel_timespec> timespecs_;
 };
 
-// Checks once per process that io_uring works here; a readable error when it does not
-// (disabled by sysctl, blocked by a container's seccomp profile, too old a kernel).
-Status ProbeIoUring();
+// Whether io_uring works here (a ring made, enabled and entered once); when not, why in one
+// line (blocked by a seccomp filter, disabled by sysctl, missing from the kernel) and the fix.
+struct UringSupport {
+  bool ok = false;
+  std::string reason;
+  std::string fix;
+};
+UringSupport ProbeIoUring();
 
 }  // namespace xr::engine
