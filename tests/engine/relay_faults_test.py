@@ -26,6 +26,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import wire  # noqa: E402  (frame header, rencode/bencode: tests/interop/wire.py)
 
 relay_bin, server_bin, bench_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:5]]
+# The I/O backend under test: "--io=epoll" or "--io=uring" (one sh_test target each), given to
+# every relay this test starts.
+io_args = sys.argv[5:]
 tmp = os.environ.get("TEST_TMPDIR") or tempfile.mkdtemp()
 sockdir = tempfile.mkdtemp(prefix="xr-faults-", dir="/tmp")
 procs = []
@@ -45,6 +48,8 @@ def start(name, args, pattern, nofile=None):
         if nofile:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
+    if args[0] == relay_bin:
+        args = args[:1] + io_args + args[1:]
     p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit)
     procs.append(p)
     deadline = time.time() + 20
@@ -330,6 +335,9 @@ try:
                                          "--tcp-auth=sqlite,filename=" + db, "--socket-dir=" + sockdir,
                                          "--max-connections-per-address=0"], r"on tcp:127\.0\.0\.1:(\d+)")
     url = lambda user: "tcp://%s:pw@127.0.0.1:%d/" % (user, rport)
+    want = {"--io=epoll": "I/O backend: epoll", "--io=uring": "I/O backend: io_uring"}.get(" ".join(io_args))
+    if want:
+        check("start-up line names the backend (%s)" % want, want in relay_log(rlog), relay_log(rlog)[-800:])
     time.sleep(0.3)
     base = fds(relay.pid)
 

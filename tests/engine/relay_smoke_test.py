@@ -19,6 +19,9 @@ import tempfile
 import time
 
 relay_bin, server_bin, bench_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:5]]
+# The I/O backend under test: "--io=epoll" or "--io=uring" (one sh_test target each), given to
+# every relay this test starts.
+io_args = sys.argv[5:]
 tmp = os.environ.get("TEST_TMPDIR") or tempfile.mkdtemp()
 procs = []
 results = []
@@ -29,6 +32,8 @@ def start(name, args, pattern):
     (one group: the port)."""
     log_arg = [a for a in args if a.startswith("--log-file=")]
     log = open(log_arg[0].split("=", 1)[1] if log_arg else os.path.join(tmp, name + ".log"), "a+")
+    if args[0] == relay_bin:
+        args = args[:1] + io_args + args[1:]
     p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     procs.append(p)
     deadline = time.time() + 20
@@ -88,6 +93,9 @@ try:
                                    "--log-file=" + relay_log],
                          r"on tcp:127\.0\.0\.1:(\d+)")
     url = "tcp://bench:pw@127.0.0.1:%d/" % rport
+    want = {"--io=epoll": "I/O backend: epoll", "--io=uring": "I/O backend: io_uring"}.get(" ".join(io_args))
+    if want:
+        check("start-up line names the backend (%s)" % want, want in open(relay_log).read(), open(relay_log).read()[-800:])
 
     j, err = bench("handshake", "handshake", url)
     check("handshake through the relay", j and j["errors"] == 0 and j["sessions"] > 0, err)
