@@ -8,6 +8,7 @@ groups, SIGTERM then SIGKILL). All files of one run live under one directory
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -497,8 +498,9 @@ class Run:
             raise TestFailure("relay binary missing: %s (bazel build //:xpra-relay)" % self.relay_bin)
         port = self.free_port()
         log = self.path("%s.log" % name)
+        # XR_RELAY_EXTRA_ARGS: arguments every relay of the run gets (tools/test: --io=epoll).
         argv = [self.relay_bin, "--bind-tcp=127.0.0.1:%d" % port, "--tcp-auth=%s" % auth,
-                "--socket-dir=%s" % socket_dir] + list(extra)
+                "--socket-dir=%s" % socket_dir] + shlex.split(os.environ.get("XR_RELAY_EXTRA_ARGS", "")) + list(extra)
         p = Proc(name, argv, log, self.env())
         r = Gate(self, p, port, log, "relay")
         try:
