@@ -1,4 +1,4 @@
-"""The five paths bench/compare measures: how each one is started, addressed and stopped.
+"""The paths bench/compare measures: how each one is started, addressed and stopped.
 
 Each path owns its own synthetic server, so memory and connection counts never mix between paths.
 Paths where the client authenticates end to end against the synthetic server (direct, HAProxy,
@@ -162,6 +162,14 @@ class RelayCopy(Relay):
     no_aes = "AES legs always take the copy path"  # the relay row measures it
 
 
+class RelayEpoll(Relay):
+    """The relay on its epoll backend (--io=epoll: what runs where io_uring is blocked, as under a
+    container's default seccomp profile), every workload, beside the io_uring relay row."""
+    key = "relay-epoll"
+    label = "xpra-relay (epoll)"
+    extra_args = ["--io=epoll"]
+
+
 class XpraProxy(Path):
     key = "xpra-proxy"
     label = "xpra proxy"
@@ -295,7 +303,7 @@ stream {{
 }}
 """
 
-ALL = [Direct, Relay, RelayCopy, XpraProxy, HAProxy, Nginx]
+ALL = [Direct, Relay, RelayEpoll, RelayCopy, XpraProxy, HAProxy, Nginx]
 
 
 def ensure_xpra_user():

@@ -241,8 +241,8 @@ def write_json(path, doc):
         f.write("\n")
 
 
-COLORS = {"direct": "#7f7f7f", "relay": "#d62728", "relay-copy": "#ff9896", "xpra-proxy": "#9467bd",
-          "haproxy": "#1f77b4", "nginx": "#2ca02c"}
+COLORS = {"direct": "#7f7f7f", "relay": "#d62728", "relay-epoll": "#8c564b", "relay-copy": "#ff9896",
+          "xpra-proxy": "#9467bd", "haproxy": "#1f77b4", "nginx": "#2ca02c"}
 
 
 def plot(path, results, paths, subtitle):
