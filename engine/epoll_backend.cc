@@ -332,10 +332,21 @@ ssize_t EpollBackend::Splice(int from_fd, int to_fd, size_t len) {
 
 void EpollBackend::OnReady(int fd, uint32_t revents) {
   if (fd < 0 || static_cast<size_t>(fd) >= fds_.size()) return;
-  // Trying an operation may finish others of this fd (a connect's timeout) or add new ones:
-  // walk a copy, and skip what is gone.
-  std::vector<uint32_t> waiting = fds_[static_cast<size_t>(fd)].waiting;
-  for (uint32_t id : waiting) {
+  // Trying an operation may finish others of this fd (a connect's timeout): walk a copy (on
+  // the stack: an fd has a handful waiting at most), and skip what is gone.
+  const std::vector<uint32_t>& w = fds_[static_cast<size_t>(fd)].waiting;
+  uint32_t ids[8];
+  std::vector<uint32_t> many;
+  const uint32_t* list = ids;
+  const size_t count = w.size();
+  if (count <= std::size(ids)) {
+    std::copy(w.begin(), w.end(), ids);
+  } else {
+    many = w;
+    list = many.data();
+  }
+  for (size_t i = 0; i < count; ++i) {
+    uint32_t id = list[i];
     const Op& op = ops_[id];
     if (!op.live || op.fd != fd) continue;
     uint32_t wanted = ((op.events & EPOLLIN) ? kReadable : 0) | ((op.events & EPOLLOUT) ? kWritable : 0);
