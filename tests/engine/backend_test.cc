@@ -1,7 +1,5 @@
 // Both I/O backends (io_uring and epoll) through the Backend interface, on socketpairs and
 // loopback: what each prepare function promises in engine/backend.h. Every case runs on both.
-#include "engine/epoll_backend.h"
-#include "engine/uring_backend.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "tests/engine/backends.h"
 
 using namespace xr;
 using namespace xr::engine;
@@ -33,21 +32,8 @@ struct Pair {
   }
 };
 
-struct Uring {
-  static std::unique_ptr<Backend> Make() {
-    auto b = std::make_unique<UringBackend>();
-    REQUIRE(b->Init(64).ok());
-    return b;
-  }
-};
-
-struct Epoll {
-  static std::unique_ptr<Backend> Make() {
-    auto b = std::make_unique<EpollBackend>();
-    REQUIRE(b->Init().ok());
-    return b;
-  }
-};
+using testing::Epoll;
+using testing::Uring;
 
 #define BACKEND_TEST(name) TEST_CASE_TEMPLATE(name, B, Uring, Epoll)
 

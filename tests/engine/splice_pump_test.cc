@@ -1,5 +1,5 @@
 // SplicePump over socketpairs: a frame's rest moves source -> pipe -> sink, counts each way,
-// waits reported instead of blocking, the ends of either side.
+// waits reported instead of blocking, the ends of either side. Every case on both backends.
 #include "engine/splice_pump.h"
 
 #include <doctest/doctest.h>
@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <string>
 
-#include "engine/uring_backend.h"
+#include "tests/engine/backends.h"
 
 using namespace xr;
 using namespace xr::engine;
@@ -28,16 +28,19 @@ struct Pair {
   }
 };
 
+using testing::Epoll;
+using testing::Uring;
+
+template <typename B>
 struct Fixture {
-  UringBackend io;
+  std::unique_ptr<Backend> io = B::Make();
   Pair source, sink;
   SplicePump pump;
   Fixture() {
     signal(SIGPIPE, SIG_IGN);  // as the relay does: a gone peer is an error, not a signal
-    REQUIRE(io.Init(8).ok());
     REQUIRE(pump.Open(source.near.get(), sink.near.get(), 1));
   }
-  SplicePump::Result Pump(bool sink_free = true) { return pump.Pump(io, source.near.get(), sink.near.get(), sink_free); }
+  SplicePump::Result Pump(bool sink_free = true) { return pump.Pump(*io, source.near.get(), sink.near.get(), sink_free); }
   std::string ReadSink(size_t n) {
     std::string out(n, '\0');
     size_t got = 0;
@@ -52,15 +55,15 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("open makes both sockets non-blocking") {
-  Fixture f;
+TEST_CASE_TEMPLATE("open makes both sockets non-blocking", B, Uring, Epoll) {
+  Fixture<B> f;
   CHECK(f.pump.open());
   CHECK((fcntl(f.source.near.get(), F_GETFL) & O_NONBLOCK) != 0);
   CHECK((fcntl(f.sink.near.get(), F_GETFL) & O_NONBLOCK) != 0);
 }
 
-TEST_CASE("the rest of a frame moves through, nothing after it") {
-  Fixture f;
+TEST_CASE_TEMPLATE("the rest of a frame moves through, nothing after it", B, Uring, Epoll) {
+  Fixture<B> f;
   std::string frame(10000, 'x');
   std::string next = "NEXT";
   REQUIRE(write(f.source.far.get(), (frame + next).data(), frame.size() + next.size()) ==
@@ -79,8 +82,8 @@ TEST_CASE("the rest of a frame moves through, nothing after it") {
   CHECK(std::string(buf, 4) == next);
 }
 
-TEST_CASE("no bytes yet: wait for the source") {
-  Fixture f;
+TEST_CASE_TEMPLATE("no bytes yet: wait for the source", B, Uring, Epoll) {
+  Fixture<B> f;
   f.pump.Start(100);
   SplicePump::Result r = f.Pump();
   CHECK(r.end == SplicePump::Result::End::kNone);
@@ -96,8 +99,8 @@ TEST_CASE("no bytes yet: wait for the source") {
   CHECK(f.ReadSink(10) == "0123456789");
 }
 
-TEST_CASE("while the sink has bytes queued ahead, the pipe is not drained") {
-  Fixture f;
+TEST_CASE_TEMPLATE("while the sink has bytes queued ahead, the pipe is not drained", B, Uring, Epoll) {
+  Fixture<B> f;
   REQUIRE(write(f.source.far.get(), "abcdef", 6) == 6);
   f.pump.Start(6);
   SplicePump::Result r = f.Pump(/*sink_free=*/false);
@@ -112,8 +115,8 @@ TEST_CASE("while the sink has bytes queued ahead, the pipe is not drained") {
   CHECK(f.ReadSink(6) == "abcdef");
 }
 
-TEST_CASE("a sink that does not read: wait for it to be writable") {
-  Fixture f;
+TEST_CASE_TEMPLATE("a sink that does not read: wait for it to be writable", B, Uring, Epoll) {
+  Fixture<B> f;
   int small = 4096;
   REQUIRE(setsockopt(f.sink.near.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
   int fl = fcntl(f.source.far.get(), F_GETFL);
@@ -140,8 +143,8 @@ TEST_CASE("a sink that does not read: wait for it to be writable") {
   CHECK(f.pump.left() == total - moved);
 }
 
-TEST_CASE("a source that ends mid-frame ends the pump with end of stream") {
-  Fixture f;
+TEST_CASE_TEMPLATE("a source that ends mid-frame ends the pump with end of stream", B, Uring, Epoll) {
+  Fixture<B> f;
   REQUIRE(write(f.source.far.get(), "abc", 3) == 3);
   f.source.far.reset();
   f.pump.Start(100);
@@ -151,8 +154,8 @@ TEST_CASE("a source that ends mid-frame ends the pump with end of stream") {
   CHECK(r.from_source == 3);
 }
 
-TEST_CASE("a sink whose peer is gone fails the pump") {
-  Fixture f;
+TEST_CASE_TEMPLATE("a sink whose peer is gone fails the pump", B, Uring, Epoll) {
+  Fixture<B> f;
   f.sink.far.reset();
   REQUIRE(write(f.source.far.get(), "abc", 3) == 3);
   f.pump.Start(3);
