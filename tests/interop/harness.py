@@ -506,6 +506,8 @@ class Run:
         try:
             wait_until(lambda: port_listening(port) or not p.alive(), 20, what="relay listening on %d" % port)
             check(p.alive(), "relay exited at startup (rc=%s):\n%s" % (p.returncode(), log_tail(log, 20)))
+            if "--io=epoll" in argv:
+                check("I/O backend: epoll" in read_text(log), "relay not on epoll:\n%s" % log_tail(log, 20))
             yield r
         finally:
             p.stop(grace=10)   # time for LeakSanitizer's exit check in a sanitized build
