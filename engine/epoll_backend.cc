@@ -92,6 +92,14 @@ void EpollBackend::Emit(uint64_t tag, int res, bool more, int buffer) {
   next_.push_back(Completion{tag, res, more, buffer});
 }
 
+void EpollBackend::WithdrawPartner(uint32_t id) {
+  uint32_t p = ops_[id].partner;
+  if (p == kNone) return;
+  ops_[id].partner = kNone;
+  ops_[p].partner = kNone;
+  Finish(p, -ECANCELED);
+}
+
 void EpollBackend::Finish(uint32_t id, int res, int buffer) {
   Emit(ops_[id].tag, res, false, buffer);
   FreeOp(id);
@@ -108,11 +116,7 @@ void EpollBackend::FreshFd(int fd) {
   std::vector<uint32_t> stale;
   stale.swap(s.waiting);
   for (uint32_t id : stale) {
-    if (ops_[id].partner != kNone) {
-      uint32_t p = ops_[id].partner;
-      ops_[id].partner = kNone;
-      Finish(p, -ECANCELED);
-    }
+    WithdrawPartner(id);
     Finish(id, -EBADF);
   }
 }
@@ -129,11 +133,7 @@ void EpollBackend::Park(uint32_t id) {
     ev.data.u64 = static_cast<uint64_t>(fd);
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST) {
       int err = errno;
-      if (ops_[id].partner != kNone) {
-        uint32_t p = ops_[id].partner;
-        ops_[id].partner = kNone;
-        Finish(p, -ECANCELED);
-      }
+      WithdrawPartner(id);
       Finish(id, -err);
       return;
     }
@@ -175,11 +175,7 @@ bool EpollBackend::Try(uint32_t id, uint32_t revents) {
       int err = 0;
       socklen_t len = sizeof err;
       if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-      if (op.partner != kNone) {
-        uint32_t p = op.partner;
-        op.partner = kNone;
-        Finish(p, -ECANCELED);  // the timeout is withdrawn once the connect is done
-      }
+      WithdrawPartner(id);  // the timeout is withdrawn once the connect is done
       Finish(id, -err);
       return true;
     }
@@ -311,12 +307,11 @@ void EpollBackend::Cancel(uint64_t target, uint64_t tag) {
   for (auto it = range.first; it != range.second; ++it) found.push_back(it->second);
   for (uint32_t id : found) {
     if (!ops_[id].live) continue;  // a connect's timeout, already withdrawn with it
-    if (ops_[id].partner != kNone) {
-      uint32_t p = ops_[id].partner;
-      ops_[id].partner = kNone;
-      ops_[p].partner = kNone;
-      // Cancelling a connect withdraws its timeout; cancelling the timeout leaves the connect.
-      if (ops_[id].kind == Kind::kConnect) Finish(p, -ECANCELED);
+    // Cancelling a connect withdraws its timeout; cancelling the timeout leaves the connect.
+    if (ops_[id].kind == Kind::kConnect) {
+      WithdrawPartner(id);
+    } else if (ops_[id].partner != kNone) {
+      ops_[ops_[id].partner].partner = kNone;
     }
     Finish(id, -ECANCELED);
   }
@@ -361,12 +356,7 @@ void EpollBackend::ExpireTimers() {
     timers_.pop();
     Op& op = ops_[d.op];
     if (!op.live || op.gen != d.gen) continue;  // cancelled, or withdrawn with its connect
-    if (op.partner != kNone) {
-      uint32_t c = op.partner;
-      op.partner = kNone;
-      ops_[c].partner = kNone;
-      Finish(c, -ECANCELED);  // the connect did not finish in time
-    }
+    WithdrawPartner(d.op);  // a connect that did not finish in time
     Finish(d.op, -ETIME);
   }
 }

@@ -79,6 +79,8 @@ class EpollBackend final : public Backend {
   bool Try(uint32_t id, uint32_t revents);
   // Queues a completion for the next Wait().
   void Emit(uint64_t tag, int res, bool more = false, int buffer = -1);
+  // A connect's timeout, or a timeout's connect, completes with -ECANCELED (if there is one).
+  void WithdrawPartner(uint32_t id);
   // Completes operation `id` with `res` and frees its slot.
   void Finish(uint32_t id, int res, int buffer = -1);
   uint32_t NewOp(Kind kind, int fd, uint64_t tag);
