@@ -113,6 +113,8 @@ EpollBackend::FdState& EpollBackend::StateOf(int fd) {
 void EpollBackend::FreshFd(int fd) {
   FdState& s = StateOf(fd);
   s.registered = false;
+  s.readable = true;
+  s.writable = true;
   std::vector<uint32_t> stale;
   stale.swap(s.waiting);
   for (uint32_t id : stale) {
@@ -144,6 +146,14 @@ void EpollBackend::Park(uint32_t id) {
 }
 
 void EpollBackend::Begin(uint32_t id) {
+  // An fd seen drained waits for its next edge: no system call that would say EAGAIN.
+  const FdState& s = StateOf(ops_[id].fd);
+  const uint32_t ev = ops_[id].events;
+  bool maybe_ready = ((ev & EPOLLIN) && s.readable) || ((ev & EPOLLOUT) && s.writable);
+  if (s.registered && !maybe_ready) {
+    Park(id);
+    return;
+  }
   if (!Try(id, 0)) Park(id);
 }
 
@@ -161,7 +171,10 @@ bool EpollBackend::Try(uint32_t id, uint32_t revents) {
           Emit(ops_[id].tag, s, /*more=*/true);
           continue;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          StateOf(fd).readable = false;
+          return false;
+        }
         if (errno == EINTR || errno == ECONNABORTED) continue;
         Finish(id, -errno);  // the multishot accept ends here, as io_uring's does
         return true;
@@ -187,7 +200,11 @@ bool EpollBackend::Try(uint32_t id, uint32_t revents) {
       int b = free_bufs_.back();
       size_t len = op.len == 0 ? buf_size_ : std::min(op.len, buf_size_);
       ssize_t n = recv(fd, data_.get() + static_cast<size_t>(b) * buf_size_, len, MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        StateOf(fd).readable = false;
+        return false;
+      }
+      if (n > 0 && static_cast<size_t>(n) < len) StateOf(fd).readable = false;  // drained
       if (n > 0) {
         free_bufs_.pop_back();
         Finish(id, static_cast<int>(n), b);
@@ -199,13 +216,21 @@ bool EpollBackend::Try(uint32_t id, uint32_t revents) {
     case Kind::kRecv:
     case Kind::kRead: {
       ssize_t n = op.kind == Kind::kRecv ? recv(fd, op.buf, op.len, MSG_DONTWAIT) : read(fd, op.buf, op.len);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        StateOf(fd).readable = false;
+        return false;
+      }
+      if (n > 0 && static_cast<size_t>(n) < op.len) StateOf(fd).readable = false;
       Finish(id, n < 0 ? -errno : static_cast<int>(n));
       return true;
     }
     case Kind::kSend: {
       ssize_t n = send(fd, op.data, op.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        StateOf(fd).writable = false;
+        return false;
+      }
+      if (n > 0 && static_cast<size_t>(n) < op.len) StateOf(fd).writable = false;  // the socket buffer is full
       Finish(id, n < 0 ? -errno : static_cast<int>(n));
       return true;
     }
@@ -329,7 +354,10 @@ void EpollBackend::OnReady(int fd, uint32_t revents) {
   if (fd < 0 || static_cast<size_t>(fd) >= fds_.size()) return;
   // Trying an operation may finish others of this fd (a connect's timeout): walk a copy (on
   // the stack: an fd has a handful waiting at most), and skip what is gone.
-  const std::vector<uint32_t>& w = fds_[static_cast<size_t>(fd)].waiting;
+  FdState& s = fds_[static_cast<size_t>(fd)];
+  if (revents & kReadable) s.readable = true;
+  if (revents & kWritable) s.writable = true;
+  const std::vector<uint32_t>& w = s.waiting;
   uint32_t ids[8];
   std::vector<uint32_t> many;
   const uint32_t* list = ids;
