@@ -204,7 +204,6 @@ bool EpollBackend::Try(uint32_t id, uint32_t revents) {
         StateOf(fd).readable = false;
         return false;
       }
-      if (n > 0 && static_cast<size_t>(n) < len) StateOf(fd).readable = false;  // drained
       if (n > 0) {
         free_bufs_.pop_back();
         Finish(id, static_cast<int>(n), b);
@@ -220,7 +219,6 @@ bool EpollBackend::Try(uint32_t id, uint32_t revents) {
         StateOf(fd).readable = false;
         return false;
       }
-      if (n > 0 && static_cast<size_t>(n) < op.len) StateOf(fd).readable = false;
       Finish(id, n < 0 ? -errno : static_cast<int>(n));
       return true;
     }

@@ -66,8 +66,9 @@ class EpollBackend final : public Backend {
   // epoll set, and the operations waiting on it (a handful at most).
   struct FdState {
     bool registered = false;
-    // Not seen drained since the last edge (EAGAIN or a short read/send clears them; an edge
-    // sets them): an operation on a drained fd waits without trying.
+    // Not seen drained since the last edge (EAGAIN, or a short send, clears them; an edge sets
+    // them): an operation on a drained fd waits without trying. A short read does not clear
+    // `readable`: an end of stream that came with the data has had its edge already.
     bool readable = true;
     bool writable = true;
     std::vector<uint32_t> waiting;

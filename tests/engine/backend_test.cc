@@ -349,3 +349,22 @@ BACKEND_TEST("poll for POLLOUT on a writable socket completes at once") {
   Completion c = f.WaitFor(900);
   CHECK((c.res & POLLOUT) != 0);
 }
+
+BACKEND_TEST("data and end of stream arriving together: the next receive still sees the end") {
+  Fixture<B> f;
+  Pair p;
+  f.backend.RecvProvided(p.b.get(), 0, 1000);  // waiting (so the fd is watched) when both come
+  f.backend.Timer(20, 1001);
+  CHECK(f.WaitFor(1001).res == -ETIME);
+  REQUIRE(write(p.a.get(), "last words", 10) == 10);
+  REQUIRE(shutdown(p.a.get(), SHUT_WR) == 0);
+  Completion got = f.WaitFor(1000);
+  REQUIRE(got.res == 10);  // fewer bytes than a buffer holds
+  f.backend.Recycle(got.buffer);
+  f.backend.RecvProvided(p.b.get(), 0, 1002);
+  f.backend.Timer(1000, 1003);
+  CHECK(f.WaitFor(1003).res == -ETIME);
+  bool ended = false;
+  for (const Completion& c : f.seen) ended = ended || (c.tag == 1002 && c.res == 0);
+  CHECK(ended);  // the end of stream, not a receive left waiting for an edge that came already
+}
