@@ -78,6 +78,18 @@ UniqueFd LoopbackListener(int backlog, sockaddr_in* addr, int flags = SOCK_NONBL
   return listener;
 }
 
+// A loopback listener whose backlog is full (`fill` holds the connects that fill it): further
+// SYNs go unanswered, so a connect to *addr hangs.
+UniqueFd FullListener(sockaddr_in* addr, std::vector<UniqueFd>* fill) {
+  UniqueFd listener = LoopbackListener(0, addr, 0);
+  for (int i = 0; i < 4; ++i) {
+    fill->emplace_back(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    int rc = connect(fill->back().get(), reinterpret_cast<sockaddr*>(addr), sizeof *addr);
+    (void)rc;  // EINPROGRESS: these only fill the backlog
+  }
+  return listener;
+}
+
 }  // namespace
 
 BACKEND_TEST("send on one end, a provided-buffer receive on the other") {
@@ -163,15 +175,9 @@ BACKEND_TEST("accept on a listener, connect with a timeout") {
 
 BACKEND_TEST("a connect that does not finish in time fails with -ECANCELED") {
   Fixture<B> f;
-  // A listener whose backlog is full leaves further SYNs unanswered: the connect hangs.
   sockaddr_in addr;
-  UniqueFd listener = LoopbackListener(0, &addr, 0);
   std::vector<UniqueFd> fill;
-  for (int i = 0; i < 4; ++i) {
-    fill.emplace_back(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    int rc = connect(fill.back().get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    (void)rc;  // EINPROGRESS: these only fill the backlog
-  }
+  UniqueFd listener = FullListener(&addr, &fill);
   UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   f.backend.ConnectWithTimeout(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, 200, 50, 51);
   CHECK(f.WaitFor(50).res == -ECANCELED);
@@ -306,13 +312,8 @@ BACKEND_TEST("a multishot accept completes once per connection and stays armed")
 BACKEND_TEST("a cancelled connect completes with -ECANCELED, and so does its timeout") {
   Fixture<B> f;
   sockaddr_in addr;
-  UniqueFd listener = LoopbackListener(0, &addr, 0);
   std::vector<UniqueFd> fill;
-  for (int i = 0; i < 4; ++i) {
-    fill.emplace_back(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    int rc = connect(fill.back().get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    (void)rc;
-  }
+  UniqueFd listener = FullListener(&addr, &fill);
   UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   f.backend.ConnectWithTimeout(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, 10000, 600, 601);
   f.backend.Timer(20, 602);
