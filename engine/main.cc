@@ -145,7 +145,9 @@ sigset_t BlockSignals() {
 // One listener spec per --bind-tcp / --bind, each with the session settings of its sessions.
 Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, AuthModules* modules) {
   std::string aes_key;
-  if (cfg.tcp_encryption == "AES") {
+  if (cfg.tcp_encryption == "AES" || !cfg.tcp_encryption_keyfile.empty()) {
+    // Checked at start-up whenever given: a missing or unreadable keyfile is a clear error now,
+    // not a login failure later.
     auto key = ReadKeyFile(cfg.tcp_encryption_keyfile);
     if (!key.ok()) return key.error();
     aes_key = std::move(*key);
@@ -170,6 +172,8 @@ Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, Au
     if (sc->aes) sc->aes_key = aes_key;
     sc->identity = ProxyIdentity{kRelayVersion, hostname};
     sc->client_limits.max_payload = cfg.max_packet_size;
+    sc->max_login_packet = std::min<size_t>(cfg.max_login_packet_size, cfg.max_packet_size);
+    sc->max_login_elements = cfg.max_login_elements;
     sc->server_limits.max_payload = cfg.max_server_packet_size;
     sc->login_timeout_ms = static_cast<int64_t>(cfg.login_timeout * 1000);
     sc->server_timeout_ms = static_cast<int64_t>(cfg.server_timeout * 1000);
@@ -236,7 +240,10 @@ void ConfigureAdmissionFrom(const RelayConfig& cfg) {
   AdmissionConfig admission;
   admission.max_per_address = static_cast<uint32_t>(cfg.max_per_address);
   admission.free_failures = static_cast<uint32_t>(cfg.login_failures);
+  admission.max_logins_per_source = static_cast<uint32_t>(cfg.max_logins_per_address);
   ConfigureAdmission(admission);
+  ConfigureLoginMemory(cfg.max_login_memory);
+  ConfigureKdfBudget(static_cast<int64_t>(cfg.max_kdf_iterations));
 }
 
 // One reactor per thread, each with its listeners (tcp shared by SO_REUSEPORT; unix ones on

@@ -328,7 +328,7 @@ try:
                        capture_output=True)
     relay, rport, rlog = start("relay", [relay_bin, "--bind-tcp=127.0.0.1:0", "--threads=2", "--server-timeout=2",
                                          "--tcp-auth=sqlite,filename=" + db, "--socket-dir=" + sockdir,
-                                         "--max-connections-per-address=0"], r"on tcp:127\.0\.0\.1:(\d+)")
+                                         "--max-connections-per-address=0", "--max-logins-per-address=0"], r"on tcp:127\.0\.0\.1:(\d+)")
     url = lambda user: "tcp://%s:pw@127.0.0.1:%d/" % (user, rport)
     time.sleep(0.3)
     base = fds(relay.pid)
@@ -503,7 +503,7 @@ try:
     # with data flowing run over both paths.
     idle, iport, ilog = start("idle", [relay_bin, "--bind-tcp=127.0.0.1:0", "--threads=2", "--idle-timeout=2",
                                        "--max-server-packet-size=131072", "--tcp-auth=sqlite,filename=" + db,
-                                       "--socket-dir=" + sockdir, "--max-connections-per-address=0"],
+                                       "--socket-dir=" + sockdir, "--max-connections-per-address=0", "--max-logins-per-address=0"],
                               r"on tcp:127\.0\.0\.1:(\d+)")
     iurl = lambda user: "tcp://%s:pw@127.0.0.1:%d/" % (user, iport)
     time.sleep(0.3)
@@ -667,7 +667,7 @@ try:
     # the ring empty reads into the connection's own buffer), the streams stay intact.
     tiny, tport, tlog = start("tiny", [relay_bin, "--bind-tcp=127.0.0.1:0", "--threads=1", "--recv-buffers=4",
                                        "--tcp-auth=sqlite,filename=" + db, "--socket-dir=" + sockdir,
-                                       "--max-connections-per-address=0", "--proxy-sockets=false"],
+                                       "--max-connections-per-address=0", "--max-logins-per-address=0", "--proxy-sockets=false"],
                               r"on tcp:127\.0\.0\.1:(\d+)")
     turl = "tcp://ok:pw@127.0.0.1:%d/" % tport
     flood = subprocess.Popen([bench_bin, "throughput", turl, "--connections=8", "--duration=6", "--quiet",
@@ -688,7 +688,7 @@ try:
 
     # Accept under fd exhaustion: a relay with only 48 open files.
     small, sport2, slog = start("small", [relay_bin, "--bind-tcp=127.0.0.1:0", "--threads=1", "--tcp-auth=sqlite,filename=" + db,
-                                          "--socket-dir=" + sockdir, "--max-connections-per-address=0",
+                                          "--socket-dir=" + sockdir, "--max-connections-per-address=0", "--max-logins-per-address=0",
                                           "--proxy-sockets=false"], r"on tcp:127\.0\.0\.1:(\d+)", nofile=48)
     # One connection first: under ASan+UBSan the sanitizer runtime checks a type the first time it
     # meets it with a pipe(), which needs two free fds; with none left it reports a false
