@@ -252,7 +252,7 @@ Expected<std::vector<std::unique_ptr<Reactor>>> MakeReactors(int threads, Worker
                                                              std::vector<ListenerSpec> specs,
                                                              const ControlConfig& control, RelayControl* relay) {
   std::vector<std::unique_ptr<Reactor>> reactors;
-  SessionEnv env{&GlobalAdmission(), &Counters(), NowMs};
+  SessionEnv env{&GlobalAdmission(), &Counters(), NowMs, &GlobalLoginMemory(), &GlobalKdfBudget()};
   for (int i = 0; i < threads; ++i) {
     auto r = std::make_unique<Reactor>(i, pool, MakeReactorLimits(cfg), control, env);
     if (Status s = r->Init(specs, threads > 1, i == 0); !s.ok()) return s.error();

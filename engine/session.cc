@@ -96,13 +96,13 @@ Session::~Session() {
 
 bool Session::ChargeLoginMemory(size_t bytes) {
   if (bytes == login_memory_) return true;
-  if (!GlobalLoginMemory().Recharge(login_memory_, bytes)) return false;
+  if (!env_.login_memory->Recharge(login_memory_, bytes)) return false;
   login_memory_ = bytes;
   return true;
 }
 
 Status Session::TakeKdf(int iterations) {
-  if (authenticated_ || GlobalKdfBudget().Take(iterations, env_.now_ms())) return Status::Ok();
+  if (authenticated_ || env_.kdf->Take(iterations, env_.now_ms())) return Status::Ok();
   return MakeError(ErrorCode::kTooLarge, "the relay is too busy to set up encryption now, try again shortly");
 }
 
@@ -168,7 +168,7 @@ void Session::OnClientData(std::string_view bytes) {
   for (const std::string& f : hs_->pending_to_server) held += f.size();
   if (!ChargeLoginMemory(held)) {
     Disconnect(reason::kServerError, "the relay holds too much login data now, try again shortly",
-               fmt::format("login memory budget: {} bytes in use, {} more wanted", GlobalLoginMemory().used(),
+               fmt::format("login memory budget: {} bytes in use, {} more wanted", env_.login_memory->used(),
                            held - login_memory_));
   }
 }

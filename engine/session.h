@@ -72,11 +72,14 @@ struct SessionConfig {
 
 // What a session uses beyond its own connection, injected (tests give each session its own):
 // the admission state shared by the relay's sessions (per-address caps, login back-off), the
-// counters it adds to, and the monotonic clock in milliseconds.
+// counters it adds to, the monotonic clock in milliseconds, and the relay-wide pre-login
+// budgets (the memory all unauthenticated connections hold, PBKDF2 iterations per second).
 struct SessionEnv {
   Admission* admission = nullptr;
   RelayCounters* counters = nullptr;
   std::function<int64_t()> now_ms;
+  LoginMemory* login_memory = &GlobalLoginMemory();
+  KdfBudget* kdf = &GlobalKdfBudget();
 };
 
 // What the blocking part of authentication produces (on a worker thread).
@@ -259,7 +262,7 @@ class Session final : public ClientHandler {
   bool auth_deferred_ = false;  // waiting for a verification slot of its source (MayVerify)
   bool verifying_ = false;      // Admission::Attempt made, Finished not yet
   int64_t login_deadline_ms_ = 0;
-  size_t login_memory_ = 0;  // charged to GlobalLoginMemory() until authenticated
+  size_t login_memory_ = 0;  // charged to env_.login_memory until authenticated
 };
 
 const char* SessionStateName(Session::State s);

@@ -133,11 +133,16 @@ struct Fixture {
   Admission own_admission;
   RelayCounters counters;
   Admission* admission = &own_admission;
+  LoginMemory own_login_memory{size_t{256} << 20};
+  LoginMemory* login_memory = &own_login_memory;
+  KdfBudget kdf{200000};
 
-  SessionEnv Env() { return SessionEnv{admission, &counters, NowMs}; }
+  SessionEnv Env() { return SessionEnv{admission, &counters, NowMs, login_memory, &kdf}; }
 
-  explicit Fixture(const std::string& auth_extra = "", bool aes = false, Admission* shared = nullptr) {
+  explicit Fixture(const std::string& auth_extra = "", bool aes = false, Admission* shared = nullptr,
+                   LoginMemory* shared_memory = nullptr) {
     if (shared != nullptr) admission = shared;
+    if (shared_memory != nullptr) login_memory = shared_memory;
     users = TempFile(
         "foo|bar|1000|1000|tcp://127.0.0.1:15200/200,tcp://127.0.0.1:15201/201|||\n"
         "solo|pw|1000|1000|tcp://127.0.0.1:15300/||password=serverpw\n");
@@ -150,7 +155,10 @@ struct Fixture {
     session = std::make_unique<Session>(7, "127.0.0.1:5555", config, &io, Env());
     session->Start();
   }
-  ~Fixture() { ::unlink(users.c_str()); }
+  ~Fixture() {
+    session.reset();  // before the admission state, counters and budgets it uses
+    ::unlink(users.c_str());
+  }
 
   // The packets the client has received since last call.
   std::vector<Value> ClientGot() { return client_reader.Read(io.to_client); }
@@ -609,6 +617,24 @@ TEST_CASE("back-off: a login over the in-flight limit waits, then is verified") 
   REQUIRE(third.io.auth_jobs.size() == 1);
   third.RunAuthJobs();
   CHECK(third.session->state() == Session::State::kConnecting);
+}
+
+TEST_CASE("pre-login budget: the memory of all unauthenticated connections has one bound") {
+  LoginMemory memory(300000);  // room for two hellos of ~120 KB, not three
+  Value caps = ClientHello("foo");
+  caps.set("x", std::string(120000, 'x'));
+  std::vector<std::unique_ptr<Fixture>> fixtures;
+  for (int i = 0; i < 3; ++i) {
+    fixtures.push_back(std::make_unique<Fixture>("", false, nullptr, &memory));
+    fixtures.back()->session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  }
+  CHECK(fixtures[0]->ExpectOne(fixtures[0]->ClientGot(), "challenge").is_list());
+  CHECK(fixtures[1]->ExpectOne(fixtures[1]->ClientGot(), "challenge").is_list());
+  fixtures[2]->ExpectDisconnect(reason::kServerError, "holds too much login data");
+  CHECK(memory.used() > 240000);
+  fixtures[0].reset();  // a connection that goes releases its share
+  fixtures[1].reset();
+  CHECK(memory.used() == 0);
 }
 
 TEST_CASE("challenge rules: no xor salt digest, client salts of sane length") {
