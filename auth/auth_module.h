@@ -49,6 +49,10 @@ class AuthModule {
   // False only for "none": no challenge is sent and Authenticate() is called with an empty response.
   virtual bool requires_challenge() const { return true; }
 
+  // False when the module checks one password whatever the user name (password, file, env):
+  // failed-login back-off then counts every name as the same user, so random names do not
+  // dodge it.
+  virtual bool per_user() const { return true; }
   // The prompt sent as the challenge packet's last element (option `prompt=`, default "password").
   virtual std::string_view prompt() const { return "password"; }
 

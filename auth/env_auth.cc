@@ -9,6 +9,7 @@ namespace {
 
 class EnvAuth final : public PasswordModuleBase {
  public:
+  bool per_user() const override { return false; }  // one password, whatever the name
   EnvAuth(const ModuleOptions& options, std::string var) : PasswordModuleBase(options), var_(std::move(var)) {}
 
  protected:

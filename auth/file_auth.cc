@@ -8,6 +8,7 @@ namespace {
 
 class FileAuth final : public PasswordModuleBase {
  public:
+  bool per_user() const override { return false; }  // one password, whatever the name
   FileAuth(const ModuleOptions& options, std::string path)
       : PasswordModuleBase(options), file_(std::move(path), [](std::string data) { return data; }) {}
 

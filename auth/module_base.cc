@@ -1,21 +1,43 @@
 #include "auth/module_base.h"
 
+#include <openssl/sha.h>
+#include <time.h>
+
 #include <deque>
 #include <mutex>
 #include <unordered_set>
+#include <utility>
 
 #include "codec/digest.h"
 
 namespace xr::auth {
 namespace {
 
-constexpr size_t kUsedSaltCapacity = 65536;
-
 struct UsedSalts {
   std::mutex mu;
-  std::deque<std::string> order;
+  std::deque<std::pair<int64_t, std::string>> order;  // (when recorded, SHA-256), oldest first
   std::unordered_set<std::string> seen;
 };
+
+std::string SaltKey(std::string_view salt) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(salt.data()), salt.size(), md);
+  return std::string(reinterpret_cast<const char*>(md), sizeof md);
+}
+
+int64_t MonotonicMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Drops entries past their lifetime (the caller holds the lock).
+void Expire(UsedSalts& used, int64_t now_ms) {
+  while (!used.order.empty() && now_ms - used.order.front().first > kUsedSaltLifetimeMs) {
+    used.seen.erase(used.order.front().second);
+    used.order.pop_front();
+  }
+}
 
 UsedSalts& GetUsedSalts() {
   static UsedSalts* salts = new UsedSalts();  // never destroyed: used from worker threads
@@ -42,15 +64,24 @@ bool CheckResponse(std::string_view digest, std::string_view password, std::stri
   return xr::digest::VerifyResponse(digest, password, salt, response);
 }
 
-bool RememberSalt(std::string_view salt) {
+bool SaltSeen(std::string_view salt, int64_t now_ms) {
+  const std::string key = SaltKey(salt);
   UsedSalts& used = GetUsedSalts();
   std::lock_guard<std::mutex> lock(used.mu);
-  std::string key(salt);
+  Expire(used, now_ms);
+  return used.seen.count(key) != 0;
+}
+
+bool RememberSalt(std::string_view salt, int64_t now_ms) {
+  std::string key = SaltKey(salt);
+  UsedSalts& used = GetUsedSalts();
+  std::lock_guard<std::mutex> lock(used.mu);
+  Expire(used, now_ms);
   if (used.seen.count(key) != 0) return false;
-  used.order.push_back(key);
-  used.seen.insert(std::move(key));
+  used.seen.insert(key);
+  used.order.emplace_back(now_ms, std::move(key));
   while (used.order.size() > kUsedSaltCapacity) {
-    used.seen.erase(used.order.front());
+    used.seen.erase(used.order.front().second);
     used.order.pop_front();
   }
   return true;
@@ -70,7 +101,8 @@ Expected<AuthResult> PasswordModuleBase::Authenticate(const AuthRequest& req) {
   if (req.salt.empty()) {
     return MakeError(ErrorCode::kAuthFailed, who + "empty salt");
   }
-  if (!RememberSalt(req.salt)) {
+  const int64_t now_ms = MonotonicMs();
+  if (SaltSeen(req.salt, now_ms)) {
     return MakeError(ErrorCode::kAuthFailed, who + "an attempt was made to re-use the same computed salt");
   }
   Expected<std::vector<Credential>> passwords = GetCredentials(username);
@@ -94,6 +126,9 @@ Expected<AuthResult> PasswordModuleBase::Authenticate(const AuthRequest& req) {
     if (passwords->size() > 1) detail += " (checked " + std::to_string(passwords->size()) + " passwords)";
     if (passwords->size() == 1) detail += MismatchHint(passwords->front().password);
     return MakeError(ErrorCode::kAuthFailed, std::move(detail));
+  }
+  if (!RememberSalt(req.salt, now_ms)) {
+    return MakeError(ErrorCode::kAuthFailed, who + "an attempt was made to re-use the same computed salt");
   }
   Expected<std::vector<SessionEntry>> sessions = GetSessions(username, *matched);
   if (!sessions.ok()) {

@@ -36,9 +36,17 @@ class ModuleBase : public AuthModule {
 bool CheckResponse(std::string_view digest, std::string_view password, std::string_view salt,
                    std::string_view response);
 
-// Records a combined salt; false when it was seen before (xpra refuses re-used salts). Keeps the
-// last 65536 salts of the process. Thread-safe.
-bool RememberSalt(std::string_view salt);
+// The replay cache (xpra refuses re-used salts). It holds the SHA-256 of the combined salt of
+// each *successful* login for an hour, at most 65,536 of them (the oldest go first): failed
+// logins never touch it, so an attacker cannot flush it without valid credentials, and its
+// memory does not depend on the salt's size. Thread-safe. `now_ms`: a monotonic clock.
+//   SaltSeen: whether `salt` is in the cache (checked before verifying).
+//   RememberSalt: records it; false when it was already there (a parallel replay lost the race).
+bool SaltSeen(std::string_view salt, int64_t now_ms);
+bool RememberSalt(std::string_view salt, int64_t now_ms);
+// The cache's limits, for tests.
+inline constexpr size_t kUsedSaltCapacity = 65536;
+inline constexpr int64_t kUsedSaltLifetimeMs = 3600 * 1000;
 
 // One password a user may use.
 struct Credential {

@@ -7,6 +7,7 @@ namespace {
 
 class PasswordAuth final : public PasswordModuleBase {
  public:
+  bool per_user() const override { return false; }  // one password, whatever the name
   PasswordAuth(const ModuleOptions& options, std::string value)
       : PasswordModuleBase(options), value_(std::move(value)) {}
 

@@ -14,6 +14,11 @@ namespace xr {
 namespace {
 
 constexpr size_t kLz4SizePrefix = 4;
+// The most an lz4 block can expand: each byte of a match-length extension adds 255 bytes of
+// output (LZ4 block format), plus a little for the last sequence. A size prefix claiming more
+// than this for the bytes actually present is a lie, refused before anything is allocated.
+constexpr size_t kLz4MaxRatio = 255;
+constexpr size_t kLz4RatioSlack = 64;
 constexpr size_t kInflateStep = 64u << 10;
 
 Error TooLarge(const char* what, size_t size, size_t max_out) {
@@ -32,6 +37,10 @@ Expected<std::string> DecompressLz4(std::string_view in, size_t max_out) {
                                                std::to_string(max_out) + " byte limit");
   }
   std::string_view body = in.substr(kLz4SizePrefix);
+  if (size > body.size() * kLz4MaxRatio + kLz4RatioSlack) {
+    return MakeError(ErrorCode::kMalformed, "lz4 data claims " + std::to_string(size) + " bytes from " +
+                                                std::to_string(body.size()) + " compressed bytes, more than lz4 can produce");
+  }
   if (size > static_cast<size_t>(INT_MAX) || body.size() > static_cast<size_t>(INT_MAX)) {
     return MakeError(ErrorCode::kTooLarge, "lz4 block too large");
   }

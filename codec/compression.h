@@ -19,7 +19,9 @@ namespace xr {
 
 // Decompresses a payload whose header carried `level` into at most max_out bytes.
 // level 0 returns the input unchanged. Output over max_out -> kTooLarge, detected before it
-// is allocated (lz4: from the size prefix; zlib: inflating in steps). Corrupt or truncated
+// is allocated, and nothing is allocated ahead of the data (lz4: a size prefix over max_out, or
+// over what the bytes present can expand to (255:1), is refused before allocating; zlib: the
+// output grows in steps, at most doubling what was already produced). Corrupt or truncated
 // data -> kMalformed; lzo/brotli -> kUnsupported.
 Expected<std::string> Decompress(uint8_t level, std::string_view in, size_t max_out);
 

@@ -57,6 +57,7 @@ Expected<std::optional<Value>> PacketDecoder::Push(RawFrame frame) {
   if (h.index > 0) {
     auto data = Unwrap(frame);
     if (!data.ok()) return data.take_error();
+    pending_bytes_ += data->size();
     pending_.emplace(h.index, std::move(*data));
     return std::optional<Value>();
   }
@@ -93,6 +94,7 @@ Expected<std::optional<Value>> PacketDecoder::Push(RawFrame frame) {
     items[index] = Value::bytes(std::move(raw));
   }
   pending_.clear();
+  pending_bytes_ = 0;
   last_encoding_ = encoding;
   return std::optional<Value>(std::move(packet));
 }

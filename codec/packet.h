@@ -59,8 +59,9 @@ class PacketDecoder {  // frames -> packets: decrypt, decompress, decode, chunk 
   // FrameReader::set_max_payload.
   void set_max_payload(size_t max_payload);
 
-  // Number of chunks waiting for their main packet.
+  // Number of chunks waiting for their main packet, and their decoded bytes.
   size_t pending_chunks() const { return pending_.size(); }
+  size_t pending_bytes() const { return pending_bytes_; }
 
  private:
   // Decrypts (when flagged) and decompresses one frame's payload.
@@ -71,6 +72,7 @@ class PacketDecoder {  // frames -> packets: decrypt, decompress, decode, chunk 
   DecodeLimits dlimits_;
   crypto::Decryptor* decryptor_ = nullptr;
   std::map<uint8_t, std::string> pending_;  // chunk index -> raw value (frames_ decides which may wait)
+  size_t pending_bytes_ = 0;
   Encoding last_encoding_ = Encoding::kRencode;
 };
 

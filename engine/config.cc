@@ -117,6 +117,27 @@ void DefineOptions(CLI::App& app, RawOptions& r) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
   app.add_option("--max-connections-per-address", r.c.max_per_address,
                  "Connections from one source address at once (0 = no cap)");
+  app.add_option("--max-logins-per-address", r.c.max_logins_per_address,
+                 "Logins in progress at once from one source (an IPv4 address, an IPv6 /64); more get "
+                 "'too many logins from your address' (default 16, well below --max-logins; 0 = no cap)");
+  app.add_option("--max-login-packet-size", r.c.max_login_packet_size,
+                 "Largest frame a client may send before it has logged in, on the wire and decoded, bytes; "
+                 "also bounds each frame a session's server sends before its hello (default 1 MiB; a real "
+                 "xpra 3.1.3 hello is 23 KB compressed, 67 KB decoded)")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{256} << 20));
+  app.add_option("--max-login-elements", r.c.max_login_elements,
+                 "Values one decoded packet may hold before login (default 100,000; a real hello has ~6,000)")
+      ->check(CLI::Range(uint64_t{1000}, uint64_t{1} << 20));
+  app.add_option("--max-login-memory", r.c.max_login_memory,
+                 "Bytes all connections that have not logged in yet may make the relay hold together "
+                 "(buffered frames, decoded hellos); a connection that would go over is closed with "
+                 "'server error' (default 256 MiB)")
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40));
+  app.add_option("--max-kdf-iterations", r.c.max_kdf_iterations,
+                 "PBKDF2 iterations per second the relay spends on AES keys for clients that have not "
+                 "logged in, relay-wide (default 200,000: 100 logins/s at xpra's 1,000; over it: "
+                 "'server error: the relay is too busy to set up encryption now')")
+      ->check(CLI::Range(uint64_t{10000}, uint64_t{100000000}));
   app.add_option("--login-failures", r.c.login_failures,
                  "Failed logins allowed per source address and per user before a doubling back-off "
                  "(1 s, 2 s, ... up to 5 min) refuses further attempts");
@@ -394,6 +415,11 @@ std::vector<std::string> ConfigChanges(const RelayConfig& a, const RelayConfig& 
   value("max-logins", a.max_logins, b.max_logins);
   value("max-connections-per-address", a.max_per_address, b.max_per_address);
   value("login-failures", a.login_failures, b.login_failures);
+  value("max-logins-per-address", a.max_logins_per_address, b.max_logins_per_address);
+  value("max-login-packet-size", a.max_login_packet_size, b.max_login_packet_size);
+  value("max-login-elements", a.max_login_elements, b.max_login_elements);
+  value("max-login-memory", a.max_login_memory, b.max_login_memory);
+  value("max-kdf-iterations", a.max_kdf_iterations, b.max_kdf_iterations);
   value("splice", a.splice_min, b.splice_min);
   value("recv-buffers", a.recv_buffers, b.recv_buffers);
   value("recv-buffer-size", a.recv_buffer_size, b.recv_buffer_size);

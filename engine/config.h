@@ -40,6 +40,13 @@ struct RelayConfig {
   uint64_t max_logins = 200;            // logins in progress at once (xpra proxy: 200)
   uint64_t max_per_address = 256;       // connections from one source address
   uint64_t login_failures = 5;          // failed logins per address/user before back-off
+  // The pre-login budget (issue 13): a real xpra 3.1.3 hello is 22,659 bytes of zlib, 67,247
+  // decoded, 6,017 values.
+  uint64_t max_logins_per_address = 16;         // logins in progress from one IPv4 address / IPv6 /64
+  uint64_t max_login_packet_size = 1u << 20;    // a client frame before login, wire and decoded
+  uint64_t max_login_elements = 100000;         // values in one decoded packet before login
+  uint64_t max_login_memory = 256u << 20;       // held by all unauthenticated connections together
+  uint64_t max_kdf_iterations = 200000;         // PBKDF2 iterations per second for unauthenticated clients
   uint64_t splice_min = 32u << 10;      // splice server frames with this much payload left (0: never)
   uint64_t recv_buffers = 256;          // provided receive buffers per reactor (power of two)
   uint64_t recv_buffer_size = 64u << 10; // bytes each

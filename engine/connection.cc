@@ -64,7 +64,10 @@ Connection::~Connection() {
     r_->stats_.relaying--;
     r_->env_.counters->relaying--;
   }
-  if (is_relay() && !counted_relaying_) r_->env_.counters->handshaking--;
+  if (is_relay() && !counted_relaying_) {
+    r_->env_.counters->handshaking--;
+    if (admitted_) r_->env_.admission->EndLogin(AddressOf(peer_));
+  }
   if (is_relay()) r_->env_.counters->closed++;
   if (admitted_) r_->env_.admission->Disconnect(AddressOf(peer_));
   CloseInstanceSocket();
@@ -143,12 +146,17 @@ void Connection::Relaying() {
   r_->stats_.relaying++;
   counted_relaying_ = true;
   r_->env_.counters->handshaking--;
+  if (admitted_) r_->env_.admission->EndLogin(AddressOf(peer_));
   r_->env_.counters->relaying++;
   r_->env_.counters->relayed_total++;
+  if (cd_[kClientLeg].has(Leg::kPaused)) {  // held back while the session was not ready
+    cd_[kClientLeg].clear(Leg::kPaused);
+    ArmRecv(kClientLeg);
+  }
   OpenInstanceSocket();
   liveness_.Start(NowMs());
-  Instances().Put(InstanceSummary{id_, proxy_display(), peer_, session_->username(), session_->target().describe(),
-                                  UnixNow()});
+  Instances().Put(InstanceSummary{id_, proxy_display(), peer_, log::Sanitize(session_->username()),
+                                  session_->target().describe(), UnixNow()});
 }
 
 void Connection::SetDeadline(int64_t ms) { deadline_ms_ = ms > 0 ? NowMs() + ms : 0; }
@@ -314,7 +322,7 @@ Value Connection::InfoValue() const {
   client.set("latency-us", static_cast<long long>(TcpRttUs(c.fd.get())));
   Value server{Dict{}};
   server.set("target", std::string_view(session_->target().describe()));
-  server.set("display", std::string_view(session_->target().display));
+  server.set("display", log::Sanitize(session_->target().display, 256));
   server.set("encoder", EncoderName(to_client.last_flags()));
   server.set("compression", LevelCompressorName(to_client.last_level()));
   server.set("client-encoder", EncoderName(to_server.last_flags()));
@@ -329,7 +337,7 @@ Value Connection::InfoValue() const {
   out.set("instance", static_cast<long long>(id_));
   out.set("display", proxy_display());
   out.set("connection", static_cast<long long>(id_));
-  out.set("username", std::string_view(session_->username()));
+  out.set("username", log::Sanitize(session_->username()));
   out.set("uptime", static_cast<long long>((NowMs() - started_ms_) / 1000));
   out.set("state", SessionStateName(session_->state()));
   out.set("client", std::move(client));
@@ -432,6 +440,12 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
     if (!OnPassthroughData(from, data)) return;
   } else if (from == kClientLeg) {
     handler_->OnClientData(data);
+    if (!closing() && handler_->client_backlogged()) {
+      // Back-pressure before relaying: the client's frames are not read on while the session
+      // cannot pass them on; Relaying() reads again.
+      leg.set(Leg::kPaused);
+      return;
+    }
   } else {
     handler_->OnServerData(data);
     if (!closing() && handler_->relaying()) {
@@ -460,7 +474,7 @@ bool Connection::OnPassthroughData(Dir from, std::string_view data) {
       OnBadFrame(kClientLeg, data);
       return false;
     }
-    inband_.WatchClient(data);
+    inband_.WatchClient(data, NowMs());
     Queue(kServerLeg, std::string(data));
     return true;
   }
@@ -654,7 +668,7 @@ void Connection::ForceClose() {
     const Leg& s = cd_[kServerLeg];
     uint64_t spliced = pump_.spliced();
     XR_INFO("conn", "conn={} peer={} user={} closed: client {} bytes in / {} out, server {} in / {} out{}, {} s", id_,
-            peer_, session_->username().empty() ? "-" : session_->username(), c.bytes_in, c.bytes_out, s.bytes_in,
+            peer_, session_->username().empty() ? "-" : log::Sanitize(session_->username()), c.bytes_in, c.bytes_out, s.bytes_in,
             s.bytes_out, spliced ? fmt::format(" ({} spliced)", spliced) : std::string(),
             (NowMs() - started_ms_) / 1000);
   }

@@ -152,7 +152,7 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   // Accounting: counted as relaying (else as handshaking) in the relay's counters, undone on
   // destruction.
   bool counted_relaying_ = false;
-  bool admitted_ = false;  // counted in the per-address cap
+  bool admitted_ = false;  // counted in the per-address cap and, until relaying, the per-source login cap
   // Connect: the server's address lives here until the connect completes.
   TargetAddress target_;
   int64_t connect_timeout_ms_ = 10000;

@@ -58,17 +58,17 @@ const char* EncoderName(uint8_t flags) {
 
 const char* LevelCompressorName(uint8_t level) { return CompressorName(CompressorForLevel(level)); }
 
-std::optional<Value> DecodeFrame(const RawFrame& f) {
+std::optional<Value> DecodeFrame(const RawFrame& f, size_t max_out, const DecodeLimits& limits) {
   std::string plain;
   std::string_view payload = f.payload;
   if ((f.header.level & 0x0f) != 0) {
-    auto d = Decompress(f.header.level, payload, kHardMaxPayload);
+    auto d = Decompress(f.header.level, payload, max_out);
     if (!d.ok()) return std::nullopt;
     plain = std::move(*d);
     payload = plain;
   }
   if (f.header.flags & flags::kYaml) return std::nullopt;
-  auto v = (f.header.flags & flags::kRencode) ? rencode::Decode(payload) : bencode::Decode(payload);
+  auto v = (f.header.flags & flags::kRencode) ? rencode::Decode(payload, limits) : bencode::Decode(payload, limits);
   if (!v.ok() || !v->is_list() || v->as_list().empty() || !v->as_list()[0].is_string()) return std::nullopt;
   return std::move(*v);
 }

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "codec/decode_limits.h"
 #include "codec/frame_reader.h"
 #include "codec/frame_tracker.h"
 #include "codec/header.h"
@@ -77,8 +78,9 @@ class SmallFrameCapture {
   RawFrame frame_;
 };
 
-// Decodes a main (index 0) plain frame into its packet; nullopt when it cannot.
-std::optional<Value> DecodeFrame(const RawFrame& f);
+// Decodes a main (index 0) plain frame into its packet, inflating it to at most `max_out`
+// bytes and decoding within `limits`; nullopt when it cannot.
+std::optional<Value> DecodeFrame(const RawFrame& f, size_t max_out, const DecodeLimits& limits = {});
 
 // The encoder a header's flags name ("rencode", "bencode", "yaml"), and the compressor its level names.
 const char* EncoderName(uint8_t flags);

@@ -35,8 +35,42 @@ std::optional<bool> ParseBool(std::string_view v) {
 const std::vector<std::string>& RelayDigests() {
   static const std::vector<std::string> digests = {"hmac+sha512", "hmac+sha384", "hmac+sha256",
                                                    "hmac+sha224", "hmac+sha1",   "hmac+md5",
-                                                   "hmac",        "xor"};
+                                                   "hmac"};
   return digests;
+}
+
+Expected<std::string> HelloRequest(const Value& caps_value) {
+  static constexpr std::string_view kPassed[] = {"info", "id", "screenshot", "connect_test", "detach"};
+  Caps caps(caps_value);
+  std::vector<std::string> asked;
+  if (std::string r = caps.get_string("request"); !r.empty()) asked.push_back(std::move(r));
+  if (caps_value.is_dict()) {
+    for (const auto& [k, v] : caps_value.as_dict()) {
+      auto key = k.to_string();
+      if (!key || !key->ends_with("_request") || *key == "connect_test_request") continue;
+      if (*key == "command_request") {
+        if (!caps.get_strings("command_request").empty() || v.to_bool().value_or(false)) asked.push_back("command");
+        continue;
+      }
+      if (v.to_bool().value_or(false)) asked.emplace_back(key->substr(0, key->size() - 8));
+    }
+  }
+  std::string request;
+  for (const std::string& r : asked) {
+    bool passed = std::find(std::begin(kPassed), std::end(kPassed), r) != std::end(kPassed);
+    if (!passed) {
+      std::string shown = r.size() > 32 ? r.substr(0, 32) + "..." : r;
+      for (char& c : shown) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+      }
+      return MakeError(ErrorCode::kUnsupported,
+                       "the relay does not pass '" + shown + "' requests on to sessions (use xpra " + shown +
+                           " where the session runs)");
+    }
+    if (!request.empty() && request != r) return MakeError(ErrorCode::kUnsupported, "more than one request in the hello");
+    request = r;
+  }
+  return request;
 }
 
 std::vector<std::pair<std::string, Value>> SanitizeSessionOptions(
@@ -66,9 +100,12 @@ Value MakeServerHello(const Value& client_caps,
                       const std::vector<std::pair<std::string, std::string>>& session_options,
                       const ProxyIdentity& proxy) {
   Value caps = client_caps.is_dict() ? client_caps : Value(Dict{});
+  auto request = HelloRequest(caps);
   caps.erase_if([](std::string_view k) {
-    return StartsWithAny(k, {"cipher", "challenge", "digest", "salt-digest", "aliases"});
+    return StartsWithAny(k, {"cipher", "challenge", "digest", "salt-digest", "aliases"}) || k == "request" ||
+           (k.ends_with("_request") && k != "connect_test_request");
   });
+  if (request.ok() && !request->empty()) caps.set("request", std::string_view(*request));
   AddProxyKeys(caps, proxy);
   List digests;
   for (const auto& d : RelayDigests()) digests.emplace_back(std::string_view(d));

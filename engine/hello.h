@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "codec/value.h"
 
 namespace xr::engine {
@@ -15,13 +16,22 @@ struct ProxyIdentity {
   std::string hostname;  // this machine
 };
 
-// Digests the relay can answer a server's challenge with (sent as "digest" to the server).
+// Digests the relay can answer a server's challenge with (sent as "digest" to the server): hmac
+// only, never "xor" (it would send the entry's password over the plain server leg).
 const std::vector<std::string>& RelayDigests();
+
+// The request a client's hello makes, as xpra 3.1's server reads it (`request`, or a
+// `<mode>_request` flag; `command_request`): "" for an ordinary session. The relay passes on,
+// after login and to the user's own session only, the requests that change nothing: info, id,
+// screenshot, connect_test, and detach (the user's own other clients). Any other (stop, exit,
+// print, event, command, or unknown) -> kUnsupported, with a message for the client.
+Expected<std::string> HelloRequest(const Value& caps);
 
 // The hello sent to the server: the client's caps minus the keys starting with "cipher",
 // "challenge", "digest", "salt-digest" and "aliases", plus the proxy keys, the relay's own digest
 // lists, and the entry's whitelisted session options (compression_level, lz4, lzo, zlib,
-// rencode, bencode, yaml). Compression caps stay: frames pass through without recompression,
+// rencode, bencode, yaml). Request keys are dropped, but for the one HelloRequest() lets
+// through, sent as `request`. Compression caps stay: frames pass through without recompression,
 // so the server must pick a compressor the client itself supports.
 Value MakeServerHello(const Value& client_caps,
                       const std::vector<std::pair<std::string, std::string>>& session_options,

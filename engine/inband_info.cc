@@ -1,16 +1,32 @@
 #include "engine/inband_info.h"
 
+#include <algorithm>
+
 #include "codec/compression.h"
 #include "codec/packet.h"
 #include "engine/log.h"
 
 namespace xr::engine {
 
-void InbandInfo::WatchClient(std::string_view data) {
+bool InbandInfo::MayBeInfoRequest(const RawFrame& f) {
+  if ((f.header.level & 0x0f) != 0) return true;
+  return std::string_view(f.payload).substr(0, 24).find("info-request") != std::string_view::npos;
+}
+
+void InbandInfo::WatchClient(std::string_view data, int64_t now_ms) {
   std::vector<RawFrame> frames;
   client_capture_.Feed(data, &frames);
   for (const auto& f : frames) {
-    auto p = DecodeFrame(f);
+    if (!MayBeInfoRequest(f)) continue;
+    if (watch_refill_ms_ >= 0 && now_ms > watch_refill_ms_) {
+      watch_tokens_ = std::min<int64_t>(kWatchBytesPerSecond,
+                                        watch_tokens_ + (now_ms - watch_refill_ms_) * kWatchBytesPerSecond / 1000);
+    }
+    watch_refill_ms_ = now_ms;
+    const int64_t cost = static_cast<int64_t>((f.header.level & 0x0f) != 0 ? kWatchMaxPacket : f.payload.size());
+    if (watch_tokens_ < cost) continue;  // over budget: passed on unexamined
+    watch_tokens_ -= cost;
+    auto p = DecodeFrame(f, kWatchMaxPacket, kWatchDecodeLimits);
     if (p && p->as_list()[0].as_string() == "info-request") {
       expecting_ = true;
       frames_ = 0;
@@ -45,7 +61,7 @@ void InbandInfo::Forward(std::string_view data, Sink& sink, uint64_t conn) {
       continue;
     }
     std::string out;
-    auto packet = chunks_before_main_ == 0 ? DecodeFrame(frame) : std::nullopt;
+    auto packet = chunks_before_main_ == 0 ? DecodeFrame(frame, to_client.max_payload()) : std::nullopt;
     chunks_before_main_ = 0;
     if (packet && packet->as_list()[0].as_string() == "info-response" && packet->as_list().size() > 1 &&
         packet->as_list()[1].is_dict()) {

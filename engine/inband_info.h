@@ -6,6 +6,7 @@
 // whole through a frame reader so the response can be rewritten; afterwards the stream is
 // plain passthrough again.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,8 +38,13 @@ class InbandInfo {
     virtual Value ProxyInfo() const = 0;
   };
 
-  // Client->server bytes: notices an info-request among the small packets.
-  void WatchClient(std::string_view data);
+  // Client->server bytes (at `now_ms`): notices an info-request among the small packets. It
+  // decodes no more than one needs: uncompressed frames that cannot start with that packet
+  // type are skipped, others are inflated to at most kWatchMaxPacket bytes and decoded within
+  // kWatchDecodeLimits, within kWatchBytesPerSecond per connection (over it a frame passes
+  // unexamined). A client cannot make the relay inflate or decode more (it used the 256 MiB
+  // hard cap).
+  void WatchClient(std::string_view data, int64_t now_ms);
   // Whether an info-response is awaited (server->client bytes must go through Forward).
   bool expecting() const { return expecting_; }
   // Server->client bytes while expecting(): forwards them through `sink`, the info-response
@@ -46,7 +52,13 @@ class InbandInfo {
   void Forward(std::string_view data, Sink& sink, uint64_t conn);
 
  private:
-  SmallFrameCapture client_capture_{64 * 1024};
+  static constexpr size_t kWatchMaxPacket = 64 * 1024;
+  static constexpr int64_t kWatchBytesPerSecond = 1 << 20;
+  static constexpr DecodeLimits kWatchDecodeLimits{16, 4096, kWatchMaxPacket};
+  static bool MayBeInfoRequest(const RawFrame& f);
+  SmallFrameCapture client_capture_{kWatchMaxPacket};
+  int64_t watch_tokens_ = kWatchBytesPerSecond;
+  int64_t watch_refill_ms_ = -1;
   bool expecting_ = false;
   int frames_ = 0;              // server frames forwarded while expecting
   int chunks_before_main_ = 0;  // chunk frames of the packet being read

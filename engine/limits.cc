@@ -1,8 +1,10 @@
 #include "engine/limits.h"
 
+#include <arpa/inet.h>
 #include <time.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace xr::engine {
 
@@ -22,22 +24,63 @@ std::string AddressOf(const std::string& peer) {
   return peer.substr(0, colon);
 }
 
+bool Admission::Take(std::unordered_map<std::string, uint32_t>& counts, const std::string& key, uint32_t cap) {
+  auto it = counts.find(key);
+  const uint32_t n = it == counts.end() ? 0 : it->second;
+  if (cap != 0 && n >= cap) return false;
+  if (it == counts.end()) {
+    counts.emplace(key, 1);
+  } else {
+    ++it->second;
+  }
+  return true;
+}
+
+void Admission::Release(std::unordered_map<std::string, uint32_t>& counts, const std::string& key) {
+  auto it = counts.find(key);
+  if (it == counts.end()) return;
+  if (--it->second == 0) counts.erase(it);
+}
+
+std::string SourceOf(const std::string& address) {
+  in6_addr a6{};
+  if (address.find(':') == std::string::npos || inet_pton(AF_INET6, address.c_str(), &a6) != 1) return address;
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char text[INET6_ADDRSTRLEN];
+  if (std::memcmp(a6.s6_addr, kMapped, sizeof kMapped) == 0) {
+    in_addr a4;
+    std::memcpy(&a4, a6.s6_addr + 12, 4);
+    return inet_ntop(AF_INET, &a4, text, sizeof text) ? std::string(text) : address;
+  }
+  std::memset(a6.s6_addr + 8, 0, 8);
+  if (!inet_ntop(AF_INET6, &a6, text, sizeof text)) return address;
+  return std::string(text) + "/64";
+}
+
+bool Admission::BeginLogin(const std::string& address) {
+  std::lock_guard lock(mu_);
+  return Take(logins_, SourceOf(address), config_.max_logins_per_source);
+}
+
+void Admission::EndLogin(const std::string& address) {
+  std::lock_guard lock(mu_);
+  Release(logins_, SourceOf(address));
+}
+
+uint32_t Admission::logins(const std::string& address) {
+  std::lock_guard lock(mu_);
+  auto it = logins_.find(SourceOf(address));
+  return it == logins_.end() ? 0 : it->second;
+}
+
 bool Admission::Connect(const std::string& address) {
   std::lock_guard lock(mu_);
-  uint32_t& n = per_address_[address];
-  if (config_.max_per_address != 0 && n >= config_.max_per_address) {
-    if (n == 0) per_address_.erase(address);
-    return false;
-  }
-  ++n;
-  return true;
+  return Take(per_address_, address, config_.max_per_address);
 }
 
 void Admission::Disconnect(const std::string& address) {
   std::lock_guard lock(mu_);
-  auto it = per_address_.find(address);
-  if (it == per_address_.end()) return;
-  if (--it->second == 0) per_address_.erase(it);
+  Release(per_address_, address);
 }
 
 uint32_t Admission::connections(const std::string& address) {
@@ -58,10 +101,10 @@ int64_t Admission::Backoff(const Failures& f, int64_t now_ms) const {
 int64_t Admission::BackoffMs(const std::string& address, const std::string& user, int64_t now_ms) {
   std::lock_guard lock(mu_);
   int64_t wait = 0;
-  if (auto it = address_failures_.find(address); it != address_failures_.end()) {
+  if (auto it = address_failures_.find(SourceOf(address)); it != address_failures_.end()) {
     wait = std::max(wait, Backoff(it->second, now_ms));
   }
-  if (auto it = user_failures_.find(user); it != user_failures_.end()) {
+  if (auto it = user_failures_.find(user); it != user_failures_.end() && it->second.many_sources) {
     wait = std::max(wait, Backoff(it->second, now_ms));
   }
   return wait;
@@ -71,28 +114,87 @@ void Admission::Forget(int64_t now_ms) {
   if (now_ms - last_forget_ms_ < 60000) return;
   last_forget_ms_ = now_ms;
   for (auto* m : {&address_failures_, &user_failures_}) {
-    std::erase_if(*m, [&](const auto& kv) { return now_ms - kv.second.last_ms > config_.failure_window_ms; });
+    std::erase_if(*m, [&](const auto& kv) {
+      return kv.second.in_flight == 0 && now_ms - kv.second.last_ms > config_.failure_window_ms;
+    });
   }
 }
 
-void Admission::Failed(const std::string& address, const std::string& user, int64_t now_ms) {
+bool Admission::MayVerify(const std::string& address, const std::string& user) {
   std::lock_guard lock(mu_);
-  Forget(now_ms);
-  for (auto [m, key] : {std::pair{&address_failures_, &address}, std::pair{&user_failures_, &user}}) {
-    Failures& f = (*m)[*key];
-    if (now_ms - f.last_ms > config_.failure_window_ms) f.count = 0;
-    ++f.count;
-    f.last_ms = now_ms;
+  if (auto it = address_failures_.find(SourceOf(address)); it != address_failures_.end() && Busy(it->second)) {
+    return false;
+  }
+  auto it = user_failures_.find(user);
+  return it == user_failures_.end() || !it->second.many_sources || !Busy(it->second);
+}
+
+void Admission::Attempt(const std::string& address, const std::string& user) {
+  std::lock_guard lock(mu_);
+  address_failures_[SourceOf(address)].in_flight++;
+  user_failures_[user].in_flight++;
+}
+
+void Admission::Finished(const std::string& address, const std::string& user, bool failed, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  if (failed) Forget(now_ms);
+  const std::string source = SourceOf(address);
+  for (auto [m, key] : {std::pair{&address_failures_, source}, std::pair{&user_failures_, user}}) {
+    auto it = m->find(key);
+    if (it == m->end()) continue;
+    Failures& f = it->second;
+    if (f.in_flight > 0) --f.in_flight;
+    if (failed) {
+      if (now_ms - f.last_ms > config_.failure_window_ms) f.count = 0;
+      ++f.count;
+      f.last_ms = now_ms;
+      if (m == &user_failures_) {
+        if (f.first_source.empty()) {
+          f.first_source = source;
+        } else if (f.first_source != source) {
+          f.many_sources = true;
+        }
+      }
+    }
+    if (f.count == 0 && f.in_flight == 0) m->erase(it);
   }
 }
 
-void Admission::Succeeded(const std::string& address, const std::string& user) {
+bool LoginMemory::Recharge(size_t from, size_t to) {
+  if (to <= from) {
+    used_.fetch_sub(from - to);
+    return true;
+  }
+  const size_t more = to - from;
+  size_t cur = used_.load();
+  do {
+    if (cur + more > budget_) return false;
+  } while (!used_.compare_exchange_weak(cur, cur + more));
+  return true;
+}
+
+bool KdfBudget::Take(int64_t iterations, int64_t now_ms) {
   std::lock_guard lock(mu_);
-  address_failures_.erase(address);
-  user_failures_.erase(user);
+  if (last_ms_ >= 0 && now_ms > last_ms_) {
+    tokens_ = std::min(per_second_, tokens_ + (now_ms - last_ms_) * per_second_ / 1000);
+  }
+  last_ms_ = std::max(last_ms_, now_ms);
+  if (iterations > tokens_) return false;
+  tokens_ -= iterations;
+  return true;
 }
 
 namespace {
+KdfBudget*& GlobalKdf() {
+  static KdfBudget* k = new KdfBudget(200000);
+  return k;
+}
+
+LoginMemory*& GlobalMemory() {
+  static LoginMemory* m = new LoginMemory(size_t{256} << 20);
+  return m;
+}
+
 Admission*& Global() {
   static Admission* a = new Admission();
   return a;
@@ -100,6 +202,22 @@ Admission*& Global() {
 }  // namespace
 
 Admission& GlobalAdmission() { return *Global(); }
+
+KdfBudget& GlobalKdfBudget() { return *GlobalKdf(); }
+
+void ConfigureKdfBudget(int64_t per_second) {
+  KdfBudget* old = GlobalKdf();
+  GlobalKdf() = new KdfBudget(per_second);
+  delete old;  // only at start-up, before any reactor runs
+}
+
+LoginMemory& GlobalLoginMemory() { return *GlobalMemory(); }
+
+void ConfigureLoginMemory(size_t budget) {
+  LoginMemory* old = GlobalMemory();
+  GlobalMemory() = new LoginMemory(budget);
+  delete old;  // only at start-up, before any reactor runs
+}
 
 void ConfigureAdmission(const AdmissionConfig& config) {
   Admission* old = Global();

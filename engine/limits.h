@@ -1,8 +1,15 @@
 #pragma once
-// Admission limits shared by every reactor: connections per source address, and back-off
-// after failed logins per source address and per user name. Thread-safe; touched only on
-// accept, close and login results, never per packet.
+// Admission limits shared by every reactor: connections per source address, logins in progress
+// per source, back-off after failed logins per source and per user name, and the memory all
+// unauthenticated connections may hold together. Thread-safe; touched only on accept, close,
+// login steps and login results, never per packet while relaying.
+//
+// A "source" is what one attacker cannot multiply cheaply: an IPv4 address, an IPv6 /64 (the
+// smallest prefix a site gets; its 2^64 addresses rotate for free). See docs/security.md,
+// "Back-off policy".
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -15,6 +22,7 @@ struct AdmissionConfig {
   uint32_t free_failures = 5;       // failed logins allowed before back-off starts
   int64_t failure_window_ms = 600000;   // failures older than this are forgotten
   int64_t max_backoff_ms = 300000;  // back-off doubles per failure up to this
+  uint32_t max_logins_per_source = 16;  // logins in progress from one source (0 = no cap)
 };
 
 class Admission {
@@ -25,25 +33,47 @@ class Admission {
   bool Connect(const std::string& address);
   // The connection from `address` ended (pairs with a successful Connect).
   void Disconnect(const std::string& address);
+  // A login starts from `address` (its source counts); false when the source already has
+  // max_logins_per_source logins in progress (nothing recorded).
+  bool BeginLogin(const std::string& address);
+  // That login ended: authenticated, failed or closed (pairs with a successful BeginLogin).
+  void EndLogin(const std::string& address);
   // Milliseconds the login of `user` from `address` must wait before it may be tried at `now_ms`
-  // (0 = go ahead).
+  // (0 = go ahead), from the failures recorded. The per-user wait applies only once the user's
+  // failures come from more than one source: one source alone cannot lock a user out (its own
+  // per-source wait covers it).
   int64_t BackoffMs(const std::string& address, const std::string& user, int64_t now_ms);
-  // Records a failed / successful login (success clears the user's and address's failures).
-  void Failed(const std::string& address, const std::string& user, int64_t now_ms);
-  void Succeeded(const std::string& address, const std::string& user);
+  // Whether a verification may start now: verifications in flight count as failures until they
+  // end, so a source (or a user, as above) never has more in flight than its free failures
+  // left, plus one. When false the caller waits a moment and asks again (BackoffMs refuses).
+  bool MayVerify(const std::string& address, const std::string& user);
+  // A verification starts (pairs with Finished): charged from now on.
+  void Attempt(const std::string& address, const std::string& user);
+  // It ended: failed records a failure; a success records nothing and clears nobody's
+  // failures (another user's, or the source's earlier ones).
+  void Finished(const std::string& address, const std::string& user, bool failed, int64_t now_ms);
   uint32_t connections(const std::string& address);
+  uint32_t logins(const std::string& address);
 
  private:
   struct Failures {
     uint32_t count = 0;
+    uint32_t in_flight = 0;  // verifications started and not yet finished
     int64_t last_ms = 0;
+    std::string first_source;  // user records: the first source that failed
+    bool many_sources = false;  // user records: failures came from more than one source
   };
   int64_t Backoff(const Failures& f, int64_t now_ms) const;
+  bool Busy(const Failures& f) const { return f.count + f.in_flight > config_.free_failures; }
   void Forget(int64_t now_ms);
+  // One more in counts[key] unless it is at cap (0 = no cap); one less (the caller holds mu_).
+  static bool Take(std::unordered_map<std::string, uint32_t>& counts, const std::string& key, uint32_t cap);
+  static void Release(std::unordered_map<std::string, uint32_t>& counts, const std::string& key);
 
   AdmissionConfig config_;
   std::mutex mu_;
   std::unordered_map<std::string, uint32_t> per_address_;
+  std::unordered_map<std::string, uint32_t> logins_;  // by source
   std::unordered_map<std::string, Failures> address_failures_;
   std::unordered_map<std::string, Failures> user_failures_;
   int64_t last_forget_ms_ = 0;
@@ -54,6 +84,46 @@ int64_t NowMs();
 
 // The address part of "1.2.3.4:5678" / "[::1]:5678" ("unix" and others unchanged).
 std::string AddressOf(const std::string& peer);
+// The source an address belongs to: an IPv4 address as is (also when IPv4-mapped, ::ffff:a.b.c.d),
+// an IPv6 address as its /64 ("2001:db8:1:2::/64"); anything else unchanged.
+std::string SourceOf(const std::string& address);
+
+// Bytes held by connections that have not authenticated yet, all of them together (buffered
+// frames, decoded hellos, pending chunks), against one budget. Thread-safe.
+class LoginMemory {
+ public:
+  explicit LoginMemory(size_t budget) : budget_(budget) {}
+  // Moves one connection's charge from `from` to `to` bytes; false (nothing changed) when the
+  // increase would take the total over the budget. Decreases always succeed.
+  bool Recharge(size_t from, size_t to);
+  size_t used() const { return used_.load(); }
+  size_t budget() const { return budget_; }
+
+ private:
+  const size_t budget_;
+  std::atomic<size_t> used_{0};
+};
+LoginMemory& GlobalLoginMemory();
+
+// Key-derivation work (PBKDF2 iterations) unauthenticated clients may cause per second,
+// relay-wide: a token bucket refilled at `per_second`, holding at most one second's worth.
+// Thread-safe.
+class KdfBudget {
+ public:
+  explicit KdfBudget(int64_t per_second) : per_second_(per_second), tokens_(per_second) {}
+  // Takes `iterations` at `now_ms`; false (nothing taken) when the bucket holds fewer.
+  bool Take(int64_t iterations, int64_t now_ms);
+
+ private:
+  std::mutex mu_;
+  const int64_t per_second_;
+  int64_t tokens_;
+  int64_t last_ms_ = -1;
+};
+KdfBudget& GlobalKdfBudget();
+void ConfigureKdfBudget(int64_t per_second);
+// Sets the relay-wide budget (at start-up, before any reactor runs).
+void ConfigureLoginMemory(size_t budget);
 
 // The process-wide admission state.
 Admission& GlobalAdmission();

@@ -185,11 +185,63 @@ bool Enabled(Level level, std::string_view category) {
   return !s.debug_categories.empty() && s.debug_categories.count(category) > 0;
 }
 
+namespace {
+
+// Appends c escaped when it is a control character (or DEL), as-is otherwise.
+void AppendEscaped(std::string* out, char c) {
+  const auto u = static_cast<unsigned char>(c);
+  if (u >= 0x20 && u != 0x7f) {
+    out->push_back(c);
+    return;
+  }
+  switch (c) {
+    case '\n': out->append("\\n"); return;
+    case '\r': out->append("\\r"); return;
+    case '\t': out->append("\\t"); return;
+    default: out->append(fmt::format("\\x{:02x}", u));
+  }
+}
+
+bool HasControl(std::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string Sanitize(std::string_view s, size_t max) {
+  std::string out;
+  const bool cut = s.size() > max;
+  if (cut) s = s.substr(0, max);
+  out.reserve(s.size() + 8);
+  for (char c : s) {
+    if (c == '\\') {
+      out.append("\\\\");
+    } else {
+      AppendEscaped(&out, c);
+    }
+  }
+  if (cut) out.append("...");
+  return out;
+}
+
 void Write(Level level, std::string_view category, std::string_view message) {
+  State& s = S();
+  const Format format = s.format.load(std::memory_order_relaxed);
+  // One event, one line: a control character that slipped into a text message (a peer string
+  // not passed through Sanitize) cannot start a line of its own or drive the terminal (JSON
+  // lines escape every control character already).
+  std::string escaped;
+  if (format == Format::kText && HasControl(message)) {
+    for (char c : message) AppendEscaped(&escaped, c);
+    message = escaped;
+  }
   struct timeval tv;
   gettimeofday(&tv, nullptr);
-  State& s = S();
-  std::string line = FormatLine(s.format.load(std::memory_order_relaxed), tv.tv_sec, tv.tv_usec, level, category, message);
+  std::string line = FormatLine(format, tv.tv_sec, tv.tv_usec, level, category, message);
   std::lock_guard lock(s.mu);
   FILE* f = s.out ? s.out : stderr;
   std::fwrite(line.data(), 1, line.size(), f);

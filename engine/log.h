@@ -34,12 +34,22 @@ void SetFormat(Format format);
 std::optional<Format> ParseFormat(std::string_view name);
 // Whether a message of this level and category would be written.
 bool Enabled(Level level, std::string_view category);
-// Writes one line: "2026-11-21 05:00:00.123 INFO  [cat] message".
+// Writes one line: "2026-11-21 05:00:00.123 INFO  [cat] message". Control characters in
+// `message` are escaped (never a second line), whatever the caller passed.
 void Write(Level level, std::string_view category, std::string_view message);
 
 // The line Write() would emit at this wall-clock time (tv_sec, tv_usec), newline included.
 std::string FormatLine(Format format, int64_t sec, int64_t usec, Level level, std::string_view category,
                        std::string_view message);
+
+// Longest peer-supplied string a log line or `xpra info` shows (bytes of input).
+inline constexpr size_t kMaxPeerString = 64;
+
+// A peer-supplied string (user name, display, client type, a peer's disconnect reason) made
+// safe for a log line or `xpra info`: control characters escaped (\n, \r, \t, \xNN; a
+// backslash doubled, so an escape cannot be forged) and cut to `max` bytes of input, "..."
+// appended when cut. Every peer string goes through it before it is logged or shown.
+std::string Sanitize(std::string_view s, size_t max = kMaxPeerString);
 
 // strerror() for any thread (strerror itself is not thread-safe).
 std::string ErrnoText(int err);

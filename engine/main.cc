@@ -148,7 +148,9 @@ sigset_t BlockSignals() {
 // One listener spec per --bind-tcp / --bind, each with the session settings of its sessions.
 Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, AuthModules* modules) {
   std::string aes_key;
-  if (cfg.tcp_encryption == "AES") {
+  if (cfg.tcp_encryption == "AES" || !cfg.tcp_encryption_keyfile.empty()) {
+    // Checked at start-up whenever given: a missing or unreadable keyfile is a clear error now,
+    // not a login failure later.
     auto key = ReadKeyFile(cfg.tcp_encryption_keyfile);
     if (!key.ok()) return key.error();
     aes_key = std::move(*key);
@@ -173,6 +175,8 @@ Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, Au
     if (sc->aes) sc->aes_key = aes_key;
     sc->identity = ProxyIdentity{kRelayVersion, hostname};
     sc->client_limits.max_payload = cfg.max_packet_size;
+    sc->max_login_packet = std::min<size_t>(cfg.max_login_packet_size, cfg.max_packet_size);
+    sc->max_login_elements = cfg.max_login_elements;
     sc->server_limits.max_payload = cfg.max_server_packet_size;
     sc->login_timeout_ms = static_cast<int64_t>(cfg.login_timeout * 1000);
     sc->server_timeout_ms = static_cast<int64_t>(cfg.server_timeout * 1000);
@@ -240,7 +244,10 @@ void ConfigureAdmissionFrom(const RelayConfig& cfg) {
   AdmissionConfig admission;
   admission.max_per_address = static_cast<uint32_t>(cfg.max_per_address);
   admission.free_failures = static_cast<uint32_t>(cfg.login_failures);
+  admission.max_logins_per_source = static_cast<uint32_t>(cfg.max_logins_per_address);
   ConfigureAdmission(admission);
+  ConfigureLoginMemory(cfg.max_login_memory);
+  ConfigureKdfBudget(static_cast<int64_t>(cfg.max_kdf_iterations));
 }
 
 // One reactor per thread, each with its listeners (tcp shared by SO_REUSEPORT; unix ones on
@@ -249,7 +256,7 @@ Expected<std::vector<std::unique_ptr<Reactor>>> MakeReactors(int threads, Worker
                                                              IoMode io, std::vector<ListenerSpec> specs,
                                                              const ControlConfig& control, RelayControl* relay) {
   std::vector<std::unique_ptr<Reactor>> reactors;
-  SessionEnv env{&GlobalAdmission(), &Counters(), NowMs};
+  SessionEnv env{&GlobalAdmission(), &Counters(), NowMs, &GlobalLoginMemory(), &GlobalKdfBudget()};
   for (int i = 0; i < threads; ++i) {
     auto r = std::make_unique<Reactor>(i, pool, MakeReactorLimits(cfg, io), control, env);
     if (Status s = r->Init(specs, threads > 1, i == 0); !s.ok()) return s.error();

@@ -131,7 +131,11 @@ void Reactor::OnAccept(size_t index, const Completion& cqe) {
   bool admitted = false;
   if (env_.counters->handshaking.load() >= limits_.max_handshakes) {
     refusal = "too many logins in progress, try again shortly";
+  } else if (!env_.admission->BeginLogin(AddressOf(peer))) {
+    // Well below --max-logins: one source cannot take every login slot.
+    refusal = "too many logins from your address";
   } else if (!env_.admission->Connect(AddressOf(peer))) {
+    env_.admission->EndLogin(AddressOf(peer));
     refusal = "too many connections from your address";
   } else {
     admitted = true;

@@ -1,5 +1,7 @@
 #include "engine/session.h"
 
+#include <algorithm>
+
 #include "codec/digest.h"
 #include "codec/header.h"
 #include "engine/limits.h"
@@ -12,8 +14,41 @@ namespace {
 constexpr size_t kSaltBytes = 64;
 constexpr int kCipherIterations = 1000;
 constexpr size_t kMaxPendingToServer = 64;
+// Client bytes held while the session is not relaying yet, past which the client is not read.
+constexpr size_t kMaxHeldBeforeRelay = 256 * 1024;
+// How often a login waiting for a verification slot of its source asks again (MayVerify).
+constexpr int64_t kAuthRetryMs = 20;
+// The client's half of the combined salt: xpra's client sends as many bytes as our salt (64).
+constexpr size_t kMinClientSalt = 16;
+constexpr size_t kMaxClientSalt = 256;
 
 const char* EncodingName(Encoding e) { return e == Encoding::kRencode ? "rencode" : "bencode"; }
+
+// What a decoded value keeps allocated, roughly (for the login memory budget).
+size_t ApproxBytes(const Value& v) {
+  size_t n = sizeof(Value);
+  if (v.is_string()) {
+    n += v.as_string().capacity();
+  } else if (v.is_list()) {
+    for (const Value& x : v.as_list()) n += ApproxBytes(x);
+  } else if (v.is_dict()) {
+    for (const auto& [k, x] : v.as_dict()) n += ApproxBytes(k) + ApproxBytes(x);
+  }
+  return n;
+}
+
+FrameLimits LoginFrameLimits(const FrameLimits& leg, size_t max_login_packet) {
+  return FrameLimits{std::min(leg.max_payload, max_login_packet), leg.max_pending_chunks};
+}
+
+DecodeLimits LoginDecodeLimits(const SessionConfig& c) {
+  DecodeLimits d = c.decode_limits;
+  d.max_elements = std::min(d.max_elements, c.max_login_elements);
+  d.max_string_size = std::min(d.max_string_size, c.max_login_packet);
+  return d;
+}
+
+std::string LogUser(const std::string& user) { return user.empty() ? "-" : log::Sanitize(user); }
 
 // The encoding we answer a peer with: rencode if it can read it, else bencode.
 Encoding ChooseEncoding(const Caps& caps, Encoding used) {
@@ -47,14 +82,45 @@ Session::Session(uint64_t id, std::string peer, std::shared_ptr<const SessionCon
       hs_(std::make_unique<Handshake>(*config_)) {}
 
 Session::Handshake::Handshake(const SessionConfig& c)
-    : client_reader(c.client_limits),
-      server_reader(c.server_limits),
-      client_decoder(c.client_limits, c.decode_limits),
-      server_decoder(FrameLimits{kHardMaxPayload, c.client_limits.max_pending_chunks}, c.decode_limits) {}
+    : client_reader(LoginFrameLimits(c.client_limits, c.max_login_packet)),
+      server_reader(LoginFrameLimits(c.server_limits, c.max_login_packet)),
+      client_decoder(LoginFrameLimits(c.client_limits, c.max_login_packet), LoginDecodeLimits(c)),
+      server_decoder(LoginFrameLimits(c.server_limits, c.max_login_packet), c.decode_limits) {}
 
-Session::~Session() = default;
+Session::~Session() {
+  ChargeLoginMemory(0);
+  // Closed while its password was being checked: counted as a failure (no free retries by
+  // hanging up).
+  if (verifying_) env_.admission->Finished(AddressOf(peer_), BackoffUser(), true, env_.now_ms());
+}
 
-void Session::Start() { io_->SetDeadline(config_->login_timeout_ms); }
+bool Session::ChargeLoginMemory(size_t bytes) {
+  if (bytes == login_memory_) return true;
+  if (!env_.login_memory->Recharge(login_memory_, bytes)) return false;
+  login_memory_ = bytes;
+  return true;
+}
+
+Status Session::TakeKdf(int iterations) {
+  if (authenticated_ || env_.kdf->Take(iterations, env_.now_ms())) return Status::Ok();
+  return MakeError(ErrorCode::kTooLarge, "the relay is too busy to set up encryption now, try again shortly");
+}
+
+bool Session::client_backlogged() const {
+  if (!hs_ || (state_ != State::kAuthenticating && state_ != State::kConnecting && state_ != State::kServerHello)) {
+    return false;
+  }
+  size_t held = hs_->client_reader.buffered();
+  for (const std::string& f : hs_->pending_to_server) held += f.size();
+  return held >= kMaxHeldBeforeRelay;
+}
+
+std::string Session::BackoffUser() const { return config_->auth->per_user() ? username_ : std::string(); }
+
+void Session::Start() {
+  login_deadline_ms_ = env_.now_ms() + config_->login_timeout_ms;
+  io_->SetDeadline(config_->login_timeout_ms);
+}
 
 void Session::Fail(std::string_view why, const Error& e) {
   TellServer(reason::kProtocolError, "the client sent invalid data: " + e.message);  // while relaying
@@ -63,10 +129,9 @@ void Session::Fail(std::string_view why, const Error& e) {
 
 void Session::Disconnect(std::string_view why, std::string_view detail, std::string_view log_detail) {
   if (state_ == State::kClosed) return;
-  XR_INFO("conn", "conn={} peer={} user={} state={} disconnect: {}{}{}{}", id_, peer_,
-          username_.empty() ? "-" : username_, SessionStateName(state_), why,
-          detail.empty() ? "" : ": ", detail,
-          log_detail.empty() ? std::string() : fmt::format(" ({})", log_detail));
+  XR_INFO("conn", "conn={} peer={} user={} state={} disconnect: {}{}{}{}", id_, peer_, LogUser(username_),
+          SessionStateName(state_), log::Sanitize(why), detail.empty() ? "" : ": ", log::Sanitize(detail, 512),
+          log_detail.empty() ? std::string() : fmt::format(" ({})", log::Sanitize(log_detail, 512)));
   List packet{Value("disconnect"), Value(why)};
   if (!detail.empty()) packet.emplace_back(detail);
   SendToClientPacket(Value(std::move(packet)));
@@ -93,7 +158,19 @@ void Session::TellServer(std::string_view why, std::string_view detail) {
 void Session::OnClientData(std::string_view bytes) {
   if (state_ == State::kClosed || !hs_) return;
   hs_->client_reader.Feed(bytes);
-  if (Status s = DrainClientFrames(); !s.ok()) Fail("bad data from client", s.error());
+  if (Status s = DrainClientFrames(); !s.ok()) {
+    Fail("bad data from client", s.error());
+    return;
+  }
+  if (state_ == State::kClosed || authenticated_ || !hs_) return;
+  // The pre-login budget, relay-wide: what this connection holds before it authenticated.
+  size_t held = hs_->client_reader.buffered() + hs_->client_decoder.pending_bytes() + hs_->caps_bytes;
+  for (const std::string& f : hs_->pending_to_server) held += f.size();
+  if (!ChargeLoginMemory(held)) {
+    Disconnect(reason::kServerError, "the relay holds too much login data now, try again shortly",
+               fmt::format("login memory budget: {} bytes in use, {} more wanted", env_.login_memory->used(),
+                           held - login_memory_));
+  }
 }
 
 Status Session::DrainClientFrames() {
@@ -147,13 +224,13 @@ void Session::HandleClientPacket(Value packet) {
   std::string_view type = items[0].as_string();
   if (type == "disconnect") {
     std::string why = items.size() > 1 && items[1].is_string() ? items[1].as_string() : "";
-    XR_INFO("conn", "conn={} peer={} client disconnected during login: {}", id_, peer_, why);
+    XR_INFO("conn", "conn={} peer={} client disconnected during login: {}", id_, peer_, log::Sanitize(why));
     state_ = State::kClosed;
     io_->Close("client disconnect");
     return;
   }
   if (type != "hello") {
-    Disconnect(reason::kProtocolError, fmt::format("expected a hello packet, got '{}'", type));
+    Disconnect(reason::kProtocolError, fmt::format("expected a hello packet, got '{}'", log::Sanitize(type)));
     return;
   }
   if (items.size() < 2 || !items[1].is_dict()) {
@@ -166,6 +243,7 @@ void Session::HandleClientPacket(Value packet) {
 void Session::HandleClientHello(const Value& caps_value) {
   Caps caps(caps_value);
   hs_->client_caps = caps_value;
+  hs_->caps_bytes = ApproxBytes(hs_->client_caps);
   if (state_ == State::kClientHello) {
     username_ = caps.get_string("username");
     if (caps.get_bool("version_request")) {
@@ -177,6 +255,11 @@ void Session::HandleClientHello(const Value& caps_value) {
     }
     if (!caps.has("version")) {
       Disconnect(reason::kVersionError, "the client did not send its version");
+      return;
+    }
+    // stop, exit, print, ... never reach a session; the harmless ones go on after login.
+    if (auto request = HelloRequest(caps_value); !request.ok()) {
+      Disconnect(reason::kProtocolError, request.error().message);
       return;
     }
     if (Status s = SetupClientCipher(caps); !s.ok()) {
@@ -212,7 +295,7 @@ Status Session::SetupClientCipher(const Caps& caps) {
     if (encryptor_) return MakeError(ErrorCode::kAuthFailed, "missing encryption tokens in the client's hello");
     return Status::Ok();
   }
-  if (cipher != "AES") return MakeError(ErrorCode::kUnsupported, "unsupported cipher: " + cipher);
+  if (cipher != "AES") return MakeError(ErrorCode::kUnsupported, "unsupported cipher: " + log::Sanitize(cipher));
   if (config_->aes_key.empty()) return MakeError(ErrorCode::kAuthFailed, "encryption key is missing");
   std::string padding_name = caps.get_string("cipher.padding", "legacy");
   crypto::Padding padding;
@@ -221,12 +304,21 @@ Status Session::SetupClientCipher(const Caps& caps) {
   } else if (padding_name == "legacy") {
     padding = crypto::Padding::kLegacy;
   } else {
-    return MakeError(ErrorCode::kUnsupported, "unsupported padding: " + padding_name);
+    return MakeError(ErrorCode::kUnsupported, "unsupported padding: " + log::Sanitize(padding_name));
   }
   // xpra's client makes new receive parameters for every hello it sends (challenge replies
   // included) and resets its decryptor, so the relay re-keys its sending side each time.
-  auto key = crypto::DeriveKey(config_->aes_key, caps.get_string("cipher.key_salt"),
-                               static_cast<int>(caps.get_int("cipher.key_stretch_iterations")));
+  const int64_t iterations = caps.get_int("cipher.key_stretch_iterations");
+  if (iterations < crypto::kMinIterations || iterations > crypto::kMaxIterations) {
+    return MakeError(ErrorCode::kMalformed, fmt::format("key stretch iterations outside [{}, {}]",
+                                                        crypto::kMinIterations, crypto::kMaxIterations));
+  }
+  // Charged once per connection, for both keys (the client's and ours); a re-key in the
+  // challenge reply is not charged again (the refusal could not be read by then).
+  if (!encryptor_) {
+    if (Status s = TakeKdf(static_cast<int>(iterations) + kCipherIterations); !s.ok()) return s;
+  }
+  auto key = crypto::DeriveKey(config_->aes_key, caps.get_string("cipher.key_salt"), static_cast<int>(iterations));
   if (!key.ok()) return key.error();
   auto enc = crypto::Encryptor::Create(*key, iv, padding);
   if (!enc.ok()) return enc.error();
@@ -271,11 +363,12 @@ void Session::SendChallenge() {
     Disconnect(reason::kAuthenticationError, "no supported digest: the relay needs hmac (or xor over an encrypted link)");
     return;
   }
+  // Never "xor" as the salt digest: the client's salt XOR ours lets the client choose the
+  // combined salt (and replay a response); an hmac of both does not.
   std::vector<std::string> salt_digests = caps.get_strings("salt-digest");
-  if (salt_digests.empty()) salt_digests.push_back("xor");
-  hs_->salt_digest = digest::ChooseDigest(salt_digests, true);
+  hs_->salt_digest = digest::ChooseDigest(salt_digests, false);
   if (hs_->salt_digest.empty()) {
-    Disconnect(reason::kAuthenticationError, "no supported salt digest");
+    Disconnect(reason::kAuthenticationError, "no supported salt digest: the relay needs an hmac salt digest");
     return;
   }
   hs_->server_salt = crypto::RandomBytes(kSaltBytes);
@@ -289,14 +382,13 @@ void Session::SendChallenge() {
 
 void Session::StartAuth(const Caps& caps) {
   // Back-off after failed logins, checked before verifying so it gives no password oracle.
-  int64_t wait = env_.admission->BackoffMs(AddressOf(peer_), username_, env_.now_ms());
+  int64_t wait = env_.admission->BackoffMs(AddressOf(peer_), BackoffUser(), env_.now_ms());
   if (wait > 0) {
     Disconnect(reason::kAuthenticationError,
                fmt::format("too many failed logins, try again in {} seconds", (wait + 999) / 1000),
                "login back-off");
     return;
   }
-  state_ = State::kAuthenticating;
   auth::AuthRequest req;
   req.username = username_;
   req.digest = hs_->digest;
@@ -304,6 +396,12 @@ void Session::StartAuth(const Caps& caps) {
   if (config_->auth->requires_challenge()) {
     req.response = caps.get_string("challenge_response");
     std::string client_salt = caps.get_string("challenge_client_salt");
+    if (client_salt.size() < kMinClientSalt || client_salt.size() > kMaxClientSalt) {
+      Disconnect(reason::kAuthenticationError, "invalid challenge salt",
+                 fmt::format("client salt of {} bytes, outside [{}, {}]", client_salt.size(), kMinClientSalt,
+                             kMaxClientSalt));
+      return;
+    }
     auto salt = digest::CombineSalts(hs_->salt_digest, client_salt, hs_->server_salt);
     if (!salt.ok()) {
       Disconnect(reason::kAuthenticationError, "invalid challenge salt", salt.error().message);
@@ -311,8 +409,20 @@ void Session::StartAuth(const Caps& caps) {
     }
     req.salt = std::move(*salt);
   }
+  // Verifications in flight count as failures until they end: a burst of parallel guesses sees
+  // itself. Over the free ones this one waits (retried from OnTimeout), within the login time.
+  if (!env_.admission->MayVerify(AddressOf(peer_), BackoffUser())) {
+    auth_deferred_ = true;
+    io_->SetDeadline(std::max<int64_t>(1, std::min<int64_t>(kAuthRetryMs, login_deadline_ms_ - env_.now_ms())));
+    return;
+  }
+  auth_deferred_ = false;
+  io_->SetDeadline(std::max<int64_t>(1, login_deadline_ms_ - env_.now_ms()));
+  state_ = State::kAuthenticating;
   std::string display = caps.get_string("display");
   display_ = display;
+  env_.admission->Attempt(AddressOf(peer_), BackoffUser());
+  verifying_ = true;
   auto config = config_;
   io_->RunAuth([config, req = std::move(req), display]() -> AuthOutcome {
     AuthOutcome out;
@@ -341,20 +451,23 @@ void Session::StartAuth(const Caps& caps) {
 
 void Session::OnAuthDone(AuthOutcome outcome) {
   if (state_ != State::kAuthenticating) return;
+  // A wrong password is a failure; anything else (session not found, ...) had the right one.
+  const bool failed = !outcome.ok && outcome.client_reason == reason::kAuthenticationError;
+  verifying_ = false;
+  env_.admission->Finished(AddressOf(peer_), BackoffUser(), failed, env_.now_ms());
   if (!outcome.ok) {
-    if (outcome.client_reason == reason::kAuthenticationError) {
-      env_.counters->auth_failures++;
-      env_.admission->Failed(AddressOf(peer_), username_, env_.now_ms());
-    }
+    if (failed) env_.counters->auth_failures++;
     Disconnect(outcome.client_reason, outcome.detail, outcome.log_detail);
     return;
   }
-  env_.admission->Succeeded(AddressOf(peer_), username_);
+  authenticated_ = true;
+  ChargeLoginMemory(0);
+  hs_->client_reader.set_max_payload(config_->client_limits.max_payload);
   username_ = outcome.username;
   target_ = std::move(outcome.target);
   hs_->session_options = std::move(outcome.session_options);
-  XR_INFO("conn", "conn={} peer={} authenticated as {}, connecting to {}", id_, peer_,
-          username_.empty() ? "-" : username_, target_.describe());
+  XR_INFO("conn", "conn={} peer={} authenticated as {}, connecting to {}", id_, peer_, LogUser(username_),
+          target_.describe());
   state_ = State::kConnecting;
   io_->SetDeadline(config_->server_timeout_ms);
   io_->ConnectServer(target_);
@@ -453,6 +566,13 @@ void Session::HandleServerPacket(Value packet) {
 
 void Session::AnswerServerChallenge(const Value& packet) {
   const List& items = packet.as_list();
+  if (items.size() >= 4 && items[3].is_string() && items[3].as_string() == "xor") {
+    // xor sends the password itself (XOR a salt the server chose) over this plain leg.
+    Disconnect(reason::kAuthenticationError,
+               "the session's server asked for the password in clear (xor digest) over an unencrypted connection",
+               "refused to answer an xor challenge from the session's server");
+    return;
+  }
   // As xpra's proxy: the password in the target URI first, then the entry's session options.
   std::string password = !target_.password.empty() ? target_.password : SessionPassword(hs_->session_options);
   if (password.empty()) {
@@ -500,6 +620,8 @@ void Session::AnswerServerChallenge(const Value& packet) {
 }
 
 void Session::HandleServerHello(const Value& caps) {
+  // From its hello on, the server's frames may be as large as --max-server-packet-size.
+  hs_->server_reader.set_max_payload(config_->server_limits.max_payload);
   Value cipher_caps;
   if (encryptor_) {
     cipher_caps = NewCipherCaps();
@@ -527,9 +649,8 @@ void Session::HandleServerHello(const Value& caps) {
   state_ = State::kRelay;
   io_->SetDeadline(0);
   io_->Relaying();
-  XR_INFO("conn", "conn={} peer={} user={} relaying to {} (client {}{})", id_, peer_,
-          username_.empty() ? "-" : username_, target_.describe(), EncodingName(client_encoding_),
-          encryptor_ ? ", AES" : "");
+  XR_INFO("conn", "conn={} peer={} user={} relaying to {} (client {}{})", id_, peer_, LogUser(username_),
+          target_.describe(), EncodingName(client_encoding_), encryptor_ ? ", AES" : "");
   for (auto& frame : hs_->pending_to_server) io_->SendToServer(std::move(frame));
   hs_->pending_to_server.clear();
   if (!encryptor_) {
@@ -636,7 +757,7 @@ void Session::SendToClientPacket(const Value& packet) {
 void Session::OnClientClosed(std::string_view why) {
   if (state_ == State::kClosed) return;
   XR_INFO("conn", "conn={} peer={} user={} client closed the connection ({}) in state {}", id_, peer_,
-          username_.empty() ? "-" : username_, why, SessionStateName(state_));
+          LogUser(username_), why, SessionStateName(state_));
   // As xpra's proxy: the server hears why its client went away (it logs the reason).
   TellServer(reason::kClientConnectionLost, fmt::format("the client's connection to the relay ended: {}", why));
   state_ = State::kClosed;
@@ -654,6 +775,11 @@ void Session::OnServerClosed(std::string_view why) {
 }
 
 void Session::OnTimeout() {
+  if (auth_deferred_ && hs_ && (state_ == State::kClientHello || state_ == State::kChallengeSent) &&
+      env_.now_ms() < login_deadline_ms_) {
+    StartAuth(Caps(hs_->client_caps));  // waits again, refuses, or starts the verification
+    return;
+  }
   switch (state_) {
     case State::kClientHello:
     case State::kChallengeSent:

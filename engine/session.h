@@ -60,17 +60,26 @@ struct SessionConfig {
   FrameLimits client_limits;  // max packet size and pending chunks from the client
   FrameLimits server_limits{kHardMaxPayload, 3};  // the same from the session's server
   DecodeLimits decode_limits;
+  // Before authentication (the pre-login budget): the largest frame from the client, wire and
+  // decoded (also each server frame before the server's hello), and the values one decoded
+  // packet may hold. A real xpra 3.1.3 hello: 22,659 bytes of zlib, 67,247 decoded, 6,017
+  // values; these defaults leave 15x.
+  size_t max_login_packet = size_t{1} << 20;
+  size_t max_login_elements = 100000;
   int64_t login_timeout_ms = 30000;             // client connect -> relaying
   int64_t server_timeout_ms = 20000;            // target connect + server hello
 };
 
 // What a session uses beyond its own connection, injected (tests give each session its own):
 // the admission state shared by the relay's sessions (per-address caps, login back-off), the
-// counters it adds to, and the monotonic clock in milliseconds.
+// counters it adds to, the monotonic clock in milliseconds, and the relay-wide pre-login
+// budgets (the memory all unauthenticated connections hold, PBKDF2 iterations per second).
 struct SessionEnv {
   Admission* admission = nullptr;
   RelayCounters* counters = nullptr;
   std::function<int64_t()> now_ms;
+  LoginMemory* login_memory = &GlobalLoginMemory();
+  KdfBudget* kdf = &GlobalKdfBudget();
 };
 
 // What the blocking part of authentication produces (on a worker thread).
@@ -131,6 +140,10 @@ class ClientHandler {
   virtual void TellServer(std::string_view, std::string_view) {}
   // Whether bytes are being relayed (for counters).
   virtual bool relaying() const { return false; }
+  // True while the client's frames wait for the session (auth, connect, server handshake) and
+  // more than a small bound of them is held: the reactor stops reading the client until
+  // SessionIo::Relaying() (back-pressure, not a buffer).
+  virtual bool client_backlogged() const { return false; }
 };
 
 class Session final : public ClientHandler {
@@ -167,6 +180,7 @@ class Session final : public ClientHandler {
   // While relaying: a disconnect packet `reason` (+ detail) for the server, in its encoding.
   void TellServer(std::string_view reason, std::string_view detail) override;
   bool relaying() const override { return state_ == State::kRelay; }
+  bool client_backlogged() const override;
 
   State state() const { return state_; }
   uint64_t id() const { return id_; }
@@ -197,6 +211,13 @@ class Session final : public ClientHandler {
   // The server's stream broke the limits or the protocol: both ends are told, the session ends.
   void ServerFailed(const Error& e);
   void Fail(std::string_view reason, const Error& e);
+  // Charges what this unauthenticated connection holds to the relay-wide login memory
+  // (LoginMemory); false when that would go over its budget. Charge(0) releases it.
+  bool ChargeLoginMemory(size_t bytes);
+  // The key-derivation budget for `iterations` before authentication (KdfBudget).
+  Status TakeKdf(int iterations);
+  // The user name back-off is keyed on ("" when the auth module ignores user names).
+  std::string BackoffUser() const;
 
   const uint64_t id_;
   const std::string peer_;
@@ -223,6 +244,7 @@ class Session final : public ClientHandler {
     std::vector<std::string> pending_to_server;  // client frames received before relaying
     std::string pending_to_client;               // server packets that came before its hello
     std::string server_frames_since_main;        // chunk frames of the packet being read
+    size_t caps_bytes = 0;  // estimated memory of client_caps
   };
   std::unique_ptr<Handshake> hs_;
   std::string display_;  // what the client asked for
@@ -236,6 +258,11 @@ class Session final : public ClientHandler {
   std::string username_;
   registry::Target target_;
   bool server_challenge_answered_ = false;
+  bool authenticated_ = false;
+  bool auth_deferred_ = false;  // waiting for a verification slot of its source (MayVerify)
+  bool verifying_ = false;      // Admission::Attempt made, Finished not yet
+  int64_t login_deadline_ms_ = 0;
+  size_t login_memory_ = 0;  // charged to env_.login_memory until authenticated
 };
 
 const char* SessionStateName(Session::State s);

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <optional>
 
+#include <unistd.h>
+
 #include "session_registry/socket_dirs.h"
 
 namespace xr::registry {
@@ -32,6 +34,9 @@ bool IsDisplayNumber(std::string_view s) {
   return AllDigits(s.substr(0, dot)) && IsDisplayNumber(s.substr(dot + 1));
 }
 
+// Who must own a local session's socket: the entry's uid when set, else the relay's own user.
+int64_t ExpectedOwner(int64_t uid) { return uid >= 0 ? uid : static_cast<int64_t>(getuid()); }
+
 std::string Join(const std::vector<std::string>& v) {
   std::string out;
   for (const std::string& s : v) {
@@ -59,12 +64,12 @@ std::string_view StripQuery(std::string_view s) {
 
 Expected<Target> ParseTcp(std::string_view entry, std::string_view rest) {
   auto bad = [&](const std::string& why) {
-    return MakeError(ErrorCode::kMalformed, "invalid tcp display '" + std::string(entry) + "': " + why +
+    return MakeError(ErrorCode::kMalformed, "invalid tcp display '" + RedactUserinfo(entry) + "': " + why +
                                                 ", use tcp://[username[:password]@]host[:port][/display]");
   };
   Target t;
   t.kind = Target::Kind::kTcp;
-  t.display = std::string(entry);
+  t.display = RedactUserinfo(entry);
   std::string_view hostpart = rest;
   if (const size_t slash = rest.find('/'); slash != std::string_view::npos) {
     hostpart = rest.substr(0, slash);
@@ -131,7 +136,7 @@ Expected<Target> ParseUnixPath(std::string_view entry, std::string_view path) {
 // ":N": the first live DIR/HOSTNAME-N socket (socket dirs expanded for `uid`).
 Expected<Target> ResolveLocal(std::string_view display, const RegistryOptions& opts, int64_t uid) {
   const std::vector<std::string> dirs = ExpandedDirs(opts, uid);
-  const std::vector<SocketInfo> found = ListSockets(dirs, HostnameOf(opts), 0, display);
+  const std::vector<SocketInfo> found = ListSockets(dirs, HostnameOf(opts), ExpectedOwner(uid), display);
   for (const SocketInfo& s : found) {
     if (s.state == SocketState::kLive) {
       Target t;
@@ -158,7 +163,7 @@ Expected<Target> ParseEntryForUid(std::string_view raw, const RegistryOptions& o
   if (entry.front() == ':') {
     std::string_view name = entry.substr(1);
     if (name.empty() || name.find('/') != std::string_view::npos) {
-      return MakeError(ErrorCode::kMalformed, "invalid display name '" + std::string(entry) + "'");
+      return MakeError(ErrorCode::kMalformed, "invalid display name '" + RedactUserinfo(entry) + "'");
     }
     return ResolveLocal(entry, opts, uid);
   }
@@ -168,11 +173,11 @@ Expected<Target> ParseEntryForUid(std::string_view raw, const RegistryOptions& o
   for (const char* scheme : {"ssl", "ws", "wss", "ssh", "udp", "vsock", "named-pipe", "vnc"}) {
     const std::string prefix = std::string(scheme) + ":";
     if (entry.rfind(prefix, 0) == 0) {
-      return MakeError(ErrorCode::kUnsupported, "display '" + std::string(entry) + "': " + scheme +
+      return MakeError(ErrorCode::kUnsupported, "display '" + RedactUserinfo(entry) + "': " + scheme +
                                                     " targets are not supported, use tcp://, socket:// or :N");
     }
   }
-  return MakeError(ErrorCode::kMalformed, "unknown format for display name '" + std::string(entry) + "'");
+  return MakeError(ErrorCode::kMalformed, "unknown format for display name '" + RedactUserinfo(entry) + "'");
 }
 
 struct Candidate {
@@ -198,7 +203,7 @@ std::vector<Candidate> Candidates(const std::vector<auth::SessionEntry>& session
   for (size_t i = 0; i < sessions.size(); ++i) {
     const auth::SessionEntry& s = sessions[i];
     if (s.displays.empty()) {
-      const std::vector<SocketInfo> found = ListSockets(ExpandedDirs(opts, s.uid), HostnameOf(opts), s.uid);
+      const std::vector<SocketInfo> found = ListSockets(ExpandedDirs(opts, s.uid), HostnameOf(opts), ExpectedOwner(s.uid));
       for (const SocketInfo& info : found) {
         if (info.state == SocketState::kLive) add(Candidate{info.display, "", info.path, i});
       }
@@ -227,6 +232,17 @@ std::string Target::describe() const {
   return "tcp://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) + "/";
 }
 
+std::string RedactUserinfo(std::string_view entry) {
+  const size_t scheme = entry.find("://");
+  if (scheme == std::string_view::npos) return std::string(entry);
+  const size_t start = scheme + 3;
+  const size_t end = entry.find_first_of("/?#", start);
+  const std::string_view authority = entry.substr(start, end == std::string_view::npos ? entry.npos : end - start);
+  const size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(entry);
+  return std::string(entry.substr(0, start)) + std::string(entry.substr(start + at + 1));
+}
+
 Expected<Target> ParseEntry(std::string_view entry, const RegistryOptions& opts) {
   return ParseEntryForUid(entry, opts, -1);
 }
@@ -242,7 +258,7 @@ std::string DisplayNameOf(std::string_view raw) {
       if (IsDisplayNumber(disp)) return ":" + std::string(disp);
     }
   }
-  return std::string(entry);
+  return RedactUserinfo(entry);
 }
 
 std::vector<std::string> AvailableDisplays(const std::vector<auth::SessionEntry>& sessions,

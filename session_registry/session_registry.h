@@ -19,7 +19,7 @@ struct Target {
   std::string host;       // kTcp: "127.0.0.1", "::1" (no brackets), a name
   uint16_t port = 0;      // kTcp
   std::string path;       // kUnix: socket path
-  std::string display;    // how clients name it: ":100" or the entry text
+  std::string display;    // how clients name it: ":100" or the entry text without its userinfo
   std::string username;   // kTcp: from "tcp://user[:password]@host..." (for the server's hello)
   std::string password;   // kTcp: from the URI; answers the server's own challenge. Never logged.
   size_t session_index = 0;  // SelectTarget: which SessionEntry it came from (session_options, env)
@@ -43,8 +43,12 @@ struct RegistryOptions {
 // live socket -> kNotFound. May block briefly (probes unix sockets with connect()).
 Expected<Target> ParseEntry(std::string_view entry, const RegistryOptions& opts);
 
+// An entry as it may be shown (to a client, a log line, `xpra info`): the userinfo of a URI
+// ("user:password@") removed: "tcp://u:pw@host:1/" -> "tcp://host:1/". Other text unchanged.
+std::string RedactUserinfo(std::string_view entry);
+
 // The name clients use for an entry without resolving it: ":100" for ":100", "100" and
-// "tcp://host:port/100"; otherwise the entry text itself.
+// "tcp://host:port/100"; otherwise the entry text itself, its userinfo removed (RedactUserinfo).
 std::string DisplayNameOf(std::string_view entry);
 
 // The displays the sessions offer, in order and without duplicates; entries with no displays

@@ -193,7 +193,7 @@ std::vector<SocketInfo> ListSockets(const std::vector<std::string>& dirs, std::s
       const std::string path = dir.back() == '/' ? dir + name : dir + "/" + name;
       struct stat st;
       if (stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-      if (check_uid > 0 && static_cast<int64_t>(st.st_uid) != check_uid) continue;
+      if (check_uid >= 0 && static_cast<int64_t>(st.st_uid) != check_uid) continue;
       out.push_back(SocketInfo{ProbeSocket(path), ":" + name.substr(prefix.size()), path});
     }
   }

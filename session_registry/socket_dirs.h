@@ -38,7 +38,7 @@ std::string ExpandSocketDir(std::string_view dir, int64_t uid);
 
 // Every HOSTNAME-* unix socket in `dirs` (already expanded) in dir order, names sorted within a
 // dir, directories that resolve to the same real path visited once (dotxpra's socket_details).
-// Sockets not owned by `check_uid` are skipped when check_uid > 0; with `matching_display`
+// Sockets not owned by `check_uid` are skipped when check_uid >= 0 (-1: any owner); with `matching_display`
 // (":100") only that display is probed.
 std::vector<SocketInfo> ListSockets(const std::vector<std::string>& dirs, std::string_view hostname,
                                     int64_t check_uid, std::string_view matching_display = {});

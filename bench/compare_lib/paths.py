@@ -108,7 +108,8 @@ class Relay(Path):
         # the ramp), which can pass the relay's default 90 s idle timeout: give the relay the
         # same 1 h the HAProxy and nginx paths get.
         argv = [self.ctx.bins["xpra_relay"], "--bind-tcp=127.0.0.1:%d" % port,
-                "--tcp-auth=sqlite,filename=%s" % self.db, "--max-connections-per-address=0", "--max-logins=5000",
+                "--tcp-auth=sqlite,filename=%s" % self.db, "--max-connections-per-address=0",
+                "--max-logins-per-address=0", "--max-logins=5000", "--max-kdf-iterations=100000000",
                 "--proxy-sockets=false", "--login-timeout=60", "--server-timeout=30",
                 "--idle-timeout=3600"] + self.extra_args + list(extra)
         if self.ctx.relay_threads:

@@ -50,9 +50,22 @@ TEST_CASE("CheckResponse: empty inputs and unknown digests never match") {
 
 TEST_CASE("RememberSalt: a salt is accepted once") {
   const std::string salt = FreshSalt();
-  CHECK(RememberSalt(salt));
-  CHECK(!RememberSalt(salt));
-  CHECK(RememberSalt(FreshSalt()));
+  CHECK(!SaltSeen(salt, 0));
+  CHECK(RememberSalt(salt, 0));
+  CHECK(SaltSeen(salt, 0));
+  CHECK(!RememberSalt(salt, 0));
+  CHECK(RememberSalt(FreshSalt(), 0));
+}
+
+// Issue 13: the replay cache is time-bound, holds a fixed-size digest per salt, and only
+// successful logins enter it (so failed logins cannot flush it).
+TEST_CASE("replay cache: entries live for their lifetime, then go") {
+  const std::string salt = FreshSalt();
+  const int64_t t = int64_t{1} << 40;  // later than every other test's entries
+  CHECK(RememberSalt(salt, t));
+  CHECK(SaltSeen(salt, t + kUsedSaltLifetimeMs));
+  CHECK(!SaltSeen(salt, t + kUsedSaltLifetimeMs + 1));
+  CHECK(RememberSalt(salt, t + kUsedSaltLifetimeMs + 1));
 }
 
 class FixedModule : public PasswordModuleBase {
@@ -94,6 +107,23 @@ TEST_CASE("PasswordModuleBase: a re-used salt is refused before any lookup") {
   CHECK(again.error().code == ErrorCode::kAuthFailed);
   CHECK(again.error().message.find("re-use") != std::string::npos);
   CHECK(m.lookups == lookups);
+}
+
+TEST_CASE("PasswordModuleBase: failed logins never enter the replay cache") {
+  FixedModule m;
+  AuthRequest good = testing::ClientRequest("two", "hmac+sha256", "first");
+  REQUIRE(m.Authenticate(good).ok());
+  // Many failures (a flood meant to push `good`'s salt out) add nothing.
+  for (size_t i = 0; i < kUsedSaltCapacity + 10; i += 4096) {
+    AuthRequest bad = testing::ClientRequest("two", "hmac+sha256", "wrong");
+    CHECK(!m.Authenticate(bad).ok());
+    CHECK(!SaltSeen(bad.salt, 0));
+  }
+  CHECK(!m.Authenticate(good).ok());  // still refused as a replay
+  // And a failure's salt does not block a correct answer over it.
+  AuthRequest wrong = testing::ClientRequest("two", "hmac+sha256", "wrong");
+  CHECK(!m.Authenticate(wrong).ok());
+  CHECK(!SaltSeen(wrong.salt, 0));
 }
 
 TEST_CASE("PasswordModuleBase: lookup errors and missing passwords are kAuthFailed") {

@@ -75,3 +75,40 @@ TEST_CASE("session password") {
   CHECK(SessionPassword({{"a", "b"}, {"password", "pw"}}) == "pw");
   CHECK(SessionPassword({}).empty());
 }
+
+TEST_CASE("hello requests: harmless ones pass as `request`, the others are refused") {
+  Value c = ClientCaps();
+  auto none = HelloRequest(c);
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  for (const char* ok : {"info", "id", "screenshot", "connect_test", "detach"}) {
+    Value r = ClientCaps();
+    r.set("request", ok);
+    auto got = HelloRequest(r);
+    REQUIRE(got.ok());
+    CHECK(*got == ok);
+    CHECK(Caps(MakeServerHello(r, {}, kId)).get_string("request") == ok);
+  }
+  for (const char* bad : {"stop", "exit", "print", "event", "whatever"}) {
+    Value r = ClientCaps();
+    r.set("request", bad);
+    auto got = HelloRequest(r);
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.error().message.find(std::string("'") + bad + "'") != std::string::npos);
+    Value f = ClientCaps();
+    f.set(std::string(bad) + "_request", true);  // the older flag spelling
+    CHECK_FALSE(HelloRequest(f).ok());
+  }
+  Value cmd = ClientCaps();
+  cmd.set("command_request", List{Value("start"), Value("xterm")});
+  CHECK_FALSE(HelloRequest(cmd).ok());
+  // The flags never reach the server, whatever their value.
+  Value off = ClientCaps();
+  off.set("stop_request", false);
+  CHECK_FALSE(Caps(MakeServerHello(off, {}, kId)).has("stop_request"));
+}
+
+TEST_CASE("server hello: the relay never offers xor to a server") {
+  Value h = MakeServerHello(ClientCaps(), {}, kId);
+  for (const std::string& d : Caps(h).get_strings("digest")) CHECK(d != "xor");
+}

@@ -57,7 +57,7 @@ struct FakeSink : InbandInfo::Sink {
 TEST_CASE("nothing is expected until the client asks") {
   InbandInfo info;
   CHECK_FALSE(info.expecting());
-  info.WatchClient(Wire(Value(List{Value("ping"), Value(1)})));
+  info.WatchClient(Wire(Value(List{Value("ping"), Value(1)})), 0);
   CHECK_FALSE(info.expecting());
 }
 
@@ -67,9 +67,9 @@ TEST_CASE("the info-response gets the proxy subtree; packets around it pass unch
     InbandInfo info;
     std::string request = Wire(Value(List{Value("info-request"), Value(List{}), Value(List{})}));
     if (bytewise) {
-      for (char c : request) info.WatchClient(std::string_view(&c, 1));
+      for (char c : request) info.WatchClient(std::string_view(&c, 1), 0);
     } else {
-      info.WatchClient(request);
+      info.WatchClient(request, 0);
     }
     REQUIRE(info.expecting());
     FakeSink sink;
@@ -98,7 +98,7 @@ TEST_CASE("the info-response gets the proxy subtree; packets around it pass unch
 
 TEST_CASE("a stream mid-frame is forwarded to its boundary before frames are read whole") {
   InbandInfo info;
-  info.WatchClient(Wire(Value(List{Value("info-request")})));
+  info.WatchClient(Wire(Value(List{Value("info-request")})), 0);
   FakeSink sink;
   std::string draw = Wire(Value(List{Value("draw"), Value(std::string(100, 'd'))}));
   sink.frames.Feed(draw.substr(0, 20));  // the first 20 bytes already went out
@@ -107,4 +107,44 @@ TEST_CASE("a stream mid-frame is forwarded to its boundary before frames are rea
   auto got = testing::DecodePackets(sink.to_client);
   REQUIRE(got.size() == 2);
   CHECK(got[1].as_list()[1].find("proxy") != nullptr);
+}
+
+namespace {
+std::string Zlib(const Value& packet) {
+  std::string out;
+  EncodeOptions opts;
+  opts.compressor = Compressor::kZlib;
+  opts.level = 1;
+  REQUIRE(EncodePacket(packet, opts, nullptr, &out).ok());
+  return out;
+}
+}  // namespace
+
+// Issue 13: the watcher decodes no more than an info-request needs, within a byte budget.
+TEST_CASE("the watcher inflates at most 64 KiB of a client frame") {
+  InbandInfo info;
+  // An info-request padded to 100 KB, compressed to a few hundred bytes: not examined.
+  info.WatchClient(Zlib(Value(List{Value("info-request"), Value(std::string(100000, 'x'))})), 0);
+  CHECK_FALSE(info.expecting());
+  // The same request at a sane size is noticed.
+  info.WatchClient(Zlib(Value(List{Value("info-request"), Value(std::string(1000, 'x'))})), 0);
+  CHECK(info.expecting());
+}
+
+TEST_CASE("the watcher has a byte budget of its own (1 MiB/s per connection)") {
+  InbandInfo info;
+  const Value ping(List{Value("ping"), Value(std::string(1000, 'p'))});
+  for (int i = 0; i < 16; ++i) info.WatchClient(Zlib(ping), 0);  // 16 x 64 KiB: the budget is spent
+  const std::string request = Zlib(Value(List{Value("info-request"), Value(std::string(1000, 'x'))}));
+  info.WatchClient(request, 0);
+  CHECK_FALSE(info.expecting());  // passed on unexamined
+  info.WatchClient(request, 1000);  // a second later
+  CHECK(info.expecting());
+}
+
+TEST_CASE("uncompressed frames that cannot be an info-request are not decoded") {
+  InbandInfo info;
+  for (int i = 0; i < 100; ++i) info.WatchClient(Wire(Value(List{Value("ping"), Value(std::string(60000, 'p'))})), 0);
+  info.WatchClient(Wire(Value(List{Value("info-request")})), 0);
+  CHECK(info.expecting());  // 6 MB of pings spent none of the budget
 }

@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
 using namespace xr::engine;
 
 TEST_CASE("address of a peer") {
@@ -21,31 +24,136 @@ TEST_CASE("per-address connection cap") {
   CHECK(a.connections("1.1.1.1") == 2);
 }
 
-TEST_CASE("failed logins: free attempts, then doubling back-off, per address and per user") {
+namespace {
+// One verification of `user` from `address` that fails at `now`.
+void Fail(Admission& a, const std::string& address, const std::string& user, int64_t now) {
+  a.Attempt(address, user);
+  a.Finished(address, user, true, now);
+}
+}  // namespace
+
+TEST_CASE("failed logins: free attempts, then doubling back-off, per source and per user") {
   Admission a(AdmissionConfig{0, 3, 600000, 8000});
   int64_t t = 1000000;
-  for (int i = 0; i < 3; ++i) a.Failed("1.1.1.1", "foo", t);
+  for (int i = 0; i < 2; ++i) Fail(a, "1.1.1.1", "foo", t);
+  Fail(a, "5.5.5.5", "foo", t);  // the user's failures come from two sources
   CHECK(a.BackoffMs("1.1.1.1", "foo", t) == 0);
-  a.Failed("1.1.1.1", "foo", t);  // 4th: 1 s
-  CHECK(a.BackoffMs("1.1.1.1", "foo", t) == 1000);
+  Fail(a, "1.1.1.1", "foo", t);  // 4th for the user, 3rd for 1.1.1.1
   CHECK(a.BackoffMs("9.9.9.9", "foo", t) == 1000);  // same user from elsewhere
-  CHECK(a.BackoffMs("1.1.1.1", "bar", t) == 1000);  // same address, other user
+  CHECK(a.BackoffMs("1.1.1.1", "bar", t) == 0);     // 1.1.1.1 still has its free attempts
+  Fail(a, "1.1.1.1", "foo", t);
+  CHECK(a.BackoffMs("1.1.1.1", "bar", t) == 1000);  // same source, other user
   CHECK(a.BackoffMs("9.9.9.9", "bar", t) == 0);
-  a.Failed("1.1.1.1", "foo", t);  // 5th: 2 s
-  CHECK(a.BackoffMs("1.1.1.1", "foo", t + 500) == 1500);
-  for (int i = 0; i < 10; ++i) a.Failed("1.1.1.1", "foo", t);
+  Fail(a, "1.1.1.1", "foo", t);
+  CHECK(a.BackoffMs("1.1.1.1", "foo", t + 500) == 3500);  // user: 6th failure, 4 s
+  for (int i = 0; i < 10; ++i) Fail(a, "1.1.1.1", "foo", t);
   CHECK(a.BackoffMs("1.1.1.1", "foo", t) == 8000);  // capped
   CHECK(a.BackoffMs("1.1.1.1", "foo", t + 8000) == 0);
 }
 
-TEST_CASE("success clears; old failures are forgotten") {
+TEST_CASE("verifications in flight count: a parallel burst waits, then meets the back-off") {
+  Admission a(AdmissionConfig{0, 5, 600000, 300000});
+  int64_t t = 1000000;
+  for (int i = 0; i < 6; ++i) {
+    REQUIRE(a.MayVerify("1.1.1.1", "u" + std::to_string(i)));
+    a.Attempt("1.1.1.1", "u" + std::to_string(i));
+  }
+  CHECK_FALSE(a.MayVerify("1.1.1.1", "other"));  // the 7th waits ...
+  CHECK(a.BackoffMs("1.1.1.1", "other", t) == 0);  // ... it is not refused yet
+  CHECK(a.MayVerify("2.2.2.2", "other"));         // other sources are not affected
+  for (int i = 0; i < 6; ++i) a.Finished("1.1.1.1", "u" + std::to_string(i), true, t);
+  CHECK(a.BackoffMs("1.1.1.1", "other", t) > 0);  // six failed: now it is refused
+}
+
+TEST_CASE("verifications in flight: parallel logins that succeed all get through") {
+  Admission a(AdmissionConfig{0, 5, 600000, 300000});
+  int done = 0;
+  for (int round = 0; round < 4; ++round) {
+    std::vector<int> started;
+    for (int i = 0; i < 8; ++i) {
+      if (a.MayVerify("1.1.1.1", "ok")) {
+        a.Attempt("1.1.1.1", "ok");
+        started.push_back(i);
+      }
+    }
+    CHECK(started.size() == 6);
+    for (size_t i = 0; i < started.size(); ++i) a.Finished("1.1.1.1", "ok", false, 0);
+    done += static_cast<int>(started.size());
+  }
+  CHECK(done == 24);
+  CHECK(a.BackoffMs("1.1.1.1", "ok", 0) == 0);
+}
+
+TEST_CASE("back-off: an IPv6 /64 is one source") {
+  Admission a(AdmissionConfig{0, 2, 600000, 300000});
+  for (int i = 1; i <= 3; ++i) Fail(a, "2001:db8:1:2::" + std::to_string(i), "u" + std::to_string(i), 0);
+  CHECK(a.BackoffMs("2001:db8:1:2:ffff::9", "z", 0) > 0);
+  CHECK(a.BackoffMs("2001:db8:1:3::1", "z", 0) == 0);  // the next /64
+}
+
+TEST_CASE("back-off: one user's success never clears another's record") {
+  Admission a(AdmissionConfig{0, 2, 600000, 300000});
+  for (int i = 0; i < 4; ++i) Fail(a, "1.1.1.1", "victim", 0);
+  a.Attempt("1.1.1.1", "attacker");
+  a.Finished("1.1.1.1", "attacker", false, 0);  // the attacker's own account
+  CHECK(a.BackoffMs("1.1.1.1", "anyone", 0) > 0);
+}
+
+TEST_CASE("back-off: one source alone cannot lock a user out") {
+  Admission a(AdmissionConfig{0, 2, 600000, 300000});
+  for (int i = 0; i < 20; ++i) Fail(a, "6.6.6.6", "victim", 0);
+  CHECK(a.BackoffMs("6.6.6.6", "victim", 0) > 0);  // the attacker's own source waits
+  CHECK(a.BackoffMs("1.2.3.4", "victim", 0) == 0);  // the victim, elsewhere, does not
+  CHECK(a.MayVerify("1.2.3.4", "victim"));
+  Fail(a, "7.7.7.7", "victim", 0);  // failures from a second source: now the user waits too
+  CHECK(a.BackoffMs("1.2.3.4", "victim", 0) > 0);
+}
+
+TEST_CASE("old failures are forgotten") {
   Admission a(AdmissionConfig{0, 1, 60000, 300000});
-  a.Failed("1.1.1.1", "foo", 0);
-  a.Failed("1.1.1.1", "foo", 0);
-  CHECK(a.BackoffMs("1.1.1.1", "foo", 0) > 0);
-  a.Succeeded("1.1.1.1", "foo");
-  CHECK(a.BackoffMs("1.1.1.1", "foo", 0) == 0);
-  a.Failed("2.2.2.2", "x", 0);
-  a.Failed("2.2.2.2", "x", 0);
+  Fail(a, "2.2.2.2", "x", 0);
+  Fail(a, "2.2.2.2", "x", 0);
+  CHECK(a.BackoffMs("2.2.2.2", "x", 0) > 0);
   CHECK(a.BackoffMs("2.2.2.2", "x", 61000) == 0);
+}
+
+TEST_CASE("source of an address") {
+  CHECK(SourceOf("1.2.3.4") == "1.2.3.4");
+  CHECK(SourceOf("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64");
+  CHECK(SourceOf("::ffff:10.1.2.3") == "10.1.2.3");
+  CHECK(SourceOf("unix:/tmp/x") == "unix:/tmp/x");
+}
+
+TEST_CASE("logins in progress per source: capped well below the relay-wide cap") {
+  Admission a(AdmissionConfig{0, 5, 600000, 300000, 2});
+  CHECK(a.BeginLogin("1.1.1.1"));
+  CHECK(a.BeginLogin("1.1.1.1"));
+  CHECK_FALSE(a.BeginLogin("1.1.1.1"));
+  CHECK(a.BeginLogin("2.2.2.2"));
+  CHECK(a.BeginLogin("2001:db8::1"));
+  CHECK(a.BeginLogin("2001:db8::2"));
+  CHECK_FALSE(a.BeginLogin("2001:db8::3"));  // same /64
+  a.EndLogin("1.1.1.1");
+  CHECK(a.BeginLogin("1.1.1.1"));
+  CHECK(a.logins("1.1.1.1") == 2);
+}
+
+TEST_CASE("login memory: one budget for every unauthenticated connection") {
+  LoginMemory m(1000);
+  CHECK(m.Recharge(0, 600));
+  CHECK_FALSE(m.Recharge(0, 500));  // a second connection would go over
+  CHECK(m.used() == 600);
+  CHECK(m.Recharge(600, 100));
+  CHECK(m.Recharge(0, 500));
+  CHECK(m.used() == 600);
+}
+
+TEST_CASE("key derivation budget: iterations per second, refilled over time") {
+  KdfBudget k(10000);
+  CHECK(k.Take(6000, 0));
+  CHECK_FALSE(k.Take(6000, 0));
+  CHECK_FALSE(k.Take(6000, 100));  // 4000 + 1000 refilled
+  CHECK(k.Take(6000, 200));        // 4000 + 2000
+  CHECK(k.Take(10000, 5000));      // full again, never more than one second's worth
+  CHECK_FALSE(k.Take(1, 5000));
 }

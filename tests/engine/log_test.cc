@@ -87,3 +87,22 @@ TEST_CASE("log: SetFormat switches what Write() emits") {
   CHECK(j["category"] == "conn");
   CHECK(second.ends_with("INFO  [main] plain"));
 }
+
+// Issue 13: a peer string cannot start a log line of its own, drive a terminal or fill the log.
+TEST_CASE("Sanitize: control characters escaped, a backslash doubled") {
+  CHECK(Sanitize("alice") == "alice");
+  CHECK(Sanitize("evil\nFORGED line") == "evil\\nFORGED line");
+  CHECK(Sanitize("a\rb\tc") == "a\\rb\\tc");
+  CHECK(Sanitize(std::string("x\x1b[2J\x7f\0y", 8)) == "x\\x1b[2J\\x7f\\x00y");
+  CHECK(Sanitize("back\\nslash") == "back\\\\nslash");  // a literal backslash-n cannot pass for an escape
+  CHECK(Sanitize("\xc3\xa9t\xc3\xa9") == "\xc3\xa9t\xc3\xa9");  // UTF-8 text unchanged
+}
+
+TEST_CASE("Sanitize: cut to the limit, marked") {
+  std::string long_name(1000, 'a');
+  std::string s = Sanitize(long_name);
+  CHECK(s.size() == kMaxPeerString + 3);
+  CHECK(s.ends_with("..."));
+  CHECK(Sanitize("abcdef", 3) == "abc...");
+  CHECK(Sanitize("abc", 3) == "abc");
+}

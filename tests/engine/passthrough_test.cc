@@ -138,10 +138,10 @@ TEST_CASE("the small-frame capture returns whole small main packets only") {
       cap.Feed(stream, &got);
     }
     REQUIRE(got.size() == 2);
-    auto first = DecodeFrame(got[0]);
+    auto first = DecodeFrame(got[0], kHardMaxPayload);
     REQUIRE(first.has_value());
     CHECK(first->as_list()[0].as_string() == "info-request");
-    auto second = DecodeFrame(got[1]);
+    auto second = DecodeFrame(got[1], kHardMaxPayload);
     REQUIRE(second.has_value());
     CHECK(second->as_list()[0].as_string() == "ping");
   }

@@ -90,7 +90,7 @@ try:
     relay_log = os.path.join(tmp, "relay-file.log")
     relay, rport = start("relay", [relay_bin, ":77", "--bind-tcp=127.0.0.1:0", "--threads=2",
                                    "--tcp-auth=sqlite,filename=" + db, "--socket-dir=" + sockdir,
-                                   "--log-file=" + relay_log],
+                                   "--log-file=" + relay_log, "--max-logins-per-address=0"],
                          r"on tcp:127\.0\.0\.1:(\d+)")
     url = "tcp://bench:pw@127.0.0.1:%d/" % rport
     want = {"--io=epoll": "I/O backend: epoll", "--io=uring": "I/O backend: io_uring"}.get(" ".join(io_args))
@@ -131,6 +131,7 @@ try:
     aes_relay, aport = start("relay-aes", [relay_bin, ":78", "--bind-tcp=127.0.0.1:0", "--threads=2",
                                            "--tcp-auth=sqlite,filename=" + db, "--proxy-sockets=false",
                                            "--socket-dir=" + sockdir, "--tcp-encryption=AES", "--tcp-encryption-keyfile=" + key,
+                                           "--max-logins-per-address=0", "--max-kdf-iterations=100000000",
                                            "--log-file=" + os.path.join(tmp, "relay-aes.log")],
                              r"on tcp:127\.0\.0\.1:(\d+)")
     aes_url = "tcp://bench:pw@127.0.0.1:%d/" % aport

@@ -133,11 +133,16 @@ struct Fixture {
   Admission own_admission;
   RelayCounters counters;
   Admission* admission = &own_admission;
+  LoginMemory own_login_memory{size_t{256} << 20};
+  LoginMemory* login_memory = &own_login_memory;
+  KdfBudget kdf{200000};
 
-  SessionEnv Env() { return SessionEnv{admission, &counters, NowMs}; }
+  SessionEnv Env() { return SessionEnv{admission, &counters, NowMs, login_memory, &kdf}; }
 
-  explicit Fixture(const std::string& auth_extra = "", bool aes = false, Admission* shared = nullptr) {
+  explicit Fixture(const std::string& auth_extra = "", bool aes = false, Admission* shared = nullptr,
+                   LoginMemory* shared_memory = nullptr) {
     if (shared != nullptr) admission = shared;
+    if (shared_memory != nullptr) login_memory = shared_memory;
     users = TempFile(
         "foo|bar|1000|1000|tcp://127.0.0.1:15200/200,tcp://127.0.0.1:15201/201|||\n"
         "solo|pw|1000|1000|tcp://127.0.0.1:15300/||password=serverpw\n");
@@ -150,7 +155,10 @@ struct Fixture {
     session = std::make_unique<Session>(7, "127.0.0.1:5555", config, &io, Env());
     session->Start();
   }
-  ~Fixture() { ::unlink(users.c_str()); }
+  ~Fixture() {
+    session.reset();  // before the admission state, counters and budgets it uses
+    ::unlink(users.c_str());
+  }
 
   // The packets the client has received since last call.
   std::vector<Value> ClientGot() { return client_reader.Read(io.to_client); }
@@ -580,6 +588,96 @@ TEST_CASE("failed logins back off: no verification attempt while blocked") {
   f.Respond(c, "foo", "bar", "200");
   CHECK(f.io.auth_jobs.empty());
   f.ExpectDisconnect(reason::kAuthenticationError, "try again in");
+}
+
+// Issue 13: verifications in flight count; one over the free failures waits (not refused) and
+// starts when a slot frees, within the login time.
+TEST_CASE("back-off: a login over the in-flight limit waits, then is verified") {
+  Admission admission(AdmissionConfig{0, 1, 600000, 300000});  // 2 verifications in flight at most
+  std::vector<std::unique_ptr<Fixture>> running;
+  for (int i = 0; i < 2; ++i) {
+    running.push_back(std::make_unique<Fixture>("", false, &admission));
+    Fixture& f = *running.back();
+    f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo", "200")})));
+    f.Respond(f.ExpectOne(f.ClientGot(), "challenge"), "foo", "bar", "200");
+    REQUIRE(f.io.auth_jobs.size() == 1);  // verifying
+  }
+  Fixture third("", false, &admission);
+  third.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo", "200")})));
+  third.Respond(third.ExpectOne(third.ClientGot(), "challenge"), "foo", "bar", "200");
+  CHECK(third.io.auth_jobs.empty());  // waits for a slot ...
+  CHECK(third.io.closed.empty());     // ... without being refused
+  CHECK(third.io.deadline > 0);
+  CHECK(third.io.deadline <= 20);     // it asks again shortly
+  third.session->OnTimeout();
+  CHECK(third.io.auth_jobs.empty());  // still no slot
+  running[0]->RunAuthJobs();          // the first succeeds: a slot frees
+  CHECK(running[0]->session->state() == Session::State::kConnecting);
+  third.session->OnTimeout();
+  REQUIRE(third.io.auth_jobs.size() == 1);
+  third.RunAuthJobs();
+  CHECK(third.session->state() == Session::State::kConnecting);
+}
+
+TEST_CASE("pre-login budget: the memory of all unauthenticated connections has one bound") {
+  LoginMemory memory(300000);  // room for two hellos of ~120 KB, not three
+  Value caps = ClientHello("foo");
+  caps.set("x", std::string(120000, 'x'));
+  std::vector<std::unique_ptr<Fixture>> fixtures;
+  for (int i = 0; i < 3; ++i) {
+    fixtures.push_back(std::make_unique<Fixture>("", false, nullptr, &memory));
+    fixtures.back()->session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  }
+  CHECK(fixtures[0]->ExpectOne(fixtures[0]->ClientGot(), "challenge").is_list());
+  CHECK(fixtures[1]->ExpectOne(fixtures[1]->ClientGot(), "challenge").is_list());
+  fixtures[2]->ExpectDisconnect(reason::kServerError, "holds too much login data");
+  CHECK(memory.used() > 240000);
+  fixtures[0].reset();  // a connection that goes releases its share
+  fixtures[1].reset();
+  CHECK(memory.used() == 0);
+}
+
+TEST_CASE("challenge rules: no xor salt digest, client salts of sane length") {
+  Fixture f;
+  Value caps = ClientHello("foo");
+  caps.set("salt-digest", List{Value("xor")});
+  f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  f.ExpectDisconnect(reason::kAuthenticationError, "no supported salt digest");
+
+  Fixture g;
+  g.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo", "200")})));
+  Value c = g.ExpectOne(g.ClientGot(), "challenge");
+  Value big_salt{Dict{}};
+  big_salt.set("challenge_client_salt", Value::bytes(std::string(4096, 's')));
+  g.Respond(c, "foo", "bar", "200", nullptr, &big_salt);
+  CHECK(g.io.auth_jobs.empty());
+  g.ExpectDisconnect(reason::kAuthenticationError, "invalid challenge salt");
+}
+
+TEST_CASE("hello requests: stop is refused before authentication") {
+  Fixture f;
+  Value caps = ClientHello("foo");
+  caps.set("request", "stop");
+  f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  f.ExpectDisconnect(reason::kProtocolError, "does not pass 'stop'");
+}
+
+TEST_CASE("pre-login budget: a hello of more values than --max-login-elements is refused") {
+  Fixture f;
+  Value caps = ClientHello("foo");
+  caps.set("x", List(200000, Value(0)));  // 200,000 values, over the 100,000 default
+  f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  f.ExpectDisconnect(reason::kProtocolError, "more than 100000 elements");
+}
+
+TEST_CASE("the session's server: an xor challenge on the plain leg is refused") {
+  Fixture f("", false);
+  f.LoginFoo();
+  f.session->OnServerConnected();
+  f.ServerGot();
+  f.session->OnServerData(Wire(Value(List{Value("challenge"), Value::bytes(std::string(32, 's')), Value(""),
+                                          Value("xor"), Value("hmac+sha256")})));
+  f.ExpectDisconnect(reason::kAuthenticationError, "xor");
 }
 
 TEST_CASE("a server ping before its hello reaches the client after the hello") {

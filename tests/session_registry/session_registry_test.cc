@@ -393,4 +393,47 @@ TEST_CASE("SelectTarget: a malformed chosen entry reports the parse error") {
 }
 
 }  // namespace
+// Issue 13: the userinfo of a tcp:// entry never reaches a client (errors), a log line or `xpra
+// info` (Target::display).
+TEST_CASE("tcp entries with credentials: the password is never shown") {
+  auto t = ParseEntry("tcp://user:s3cret@127.0.0.1:15200/", RegistryOptions{});
+  REQUIRE(t.ok());
+  CHECK(t->password == "s3cret");
+  CHECK(t->display == "tcp://127.0.0.1:15200/");
+  CHECK(DisplayNameOf("tcp://user:s3cret@h:1/") == "tcp://h:1/");
+  CHECK(RedactUserinfo("tcp://u:p@ss@h:1/x?y") == "tcp://h:1/x?y");
+  CHECK(RedactUserinfo(":100") == ":100");
+  const std::vector<SessionEntry> sessions = {WithDisplays({"tcp://user:s3cret@127.0.0.1:15200/", ":100"})};
+  auto all = SelectTarget(sessions, "", RegistryOptions{});
+  REQUIRE(!all.ok());
+  CHECK(all.error().message.find("s3cret") == std::string::npos);
+  auto missing = SelectTarget(sessions, ":300", RegistryOptions{});
+  REQUIRE(!missing.ok());
+  CHECK(missing.error().message.find("s3cret") == std::string::npos);
+  auto bad = ParseEntry("tcp://user:s3cret@127.0.0.1:99999/", RegistryOptions{});
+  REQUIRE(!bad.ok());
+  CHECK(bad.error().message.find("s3cret") == std::string::npos);
+  auto chosen = SelectTarget(sessions, "tcp://127.0.0.1:15200/", RegistryOptions{});
+  REQUIRE(chosen.ok());
+  CHECK(chosen->password == "s3cret");
+}
+
+// Issue 13: a ':N' socket must belong to the entry's uid, or to the relay's own user.
+TEST_CASE("':N' sockets owned by someone else are not used") {
+  SocketDir dir;
+  UnixListener s(dir.file("testhost-100"));
+  REQUIRE(s.ok());
+  REQUIRE(ParseEntry(":100", Opts(dir)).ok());  // the relay's own user's socket
+  const uid_t stranger = geteuid() == 54321 ? 54322 : 54321;
+  // Needs CAP_CHOWN (root outside bazel's sandbox); the entry-uid case below runs everywhere.
+  if (geteuid() == 0 && chown(s.path().c_str(), stranger, static_cast<gid_t>(-1)) == 0) {
+    auto t = ParseEntry(":100", Opts(dir));
+    CHECK_FALSE(t.ok());
+    auto owned = SelectTarget({WithDisplays({":100"}, stranger)}, ":100", Opts(dir));
+    CHECK(owned.ok());  // the entry names the stranger as its owner
+  }
+  auto other = SelectTarget({WithDisplays({":100"}, 54323)}, ":100", Opts(dir));
+  CHECK_FALSE(other.ok());
+}
+
 }  // namespace xr::registry

@@ -51,7 +51,7 @@ TEST_CASE("ListSockets: HOSTNAME-N sockets of one host, sorted, with their state
   s101.Kill();
   std::ofstream(dir.file("testhost-103")) << "not a socket";
   UnixListener bare(dir.file("testhost-"));  // no display name: ignored
-  std::vector<SocketInfo> found = ListSockets({dir.path()}, "testhost", 0);
+  std::vector<SocketInfo> found = ListSockets({dir.path()}, "testhost", -1);
   REQUIRE(found.size() == 3);
   CHECK(found[0].display == ":100");
   CHECK(found[0].state == SocketState::kLive);
@@ -67,10 +67,10 @@ TEST_CASE("ListSockets: matching_display probes only that socket") {
   UnixListener a(dir.file("h-1"));
   UnixListener b(dir.file("h-2"));
   REQUIRE((a.ok() && b.ok()));
-  auto found = ListSockets({dir.path()}, "h", 0, ":2");
+  auto found = ListSockets({dir.path()}, "h", -1, ":2");
   REQUIRE(found.size() == 1);
   CHECK(found[0].path == b.path());
-  CHECK(ListSockets({dir.path()}, "h", 0, ":3").empty());
+  CHECK(ListSockets({dir.path()}, "h", -1, ":3").empty());
 }
 
 TEST_CASE("ListSockets: dirs in order, missing ones skipped, the same real dir once") {
@@ -82,7 +82,7 @@ TEST_CASE("ListSockets: dirs in order, missing ones skipped, the same real dir o
   REQUIRE((a.ok() && b.ok() && dup.ok()));
   const std::string link = one.file("link-to-two");
   REQUIRE(symlink(two.path().c_str(), link.c_str()) == 0);
-  auto found = ListSockets({one.file("missing"), two.path(), one.path(), link, two.path() + "/"}, "h", 0);
+  auto found = ListSockets({one.file("missing"), two.path(), one.path(), link, two.path() + "/"}, "h", -1);
   REQUIRE(found.size() == 3);
   CHECK(found[0].path == dup.path());  // two/h-1
   CHECK(found[1].path == b.path());    // two/h-2
