@@ -1,6 +1,7 @@
 """The relay's container image (deploy/Containerfile) under podman: built by tools/container, run
 as shipped (non-root, the relay as PID 1), reached by a real xpra 3.1.3 client attaching to a
-session on the host.
+session on the host; under podman's default seccomp profile (io_uring blocked: the epoll
+backend, with the line that says why) and under deploy/seccomp-io_uring.json (io_uring).
 
 Podman here: this project's machines are themselves containers with hybrid cgroups, so podman
 needs `--runtime runc` (crun 1.8.1 refuses hybrid cgroups) and explicit `--ulimit nofile/nproc`
@@ -124,9 +125,30 @@ def _attach_and_stop(run, setup, cidfile):
     check("stopped" in harness.read_text(gate.log), "no graceful stop in the relay's log:\n%s" % harness.log_tail(gate.log, 20))
 
 
+def _backend_line(setup):
+    log = harness.read_text(setup.gate.log)
+    lines = [l for l in log.splitlines() if "I/O backend" in l or "using epoll" in l]
+    return log, (lines[0] if lines else "")
+
+
+@harness.targets("relay")
+def test_container_default_seccomp_uses_epoll(run, fx):
+    """podman's DEFAULT seccomp profile (no io_uring): the relay says why it runs epoll, and a
+    real client attaches through it."""
+    with _container_setup(run, "ctr-default", None) as (setup, cidfile):
+        log, line = _backend_line(setup)
+        check("io_uring blocked by seccomp" in line and "using epoll" in line,
+              "no start-up line naming the seccomp filter and epoll:\n%s" % harness.log_tail(setup.gate.log, 20))
+        check("seccomp-io_uring.json" in line, "the start-up line does not name the fix: %s" % line)
+        _attach_and_stop(run, setup, cidfile)
+
+
 @harness.targets("relay")
 def test_container_io_uring_profile_attach(run, fx):
-    """deploy/seccomp-io_uring.json (podman's default plus io_uring): the relay starts and a real
-    client attaches through it."""
+    """deploy/seccomp-io_uring.json (podman's default plus io_uring): the relay runs io_uring and a
+    real client attaches through it."""
     with _container_setup(run, "ctr-uring", IO_URING_PROFILE) as (setup, cidfile):
+        log, line = _backend_line(setup)
+        check("I/O backend: io_uring" in line, "io_uring is not the backend under the io_uring profile: %s\n%s"
+              % (line, harness.log_tail(setup.gate.log, 20)))
         _attach_and_stop(run, setup, cidfile)
