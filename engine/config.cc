@@ -54,7 +54,7 @@ namespace {
 // What the options write into: the config, plus the raw values checked after parsing.
 struct RawOptions {
   RelayConfig c;
-  std::vector<std::string> tcp_binds, unix_binds;
+  std::vector<std::string> tcp_binds, unix_binds, ssl_binds, ws_binds, wss_binds;
 };
 
 constexpr const char* kAppDescription =
@@ -80,6 +80,38 @@ void DefineOptions(CLI::App& app, RawOptions& r) {
                  "file,filename=F, multifile,filename=F, sqlite,filename=DB[,password_query=..,sessions_query=..] "
                  "(MODULE:opt=value also accepted)")
       ->type_name("MODULE[,opt=value]");
+  app.add_option("--bind-ssl", r.ssl_binds, "Listen for TLS on HOST:PORT (no sniff); repeatable, auth= as --bind-tcp")
+      ->type_name("HOST:PORT[,auth=...]");
+  app.add_option("--bind-ws", r.ws_binds, "Listen for WebSocket on HOST:PORT; repeatable, auth= as --bind-tcp")
+      ->type_name("HOST:PORT[,auth=...]");
+  app.add_option("--bind-wss", r.wss_binds, "Listen for WebSocket over TLS on HOST:PORT; repeatable, auth= as --bind-tcp")
+      ->type_name("HOST:PORT[,auth=...]");
+  app.add_option("--ssl-auth", r.c.ssl_auth, "Default auth for ssl binds (else --tcp-auth)")->type_name("MODULE[,opt=value]");
+  app.add_option("--ws-auth", r.c.ws_auth, "Default auth for ws binds (else --tcp-auth)")->type_name("MODULE[,opt=value]");
+  app.add_option("--wss-auth", r.c.wss_auth, "Default auth for wss binds (else --tcp-auth)")->type_name("MODULE[,opt=value]");
+  app.add_option("--ssl", r.c.ssl, "TLS on tcp binds: on, off, auto (on when a certificate is given)")
+      ->check(CLI::IsMember({"on", "off", "auto", "yes", "no", "true", "false"}));
+  app.add_option("--ssl-cert", r.c.ssl_certs,
+                 "PEM certificate (and key, unless --ssl-key); repeatable for SNI, or a directory of pairs")
+      ->type_name("FILE|DIR");
+  app.add_option("--ssl-key", r.c.ssl_keys, "PEM key of the --ssl-cert in the same position")->type_name("FILE");
+  app.add_option("--ssl-ca-certs", r.c.ssl_ca_certs, "CA certificates for client certificates")->type_name("FILE|DIR");
+  app.add_option("--ssl-client-verify-mode", r.c.ssl_client_verify_mode, "none, optional or required")
+      ->check(CLI::IsMember({"none", "optional", "required"}));
+  app.add_option("--ssl-protocols", r.c.ssl_protocols, "TLS versions (default TLSv1.2,TLSv1.3)");
+  app.add_option("--ssl-ciphers", r.c.ssl_ciphers, "OpenSSL cipher list (default: forward-secret AEAD)");
+  app.add_option("--html", r.c.html, "xpra's HTML5 client: on, off, auto or its DIR (auto: /usr/share/xpra/www when present)");
+  app.add_option("--peek-timeout", r.c.peek_timeout, "Seconds a new connection has to send decisive first bytes")
+      ->check(CLI::Range(0.1, 60.0));
+  app.add_option("--ssl-handshake-timeout", r.c.ssl_handshake_timeout, "Seconds for a TLS handshake")
+      ->check(CLI::Range(0.1, 300.0));
+  app.add_option("--ssl-max-handshake-bytes", r.c.ssl_max_handshake_bytes, "Bytes a client may send during its TLS handshake")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 20));
+  app.add_option("--http-timeout", r.c.http_timeout, "Seconds for an HTTP request head")->check(CLI::Range(0.1, 300.0));
+  app.add_option("--http-max-header-bytes", r.c.http_max_header_bytes, "Bytes of an HTTP request's header lines")
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 20));
+  app.add_option("--websocket-max-frame", r.c.websocket_max_frame, "Bytes of one WebSocket frame's payload")
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{256} << 20));
   app.add_option("--bind", r.unix_binds, "Listen on a unix socket PATH; repeatable")
       ->type_name("PATH")
       ->allow_extra_args(false);
@@ -181,6 +213,30 @@ Expected<RelayConfig> Finish(RawOptions& r) {
     auto b = ParseTcpBind(t);
     if (!b.ok()) return b.error();
     c.binds.push_back(*b);
+  }
+  for (auto [list, entry] : {std::pair{&r.ssl_binds, BindOption::Entry::kSsl}, {&r.ws_binds, BindOption::Entry::kWs},
+                              {&r.wss_binds, BindOption::Entry::kWss}}) {
+    for (const auto& t : *list) {
+      auto b = ParseTcpBind(t);
+      if (!b.ok()) return b.error();
+      b->entry = entry;
+      if (b->auth.empty()) {
+        const std::string& d = entry == BindOption::Entry::kSsl ? c.ssl_auth : entry == BindOption::Entry::kWs ? c.ws_auth : c.wss_auth;
+        b->auth = NormaliseAuthSpec(d);
+      }
+      c.binds.push_back(*b);
+    }
+  }
+  if (c.ssl == "yes" || c.ssl == "true") c.ssl = "on";
+  if (c.ssl == "no" || c.ssl == "false") c.ssl = "off";
+  if (!c.ssl_keys.empty() && c.ssl_keys.size() != c.ssl_certs.size()) {
+    return MakeError(ErrorCode::kMalformed, fmt::format("{} --ssl-key for {} --ssl-cert: give one key per certificate (or none)",
+                                                        c.ssl_keys.size(), c.ssl_certs.size()));
+  }
+  bool wants_tls = c.ssl == "on";
+  for (const auto& b : c.binds) wants_tls |= b.entry == BindOption::Entry::kSsl || b.entry == BindOption::Entry::kWss;
+  if (wants_tls && c.ssl_certs.empty()) {
+    return MakeError(ErrorCode::kMalformed, "TLS (--ssl=on, --bind-ssl or --bind-wss) needs --ssl-cert=FILE");
   }
   for (const auto& p : r.unix_binds) {
     BindOption b;
@@ -360,10 +416,21 @@ namespace {
 std::string BindText(const BindOption& b) {
   if (b.kind == BindOption::Kind::kUnix) return b.path;
   std::string host = b.host.find(':') != std::string::npos ? "[" + b.host + "]" : b.host;
-  return host + ":" + std::to_string(b.port);
+  std::string prefix = b.entry == BindOption::Entry::kTcp ? "" : std::string(BindEntryName(b.entry)) + "://";
+  return prefix + host + ":" + std::to_string(b.port);
 }
 
 }  // namespace
+
+const char* BindEntryName(BindOption::Entry e) {
+  switch (e) {
+    case BindOption::Entry::kTcp: return "tcp";
+    case BindOption::Entry::kSsl: return "ssl";
+    case BindOption::Entry::kWs: return "ws";
+    case BindOption::Entry::kWss: return "wss";
+  }
+  return "?";
+}
 
 std::vector<std::string> ConfigChanges(const RelayConfig& a, const RelayConfig& b) {
   std::vector<std::string> out;
@@ -394,6 +461,12 @@ std::vector<std::string> ConfigChanges(const RelayConfig& a, const RelayConfig& 
     }
   }
   secret("tcp-auth", a.tcp_auth, b.tcp_auth);
+  secret("ssl-auth", a.ssl_auth, b.ssl_auth);
+  secret("ws-auth", a.ws_auth, b.ws_auth);
+  secret("wss-auth", a.wss_auth, b.wss_auth);
+  value("ssl", a.ssl, b.ssl);
+  if (a.ssl_certs != b.ssl_certs || a.ssl_keys != b.ssl_keys) out.push_back("ssl-cert/ssl-key changed");
+  value("html", a.html, b.html);
   secret("auth", a.unix_auth, b.unix_auth);
   if (a.socket_dirs != b.socket_dirs) {
     out.push_back(fmt::format("socket-dir: {} -> {}", fmt::join(a.socket_dirs, ","), fmt::join(b.socket_dirs, ",")));

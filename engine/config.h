@@ -17,12 +17,35 @@ struct BindOption {
   uint16_t port = 0;
   std::string path;
   std::string auth;  // per-bind auth spec ("sqlite,filename=x"); empty: the default for its kind
+  // tcp binds: what connections start as: sniffed (--bind-tcp) or a dedicated --bind-ssl,
+  // --bind-ws, --bind-wss.
+  enum class Entry { kTcp, kSsl, kWs, kWss } entry = Entry::kTcp;
 };
+
+// "tcp", "ssl", "ws", "wss" (the option is "bind-" + this).
+const char* BindEntryName(BindOption::Entry e);
 
 struct RelayConfig {
   std::string display;                  // ":20": the relay's own endpoint name (optional)
   std::vector<BindOption> binds;
   std::string tcp_auth;                 // default auth for tcp binds
+  std::string ssl_auth, ws_auth, wss_auth;  // default auth for ssl/ws/wss binds (else tcp_auth)
+  // TLS (xpra 3.1's options). --ssl=auto: tcp binds also take TLS when a certificate is given.
+  std::string ssl = "auto";             // on | off | auto
+  std::vector<std::string> ssl_certs;   // --ssl-cert, repeatable (or one directory of pairs)
+  std::vector<std::string> ssl_keys;    // --ssl-key, one per --ssl-cert (or none: key in the cert file)
+  std::string ssl_ca_certs;
+  std::string ssl_client_verify_mode;
+  std::string ssl_protocols = "TLSv1.2,TLSv1.3";
+  std::string ssl_ciphers;
+  std::string html = "auto";            // on | off | auto | DIR (auto: xpra's www when present)
+  // Bounds of the front end (before login; docs/security.md).
+  double peek_timeout = 1;              // seconds for the first decisive bytes
+  double ssl_handshake_timeout = 10;    // seconds for a TLS handshake
+  uint64_t ssl_max_handshake_bytes = 32u << 10;
+  double http_timeout = 10;             // seconds for an HTTP request head
+  uint64_t http_max_header_bytes = 16u << 10;
+  uint64_t websocket_max_frame = (16u << 20) + 4096;
   std::string unix_auth;                // default auth for unix binds (--auth)
   std::vector<std::string> socket_dirs;
   std::string tcp_encryption;           // "" or "AES"

@@ -38,7 +38,8 @@ int64_t UnixNow() { return static_cast<int64_t>(time(nullptr)); }
 }  // namespace
 
 Connection::Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string peer,
-                       std::shared_ptr<const SessionConfig> config, bool admitted)
+                       std::shared_ptr<const SessionConfig> config, bool admitted,
+                       std::shared_ptr<const FrontEndConfig> front)
     : r_(r),
       id_(id),
       peer_(peer),
@@ -50,7 +51,8 @@ Connection::Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string 
   auto session = std::make_unique<Session>(id, std::move(peer), std::move(config), this, r->env_);
   session_ = session.get();
   handler_ = std::move(session);
-  r_->env_.counters->handshaking++;
+  if (front && !front->plain_tcp_only()) front_config_ = std::move(front);
+  r_->env_.counters->handshaking++;  // the front end's time (TLS handshake, HTTP) takes a login slot too
 }
 
 Connection::Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::shared_ptr<ControlTarget> target)
@@ -74,7 +76,12 @@ Connection::~Connection() {
 }
 
 void Connection::Start() {
-  handler_->Start();
+  if (front_config_) {
+    // The session (and its login timeout) starts once the client is known to speak xpra.
+    front_ = std::make_unique<FrontEnd>(front_config_, NowMs());
+  } else {
+    handler_->Start();
+  }
   ArmRecv(kClientLeg);
 }
 
@@ -173,6 +180,7 @@ void Connection::Close(std::string_view log_reason) {
   }
   if (connect_inflight_) Cancel(Reactor::kConnect);
   CloseInstanceSocket();
+  front_.reset();
   MaybeFinishClose();
 }
 
@@ -214,6 +222,11 @@ void Connection::OnCompletion(Reactor::Op op, const Completion& c) {
 }
 
 void Connection::OnDeadline() {
+  if (front_ && !closing()) {
+    XR_INFO("conn", "conn={} peer={} {}: no complete {} in time, closed", id_, peer_, front_->transport_name(),
+            front_->phase());
+    return Close("front end timeout");
+  }
   if (closing()) {
     XR_WARN("conn", "conn={} close linger expired; dropping unsent data", id_);
     ForceClose();
@@ -315,6 +328,14 @@ Value Connection::InfoValue() const {
   client.set("peer", std::string_view(peer_));
   client.set("encoding", session_->client_encoding() == Encoding::kRencode ? "rencode" : "bencode");
   client.set("encryption", session_->encrypted() ? "AES" : "");
+  client.set("transport", std::string_view(transport_info_.name));
+  if (!transport_info_.tls_version.empty()) {
+    Value tlsv{Dict{}};
+    tlsv.set("version", std::string_view(transport_info_.tls_version));
+    tlsv.set("cipher", std::string_view(transport_info_.tls_cipher));
+    tlsv.set("sni", std::string_view(transport_info_.sni));
+    client.set("tls", std::move(tlsv));
+  }
   client.set("bytes-received", static_cast<long long>(c.bytes_in));
   client.set("bytes-sent", static_cast<long long>(c.bytes_out));
   client.set("packets-sent", static_cast<long long>(to_client.packets()));
@@ -375,6 +396,7 @@ void Connection::Cancel(Reactor::Op op) {
 void Connection::Queue(Dir to, std::string bytes) {
   Leg& leg = cd_[to];
   if (bytes.empty() || leg.has(Leg::kFailed)) return;
+  if (to == kClientLeg && front_) return;  // no xpra bytes into a TLS or HTTP stream not yet handed over
   if (Status s = leg.transport->Encode(&bytes); !s.ok()) {
     XR_WARN("conn", "conn={} {} transport: {}", id_, SideName(to), s.error().message);
     leg.Fail();
@@ -427,6 +449,16 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
     return LegEnded(from, res == 0 ? "end of stream" : log::ErrnoText(-res));
   }
   leg.bytes_in += static_cast<uint64_t>(res);
+  if (from == kClientLeg && front_) {
+    if (!OnFrontEndData(std::string_view(buf, static_cast<size_t>(res)))) return;
+    if (closing()) return;
+    if (cd_[kServerLeg].queued() > r_->limits_.high_water) {
+      leg.set(Leg::kPaused);
+      return;
+    }
+    ArmRecv(from);
+    return;
+  }
   std::string scratch;
   auto decoded = leg.transport->Decode(std::string_view(buf, static_cast<size_t>(res)), &scratch);
   if (!decoded.ok()) {
@@ -459,6 +491,41 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
     return;
   }
   ArmRecv(from);
+}
+
+bool Connection::OnFrontEndData(std::string_view wire) {
+  Leg& leg = cd_[kClientLeg];
+  std::vector<std::string> sends;
+  std::string xpra;
+  FrontEnd::Result res = front_->Feed(wire, NowMs(), &sends, &xpra);
+  for (std::string& s : sends) {
+    if (leg.Enqueue(std::move(s))) ArmSend(kClientLeg);
+  }
+  switch (res) {
+    case FrontEnd::Result::kMore: return true;
+    case FrontEnd::Result::kClose:
+      XR_INFO("conn", "conn={} peer={} {}: {}, closed", id_, peer_, front_->transport_name(), front_->why());
+      Close("front end");
+      return false;
+    case FrontEnd::Result::kXpra: break;
+  }
+  transport_info_.name = front_->transport_name();
+  if (const tls::TlsSession* t = front_->tls_session()) {
+    transport_info_.tls_version = t->version();
+    transport_info_.tls_cipher = t->cipher();
+    transport_info_.sni = t->server_name();
+  }
+  if (transport_info_.name != "tcp") {
+    XR_INFO("conn", "conn={} peer={} transport {}{}{}", id_, peer_, transport_info_.name,
+            transport_info_.tls_version.empty() ? "" : " " + transport_info_.tls_version + " " + transport_info_.tls_cipher,
+            transport_info_.sni.empty() ? "" : " sni=" + transport_info_.sni);
+  }
+  session_->SetTransportEncrypted(front_->encrypted());
+  leg.transport = front_->TakeTransport();
+  front_.reset();
+  handler_->Start();
+  if (!xpra.empty()) handler_->OnClientData(xpra);
+  return !closing();
 }
 
 bool Connection::OnPassthroughData(Dir from, std::string_view data) {

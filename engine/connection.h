@@ -21,6 +21,7 @@
 
 #include <sys/socket.h>
 
+#include "engine/front_end.h"
 #include "engine/inband_info.h"
 #include "engine/instance_control.h"
 #include "engine/leg.h"
@@ -45,8 +46,10 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   };
 
   // A relayed connection.
+  // `front` (optional): the listener's front end (sniff, TLS, HTTP, WebSocket) before the session.
   Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string peer,
-             std::shared_ptr<const SessionConfig> config, bool admitted);
+             std::shared_ptr<const SessionConfig> config, bool admitted,
+             std::shared_ptr<const FrontEndConfig> front = nullptr);
   // A client of a control socket.
   Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::shared_ptr<ControlTarget> target);
   ~Connection() override;
@@ -54,7 +57,7 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   uint64_t id() const { return id_; }
   bool is_relay() const { return session_ != nullptr; }
   bool reapable() const { return mode_ == Mode::kClosed && inflight_ == 0; }
-  int64_t deadline() const { return deadline_ms_; }
+  int64_t deadline() const { return front_ ? front_->deadline() : deadline_ms_; }
   Mode mode() const { return mode_; }
 
   void Start();
@@ -100,6 +103,9 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   void Cancel(Reactor::Op op);
   void Queue(Dir to, std::string bytes);
   void OnRecv(Dir from, int res, const char* buf);
+  // Client bytes while the front end decides what the client is. False when the receive path
+  // ends here (the connection closes).
+  bool OnFrontEndData(std::string_view wire);
   // Passthrough: bytes from leg `from`. False when the receive path ends here (no
   // back-pressure check, no re-arm: the connection stops, closes or splices).
   bool OnPassthroughData(Dir from, std::string_view data);
@@ -136,6 +142,12 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   void BadServerFrame(std::string_view data) override { OnBadFrame(kServerLeg, data); }
   Value ProxyInfo() const override;
 
+  // What the client leg came in as, for logs and `xpra info`.
+  struct ClientTransportInfo {
+    std::string name = "tcp";  // tcp, ssl, ws, wss
+    std::string tls_version, tls_cipher, sni;
+  };
+
   Reactor* r_;
   uint64_t id_;
   std::string peer_;
@@ -143,6 +155,9 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   Mode mode_ = Mode::kSession;
   Leg cd_[2];
   std::unique_ptr<ClientHandler> handler_;
+  std::shared_ptr<const FrontEndConfig> front_config_;
+  std::unique_ptr<FrontEnd> front_;  // until the client is known to speak xpra
+  ClientTransportInfo transport_info_;
   Session* session_ = nullptr;  // handler_ when this is a relayed connection
   Passthrough pass_;
   SplicePump pump_;

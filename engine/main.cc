@@ -28,6 +28,7 @@
 #include "engine/stats.h"
 #include "session_registry/socket_dirs.h"
 #include "engine/config.h"
+#include "engine/front_end.h"
 #include "engine/log.h"
 #include "engine/reactor.h"
 #include "engine/sd_notify.h"
@@ -145,8 +146,76 @@ sigset_t BlockSignals() {
   return sigs;
 }
 
+// --ssl-cert/--ssl-key and the other --ssl-* options as TlsOptions (one directory: cert_dir).
+tls::TlsOptions TlsOptionsFrom(const RelayConfig& cfg) {
+  tls::TlsOptions o;
+  std::error_code ec;
+  if (cfg.ssl_certs.size() == 1 && std::filesystem::is_directory(cfg.ssl_certs[0], ec)) {
+    o.cert_dir = cfg.ssl_certs[0];
+  } else {
+    for (size_t i = 0; i < cfg.ssl_certs.size(); ++i) {
+      o.certs.push_back(tls::CertKeyPair{cfg.ssl_certs[i], i < cfg.ssl_keys.size() ? cfg.ssl_keys[i] : ""});
+    }
+  }
+  o.protocols = cfg.ssl_protocols;
+  o.ciphers = cfg.ssl_ciphers;
+  o.ca_certs = cfg.ssl_ca_certs;
+  o.client_verify_mode = cfg.ssl_client_verify_mode;
+  return o;
+}
+
+// The front end's settings for each kind of tcp bind (sniffing tcp, ssl, ws, wss); null for a
+// tcp bind when it would only ever see xpra (no certificate, no HTML5 client).
+struct FrontEnds {
+  std::shared_ptr<tls::ContextHolder> tls;
+  std::shared_ptr<const FrontEndConfig> by_entry[4];
+};
+
+Expected<FrontEnds> MakeFrontEnds(const RelayConfig& cfg) {
+  FrontEnds out;
+  if (!cfg.ssl_certs.empty() && cfg.ssl != "off") {
+    auto holder = tls::ContextHolder::Create(TlsOptionsFrom(cfg));
+    if (!holder.ok()) return holder.error();
+    out.tls = std::shared_ptr<tls::ContextHolder>(std::move(*holder));
+    auto set = out.tls->current();
+    for (const auto& w : set->warnings()) XR_WARN("main", "TLS: {}", w);
+    for (const auto& c : set->certificates()) {
+      XR_INFO("main", "TLS certificate {} for {}", c.cert_file, fmt::join(c.names, ", "));
+    }
+  }
+  std::shared_ptr<const http::StaticSite> site;
+  if (cfg.html != "off" && cfg.html != "no" && cfg.html != "false") {
+    http::StaticOptions so;
+    bool named = cfg.html != "auto" && cfg.html != "on" && cfg.html != "yes" && cfg.html != "true";
+    if (named) so.root = cfg.html;
+    std::error_code ec;
+    if (named || cfg.html != "auto" || std::filesystem::is_directory(so.root, ec)) {
+      auto opened = http::StaticSite::Open(so);
+      if (!opened.ok()) return MakeError(opened.error().code, "--html: " + opened.error().message);
+      site = std::make_shared<const http::StaticSite>(std::move(*opened));
+    }
+  }
+  for (int e = 0; e < 4; ++e) {
+    auto fc = std::make_shared<FrontEndConfig>();
+    fc->entry = static_cast<FrontEndConfig::Entry>(e);
+    fc->tls = out.tls;
+    fc->site = site;
+    fc->sniff.timeout_ms = static_cast<uint32_t>(cfg.peek_timeout * 1000);
+    fc->tls_limits.handshake_timeout_ms = static_cast<uint32_t>(cfg.ssl_handshake_timeout * 1000);
+    fc->tls_limits.max_handshake_bytes = cfg.ssl_max_handshake_bytes;
+    fc->http.head_timeout_ms = static_cast<uint32_t>(cfg.http_timeout * 1000);
+    fc->http.max_header_bytes = cfg.http_max_header_bytes;
+    fc->ws.decoder.max_frame_payload = cfg.websocket_max_frame;
+    fc->ws.decoder.max_message_payload = std::max<uint64_t>(cfg.websocket_max_frame, cfg.max_packet_size + 4096);
+    if (fc->plain_tcp_only()) continue;
+    out.by_entry[e] = fc;
+  }
+  return out;
+}
+
 // One listener spec per --bind-tcp / --bind, each with the session settings of its sessions.
-Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, AuthModules* modules) {
+Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, AuthModules* modules,
+                                                      const FrontEnds& fronts) {
   std::string aes_key;
   if (cfg.tcp_encryption == "AES" || !cfg.tcp_encryption_keyfile.empty()) {
     // Checked at start-up whenever given: a missing or unreadable keyfile is a clear error now,
@@ -186,6 +255,7 @@ Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, Au
     spec.port = b.port;
     spec.path = b.path;
     spec.session = sc;
+    if (tcp) spec.front = fronts.by_entry[static_cast<int>(b.entry)];
     specs.push_back(spec);
   }
   return specs;
@@ -308,7 +378,8 @@ std::vector<std::thread> StartReactorThreads(const std::vector<std::unique_ptr<R
 // a burst of logins or closes has settled (no change for a second), frees heap pages back to
 // the kernel: each login's transient allocations (hello values, auth work, buffers) otherwise
 // stay in the allocator's arenas as holes between the long-lived connection objects.
-void RunSignalLoop(const sigset_t& sigs, const AuthModules& modules, const SdNotifier& notify) {
+void RunSignalLoop(const sigset_t& sigs, const AuthModules& modules, const SdNotifier& notify,
+                   const RelayConfig& cfg, tls::ContextHolder* tls) {
   uint64_t last_activity = 0;
   bool trim_pending = false;
   while (true) {
@@ -331,7 +402,17 @@ void RunSignalLoop(const sigset_t& sigs, const AuthModules& modules, const SdNot
       for (const auto& [spec, m] : modules) {
         if (Status s = m->Reload(); !s.ok()) XR_WARN("main", "reload of auth {} failed: {}", m->name(), s.error().message);
       }
-      XR_INFO("main", "SIGHUP: log re-opened, auth reloaded");
+      if (tls != nullptr) {
+        // New handshakes use the new certificates; connections already up keep theirs.
+        if (Status s = tls->Reload(TlsOptionsFrom(cfg)); !s.ok()) {
+          XR_WARN("main", "reload of TLS certificates failed, the old ones stay: {}", s.error().message);
+        } else {
+          for (const auto& c : tls->current()->certificates()) {
+            XR_INFO("main", "TLS certificate {} reloaded for {}", c.cert_file, fmt::join(c.names, ", "));
+          }
+        }
+      }
+      XR_INFO("main", "SIGHUP: log re-opened, auth reloaded{}", tls != nullptr ? ", TLS certificates reloaded" : "");
       SdNotifier::WarnIfFailed(notify.Ready());
       continue;
     }
@@ -362,7 +443,9 @@ int main(int argc, char** argv) {
   uint64_t fd_limit = RaiseFdLimit();
 
   AuthModules modules;
-  auto specs = MakeListenerSpecs(cfg, &modules);
+  auto fronts = MakeFrontEnds(cfg);
+  if (!fronts.ok()) return Fail(fronts.error().message);
+  auto specs = MakeListenerSpecs(cfg, &modules, *fronts);
   if (!specs.ok()) return Fail(specs.error().message);
   auto control = SetUpControl(cfg, &*specs);
   if (!control.ok()) return Fail(control.error().message);
@@ -387,7 +470,7 @@ int main(int argc, char** argv) {
   SdNotifier::WarnIfFailed(notify.Ready(fmt::format("listening on {}", fmt::join(reactors[0]->bound(), ", "))));
 
   std::vector<std::thread> workers = StartReactorThreads(reactors);
-  RunSignalLoop(sigs, modules, notify);
+  RunSignalLoop(sigs, modules, notify, cfg, fronts->tls.get());
   SdNotifier::WarnIfFailed(notify.Stopping());  // systemd: STOPPING
   for (auto& r : reactors) r->Stop();
   for (auto& t : workers) t.join();

@@ -20,7 +20,7 @@ namespace xr::engine {
 std::string ListenerSpec::describe() const {
   if (kind == Kind::kUnix) return "unix:" + path;
   if (kind == Kind::kControl) return "control:" + path;
-  return fmt::format("tcp:{}:{}", host, port);
+  return fmt::format("{}:{}:{}", front ? EntryName(front->entry) : "tcp", host, port);
 }
 
 namespace {
@@ -142,7 +142,7 @@ void Reactor::OnAccept(size_t index, const Completion& cqe) {
   }
   XR_INFO("conn", "conn={} peer={} accepted on {}{}", id, peer, l.spec.describe(),
           refusal.empty() ? "" : " (refused: " + refusal + ")");
-  auto conn = std::make_unique<Connection>(this, id, std::move(fd), peer, l.spec.session, admitted);
+  auto conn = std::make_unique<Connection>(this, id, std::move(fd), peer, l.spec.session, admitted, l.spec.front);
   Connection* c = conn.get();
   conns_.emplace(id, std::move(conn));
   stats_.accepted++;

@@ -24,6 +24,8 @@
 
 namespace xr::engine {
 
+struct FrontEndConfig;
+
 class ControlTarget;
 
 // One listening endpoint and the settings of the sessions it accepts.
@@ -33,6 +35,9 @@ struct ListenerSpec {
   uint16_t port = 0;
   std::string path;  // unix
   std::shared_ptr<const SessionConfig> session;
+  // tcp: what the connections start as (sniff; ssl/ws/wss binds), with TLS and HTML settings;
+  // null: plain xpra only.
+  std::shared_ptr<const FrontEndConfig> front;
   std::string describe() const;
 };
 

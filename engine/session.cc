@@ -355,7 +355,7 @@ Value Session::NewCipherCaps() {
 
 void Session::SendChallenge() {
   Caps caps(hs_->client_caps);
-  bool link_encrypted = encryptor_ != nullptr;
+  bool link_encrypted = encryptor_ != nullptr || transport_encrypted_;
   hs_->digest = digest::ChooseDigest(caps.get_strings("digest").empty() ? std::vector<std::string>{"hmac"}
                                                                      : caps.get_strings("digest"),
                                  link_encrypted);

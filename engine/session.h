@@ -188,6 +188,8 @@ class Session final : public ClientHandler {
   const std::string& username() const { return username_; }
   const registry::Target& target() const { return target_; }
   bool encrypted() const { return encryptor_ != nullptr; }
+  // The client leg is encrypted below the session (TLS, wss): xor digests become acceptable.
+  void SetTransportEncrypted(bool on) { transport_encrypted_ = on; }
   Encoding client_encoding() const { return client_encoding_; }
   const std::string& display() const { return display_; }
 
@@ -253,6 +255,7 @@ class Session final : public ClientHandler {
   Encoding server_encoding_ = Encoding::kRencode;
 
   std::unique_ptr<crypto::Encryptor> encryptor_;  // relay -> client
+  bool transport_encrypted_ = false;                // the client leg is TLS (SetTransportEncrypted)
   std::unique_ptr<crypto::Decryptor> decryptor_;  // client -> relay
 
   std::string username_;

@@ -1,0 +1,100 @@
+#pragma once
+// FrontEnd: what an accepted client connection is, decided before its xpra session sees a
+// byte (xpra 3.1.3's one-port rules, docs/protocol-notes.md): sniff the first bytes ('P' ->
+// xpra; 0x16 -> TLS, then sniff again inside; an HTTP request with Upgrade: websocket ->
+// WebSocket, the 101 sent on its own; any other HTTP request -> the static HTML5 client or a
+// 4xx). Dedicated ssl/ws/wss binds skip the sniff. No I/O: the connection feeds the socket's
+// bytes and sends what comes out; when the client turns out to speak xpra the leg takes the
+// transport (TLS, WebSocket or both) and the session gets the first xpra bytes.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codec/http_request.h"
+#include "codec/websocket.h"
+#include "engine/http_static.h"
+#include "engine/sniff.h"
+#include "engine/tls.h"
+#include "engine/transport.h"
+#include "engine/transports.h"
+
+namespace xr::engine {
+
+struct FrontEndConfig {
+  // What a listener's connections start as: kTcp sniffs (TLS and HTTP only when `tls` / a
+  // site is configured), the others are dedicated binds that skip the sniff.
+  enum class Entry : uint8_t { kTcp, kSsl, kWs, kWss };
+  Entry entry = Entry::kTcp;
+  std::shared_ptr<tls::ContextHolder> tls;       // null: no certificate, TLS refused
+  std::shared_ptr<const http::StaticSite> site;  // null: --html=off (GET answered 404)
+  SniffLimits sniff;
+  tls::TlsLimits tls_limits;
+  http::RequestLimits http;
+  ws::StreamLimits ws;
+  ws::HandshakeOptions ws_handshake;
+  uint64_t max_static_file = 16u << 20;  // larger files -> 404 (nothing in xpra's client is close)
+
+  // True when a plain tcp bind needs no front end at all (no certificate, no HTML, no ws):
+  // the session reads the first byte, as before.
+  bool plain_tcp_only() const { return entry == Entry::kTcp && !tls && !site; }
+};
+
+// "tcp", "ssl", "ws", "wss".
+const char* EntryName(FrontEndConfig::Entry e);
+
+class FrontEnd {
+ public:
+  enum class Result : uint8_t {
+    kMore,   // keep reading (deadline() bounds the wait)
+    kXpra,   // the client speaks xpra: TakeTransport() for the leg, *xpra for the session
+    kClose,  // send what was produced, then close; why() for the log
+  };
+
+  FrontEnd(std::shared_ptr<const FrontEndConfig> config, int64_t now_ms);
+  ~FrontEnd();
+
+  // Bytes received from the socket. Appends each send to make, in order, to *sends (each one
+  // its own send: the 101 travels alone); on kXpra, *xpra gets the first xpra bytes (maybe none).
+  Result Feed(std::string_view wire, int64_t now_ms, std::vector<std::string>* sends, std::string* xpra);
+  // When the current phase (sniff, TLS handshake, HTTP head, keep-alive idle) times out.
+  int64_t deadline() const { return deadline_ms_; }
+  // The phase that is waiting, for the timeout's log line ("sniff", "TLS handshake", ...).
+  const char* phase() const;
+  // Why it ended (kClose), for the log; never raw peer bytes.
+  const std::string& why() const { return why_; }
+  // The leg's transport once kXpra (plain, tls, ws or tls+ws).
+  std::unique_ptr<Transport> TakeTransport();
+  // "tcp", "ssl", "ws", "wss": what the client came in as (so far).
+  const char* transport_name() const;
+  bool encrypted() const { return tls_ != nullptr; }
+  const tls::TlsSession* tls_session() const { return tls_ ? &tls_->session() : nullptr; }
+
+ private:
+  enum class Phase : uint8_t { kSniff, kTlsHandshake, kHttpHead, kKeepAlive, kDone };
+  Result Close(std::string why) {
+    why_ = std::move(why);
+    phase_ = Phase::kDone;
+    return Result::kClose;
+  }
+  Result StartTls(int64_t now_ms, std::vector<std::string>* sends, std::string* xpra);
+  Result Step(int64_t now_ms, std::vector<std::string>* sends, std::string* xpra);
+  Result OnRequest(int64_t now_ms, std::vector<std::string>* sends, std::string* xpra);
+  // Application bytes -> one send (through TLS when there is TLS).
+  void Send(std::string bytes, std::vector<std::string>* sends);
+  void TakeTlsOutput(std::vector<std::string>* sends);
+
+  std::shared_ptr<const FrontEndConfig> config_;
+  Phase phase_ = Phase::kSniff;
+  std::unique_ptr<TlsTransport> tls_;
+  std::unique_ptr<WebSocketTransport> ws_;
+  std::string buf_;  // plaintext not yet classified or parsed
+  http::RequestParser parser_;
+  uint32_t requests_ = 0;
+  int64_t deadline_ms_ = 0;
+  std::string why_;
+};
+
+}  // namespace xr::engine
