@@ -205,3 +205,20 @@ def test_sighup_renewed_certificate(run, fx):
         check("O = renewed" in new and "Verify return code: 0" in new, "new handshake after SIGHUP:\n%s" % new[-1500:])
         c.assert_attached("a TLS client attached across the certificate reload")
         harness.assert_window_painted(c, srv.title)
+
+
+def _start_fails(run, args):
+    out = subprocess.run([run.relay_bin, "--config=none", "--bind-tcp=127.0.0.1:%d" % run.free_port(),
+                          "--tcp-auth=none", "--socket-dir=%s" % run.mkdir("sockets-startfail", 0o700)] + args,
+                         capture_output=True, timeout=30, env=run.env())
+    return out.returncode, (out.stdout + out.stderr).decode(errors="replace")
+
+
+def test_bad_certificate_stops_startup(run, fx):
+    missing = os.path.join(run.dir, "tls", "missing.pem")
+    rc, text = _start_fails(run, ["--ssl-cert=%s" % missing])
+    check(rc != 0 and missing in text, "a missing certificate (rc=%s):\n%s" % (rc, text[-800:]))
+    key_of_other = fx.other_cert.replace("-cert.pem", "-key.pem")
+    rc, text = _start_fails(run, ["--ssl-cert=%s" % fx.cert, "--ssl-key=%s" % key_of_other])
+    check(rc != 0 and key_of_other in text and "match" in text,
+          "a key that does not match (rc=%s):\n%s" % (rc, text[-800:]))
