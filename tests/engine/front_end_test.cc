@@ -18,6 +18,23 @@ using tls_test::ClientOptions;
 
 const std::string kXpraBytes = std::string("P\x01\x00\x00\x00\x00\x00\x05", 8) + "hello";
 
+const std::string kUpgrade =
+    "GET / HTTP/1.1\r\nHost: relay.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Protocol: binary\r\n\r\n";
+
+// One Feed of `wire` at time 0, with what it produced.
+struct Fed {
+  FrontEnd::Result result;
+  std::vector<std::string> sends;
+  std::string xpra;
+};
+Fed FeedOnce(FrontEnd& fe, std::string_view wire) {
+  Fed f;
+  f.result = fe.Feed(wire, 0, &f.sends, &f.xpra);
+  return f;
+}
+
 std::string Join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += s;
@@ -117,11 +134,9 @@ TEST_CASE("front end: TLS on a sniffing port, then xpra inside; the deadline mov
 }
 
 TEST_CASE("front end: TLS without a certificate is closed") {
-  FrontEnd fe2(Config(FrontEndConfig::Entry::kSsl), 0);
-  std::vector<std::string> sends;
-  std::string xpra;
-  CHECK(fe2.Feed("\x16\x03\x01", 0, &sends, &xpra) == FrontEnd::Result::kClose);
-  CHECK(fe2.why().find("no certificate") != std::string::npos);
+  FrontEnd fe(Config(FrontEndConfig::Entry::kSsl), 0);
+  CHECK(FeedOnce(fe, "\x16\x03\x01").result == FrontEnd::Result::kClose);
+  CHECK(fe.why().find("no certificate") != std::string::npos);
 }
 
 TEST_CASE("front end: a WebSocket upgrade sends the 101 alone; the frame after the head carries xpra") {
@@ -129,17 +144,12 @@ TEST_CASE("front end: a WebSocket upgrade sends the 101 alone; the frame after t
   const uint8_t mask[4] = {9, 8, 7, 6};
   std::string frame;
   ws::AppendMaskedFrame(ws::Opcode::kBinary, kXpraBytes, mask, &frame);
-  std::string req =
-      "GET / HTTP/1.1\r\nHost: relay.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-      "Sec-WebSocket-Protocol: binary\r\n\r\n";
-  std::vector<std::string> sends;
-  std::string xpra;
-  REQUIRE(fe.Feed(req + frame, 0, &sends, &xpra) == FrontEnd::Result::kXpra);
-  REQUIRE(sends.size() == 1);
-  CHECK(sends[0].starts_with("HTTP/1.1 101 "));
-  CHECK(sends[0].ends_with("\r\n\r\n"));
-  CHECK(xpra == kXpraBytes);
+  Fed f = FeedOnce(fe, kUpgrade + frame);
+  REQUIRE(f.result == FrontEnd::Result::kXpra);
+  REQUIRE(f.sends.size() == 1);
+  CHECK(f.sends[0].starts_with("HTTP/1.1 101 "));
+  CHECK(f.sends[0].ends_with("\r\n\r\n"));
+  CHECK(f.xpra == kXpraBytes);
   CHECK(std::string(fe.transport_name()) == "ws");
   auto t = fe.TakeTransport();
   std::string out = "x";
@@ -151,18 +161,13 @@ TEST_CASE("front end: an oversized WebSocket frame after the upgrade is closed w
   auto cfg = Config(FrontEndConfig::Entry::kWs);
   cfg->ws.decoder.max_frame_payload = 1024;
   FrontEnd fe(cfg, 0);
-  std::string req =
-      "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-      "Sec-WebSocket-Protocol: binary\r\n\r\n";
   std::string big = "\x82\x7f" + std::string("\x00\x00\x00\x00\x40\x00\x00\x00", 8);
-  std::vector<std::string> sends;
-  std::string xpra;
-  REQUIRE(fe.Feed(req + big, 0, &sends, &xpra) == FrontEnd::Result::kClose);
-  REQUIRE(sends.size() == 2);  // the 101, then the close frame
-  REQUIRE(sends[1].size() >= 4);
-  CHECK(sends[1][0] == '\x88');
-  CHECK(sends[1].substr(2, 2) == std::string("\x03\xf1", 2));  // close 1009
+  Fed f = FeedOnce(fe, kUpgrade + big);
+  REQUIRE(f.result == FrontEnd::Result::kClose);
+  REQUIRE(f.sends.size() == 2);  // the 101, then the close frame
+  REQUIRE(f.sends[1].size() >= 4);
+  CHECK(f.sends[1][0] == '\x88');
+  CHECK(f.sends[1].substr(2, 2) == std::string("\x03\xf1", 2));  // close 1009
   CHECK(fe.why().starts_with("WebSocket: "));
 }
 
@@ -170,40 +175,34 @@ TEST_CASE("front end: an HTTP header flood gets a 431 and the connection ends") 
   FrontEnd fe(Config(FrontEndConfig::Entry::kWs), 0);
   std::string flood = "GET / HTTP/1.1\r\nHost: x\r\n";
   for (int i = 0; i < 200; ++i) flood += "X-" + std::to_string(i) + ": aaaaaaaaaa\r\n";
-  std::vector<std::string> sends;
-  std::string xpra;
-  REQUIRE(fe.Feed(flood, 0, &sends, &xpra) == FrontEnd::Result::kClose);
-  REQUIRE(sends.size() == 1);
-  CHECK(sends[0].starts_with("HTTP/1.1 431 "));
+  Fed f = FeedOnce(fe, flood);
+  REQUIRE(f.result == FrontEnd::Result::kClose);
+  REQUIRE(f.sends.size() == 1);
+  CHECK(f.sends[0].starts_with("HTTP/1.1 431 "));
   CHECK(fe.why().starts_with("HTTP 431"));
 }
 
 TEST_CASE("front end: plain GET on a ws bind (no web site) is a bodyless 404 and the connection ends") {
   FrontEnd fe(Config(FrontEndConfig::Entry::kWs), 0);
-  std::vector<std::string> sends;
-  std::string xpra;
-  FrontEnd::Result r = fe.Feed("GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", 5, &sends, &xpra);
-  REQUIRE(sends.size() == 1);
-  CHECK(sends[0].starts_with("HTTP/1.1 404 "));
-  CHECK(r == FrontEnd::Result::kClose);
-  CHECK(xpra.empty());
+  Fed f = FeedOnce(fe, "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+  REQUIRE(f.sends.size() == 1);
+  CHECK(f.sends[0].starts_with("HTTP/1.1 404 "));
+  CHECK(f.result == FrontEnd::Result::kClose);
+  CHECK(f.xpra.empty());
 }
 
 TEST_CASE("front end: bytes no client of the relay sends are closed with a readable reason") {
   FrontEnd fe(Config(FrontEndConfig::Entry::kTcp), 0);
-  std::vector<std::string> sends;
-  std::string xpra;
-  REQUIRE(fe.Feed("SSH-2.0-OpenSSH\r\n", 0, &sends, &xpra) == FrontEnd::Result::kClose);
+  Fed f = FeedOnce(fe, "SSH-2.0-OpenSSH\r\n");
+  REQUIRE(f.result == FrontEnd::Result::kClose);
   CHECK(fe.why().find("SSH") != std::string::npos);
-  CHECK(sends.empty());
+  CHECK(f.sends.empty());
 }
 
 TEST_CASE("front end: garbage after a TLS record header ends with the TLS error") {
   Certs certs;
   FrontEnd fe(Config(FrontEndConfig::Entry::kTcp, certs.holder), 0);
-  std::vector<std::string> sends;
-  std::string xpra;
-  REQUIRE(fe.Feed(std::string("\x16\x03\x01\x00\x10", 5) + std::string(16, '\xff'), 0, &sends, &xpra) ==
+  REQUIRE(FeedOnce(fe, std::string("\x16\x03\x01\x00\x10", 5) + std::string(16, '\xff')).result ==
           FrontEnd::Result::kClose);
   CHECK(fe.why().starts_with("TLS: "));
 }
