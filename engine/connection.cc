@@ -452,7 +452,8 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
   if (from == kClientLeg && front_) {
     if (!OnFrontEndData(std::string_view(buf, static_cast<size_t>(res)))) return;
     if (closing()) return;
-    if (cd_[kServerLeg].queued() > r_->limits_.high_water) {
+    if (front_ && (front_->has_pending() || leg.queued() > r_->limits_.high_water)) {
+      // HTTP answers the client is not reading (pipelined requests): go on once they drain.
       leg.set(Leg::kPaused);
       return;
     }
@@ -610,6 +611,16 @@ void Connection::OnSend(Dir to, int res) {
   leg.Sent(static_cast<size_t>(res));
   ArmSend(to);
   if (to == kClientLeg && pump_.active() && leg.queue_empty()) Pump();
+  if (front_ && to == kClientLeg && leg.has(Leg::kPaused) && leg.queued() < r_->limits_.low_water) {
+    leg.clear(Leg::kPaused);  // the front end's own answers drained
+    if (front_->has_pending() && !OnFrontEndData({})) return;
+    if (closing()) return MaybeFinishClose();
+    if (front_ && (front_->has_pending() || leg.queued() > r_->limits_.high_water)) {
+      leg.set(Leg::kPaused);
+    } else {
+      ArmRecv(kClientLeg);
+    }
+  }
   // Resume the paused reader feeding this leg.
   Leg& source = cd_[Other(to)];
   if (source.has(Leg::kPaused) && leg.queued() < r_->limits_.low_water) {

@@ -61,13 +61,16 @@ void FrontEnd::Send(std::string bytes, std::vector<std::string>* sends) {
   if (tls_) {
     if (Status st = tls_->Encode(&bytes); !st.ok()) return;  // the TLS error ends the connection next
   }
+  answered_ += bytes.size();
   if (!bytes.empty()) sends->push_back(std::move(bytes));
 }
 
 FrontEnd::Result FrontEnd::Feed(std::string_view wire, int64_t now_ms, std::vector<std::string>* sends,
                                 std::string* xpra) {
   if (phase_ == Phase::kDone) return Close(why_.empty() ? "front end done" : why_);
-  if (tls_) {
+  answered_ = 0;
+  held_ = false;
+  if (tls_ && !wire.empty()) {
     std::string plain;
     auto decoded = tls_->Decode(wire, &plain);
     TakeTlsOutput(sends);  // handshake records, tickets, an alert on failure
@@ -77,7 +80,7 @@ FrontEnd::Result FrontEnd::Feed(std::string_view wire, int64_t now_ms, std::vect
       deadline_ms_ = now_ms + (phase_ == Phase::kHttpHead ? config_->http.head_timeout_ms : config_->sniff.timeout_ms);
     }
     buf_.append(*decoded);
-  } else {
+  } else if (!tls_) {
     buf_.append(wire);
   }
   return Step(now_ms, sends, xpra);
@@ -127,6 +130,10 @@ FrontEnd::Result FrontEnd::Step(int64_t now_ms, std::vector<std::string>* sends,
       case Phase::kHttpHead:
       case Phase::kKeepAlive: {
         if (buf_.empty()) return Result::kMore;
+        if (answered_ >= config_->answer_budget) {
+          held_ = true;
+          return Result::kMore;
+        }
         if (phase_ == Phase::kKeepAlive) {
           phase_ = Phase::kHttpHead;
           deadline_ms_ = now_ms + config_->http.head_timeout_ms;

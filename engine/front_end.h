@@ -36,6 +36,9 @@ struct FrontEndConfig {
   ws::StreamLimits ws;
   ws::HandshakeOptions ws_handshake;
   uint64_t max_static_file = 16u << 20;  // larger files -> 404 (nothing in xpra's client is close)
+  // Answers produced by one Feed before pipelined requests wait (has_pending()) for the
+  // client to read: a client cannot make the relay queue 100 files at once.
+  size_t answer_budget = 256u << 10;
 
   // True when a plain tcp bind needs no front end at all (no certificate, no HTML, no ws):
   // the session reads the first byte, as before.
@@ -56,9 +59,12 @@ class FrontEnd {
   FrontEnd(std::shared_ptr<const FrontEndConfig> config, int64_t now_ms);
   ~FrontEnd();
 
-  // Bytes received from the socket. Appends each send to make, in order, to *sends (each one
+  // Bytes received from the socket (empty: go on with pipelined requests held back by the
+  // answer budget). Appends each send to make, in order, to *sends (each one
   // its own send: the 101 travels alone); on kXpra, *xpra gets the first xpra bytes (maybe none).
   Result Feed(std::string_view wire, int64_t now_ms, std::vector<std::string>* sends, std::string* xpra);
+  // Pipelined HTTP requests are waiting: call Feed("") once the client has read the answers.
+  bool has_pending() const { return held_; }
   // When the current phase (sniff, TLS handshake, HTTP head, keep-alive idle) times out.
   int64_t deadline() const { return deadline_ms_; }
   // The phase that is waiting, for the timeout's log line ("sniff", "TLS handshake", ...).
@@ -93,6 +99,8 @@ class FrontEnd {
   std::string buf_;  // plaintext not yet classified or parsed
   http::RequestParser parser_;
   uint32_t requests_ = 0;
+  size_t answered_ = 0;  // bytes of answers produced by the current Feed
+  bool held_ = false;    // requests left in buf_ because of the answer budget
   int64_t deadline_ms_ = 0;
   std::string why_;
 };

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "codec/websocket.h"
+#include "engine/http_static.h"
 #include "tests/engine/tls_test_util.h"
 
 namespace xr::engine {
@@ -205,6 +206,30 @@ TEST_CASE("front end: garbage after a TLS record header ends with the TLS error"
   REQUIRE(FeedOnce(fe, std::string("\x16\x03\x01\x00\x10", 5) + std::string(16, '\xff')).result ==
           FrontEnd::Result::kClose);
   CHECK(fe.why().starts_with("TLS: "));
+}
+
+TEST_CASE("front end: pipelined requests wait for the client to read the answers (answer budget)") {
+  auto site = http::StaticSite::Open(http::StaticOptions{});
+  REQUIRE(site.ok());  // xpra's HTML5 client (a test package)
+  auto cfg = Config(FrontEndConfig::Entry::kTcp);
+  cfg->site = std::make_shared<const http::StaticSite>(std::move(*site));
+  cfg->answer_budget = 1;  // every answer fills it
+  FrontEnd fe(cfg, 0);
+  const std::string get = "GET /connect.html HTTP/1.1\r\nHost: x\r\n\r\n";
+  Fed first = FeedOnce(fe, get + get + get);
+  REQUIRE(first.result == FrontEnd::Result::kMore);
+  REQUIRE(first.sends.size() == 1);
+  CHECK(first.sends[0].starts_with("HTTP/1.1 200 "));
+  CHECK(fe.has_pending());
+  Fed second = FeedOnce(fe, "");
+  REQUIRE(second.sends.size() == 1);
+  CHECK(fe.has_pending());
+  Fed third = FeedOnce(fe, "");
+  REQUIRE(third.sends.size() == 1);
+  CHECK(third.sends[0].starts_with("HTTP/1.1 200 "));
+  CHECK_FALSE(fe.has_pending());
+  CHECK(third.result == FrontEnd::Result::kMore);  // keep-alive: the next request may come
+  CHECK(std::string(fe.phase()) == "HTTP keep-alive");
 }
 
 }  // namespace
