@@ -31,7 +31,9 @@ def fixture(run):
     with harness.Setup(run, auth="sqlite", name="browser",
                        relay_args=["--ssl-cert=%s" % cert, "--ssl-key=%s" % key]) as setup:
         srv = setup.server()
+        second = setup.server()
         setup.user("alice", "alice-pw", [srv], via="unix")
+        setup.user("bob", "bob-pw", [srv, second], via="unix")  # two sessions: picks one in the URL
         setup.start()
         yield setup
 
@@ -59,28 +61,36 @@ def _browser(run):
         driver.quit()
 
 
+def _url(port, user, password, display=None):
+    return ("https://localhost:%d/index.html?server=localhost&port=%d&ssl=true&username=%s&password=%s"
+            "&sound=false&video=false&remote_logging=false&clipboard=false&printing=false&file_transfer=false%s"
+            % (port, port, user, password, "" if display is None else "&display=%s" % display))
+
+
+def _wait_window(run, driver, title_text):
+    from selenium.webdriver.common.by import By
+
+    def titled():
+        for el in driver.find_elements(By.CSS_SELECTOR, "span.windowtitle"):
+            if title_text in (el.text or ""):
+                return el
+        return None
+    try:
+        return harness.wait_until(titled, 60, interval=0.5, what="the window '%s' on the page" % title_text)
+    except harness.TestFailure:
+        driver.save_screenshot(run.path("browser-failed.png"))
+        raise
+
+
 def test_html5_client_over_https_and_wss(run, fx):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.action_chains import ActionChains
     srv = fx.servers[0]
     port = fx.gate.port
     start = harness.log_size(fx.gate_log)
-    url = ("https://localhost:%d/index.html?server=localhost&port=%d&ssl=true&username=alice&password=alice-pw"
-           "&sound=false&video=false&remote_logging=false&clipboard=false&printing=false&file_transfer=false"
-           % (port, port))
     with _browser(run) as driver:
-        driver.get(url)
-
-        def titled():
-            for el in driver.find_elements(By.CSS_SELECTOR, "span.windowtitle"):
-                if srv.title in (el.text or ""):
-                    return el
-            return None
-        try:
-            title = harness.wait_until(titled, 60, interval=0.5, what="the xterm's window on the page")
-        except harness.TestFailure:
-            driver.save_screenshot(run.path("browser-failed.png"))
-            raise
+        driver.get(_url(port, "alice", "alice-pw"))
+        title = _wait_window(run, driver, srv.title)
         log = harness.read_text(fx.gate_log)[start:]
         check("transport wss" in log, "the relay log names no wss login:\n%s" % log[-1500:])
         wid = title.get_attribute("id").replace("title", "")
@@ -101,3 +111,15 @@ def test_html5_client_over_https_and_wss(run, fx):
         keep = os.environ.get("XR_ARTIFACT_DIR") or os.path.join(os.path.dirname(run.dir), "artifacts")
         os.makedirs(keep, exist_ok=True)
         shutil.copy(shot, os.path.join(keep, "browser-xterm.png"))
+
+
+def test_browser_user_picks_a_session(run, fx):
+    """A user with two sessions picks one as a tcp client does with /N: index.html?display=:N
+    (xpra's HTML5 client puts it in its hello's "display")."""
+    second = fx.servers[1]
+    with _browser(run) as driver:
+        driver.get(_url(fx.gate.port, "bob", "bob-pw", display=":%d" % second.display))
+        _wait_window(run, driver, second.title)
+        from selenium.webdriver.common.by import By
+        titles = [el.text for el in driver.find_elements(By.CSS_SELECTOR, "span.windowtitle")]
+        check(fx.servers[0].title not in " ".join(titles), "the other session's window is on the page: %s" % titles)
