@@ -157,7 +157,6 @@ FrontEnd::Result FrontEnd::Step(int64_t now_ms, std::vector<std::string>* sends,
 
 FrontEnd::Result FrontEnd::OnRequest(int64_t now_ms, std::vector<std::string>* sends, std::string* xpra) {
   const http::Request& req = parser_.request();
-  bool ws_only = config_->entry == FrontEndConfig::Entry::kWs || config_->entry == FrontEndConfig::Entry::kWss;
   if (req.WantsWebSocket()) {
     ws::HandshakeResult hs = ws::AcceptHandshake(req, config_->ws_handshake);
     Send(std::move(hs.response), sends);  // the 101 on its own (xpra's client drops bytes read with it)
@@ -176,7 +175,7 @@ FrontEnd::Result FrontEnd::OnRequest(int64_t now_ms, std::vector<std::string>* s
   }
   ++requests_;
   http::StaticResponse resp;
-  if (config_->site && !ws_only) {
+  if (config_->site) {
     resp = config_->site->Serve(req, time(nullptr));
   } else {
     resp.status = 404;

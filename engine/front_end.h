@@ -24,8 +24,9 @@
 namespace xr::engine {
 
 struct FrontEndConfig {
-  // What a listener's connections start as: kTcp sniffs (TLS and HTTP only when `tls` / a
-  // site is configured), the others are dedicated binds that skip the sniff.
+  // What a listener's connections start as: kTcp sniffs (only with a certificate: TLS, HTTP
+  // and WebSocket beside xpra), the others are dedicated binds that skip the sniff (ws/wss
+  // serve the HTML5 client too, as xpra's do).
   enum class Entry : uint8_t { kTcp, kSsl, kWs, kWss };
   Entry entry = Entry::kTcp;
   std::shared_ptr<tls::ContextHolder> tls;       // null: no certificate, TLS refused
@@ -40,9 +41,9 @@ struct FrontEndConfig {
   // client to read: a client cannot make the relay queue 100 files at once.
   size_t answer_budget = 256u << 10;
 
-  // True when a plain tcp bind needs no front end at all (no certificate, no HTML, no ws):
-  // the session reads the first byte, as before.
-  bool plain_tcp_only() const { return entry == Entry::kTcp && !tls && !site; }
+  // True when a tcp bind needs no front end at all: without a certificate (or with --ssl=off)
+  // a --bind-tcp port speaks xpra only and the session reads the first byte, as before.
+  bool plain_tcp_only() const { return entry == Entry::kTcp && !tls; }
 };
 
 // "tcp", "ssl", "ws", "wss".
