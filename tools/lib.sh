@@ -17,7 +17,7 @@ XR_BENCH_PACKAGES=(xpra python3-pil haproxy nginx-core libnginx-mod-stream pytho
 XR_RUNTIME_PACKAGES=(liburing2 libssl3 libsqlite3-0 liblz4-1 zlib1g libfmt9 libstdc++6)
 # tools/container and its test: podman with runc (crun 1.8 refuses the hybrid cgroups of hosts that
 # are containers themselves), debootstrap for the base image when no registry has it.
-XR_CONTAINER_PACKAGES=(podman runc debootstrap uidmap)
+XR_CONTAINER_PACKAGES=(podman runc debootstrap uidmap fuse-overlayfs slirp4netns)
 
 xr_log() { echo "[xpra-relay] $*" >&2; }
 
