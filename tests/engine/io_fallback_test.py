@@ -17,33 +17,12 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from relay_lib import check, procs, results, start, tmp  # noqa: E402
+
 relay_bin, server_bin, bench_bin, auth_bin, seccomp_exec = [os.path.abspath(p) for p in sys.argv[1:6]]
 python = "/usr/bin/python3"
-tmp = os.environ.get("TEST_TMPDIR") or tempfile.mkdtemp()
 sockdir = tempfile.mkdtemp(prefix="xr-fallback-", dir="/tmp")  # unix paths: 108 bytes at most
-procs = []
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append((name, bool(ok)))
-    print("%s %s%s" % ("PASS" if ok else "FAIL", name, "" if ok else ": " + str(detail)[:2000]), flush=True)
-
-
-def start(name, args, pattern):
-    path = os.path.join(tmp, name + ".log")
-    log = open(path, "w+")
-    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    procs.append(p)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        m = re.search(pattern, open(path).read())
-        if m:
-            return p, int(m.group(1)), path
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    sys.exit("%s did not start:\n%s" % (name, open(path).read()))
 
 
 def bench(name, mode, url):
