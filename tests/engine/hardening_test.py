@@ -19,8 +19,8 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relay_lib import (FakeTarget, RawClient, check, cpu_seconds, disconnects, procs, results,  # noqa: E402
-                       rss_kib, start, tmp, wire)
+from relay_lib import (FakeTarget, RawClient, check, cpu_seconds, disconnects, results,  # noqa: E402
+                       rss_kib, start, stop_all, summary, tmp, wire)
 
 relay_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:3]]
 sockdir = tempfile.mkdtemp(prefix="xr-hard-", dir="/tmp")
@@ -396,14 +396,9 @@ try:
 finally:
     for t in targets:
         t.close()
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    subprocess.run(["rm", "-rf", sockdir])
+    stop_all(sockdir)
 
-failed = [n for n, ok in results if not ok]
-print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))
+failed = summary()
 if failed:
     path = os.path.join(tmp, "relay.log")
     if os.path.exists(path):

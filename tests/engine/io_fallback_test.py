@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relay_lib import check, procs, results, start, tmp  # noqa: E402
+from relay_lib import check, results, start, stop_all, summary, tmp  # noqa: E402
 
 relay_bin, server_bin, bench_bin, auth_bin, seccomp_exec = [os.path.abspath(p) for p in sys.argv[1:6]]
 python = "/usr/bin/python3"
@@ -105,12 +105,7 @@ try:
     check("... and relays", j and j["errors"] == 0 and j["sessions"] > 0, err)
     stop(relay)
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    subprocess.run(["rm", "-rf", sockdir])
+    stop_all(sockdir)
 
-failed = [n for n, ok in results if not ok]
-print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))
+failed = summary()
 sys.exit(1 if failed or not results else 0)

@@ -454,14 +454,9 @@ try:
     rc, j, err = bench("handshake", "tcp://ok:pw@127.0.0.1:%d/" % sport2, "--connections=1", "--duration=1")
     check("fd exhaustion: recovers once connections close", rc == 0 and j.get("sessions", 0) > 0, err[-600:])
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    subprocess.run(["rm", "-rf", sockdir])
+    stop_all(sockdir)
 
-failed = [n for n, ok in results if not ok]
-print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))
+failed = summary()
 if failed:
     for name in ("relay", "idle", "small"):
         path = os.path.join(tmp, name + ".log")

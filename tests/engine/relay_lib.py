@@ -60,6 +60,23 @@ def start(name, args, pattern, nofile=None):
     sys.exit("%s did not start:\n%s" % (name, open(path).read()))
 
 
+def stop_all(*dirs):
+    """Kills what the test started and is still running (by pid), removes its temp dirs."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    for d in dirs:
+        subprocess.run(["rm", "-rf", d])
+
+
+def summary():
+    """Prints the closing "N passed, N failed" line; returns the names of the failed checks."""
+    failed = [n for n, ok in results if not ok]
+    print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))
+    return failed
+
+
 def fds(pid):
     """Open sockets of `pid`: what a leaked connection holds (the sqlite module's pooled
     database files are not counted)."""
