@@ -14,6 +14,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -890,9 +891,21 @@ def prove_live(client, server, wid, geom, tag):
     x, y, w, h = geom
     before = client.screenshot()
     path = os.path.join(server.workdir, "live-%s-%d" % (tag, int(time.time() * 1000) % 100000))
-    client.type_text(wid, "echo %s > %s" % (tag, path))
-    wait_until(lambda: os.path.exists(path) and read_text(path).strip() == tag, 20,
-               what="file %s written by the session's shell" % path)
+    written = lambda: os.path.exists(path) and read_text(path).strip() == tag
+    # XTEST keystrokes need the client window to hold the input focus, and with no window
+    # manager on the client's Xvfb a focus change can be lost on a loaded machine (seen once in
+    # CI: nothing typed arrived, the relay had the session up). Typing the same idempotent
+    # command again is not a retry of the relay: a broken link fails all three attempts.
+    for attempt in range(3):
+        client.type_text(wid, "echo %s > %s" % (tag, path))
+        try:
+            wait_until(written, 12, what="file %s written by the session's shell" % path)
+            break
+        except TestFailure:
+            if attempt == 2:
+                client.screenshot(save_as="not-live-%s-%d.png" % (tag, client.display))
+                raise
+            sys.stderr.write("prove_live(%s): typed command not seen after 12 s, focusing and typing again\n" % tag)
     changed = wait_until(lambda: client.screenshot().diff(before, x, y, w, h), 15, interval=0.3,
                          what="window pixels to change after typing")
     return changed
