@@ -11,6 +11,8 @@
 #include <iostream>
 #include <map>
 
+#include "base/ip.h"
+
 namespace xr::engine {
 
 std::string NormaliseAuthSpec(const std::string& spec) {
@@ -28,11 +30,28 @@ Expected<BindOption> ParseTcpBind(const std::string& text) {
   size_t comma = text.find(',');
   if (comma != std::string::npos) {
     addr = text.substr(0, comma);
-    std::string rest = text.substr(comma + 1);
-    if (!rest.starts_with("auth=")) {
-      return MakeError(ErrorCode::kMalformed, "bind option '" + text + "': expected auth=MODULE[,opt=value...] after the address");
+    // proxy-protocol=v1|v2 may stand anywhere among the options; the rest is auth=...
+    std::string rest;
+    for (size_t start = comma + 1; start <= text.size();) {
+      size_t end = std::min(text.find(',', start), text.size());
+      std::string item = text.substr(start, end - start);
+      if (item.starts_with("proxy-protocol=")) {
+        std::string v = item.substr(15);
+        if (v != "v1" && v != "v2") {
+          return MakeError(ErrorCode::kMalformed, "bind option '" + text + "': proxy-protocol must be v1 or v2");
+        }
+        b.proxy_protocol = v == "v1" ? 1 : 2;
+      } else {
+        rest += (rest.empty() ? "" : ",") + item;
+      }
+      start = end + 1;
     }
-    b.auth = NormaliseAuthSpec(rest.substr(5));
+    if (!rest.empty() && !rest.starts_with("auth=")) {
+      return MakeError(ErrorCode::kMalformed, "bind option '" + text +
+                                                  "': expected auth=MODULE[,opt=value...] or proxy-protocol=v1|v2 "
+                                                  "after the address");
+    }
+    if (!rest.empty()) b.auth = NormaliseAuthSpec(rest.substr(5));
   }
   size_t colon = addr.rfind(':');
   if (colon == std::string::npos) return MakeError(ErrorCode::kMalformed, "bind address '" + addr + "' must be HOST:PORT");
@@ -193,10 +212,37 @@ void DefineOptions(CLI::App& app, RawOptions& r) {
                  "default seccomp profile), uring (fail when io_uring cannot run), epoll")
       ->check(CLI::IsMember({"auto", "uring", "epoll"}))
       ->type_name("auto|uring|epoll");
+  app.add_option("--bind-metrics", r.c.bind_metrics,
+                 "Serve Prometheus metrics (GET /metrics, plain HTTP) on HOST:PORT; keep it on a private address")
+      ->type_name("HOST:PORT");
+  app.add_option("--proxy-protocol-from", r.c.proxy_protocol_from,
+                 "Proxies allowed to send a PROXY protocol header on binds with proxy-protocol=v1|v2 "
+                 "(e.g. --bind-tcp=0.0.0.0:14501,proxy-protocol=v2); others are refused")
+      ->type_name("CIDR,...");
   app.add_option("--log-format", r.c.log_format,
                  "text: one line per event; json: one JSON object per line (time, level, category, message, "
                  "conn for a connection's lines), for container stdout")
       ->check(CLI::IsMember({"text", "json"}));
+}
+
+// --bind-metrics and the PROXY protocol options (issue 19).
+Status CheckOperations(const RelayConfig& c) {
+  if (!c.bind_metrics.empty()) {
+    auto b = ParseTcpBind(c.bind_metrics);
+    if (!b.ok() || !b->auth.empty() || b->proxy_protocol != 0) {
+      return MakeError(ErrorCode::kMalformed, "--bind-metrics=" + c.bind_metrics + ": expected HOST:PORT");
+    }
+  }
+  auto from = CidrList::Parse(c.proxy_protocol_from);
+  if (!from.ok()) return MakeError(ErrorCode::kMalformed, "--proxy-protocol-from: " + from.error().message);
+  for (const auto& b : c.binds) {
+    if (b.proxy_protocol != 0 && from->empty()) {
+      return MakeError(ErrorCode::kMalformed, fmt::format("bind {}:{} has proxy-protocol=v{}: give "
+                                                          "--proxy-protocol-from=CIDR,... (the proxies allowed to send it)",
+                                                          b.host, b.port, b.proxy_protocol));
+    }
+  }
+  return Status::Ok();
 }
 
 // The checks and defaults that need every option at once.
@@ -257,6 +303,7 @@ Expected<RelayConfig> Finish(RawOptions& r) {
                            : "no authentication for unix bind " + b.path + ": give --auth=MODULE");
     }
   }
+  if (Status st = CheckOperations(c); !st.ok()) return st.error();
   if (c.tcp_encryption == "AES" && c.tcp_encryption_keyfile.empty()) {
     return MakeError(ErrorCode::kMalformed, "--tcp-encryption=AES needs --tcp-encryption-keyfile=FILE");
   }

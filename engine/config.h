@@ -20,6 +20,7 @@ struct BindOption {
   // tcp binds: what connections start as: sniffed (--bind-tcp) or a dedicated --bind-ssl,
   // --bind-ws, --bind-wss.
   enum class Entry { kTcp, kSsl, kWs, kWss } entry = Entry::kTcp;
+  int proxy_protocol = 0;  // tcp binds: 1 or 2 when connections start with a PROXY protocol v1/v2 header
 };
 
 // "tcp", "ssl", "ws", "wss" (the option is "bind-" + this).
@@ -78,6 +79,8 @@ struct RelayConfig {
   std::string log_format = "text";      // "text" or "json" (--log-format)
   std::string config_file;              // the config file read ("" when none)
   std::string io = "auto";              // I/O backend: auto (io_uring, else epoll), uring, epoll
+  std::string bind_metrics;             // HOST:PORT serving GET /metrics ("" : none)
+  std::string proxy_protocol_from;      // CIDR,...: who may send PROXY protocol headers
 };
 
 // Read when present and no --config=FILE is given.
@@ -117,7 +120,7 @@ std::vector<std::string> ConfigChanges(const RelayConfig& before, const RelayCon
 // ParseConfiguration over argv; on --help prints usage and returns an Error with code kOk ("exit 0").
 Expected<RelayConfig> ParseCommandLine(int argc, char** argv);
 
-// "HOST:PORT[,auth=MODULE,opt=value...]" -> BindOption (tcp).
+// "HOST:PORT[,proxy-protocol=v1|v2][,auth=MODULE,opt=value...]" -> BindOption (tcp).
 Expected<BindOption> ParseTcpBind(const std::string& text);
 
 // Normalises "MODULE:opt=value,opt=value" to "MODULE,opt=value,opt=value".

@@ -39,7 +39,7 @@ int64_t UnixNow() { return static_cast<int64_t>(time(nullptr)); }
 
 Connection::Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string peer,
                        std::shared_ptr<const SessionConfig> config, bool admitted,
-                       std::shared_ptr<const FrontEndConfig> front)
+                       std::shared_ptr<const FrontEndConfig> front, std::shared_ptr<const ProxyProtocolConfig> proxy)
     : r_(r),
       id_(id),
       peer_(peer),
@@ -51,7 +51,17 @@ Connection::Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string 
   auto session = std::make_unique<Session>(id, std::move(peer), std::move(config), this, r->env_);
   session_ = session.get();
   handler_ = std::move(session);
+  metric_transport_ = front ? ConnTransportOf(EntryName(front->entry))
+                            : peer_.starts_with("unix:") ? ConnTransport::kUnix : ConnTransport::kTcp;
+  RelayMetricsSet& m = RelayMetricsSet::Get();
+  MoveGauge(m.connections(ConnState::kHandshaking, metric_transport_));
+  to_client_bytes_ = m.bytes(ByteDir::kToClient, BytePathOf(ConnTransportName(metric_transport_)));
+  to_server_bytes_ = m.bytes(ByteDir::kToServer, BytePathOf(ConnTransportName(metric_transport_)));
   if (front && !front->plain_tcp_only()) front_config_ = std::move(front);
+  if (proxy) {
+    proxy_header_ = std::make_unique<proxy::ProxyHeaderReader>(proxy->limits);
+    proxy_timeout_ms_ = proxy->timeout_ms;
+  }
   r_->env_.counters->handshaking++;  // the front end's time (TLS handshake, HTTP) takes a login slot too
 }
 
@@ -59,6 +69,8 @@ Connection::Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::shared_
     : r_(r), id_(id), peer_("control"), started_ms_(NowMs()), pass_(FrameLimits{kHardMaxPayload, 3}, FrameLimits{kHardMaxPayload, 3}) {
   cd_[kClientLeg].fd = std::move(client_fd);
   handler_ = std::make_unique<ControlSession>(id, std::move(target), this);
+  to_client_bytes_ = RelayMetricsSet::Get().bytes(ByteDir::kToClient, BytePath::kCopy);
+  to_server_bytes_ = RelayMetricsSet::Get().bytes(ByteDir::kToServer, BytePath::kCopy);
 }
 
 Connection::~Connection() {
@@ -72,17 +84,75 @@ Connection::~Connection() {
   }
   if (is_relay()) r_->env_.counters->closed++;
   if (admitted_) r_->env_.admission->Disconnect(AddressOf(peer_));
+  MoveGauge(nullptr);
   CloseInstanceSocket();
 }
 
+void Connection::MoveGauge(metrics::Gauge* to) {
+  if (state_gauge_ != nullptr) state_gauge_->Add(-1);
+  state_gauge_ = to;
+  if (state_gauge_ != nullptr) state_gauge_->Add(1);
+}
+
 void Connection::Start() {
+  if (proxy_header_) {
+    // Nothing else starts before the PROXY header has named the client (bounded in time here,
+    // in size by the reader).
+    deadline_ms_ = NowMs() + proxy_timeout_ms_;
+  } else {
+    BeginClient();
+  }
+  ArmRecv(kClientLeg);
+}
+
+void Connection::BeginClient() {
   if (front_config_) {
     // The session (and its login timeout) starts once the client is known to speak xpra.
     front_ = std::make_unique<FrontEnd>(front_config_, NowMs());
   } else {
     handler_->Start();
   }
-  ArmRecv(kClientLeg);
+}
+
+void Connection::OnProxyHeaderData(std::string_view bytes) {
+  using State = proxy::ProxyHeaderReader::State;
+  State st = proxy_header_->Feed(bytes);
+  if (st == State::kNeedMore) {
+    ArmRecv(kClientLeg);
+    return;
+  }
+  if (st == State::kFailed) {
+    XR_INFO("conn", "conn={} peer={} PROXY protocol header refused: {}; closed", id_, peer_,
+            proxy_header_->error().message);
+    proxy_header_.reset();
+    Close("PROXY protocol header");
+    return;
+  }
+  const proxy::ProxyHeader& h = proxy_header_->header();
+  std::string rest(proxy_header_->rest());
+  if (h.has_addresses()) {
+    std::string client = h.source.ToString();
+    XR_INFO("conn", "conn={} peer={} via PROXY protocol v{} from {}", id_, client, h.version, peer_);
+    peer_ = client;
+    session_->SetPeer(client);
+  } else {
+    XR_INFO("conn", "conn={} peer={} PROXY protocol v{} header without addresses: the proxy's own address stands",
+            id_, peer_, h.version);
+  }
+  proxy_header_.reset();
+  deadline_ms_ = 0;
+  std::string refusal = r_->AdmitAddress(peer_, &admitted_);
+  BeginClient();
+  if (!refusal.empty()) {
+    XR_INFO("conn", "conn={} peer={} refused: {}", id_, peer_, refusal);
+    Refuse(refusal);
+    return;
+  }
+  if (rest.empty()) {
+    ArmRecv(kClientLeg);
+    return;
+  }
+  OnData(kClientLeg, rest);
 }
 
 // ------------------------------------------------------------------ SessionIo
@@ -127,6 +197,7 @@ void Connection::ConnectServer(const registry::Target& target) {
     return;
   }
   target_ = *address;
+  connect_started_ms_ = NowMs();
   Leg& server = cd_[kServerLeg];
   server.fd.reset(socket(target_.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!server.fd.valid()) {
@@ -156,6 +227,10 @@ void Connection::Relaying() {
   if (admitted_) r_->env_.admission->EndLogin(AddressOf(peer_));
   r_->env_.counters->relaying++;
   r_->env_.counters->relayed_total++;
+  RelayMetricsSet& m = RelayMetricsSet::Get();
+  MoveGauge(m.connections(ConnState::kRelaying, metric_transport_));
+  m.LoginSeconds(metric_transport_, static_cast<double>(NowMs() - started_ms_) / 1000);
+  if (connect_started_ms_ != 0) m.ServerHandshakeSeconds(static_cast<double>(NowMs() - connect_started_ms_) / 1000);
   if (cd_[kClientLeg].has(Leg::kPaused)) {  // held back while the session was not ready
     cd_[kClientLeg].clear(Leg::kPaused);
     ArmRecv(kClientLeg);
@@ -222,6 +297,11 @@ void Connection::OnCompletion(Reactor::Op op, const Completion& c) {
 }
 
 void Connection::OnDeadline() {
+  if (proxy_header_ && !closing()) {
+    XR_INFO("conn", "conn={} peer={} no complete PROXY protocol header within {} ms; closed", id_, peer_,
+            proxy_timeout_ms_);
+    return Close("PROXY protocol header timeout");
+  }
   if (front_ && !closing()) {
     XR_INFO("conn", "conn={} peer={} {}: no complete {} in time, closed", id_, peer_, front_->transport_name(),
             front_->phase());
@@ -449,8 +529,15 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
     return LegEnded(from, res == 0 ? "end of stream" : log::ErrnoText(-res));
   }
   leg.bytes_in += static_cast<uint64_t>(res);
+  std::string_view bytes(buf, static_cast<size_t>(res));
+  if (from == kClientLeg && proxy_header_) return OnProxyHeaderData(bytes);
+  OnData(from, bytes);
+}
+
+void Connection::OnData(Dir from, std::string_view bytes) {
+  Leg& leg = cd_[from];
   if (from == kClientLeg && front_) {
-    if (!OnFrontEndData(std::string_view(buf, static_cast<size_t>(res)))) return;
+    if (!OnFrontEndData(bytes)) return;
     if (closing()) return;
     if (front_ && (front_->has_pending() || leg.queued() > r_->limits_.high_water)) {
       // HTTP answers the client is not reading (pipelined requests): go on once they drain.
@@ -461,7 +548,7 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
     return;
   }
   std::string scratch;
-  auto decoded = leg.transport->Decode(std::string_view(buf, static_cast<size_t>(res)), &scratch);
+  auto decoded = leg.transport->Decode(bytes, &scratch);
   if (!decoded.ok()) {
     leg.set(Leg::kEof);
     leg.set(Leg::kFailed);
@@ -472,6 +559,7 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
   if (passthrough()) {
     if (!OnPassthroughData(from, data)) return;
   } else if (from == kClientLeg) {
+    if (handler_->relaying()) to_server_bytes_->Inc(data.size());
     handler_->OnClientData(data);
     if (!closing() && handler_->client_backlogged()) {
       // Back-pressure before relaying: the client's frames are not read on while the session
@@ -483,6 +571,7 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
     handler_->OnServerData(data);
     if (!closing() && handler_->relaying()) {
       r_->stats_.traffic.bytes_to_client.Add(data.size());
+      to_client_bytes_->Inc(data.size());
     }
   }
   if (closing()) return;
@@ -511,6 +600,10 @@ bool Connection::OnFrontEndData(std::string_view wire) {
     case FrontEnd::Result::kXpra: break;
   }
   transport_info_.name = front_->transport_name();
+  metric_transport_ = ConnTransportOf(transport_info_.name);
+  MoveGauge(RelayMetricsSet::Get().connections(ConnState::kHandshaking, metric_transport_));
+  to_client_bytes_ = RelayMetricsSet::Get().bytes(ByteDir::kToClient, BytePathOf(transport_info_.name));
+  to_server_bytes_ = RelayMetricsSet::Get().bytes(ByteDir::kToServer, BytePathOf(transport_info_.name));
   if (const tls::TlsSession* t = front_->tls_session()) {
     transport_info_.tls_version = t->version();
     transport_info_.tls_cipher = t->cipher();
@@ -536,6 +629,7 @@ bool Connection::OnPassthroughData(Dir from, std::string_view data) {
       return false;
     }
     r_->stats_.traffic.bytes_to_server.Add(data.size());
+    to_server_bytes_->Inc(data.size());
     FrameBoundary& frames = pass_.toward(kServerLeg);
     frames.Feed(data);
     if (frames.failed()) {
@@ -555,6 +649,7 @@ bool Connection::OnPassthroughData(Dir from, std::string_view data) {
     return false;
   }
   r_->stats_.traffic.bytes_to_client.Add(data.size());
+  to_client_bytes_->Inc(data.size());
   if (inband_.expecting()) {
     inband_.Forward(data, *this, id_);
     return true;
@@ -686,6 +781,7 @@ void Connection::Pump() {
   pass_.toward(kClientLeg).Skip(r.from_source);
   r_->stats_.traffic.bytes_to_client.Add(r.from_source);
   r_->stats_.traffic.bytes_spliced.Add(r.from_source);
+  if (r.from_source > 0) RelayMetricsSet::Get().bytes(ByteDir::kToClient, BytePath::kSplice)->Inc(r.from_source);
   if (r.wait_sink) ArmPoll(kClientLeg, POLLOUT);
   if (r.wait_source) ArmPoll(kServerLeg, POLLIN);
   switch (r.end) {

@@ -29,6 +29,7 @@
 #include "engine/liveness.h"
 #include "engine/passthrough.h"
 #include "engine/reactor.h"
+#include "engine/relay_metrics.h"
 #include "engine/session.h"
 #include "engine/splice_pump.h"
 
@@ -47,9 +48,12 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
 
   // A relayed connection.
   // `front` (optional): the listener's front end (sniff, TLS, HTTP, WebSocket) before the session.
+  // `proxy` (optional): a PROXY protocol header comes first; its source address replaces
+  // `peer`, and the per-address admission (not done yet: `admitted` false) happens then.
   Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string peer,
              std::shared_ptr<const SessionConfig> config, bool admitted,
-             std::shared_ptr<const FrontEndConfig> front = nullptr);
+             std::shared_ptr<const FrontEndConfig> front = nullptr,
+             std::shared_ptr<const ProxyProtocolConfig> proxy = nullptr);
   // A client of a control socket.
   Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::shared_ptr<ControlTarget> target);
   ~Connection() override;
@@ -103,6 +107,15 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   void Cancel(Reactor::Op op);
   void Queue(Dir to, std::string bytes);
   void OnRecv(Dir from, int res, const char* buf);
+  // Bytes received on leg `from` (after the PROXY header, if any), whatever path they take next.
+  void OnData(Dir from, std::string_view bytes);
+  // Client bytes while the PROXY protocol header is read; then admission and the front end
+  // or session start as for any accepted client.
+  void OnProxyHeaderData(std::string_view bytes);
+  // The front end (when the listener has one) or the session starts on the client's bytes.
+  void BeginClient();
+  // Moves this connection's count in xpra_relay_connections to `to`.
+  void MoveGauge(metrics::Gauge* to);
   // Client bytes while the front end decides what the client is. False when the receive path
   // ends here (the connection closes).
   bool OnFrontEndData(std::string_view wire);
@@ -157,6 +170,7 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   std::unique_ptr<ClientHandler> handler_;
   std::shared_ptr<const FrontEndConfig> front_config_;
   std::unique_ptr<FrontEnd> front_;  // until the client is known to speak xpra
+  std::unique_ptr<proxy::ProxyHeaderReader> proxy_header_;  // until the PROXY header is read
   ClientTransportInfo transport_info_;
   Session* session_ = nullptr;  // handler_ when this is a relayed connection
   Passthrough pass_;
@@ -171,6 +185,14 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   // Connect: the server's address lives here until the connect completes.
   TargetAddress target_;
   int64_t connect_timeout_ms_ = 10000;
+  int64_t proxy_timeout_ms_ = 0;
+  // Metrics: the connections gauge this connection counts in, its transport, and the byte
+  // counters of its client leg's path (resolved once; the data path only adds).
+  metrics::Gauge* state_gauge_ = nullptr;
+  ConnTransport metric_transport_ = ConnTransport::kTcp;
+  metrics::Counter* to_client_bytes_ = nullptr;
+  metrics::Counter* to_server_bytes_ = nullptr;
+  int64_t connect_started_ms_ = 0;
   bool connect_inflight_ = false;
   int inflight_ = 0;
   int64_t deadline_ms_ = 0;

@@ -110,6 +110,13 @@ int64_t Admission::BackoffMs(const std::string& address, const std::string& user
   return wait;
 }
 
+size_t Admission::BackedOffSources(int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& [source, f] : address_failures_) n += Backoff(f, now_ms) > 0;
+  return n;
+}
+
 void Admission::Forget(int64_t now_ms) {
   if (now_ms - last_forget_ms_ < 60000) return;
   last_forget_ms_ = now_ms;

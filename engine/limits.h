@@ -54,6 +54,8 @@ class Admission {
   void Finished(const std::string& address, const std::string& user, bool failed, int64_t now_ms);
   uint32_t connections(const std::string& address);
   uint32_t logins(const std::string& address);
+  // Sources whose next login must wait at `now_ms` (the metrics' addresses in back-off).
+  size_t BackedOffSources(int64_t now_ms);
 
  private:
   struct Failures {

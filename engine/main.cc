@@ -30,7 +30,9 @@
 #include "engine/config.h"
 #include "engine/front_end.h"
 #include "engine/log.h"
+#include "engine/metrics_server.h"
 #include "engine/reactor.h"
+#include "engine/relay_metrics.h"
 #include "engine/sd_notify.h"
 #include "engine/backend_choice.h"
 #include "engine/version.h"
@@ -213,6 +215,33 @@ Expected<FrontEnds> MakeFrontEnds(const RelayConfig& cfg) {
   return out;
 }
 
+// A bind's PROXY protocol settings (proxy-protocol=v1|v2, --proxy-protocol-from; checked by
+// the config already).
+std::shared_ptr<const ProxyProtocolConfig> MakeProxyProtocol(const RelayConfig& cfg, int version) {
+  auto p = std::make_shared<ProxyProtocolConfig>();
+  p->limits.accept = version == 1 ? proxy::Versions::kV1 : proxy::Versions::kV2;
+  if (auto from = CidrList::Parse(cfg.proxy_protocol_from); from.ok()) p->from = *from;
+  return p;
+}
+
+// --bind-metrics: the Prometheus endpoint on its own thread (null when not asked for).
+Expected<std::unique_ptr<MetricsServer>> StartMetrics(const RelayConfig& cfg, std::string_view backend) {
+  RelayMetricsSet& m = RelayMetricsSet::Get();
+  m.SetBackend(backend);
+  m.SetBuildInfo(kRelayVersion);
+  if (cfg.bind_metrics.empty()) return std::unique_ptr<MetricsServer>();
+  auto bind = ParseTcpBind(cfg.bind_metrics);
+  if (!bind.ok()) return bind.error();
+  MetricsServerOptions o;
+  o.host = bind->host;
+  o.port = bind->port;
+  auto server = MetricsServer::Start(o, [] { return RelayMetricsSet::Get().Render(); });
+  if (!server.ok()) return server.error();
+  XR_INFO("main", "metrics on http://{}:{}/metrics", o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host,
+          (*server)->port());
+  return server;
+}
+
 // One listener spec per --bind-tcp / --bind, each with the session settings of its sessions.
 Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, AuthModules* modules,
                                                       const FrontEnds& fronts) {
@@ -256,6 +285,7 @@ Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, Au
     spec.path = b.path;
     spec.session = sc;
     if (tcp) spec.front = fronts.by_entry[static_cast<int>(b.entry)];
+    if (tcp && b.proxy_protocol != 0) spec.proxy = MakeProxyProtocol(cfg, b.proxy_protocol);
     specs.push_back(spec);
   }
   return specs;
@@ -467,6 +497,8 @@ int main(int argc, char** argv) {
   if (!made.ok()) return Fail(made.error().message);
   reactors = std::move(*made);
   LogStart(reactors, auth_names, *control, fd_limit);
+  auto metrics_server = StartMetrics(cfg, io->name());
+  if (!metrics_server.ok()) return Fail(metrics_server.error().message);
   SdNotifier::WarnIfFailed(notify.Ready(fmt::format("listening on {}", fmt::join(reactors[0]->bound(), ", "))));
 
   std::vector<std::thread> workers = StartReactorThreads(reactors);

@@ -32,6 +32,15 @@ std::atomic<uint64_t> g_next_connection_id{1};
 // :proxy-1, :proxy-2, ... without gaps.
 std::atomic<uint64_t> g_next_control_id{uint64_t{1} << 40};
 
+// Whether an accepted socket's peer is one of the proxies allowed to send PROXY headers.
+bool FromTrustedProxy(int fd, const ProxyProtocolConfig& proxy) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  auto address = IpAddress::FromSockaddr(reinterpret_cast<const sockaddr*>(&ss), len);
+  return address && proxy.from.Contains(*address);
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ Reactor
@@ -126,23 +135,24 @@ void Reactor::OnAccept(size_t index, const Completion& cqe) {
   }
   std::string peer = l.spec.kind == ListenerSpec::Kind::kUnix ? "unix:" + l.spec.path : PeerName(fd.get());
   uint64_t id = g_next_connection_id.fetch_add(1);
+  if (l.spec.proxy && !FromTrustedProxy(fd.get(), *l.spec.proxy)) {
+    XR_WARN("conn", "conn={} peer={} refused on {}: a PROXY protocol bind, and the peer is not in "
+            "--proxy-protocol-from", id, peer, l.spec.describe());
+    if (!l.armed && !stopping_) ArmAccept(index);
+    return;
+  }
   // Over a limit: the client still gets a readable disconnect packet, then the connection closes.
   std::string refusal;
   bool admitted = false;
   if (env_.counters->handshaking.load() >= limits_.max_handshakes) {
     refusal = "too many logins in progress, try again shortly";
-  } else if (!env_.admission->BeginLogin(AddressOf(peer))) {
-    // Well below --max-logins: one source cannot take every login slot.
-    refusal = "too many logins from your address";
-  } else if (!env_.admission->Connect(AddressOf(peer))) {
-    env_.admission->EndLogin(AddressOf(peer));
-    refusal = "too many connections from your address";
-  } else {
-    admitted = true;
+  } else if (!l.spec.proxy) {
+    refusal = AdmitAddress(peer, &admitted);  // a PROXY protocol bind: once the header names the client
   }
   XR_INFO("conn", "conn={} peer={} accepted on {}{}", id, peer, l.spec.describe(),
           refusal.empty() ? "" : " (refused: " + refusal + ")");
-  auto conn = std::make_unique<Connection>(this, id, std::move(fd), peer, l.spec.session, admitted, l.spec.front);
+  auto conn = std::make_unique<Connection>(this, id, std::move(fd), peer, l.spec.session, admitted, l.spec.front,
+                                           refusal.empty() ? l.spec.proxy : nullptr);
   Connection* c = conn.get();
   conns_.emplace(id, std::move(conn));
   stats_.accepted++;
@@ -154,6 +164,20 @@ void Reactor::OnAccept(size_t index, const Completion& cqe) {
     Reap(c);
   }
   if (!l.armed && !stopping_) ArmAccept(index);
+}
+
+std::string Reactor::AdmitAddress(const std::string& peer, bool* admitted) {
+  *admitted = false;
+  if (!env_.admission->BeginLogin(AddressOf(peer))) {
+    // Well below --max-logins: one source cannot take every login slot.
+    return "too many logins from your address";
+  }
+  if (!env_.admission->Connect(AddressOf(peer))) {
+    env_.admission->EndLogin(AddressOf(peer));
+    return "too many connections from your address";
+  }
+  *admitted = true;
+  return {};
 }
 
 void Reactor::ArmTick() {

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "base/ip.h"
+#include "codec/proxy_protocol.h"
 #include "engine/instance_control.h"
 #include "engine/leg.h"
 #include "engine/limits.h"
@@ -28,6 +30,15 @@ struct FrontEndConfig;
 
 class ControlTarget;
 
+// A bind's PROXY protocol (proxy-protocol=v1|v2): every connection must come from `from` and
+// start with a header of that version, complete within `timeout_ms`; its source address then
+// stands for the client everywhere (logs, back-off, per-address limits, xpra info).
+struct ProxyProtocolConfig {
+  proxy::ProxyLimits limits;  // .accept: the version the bind takes
+  CidrList from;              // --proxy-protocol-from
+  int64_t timeout_ms = 5000;
+};
+
 // One listening endpoint and the settings of the sessions it accepts.
 struct ListenerSpec {
   enum class Kind { kTcp, kUnix, kControl } kind = Kind::kTcp;
@@ -38,6 +49,8 @@ struct ListenerSpec {
   // tcp: what the connections start as (sniff; ssl/ws/wss binds), with TLS and HTML settings;
   // null: plain xpra only.
   std::shared_ptr<const FrontEndConfig> front;
+  // tcp: connections start with a PROXY protocol header (null: they do not).
+  std::shared_ptr<const ProxyProtocolConfig> proxy;
   std::string describe() const;
 };
 
@@ -127,6 +140,9 @@ class Reactor {
   void BeginStop();
   // Counts a receive that found the buffer ring empty; logs it at most once a minute.
   void NoteRingEmpty();
+  // The per-address admission of a client at `peer` ("addr:port"): "" and *admitted when it
+  // may go on, else the readable refusal.
+  std::string AdmitAddress(const std::string& peer, bool* admitted);
   // Creates a connection for an accepted control client of `target`.
   void AcceptControl(UniqueFd fd, std::shared_ptr<ControlTarget> target);
   Connection* Find(uint64_t id);

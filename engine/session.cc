@@ -6,6 +6,7 @@
 #include "codec/header.h"
 #include "engine/limits.h"
 #include "engine/log.h"
+#include "engine/relay_metrics.h"
 #include "engine/stats.h"
 
 namespace xr::engine {
@@ -58,6 +59,24 @@ Encoding ChooseEncoding(const Caps& caps, Encoding used) {
 }
 
 }  // namespace
+
+const char* LoginFailureLabel(std::string_view why) {
+  if (why == reason::kAuthenticationError) return "authentication";
+  if (why == reason::kLoginTimeout) return "login-timeout";
+  if (why == reason::kProtocolError) return "protocol";
+  if (why == reason::kVersionError) return "version";
+  if (why == reason::kSessionNotFound) return "session-not-found";
+  if (why == reason::kServerError) return "server-error";
+  if (why == reason::kConnectionError) return "connection-error";
+  if (why == reason::kServerShutdown) return "shutdown";
+  return "other";
+}
+
+void Session::CountLogin(bool ok, const char* reason) {
+  if (login_counted_) return;
+  login_counted_ = true;
+  RelayMetricsSet::Get().Login(ok, reason);
+}
 
 const char* SessionStateName(Session::State s) {
   switch (s) {
@@ -132,6 +151,7 @@ void Session::Disconnect(std::string_view why, std::string_view detail, std::str
   XR_INFO("conn", "conn={} peer={} user={} state={} disconnect: {}{}{}{}", id_, peer_, LogUser(username_),
           SessionStateName(state_), log::Sanitize(why), detail.empty() ? "" : ": ", log::Sanitize(detail, 512),
           log_detail.empty() ? std::string() : fmt::format(" ({})", log::Sanitize(log_detail, 512)));
+  if (state_ != State::kRelay) CountLogin(false, LoginFailureLabel(why));
   List packet{Value("disconnect"), Value(why)};
   if (!detail.empty()) packet.emplace_back(detail);
   SendToClientPacket(Value(std::move(packet)));
@@ -225,6 +245,7 @@ void Session::HandleClientPacket(Value packet) {
   if (type == "disconnect") {
     std::string why = items.size() > 1 && items[1].is_string() ? items[1].as_string() : "";
     XR_INFO("conn", "conn={} peer={} client disconnected during login: {}", id_, peer_, log::Sanitize(why));
+    CountLogin(false, "client-closed");
     state_ = State::kClosed;
     io_->Close("client disconnect");
     return;
@@ -647,6 +668,7 @@ void Session::HandleServerHello(const Value& caps) {
     }
   }
   state_ = State::kRelay;
+  CountLogin(true, "authenticated");
   io_->SetDeadline(0);
   io_->Relaying();
   XR_INFO("conn", "conn={} peer={} user={} relaying to {} (client {}{})", id_, peer_, LogUser(username_),
@@ -760,6 +782,7 @@ void Session::OnClientClosed(std::string_view why) {
           LogUser(username_), why, SessionStateName(state_));
   // As xpra's proxy: the server hears why its client went away (it logs the reason).
   TellServer(reason::kClientConnectionLost, fmt::format("the client's connection to the relay ended: {}", why));
+  if (state_ != State::kRelay) CountLogin(false, "client-closed");
   state_ = State::kClosed;
   io_->Close("client closed");
 }

@@ -50,6 +50,11 @@ inline constexpr const char* kServerPingTimeout = "server ping timeout";
 inline constexpr const char* kClientConnectionLost = "client connection lost";
 }  // namespace reason
 
+// The metrics label a failed login gets from the xpra disconnect reason it ended with: one of
+// "authentication", "login-timeout", "protocol", "version", "session-not-found", "server-error",
+// "connection-error", "shutdown", "other" (never the peer's words).
+const char* LoginFailureLabel(std::string_view xpra_reason);
+
 // Settings shared by every session of one listener; immutable while sessions run.
 struct SessionConfig {
   std::shared_ptr<auth::AuthModule> auth;  // thread-safe; called on worker threads
@@ -185,6 +190,9 @@ class Session final : public ClientHandler {
   State state() const { return state_; }
   uint64_t id() const { return id_; }
   const std::string& peer() const { return peer_; }
+  // The client's address once a PROXY protocol header named it (before Start: the address
+  // back-off, limits and logs use).
+  void SetPeer(std::string peer) { peer_ = std::move(peer); }
   const std::string& username() const { return username_; }
   const registry::Target& target() const { return target_; }
   bool encrypted() const { return encryptor_ != nullptr; }
@@ -220,9 +228,11 @@ class Session final : public ClientHandler {
   Status TakeKdf(int iterations);
   // The user name back-off is keyed on ("" when the auth module ignores user names).
   std::string BackoffUser() const;
+  // Counts this connection's login once in the relay's metrics (xpra_relay_logins_total).
+  void CountLogin(bool ok, const char* reason);
 
   const uint64_t id_;
-  const std::string peer_;
+  std::string peer_;
   std::shared_ptr<const SessionConfig> config_;
   SessionIo* io_;
   SessionEnv env_;
@@ -266,6 +276,7 @@ class Session final : public ClientHandler {
   bool verifying_ = false;      // Admission::Attempt made, Finished not yet
   int64_t login_deadline_ms_ = 0;
   size_t login_memory_ = 0;  // charged to env_.login_memory until authenticated
+  bool login_counted_ = false;  // CountLogin done
 };
 
 const char* SessionStateName(Session::State s);
