@@ -326,3 +326,41 @@ TEST_CASE("config changes: what a reload would log, secrets named not shown") {
     CHECK(c.find("secret") == std::string::npos);
   }
 }
+
+TEST_CASE("issue 19: proxy-protocol=v1|v2 per bind, anywhere among its options") {
+  auto a = ParseTcpBind("127.0.0.1:14501,proxy-protocol=v2");
+  REQUIRE(a.ok());
+  CHECK(a->proxy_protocol == 2);
+  CHECK(a->auth.empty());
+  auto b = ParseTcpBind("127.0.0.1:14501,proxy-protocol=v1,auth=sqlite,filename=/x.db");
+  REQUIRE(b.ok());
+  CHECK(b->proxy_protocol == 1);
+  CHECK(b->auth == "sqlite,filename=/x.db");
+  auto c = ParseTcpBind("127.0.0.1:14501,auth=sqlite,filename=/x.db,proxy-protocol=v2");
+  REQUIRE(c.ok());
+  CHECK(c->proxy_protocol == 2);
+  CHECK(c->auth == "sqlite,filename=/x.db");
+  CHECK(ParseTcpBind("127.0.0.1:1").value().proxy_protocol == 0);
+  auto bad = ParseTcpBind("127.0.0.1:1,proxy-protocol=v3");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("v1 or v2") != std::string::npos);
+  CHECK_FALSE(ParseTcpBind("127.0.0.1:1,proxy=v2").ok());
+}
+
+TEST_CASE("issue 19: a proxy-protocol bind needs --proxy-protocol-from; bad ranges and metrics binds are refused") {
+  auto missing = Parse({"--bind-tcp=127.0.0.1:1,proxy-protocol=v2", "--tcp-auth=none"});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message.find("--proxy-protocol-from") != std::string::npos);
+  auto ok = Parse({"--bind-ssl=127.0.0.1:1,proxy-protocol=v1", "--ssl-cert=/c.pem", "--tcp-auth=none",
+                   "--proxy-protocol-from=10.0.0.0/8,::1", "--bind-metrics=127.0.0.1:9100"});
+  REQUIRE(ok.ok());
+  CHECK(ok->binds[0].proxy_protocol == 1);
+  CHECK(ok->proxy_protocol_from == "10.0.0.0/8,::1");
+  CHECK(ok->bind_metrics == "127.0.0.1:9100");
+  auto range = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--proxy-protocol-from=10.1.2.3/8"});
+  REQUIRE_FALSE(range.ok());
+  CHECK(range.error().message.find("--proxy-protocol-from") != std::string::npos);
+  auto metrics = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--bind-metrics=nonsense"});
+  REQUIRE_FALSE(metrics.ok());
+  CHECK(metrics.error().message.find("--bind-metrics") != std::string::npos);
+}
