@@ -545,6 +545,18 @@ std::vector<std::string> ConfigChanges(const RelayConfig& a, const RelayConfig& 
   value("recv-buffer-size", a.recv_buffer_size, b.recv_buffer_size);
   value("proxy-sockets", a.proxy_sockets, b.proxy_sockets);
   value("socket-group", text(a.socket_group), text(b.socket_group));
+  // Issue 19: the metrics endpoint and the PROXY protocol.
+  value("bind-metrics", text(a.bind_metrics), text(b.bind_metrics));
+  value("proxy-protocol-from", text(a.proxy_protocol_from), text(b.proxy_protocol_from));
+  auto version = [](int v) { return v == 0 ? std::string("off") : "v" + std::to_string(v); };
+  for (const auto& x : b.binds) {
+    for (const auto& y : a.binds) {
+      if (x.kind == y.kind && BindText(x) == BindText(y) && x.proxy_protocol != y.proxy_protocol) {
+        out.push_back(fmt::format("bind {}: proxy-protocol {} -> {}", BindText(x), version(y.proxy_protocol),
+                                  version(x.proxy_protocol)));
+      }
+    }
+  }
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -363,4 +364,18 @@ TEST_CASE("issue 19: a proxy-protocol bind needs --proxy-protocol-from; bad rang
   auto metrics = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--bind-metrics=nonsense"});
   REQUIRE_FALSE(metrics.ok());
   CHECK(metrics.error().message.find("--bind-metrics") != std::string::npos);
+}
+
+TEST_CASE("issue 19: ConfigChanges names metrics and PROXY protocol changes") {
+  auto a = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none"});
+  auto b = Parse({"--bind-tcp=127.0.0.1:1,proxy-protocol=v2", "--tcp-auth=none", "--proxy-protocol-from=10.0.0.1",
+                  "--bind-metrics=127.0.0.1:9150"});
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  auto changes = ConfigChanges(*a, *b);
+  auto has = [&](const std::string& item) { return std::find(changes.begin(), changes.end(), item) != changes.end(); };
+  CHECK(has("bind-metrics: (none) -> 127.0.0.1:9150"));
+  CHECK(has("proxy-protocol-from: (none) -> 10.0.0.1"));
+  CHECK(has("bind 127.0.0.1:1: proxy-protocol off -> v2"));
+  CHECK(ConfigChanges(*b, *b).empty());
 }
