@@ -5,7 +5,7 @@ and M failed logins (raw clients, fake targets); PromQL over Prometheus' HTTP AP
 (/api/v1/query) then returns N and M, the relaying connections, the login-latency histogram's
 count, the relayed bytes and the backend in use. The endpoint's 404 is checked directly.
 
-usage: relay_prometheus_test.py RELAY AUTH_TOOL
+usage: relay_prometheus_test.py RELAY AUTH_TOOL [RELAY_ARGS...]
 """
 import json
 import os
@@ -24,6 +24,7 @@ from relay_lib import *  # noqa: E402,F401,F403  (check, start, RawClient, FakeT
 from relay_lib import procs, tmp  # noqa: E402
 
 relay_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:3]]
+set_relay_args(relay_bin, sys.argv[3:])  # e.g. --io=epoll
 prom_bin = shutil.which("prometheus") or "/usr/bin/prometheus"
 if not os.access(prom_bin, os.X_OK):
     print("FAIL prometheus not found: install the Debian package 'prometheus' (tools/lib.sh XR_TEST_PACKAGES)")

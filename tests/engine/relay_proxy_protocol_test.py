@@ -10,7 +10,7 @@ documentation address, TLS and WebSocket work after the header (before the sniff
 connection from outside --proxy-protocol-from, a malformed header, a missing header and a
 header that never comes are each refused with a log line.
 
-usage: relay_proxy_protocol_test.py RELAY AUTH_TOOL
+usage: relay_proxy_protocol_test.py RELAY AUTH_TOOL [RELAY_ARGS...]
 """
 import glob
 import os
@@ -28,6 +28,7 @@ from relay_lib import *  # noqa: E402,F401,F403  (check, start, RawClient, FakeT
 from relay_lib import procs, tmp  # noqa: E402
 
 relay_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:3]]
+set_relay_args(relay_bin, sys.argv[3:])  # e.g. --io=epoll
 haproxy_bin = shutil.which("haproxy") or "/usr/sbin/haproxy"
 if not os.access(haproxy_bin, os.X_OK):
     print("FAIL haproxy not found: install the Debian package 'haproxy' (tools/lib.sh XR_TEST_PACKAGES)")
