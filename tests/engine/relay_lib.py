@@ -101,6 +101,26 @@ def wait_fds(pid, want, timeout=10):
     return fds(pid)
 
 
+def need_program(name, package):
+    """The path of program `name`; without it the test fails at once naming the Debian package."""
+    import shutil
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if not path:
+        print("FAIL %s not found: install the Debian package '%s' (tools/lib.sh XR_TEST_PACKAGES)" % (name, package))
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    return path
+
+
+def free_port():
+    """A loopback port free now (for a program that needs its port on the command line)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def relay_log(path):
     return open(path).read()
 

@@ -9,7 +9,6 @@ usage: relay_prometheus_test.py RELAY AUTH_TOOL [RELAY_ARGS...]
 """
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,21 +24,9 @@ from relay_lib import procs, tmp  # noqa: E402
 
 relay_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:3]]
 set_relay_args(relay_bin, sys.argv[3:])  # e.g. --io=epoll
-prom_bin = shutil.which("prometheus") or "/usr/bin/prometheus"
-if not os.access(prom_bin, os.X_OK):
-    print("FAIL prometheus not found: install the Debian package 'prometheus' (tools/lib.sh XR_TEST_PACKAGES)")
-    print("0 passed, 1 failed")
-    sys.exit(1)
+prom_bin = need_program("prometheus", "prometheus")
 sockdir = tempfile.mkdtemp(prefix="xr-prom-", dir="/tmp")
 N, M = 3, 2
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http_get(url, timeout=5):

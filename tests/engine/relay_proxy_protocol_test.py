@@ -15,7 +15,6 @@ usage: relay_proxy_protocol_test.py RELAY AUTH_TOOL [RELAY_ARGS...]
 import glob
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -29,21 +28,9 @@ from relay_lib import procs, tmp  # noqa: E402
 
 relay_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:3]]
 set_relay_args(relay_bin, sys.argv[3:])  # e.g. --io=epoll
-haproxy_bin = shutil.which("haproxy") or "/usr/sbin/haproxy"
-if not os.access(haproxy_bin, os.X_OK):
-    print("FAIL haproxy not found: install the Debian package 'haproxy' (tools/lib.sh XR_TEST_PACKAGES)")
-    print("0 passed, 1 failed")
-    sys.exit(1)
+haproxy_bin = need_program("haproxy", "haproxy")
 sockdir = tempfile.mkdtemp(prefix="xr-proxyproto-", dir="/tmp")
 DISPLAY = 431
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def attempt(port, source, user, password):
