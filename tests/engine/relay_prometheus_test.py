@@ -9,6 +9,7 @@ usage: relay_prometheus_test.py RELAY AUTH_TOOL [RELAY_ARGS...]
 """
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -135,6 +136,9 @@ try:
     check("PromQL: relayed bytes to the server counted on the copy path", got and got >= 1000, got)
     got = query(pport, 'count(xpra_relay_backend == 1)')
     check("PromQL: one backend in use", got == 1, got)
+    backend = re.search(r"I/O backend: (\S+)", relay_log(rlog)).group(1)
+    got = query(pport, 'xpra_relay_backend{backend="%s"}' % backend)
+    check("PromQL: the backend in use is the one the start-up line names (%s)" % backend, got == 1, got)
     check("PromQL: build info present", query(pport, 'count(xpra_relay_build_info)') == 1)
 
     for c in clients:
