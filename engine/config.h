@@ -78,6 +78,8 @@ struct RelayConfig {
   std::string log_format = "text";      // "text" or "json" (--log-format)
   std::string config_file;              // the config file read ("" when none)
   std::string io = "auto";              // I/O backend: auto (io_uring, else epoll), uring, epoll
+  std::string takeover;                 // the running relay's control socket to take the listeners of
+  double drain_timeout = 0;             // seconds a relay that handed over keeps its sessions (0: until they end)
 };
 
 // Read when present and no --config=FILE is given.
