@@ -289,9 +289,9 @@ void RelayRuntime::OnMailbox(const SdNotifier& notify) {
     double drain = running_.cfg.drain_timeout;
     drain_deadline_ms_ = drain > 0 ? NowMs() + static_cast<int64_t>(drain * 1000) : 0;
     SdNotifier::WarnIfFailed(notify.Stopping("handed over to a new relay, draining"));
-    XR_INFO("takeover", "the new relay accepts now: this one stopped accepting and drains {} connection{} ({})",
-            LiveConnections(), LiveConnections() == 1 ? "" : "s",
-            drain > 0 ? fmt::format("for at most {} s", drain) : std::string("until they end"));
+    uint64_t sessions = Counters().relaying.load() + Counters().handshaking.load();
+    XR_INFO("takeover", "the new relay accepts now: this one stopped accepting and drains {} session{} ({})", sessions,
+            sessions == 1 ? "" : "s", drain > 0 ? fmt::format("for at most {} s", drain) : std::string("until they end"));
   }
 }
 
