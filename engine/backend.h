@@ -63,6 +63,10 @@ class Backend {
   // Moves at most `len` bytes from `from_fd` to `to_fd` (one of them a pipe) now, without
   // blocking and without copying through user space: bytes moved, or -errno (-EAGAIN: not ready).
   virtual ssize_t Splice(int from_fd, int to_fd, size_t len) = 0;
+  // `fd` is about to be closed while its file stays open elsewhere (a listening socket kept
+  // by another thread or handed to another process), its operations already cancelled: stop
+  // watching it. (io_uring watches nothing between operations: nothing to do.)
+  virtual void Forget(int fd) { (void)fd; }
 
   // The bytes of provided buffer `id`, and giving it back once they were consumed.
   virtual const char* buffer(int id) const = 0;

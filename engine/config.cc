@@ -223,6 +223,14 @@ void DefineOptions(CLI::App& app, RawOptions& r) {
                  "text: one line per event; json: one JSON object per line (time, level, category, message, "
                  "conn for a connection's lines), for container stdout")
       ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--takeover", r.c.takeover,
+                 "Start by taking the listening sockets of the relay running with this control socket (its "
+                 ":DISPLAY socket): it stops accepting once this one accepts, and drains its sessions")
+      ->type_name("SOCKET");
+  app.add_option("--drain-timeout", r.c.drain_timeout,
+                 "After handing the sockets to a new relay (--takeover), seconds to keep relaying the sessions "
+                 "still up before telling them 'server shutdown' (default 0: until they end)")
+      ->check(CLI::Range(0.0, 365.0 * 86400));
 }
 
 // --bind-metrics and the PROXY protocol options (issue 19).
@@ -557,6 +565,17 @@ std::vector<std::string> ConfigChanges(const RelayConfig& a, const RelayConfig& 
       }
     }
   }
+  value("peek-timeout", a.peek_timeout, b.peek_timeout);
+  value("ssl-handshake-timeout", a.ssl_handshake_timeout, b.ssl_handshake_timeout);
+  value("ssl-max-handshake-bytes", a.ssl_max_handshake_bytes, b.ssl_max_handshake_bytes);
+  value("http-timeout", a.http_timeout, b.http_timeout);
+  value("http-max-header-bytes", a.http_max_header_bytes, b.http_max_header_bytes);
+  value("websocket-max-frame", a.websocket_max_frame, b.websocket_max_frame);
+  value("ssl-ca-certs", text(a.ssl_ca_certs), text(b.ssl_ca_certs));
+  value("ssl-client-verify-mode", text(a.ssl_client_verify_mode), text(b.ssl_client_verify_mode));
+  value("ssl-protocols", a.ssl_protocols, b.ssl_protocols);
+  value("ssl-ciphers", text(a.ssl_ciphers), text(b.ssl_ciphers));
+  value("drain-timeout", a.drain_timeout, b.drain_timeout);
   return out;
 }
 

@@ -81,6 +81,8 @@ struct RelayConfig {
   std::string io = "auto";              // I/O backend: auto (io_uring, else epoll), uring, epoll
   std::string bind_metrics;             // HOST:PORT serving GET /metrics ("" : none)
   std::string proxy_protocol_from;      // CIDR,...: who may send PROXY protocol headers
+  std::string takeover;                 // the running relay's control socket to take the listeners of
+  double drain_timeout = 0;             // seconds a relay that handed over keeps its sessions (0: until they end)
 };
 
 // Read when present and no --config=FILE is given.

@@ -92,6 +92,7 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   void ConnectServer(const registry::Target& target) override;
   void StartPassthrough() override;
   void Relaying() override;
+  int client_fd() const override { return cd_[kClientLeg].fd.get(); }
   void SetDeadline(int64_t ms) override;
   void Close(std::string_view log_reason) override;
 

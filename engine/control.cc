@@ -1,7 +1,12 @@
 #include "engine/control.h"
 
+#include <fcntl.h>
+
+#include <cstring>
+
 #include "engine/log.h"
 #include "engine/stats.h"
+#include "engine/takeover.h"
 #include "engine/version.h"
 
 namespace xr::engine {
@@ -10,6 +15,7 @@ namespace {
 constexpr int64_t kRequestTimeoutMs = 10000;  // to send a request
 constexpr int64_t kExitTimeoutMs = 5000;      // to go away after the reply (as xpra)
 constexpr size_t kMaxControlPacket = 1 << 20;
+constexpr int64_t kTakeoverTimeoutMs = 60000;  // for the new relay to start and say READY
 
 }  // namespace
 
@@ -45,6 +51,9 @@ void ControlSession::Disconnect(std::string_view why, std::string_view detail, s
 
 void ControlSession::OnClientData(std::string_view bytes) {
   if (closed_) return;
+  if (!any_data_ && !bytes.empty() && bytes.front() == takeover::kRequest[0]) takeover_ = Takeover::kRequest;
+  any_data_ = any_data_ || !bytes.empty();
+  if (takeover_ != Takeover::kNone) return OnTakeoverData(bytes);
   reader_.Feed(bytes);
   while (!closed_) {
     auto f = reader_.Next();
@@ -117,13 +126,57 @@ void ControlSession::HandlePacket(const Value& packet) {
   Disconnect("control command error", "this socket only handles 'info', 'version' and 'stop' requests");
 }
 
+void ControlSession::OnTakeoverData(std::string_view bytes) {
+  const std::string_view want = takeover_ == Takeover::kRequest ? takeover::kRequest : takeover::kReady;
+  takeover_buf_.append(bytes);
+  size_t common = std::min(takeover_buf_.size(), want.size());
+  bool matches = std::string_view(takeover_buf_).substr(0, common) == want.substr(0, common);
+  if (matches && takeover_buf_.size() < want.size()) return;  // more to come
+  if (!matches || takeover_buf_.size() > want.size()) {
+    XR_WARN("control", "ctl={} {}: malformed takeover exchange; closed", id_, target_->name());
+    if (takeover_ == Takeover::kAwaitingReady) target_->TakeoverDone(id_, false);
+    closed_ = true;
+    io_->Close("malformed takeover exchange");
+    return;
+  }
+  takeover_buf_.clear();
+  if (takeover_ == Takeover::kAwaitingReady) {
+    target_->TakeoverDone(id_, true);
+    closed_ = true;
+    io_->Close("takeover confirmed");
+    return;
+  }
+  Counters().control_requests++;
+  UniqueFd conn(io_->client_fd() >= 0 ? fcntl(io_->client_fd(), F_DUPFD_CLOEXEC, 0) : -1);
+  if (!conn.valid() || !target_->Takeover(id_, std::move(conn))) {
+    // The refusal as a takeover record: the new relay prints it.
+    std::string record(takeover::kRecordSize, '\0');
+    std::string text = "X " + target_->name() + " cannot be taken over (ask the relay's own control socket)\n";
+    std::memcpy(record.data(), text.data(), std::min(text.size(), record.size() - 1));
+    io_->SendToClient(std::move(record));
+    closed_ = true;
+    io_->Close("takeover refused");
+    return;
+  }
+  takeover_ = Takeover::kAwaitingReady;
+  io_->SetDeadline(kTakeoverTimeoutMs);
+}
+
 void ControlSession::OnClientClosed(std::string_view why) {
   if (closed_) return;
+  if (takeover_ == Takeover::kAwaitingReady) target_->TakeoverDone(id_, false);
   closed_ = true;
   io_->Close(why);
 }
 
 void ControlSession::OnTimeout() {
+  if (takeover_ != Takeover::kNone) {
+    // Never an xpra packet here: the new relay may still be reading socket records.
+    if (takeover_ == Takeover::kAwaitingReady) target_->TakeoverDone(id_, false);
+    closed_ = true;
+    io_->Close("takeover timeout");
+    return;
+  }
   if (replied_) {
     Disconnect("client exit timeout", "request answered");
   } else {

@@ -14,6 +14,7 @@
 #include "codec/frame_reader.h"
 #include "codec/packet.h"
 #include "codec/value.h"
+#include "base/fd.h"
 #include "engine/session.h"
 
 namespace xr::engine {
@@ -28,6 +29,19 @@ class ControlTarget {
   virtual bool Stop() = 0;
   // For logs: ":proxy-7" or ":20".
   virtual std::string name() const = 0;
+  // A new relay asks control client `ctl` for the listening sockets (engine/takeover.h);
+  // `conn` duplicates that client's socket for the thread that sends them. False: this
+  // endpoint cannot be taken over (only the relay's own can).
+  virtual bool Takeover(uint64_t ctl, UniqueFd conn) {
+    (void)ctl;
+    (void)conn;
+    return false;
+  }
+  // Control client `ctl` confirmed the takeover (READY), or went away before it did.
+  virtual void TakeoverDone(uint64_t ctl, bool confirmed) {
+    (void)ctl;
+    (void)confirmed;
+  }
 };
 
 class ControlSession final : public ClientHandler {
@@ -42,6 +56,8 @@ class ControlSession final : public ClientHandler {
 
  private:
   void HandlePacket(const Value& packet);
+  // The takeover exchange (engine/takeover.h) instead of xpra packets.
+  void OnTakeoverData(std::string_view bytes);
   void Send(const Value& packet);
 
   uint64_t id_;
@@ -52,6 +68,9 @@ class ControlSession final : public ClientHandler {
   Encoding encoding_ = Encoding::kRencode;
   bool replied_ = false;
   bool closed_ = false;
+  bool any_data_ = false;
+  enum class Takeover : uint8_t { kNone, kRequest, kAwaitingReady } takeover_ = Takeover::kNone;
+  std::string takeover_buf_;  // bounded: the request and READY lines only
 };
 
 }  // namespace xr::engine

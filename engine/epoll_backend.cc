@@ -346,6 +346,16 @@ ssize_t EpollBackend::Splice(int from_fd, int to_fd, size_t len) {
   return n < 0 ? -errno : n;
 }
 
+void EpollBackend::Forget(int fd) {
+  if (fd < 0 || static_cast<size_t>(fd) >= fds_.size() || !fds_[static_cast<size_t>(fd)].registered) return;
+  // The file outlives this number (a shared listener): its registration would otherwise stay
+  // and report events under a number a later socket may take.
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0) {
+    XR_DEBUG("engine", "epoll_ctl DEL {}: {}", fd, log::ErrnoText(errno));
+  }
+  FreshFd(fd);
+}
+
 // ------------------------------------------------------------------ waiting
 
 void EpollBackend::OnReady(int fd, uint32_t revents) {

@@ -39,6 +39,7 @@ class EpollBackend final : public Backend {
   void Timer(int64_t ms, uint64_t tag) override;
   void Cancel(uint64_t target, uint64_t tag) override;
   ssize_t Splice(int from_fd, int to_fd, size_t len) override;
+  void Forget(int fd) override;
   const char* buffer(int id) const override { return data_.get() + static_cast<size_t>(id) * buf_size_; }
   void Recycle(int id) override { free_bufs_.push_back(id); }
   size_t buffer_size() const override { return buf_size_; }

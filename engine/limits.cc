@@ -73,6 +73,11 @@ uint32_t Admission::logins(const std::string& address) {
   return it == logins_.end() ? 0 : it->second;
 }
 
+void Admission::SetConfig(const AdmissionConfig& config) {
+  std::lock_guard lock(mu_);
+  config_ = config;
+}
+
 bool Admission::Connect(const std::string& address) {
   std::lock_guard lock(mu_);
   return Take(per_address_, address, config_.max_per_address);
@@ -175,7 +180,7 @@ bool LoginMemory::Recharge(size_t from, size_t to) {
   const size_t more = to - from;
   size_t cur = used_.load();
   do {
-    if (cur + more > budget_) return false;
+    if (cur + more > budget_.load()) return false;
   } while (!used_.compare_exchange_weak(cur, cur + more));
   return true;
 }
@@ -189,6 +194,12 @@ bool KdfBudget::Take(int64_t iterations, int64_t now_ms) {
   if (iterations > tokens_) return false;
   tokens_ -= iterations;
   return true;
+}
+
+void KdfBudget::SetRate(int64_t per_second) {
+  std::lock_guard lock(mu_);
+  per_second_ = per_second;
+  tokens_ = std::min(tokens_, per_second);
 }
 
 namespace {

@@ -56,6 +56,8 @@ class Admission {
   uint32_t logins(const std::string& address);
   // Sources whose next login must wait at `now_ms` (the metrics' addresses in back-off).
   size_t BackedOffSources(int64_t now_ms);
+  // New limits for what comes next (a reload); counts and failures recorded so far stay.
+  void SetConfig(const AdmissionConfig& config);
 
  private:
   struct Failures {
@@ -99,10 +101,12 @@ class LoginMemory {
   // increase would take the total over the budget. Decreases always succeed.
   bool Recharge(size_t from, size_t to);
   size_t used() const { return used_.load(); }
-  size_t budget() const { return budget_; }
+  size_t budget() const { return budget_.load(); }
+  // A new budget (a reload): what is held stays; growth is checked against the new one.
+  void SetBudget(size_t budget) { budget_.store(budget); }
 
  private:
-  const size_t budget_;
+  std::atomic<size_t> budget_;
   std::atomic<size_t> used_{0};
 };
 LoginMemory& GlobalLoginMemory();
@@ -115,10 +119,12 @@ class KdfBudget {
   explicit KdfBudget(int64_t per_second) : per_second_(per_second), tokens_(per_second) {}
   // Takes `iterations` at `now_ms`; false (nothing taken) when the bucket holds fewer.
   bool Take(int64_t iterations, int64_t now_ms);
+  // A new rate (a reload); the bucket keeps what it holds, up to one second of the new rate.
+  void SetRate(int64_t per_second);
 
  private:
   std::mutex mu_;
-  const int64_t per_second_;
+  int64_t per_second_;
   int64_t tokens_;
   int64_t last_ms_ = -1;
 };

@@ -33,6 +33,7 @@
 #include "engine/metrics_server.h"
 #include "engine/reactor.h"
 #include "engine/relay_metrics.h"
+#include "engine/reload.h"
 #include "engine/sd_notify.h"
 #include "engine/backend_choice.h"
 #include "engine/version.h"
@@ -105,8 +106,19 @@ class RelayControl final : public ControlTarget {
   std::string name() const override { return display_; }
   // The reactors whose traffic Info sums; set once, before any reactor thread runs.
   void SetReactors(std::vector<const Reactor*> reactors) { reactors_ = std::move(reactors); }
+  // Where takeover requests go (engine/reload.h); set once, before any reactor thread runs.
+  void SetMailbox(TakeoverMailbox* mailbox) { mailbox_ = mailbox; }
+  bool Takeover(uint64_t ctl, UniqueFd conn) override {
+    if (mailbox_ == nullptr) return false;
+    mailbox_->Request(ctl, std::move(conn));
+    return true;
+  }
+  void TakeoverDone(uint64_t ctl, bool confirmed) override {
+    if (mailbox_ != nullptr) mailbox_->Done(ctl, confirmed);
+  }
 
  private:
+  TakeoverMailbox* mailbox_ = nullptr;
   std::vector<const Reactor*> reactors_;
   std::string display_;
   std::vector<std::string> listeners_;
@@ -134,15 +146,12 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// The auth modules, one instance per distinct spec, shared by the binds that use it.
-using AuthModules = std::map<std::string, std::shared_ptr<auth::AuthModule>>;
-
 // Blocks SIGINT/SIGTERM/SIGHUP in this thread and every thread it starts (the signal loop
 // takes them with sigtimedwait); ignores SIGPIPE. Returns the set to wait on.
 sigset_t BlockSignals() {
   sigset_t sigs;
   sigemptyset(&sigs);
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&sigs, s);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&sigs, s);  // SIGUSR1: takeover mailbox
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
   return sigs;
@@ -286,6 +295,7 @@ Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, Au
     spec.session = sc;
     if (tcp) spec.front = fronts.by_entry[static_cast<int>(b.entry)];
     if (tcp && b.proxy_protocol != 0) spec.proxy = MakeProxyProtocol(cfg, b.proxy_protocol);
+    spec.key = spec.describe();  // as configured: a port 0 stays 0 here
     specs.push_back(spec);
   }
   return specs;
@@ -294,7 +304,7 @@ Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, Au
 // Control sockets live in the first socket dir (as xpra's): creates it (given to
 // --socket-group), checks the relay's own display is free, removes stale sockets, and adds
 // the display's control listener to `specs`.
-Expected<ControlConfig> SetUpControl(const RelayConfig& cfg, std::vector<ListenerSpec>* specs) {
+Expected<ControlConfig> SetUpControl(const RelayConfig& cfg, std::vector<ListenerSpec>* specs, bool taking_over) {
   ControlConfig control;
   control.socket_dir = registry::ExpandSocketDir(cfg.socket_dirs.front(), -1);
   control.hostname = registry::DefaultSocketHostname();
@@ -312,7 +322,7 @@ Expected<ControlConfig> SetUpControl(const RelayConfig& cfg, std::vector<Listene
                                            cfg.socket_group + ": " + log::ErrnoText(errno));
     }
   }
-  if (!control.display.empty()) {
+  if (!control.display.empty() && !taking_over) {
     std::string path = ControlSocketPath(control, control.display);
     if (registry::ProbeSocket(path) == registry::SocketState::kLive) {
       return MakeError(ErrorCode::kIo, "display " + control.display + " is already in use (" + path + " is live)");
@@ -354,12 +364,13 @@ void ConfigureAdmissionFrom(const RelayConfig& cfg) {
 // the first reactor only). The relay's info sums their traffic.
 Expected<std::vector<std::unique_ptr<Reactor>>> MakeReactors(int threads, WorkerPool* pool, const RelayConfig& cfg,
                                                              IoMode io, std::vector<ListenerSpec> specs,
-                                                             const ControlConfig& control, RelayControl* relay) {
+                                                             const ControlConfig& control, RelayControl* relay,
+                                                             const HandedSockets& handed) {
   std::vector<std::unique_ptr<Reactor>> reactors;
   SessionEnv env{&GlobalAdmission(), &Counters(), NowMs, &GlobalLoginMemory(), &GlobalKdfBudget()};
   for (int i = 0; i < threads; ++i) {
     auto r = std::make_unique<Reactor>(i, pool, MakeReactorLimits(cfg, io), control, env);
-    if (Status s = r->Init(specs, threads > 1, i == 0); !s.ok()) return s.error();
+    if (Status s = r->Init(ReactorSpecs(specs, handed, i, threads), threads > 1, i == 0); !s.ok()) return s.error();
     if (i == 0) {
       // --bind-tcp=HOST:0: every reactor listens on the port the first one got.
       for (size_t k = 0; k < specs.size(); ++k) {
@@ -404,51 +415,24 @@ std::vector<std::thread> StartReactorThreads(const std::vector<std::unique_ptr<R
   return threads;
 }
 
-// Waits for SIGINT/SIGTERM (returns) and handles SIGHUP (re-open the log, reload auth). Once
-// a burst of logins or closes has settled (no change for a second), frees heap pages back to
-// the kernel: each login's transient allocations (hello values, auth work, buffers) otherwise
-// stay in the allocator's arenas as holes between the long-lived connection objects.
-void RunSignalLoop(const sigset_t& sigs, const AuthModules& modules, const SdNotifier& notify,
-                   const RelayConfig& cfg, tls::ContextHolder* tls) {
-  uint64_t last_activity = 0;
-  bool trim_pending = false;
-  while (true) {
-    timespec tick{1, 0};
-    int sig = sigtimedwait(&sigs, nullptr, &tick);
-    if (sig < 0) {
-      uint64_t activity = Counters().accepted.load() + Counters().closed.load();
-      if (activity != last_activity) {
-        last_activity = activity;
-        trim_pending = true;
-      } else if (trim_pending) {
-        trim_pending = false;
-        malloc_trim(0);
-      }
-      continue;
-    }
-    if (sig == SIGHUP) {
-      SdNotifier::WarnIfFailed(notify.Reloading());  // systemd: RELOADING ... READY around the reload
-      log::Reopen();
-      for (const auto& [spec, m] : modules) {
-        if (Status s = m->Reload(); !s.ok()) XR_WARN("main", "reload of auth {} failed: {}", m->name(), s.error().message);
-      }
-      if (tls != nullptr) {
-        // New handshakes use the new certificates; connections already up keep theirs.
-        if (Status s = tls->Reload(TlsOptionsFrom(cfg)); !s.ok()) {
-          XR_WARN("main", "reload of TLS certificates failed, the old ones stay: {}", s.error().message);
-        } else {
-          for (const auto& c : tls->current()->certificates()) {
-            XR_INFO("main", "TLS certificate {} reloaded for {}", c.cert_file, fmt::join(c.names, ", "));
-          }
-        }
-      }
-      XR_INFO("main", "SIGHUP: log re-opened, auth reloaded{}", tls != nullptr ? ", TLS certificates reloaded" : "");
-      SdNotifier::WarnIfFailed(notify.Ready());
-      continue;
-    }
-    XR_INFO("main", "{}: stopping", g_fatal ? "reactor failure" : sig == SIGINT ? "SIGINT" : "SIGTERM");
-    return;
+// Everything `cfg` needs to run, made without touching the running relay: front ends (TLS,
+// HTML), auth modules (those of `reuse` kept for specs it has), listener specs, limits.
+Expected<PreparedConfig> Prepare(const RelayConfig& cfg, const AuthModules& reuse, IoMode io) {
+  auto fronts = MakeFrontEnds(cfg);
+  if (!fronts.ok()) return fronts.error();
+  PreparedConfig out;
+  out.cfg = cfg;
+  out.modules = reuse;
+  auto specs = MakeListenerSpecs(cfg, &out.modules, *fronts);
+  if (!specs.ok()) return specs.error();
+  for (auto it = out.modules.begin(); it != out.modules.end();) {
+    bool used = false;
+    for (const auto& spec : *specs) used = used || spec.session->auth == it->second;
+    it = used ? std::next(it) : out.modules.erase(it);
   }
+  out.binds = std::move(*specs);
+  out.limits = MakeReactorLimits(cfg, io);
+  return out;
 }
 
 }  // namespace
@@ -472,37 +456,74 @@ int main(int argc, char** argv) {
   sigset_t sigs = BlockSignals();
   uint64_t fd_limit = RaiseFdLimit();
 
-  AuthModules modules;
-  auto fronts = MakeFrontEnds(cfg);
-  if (!fronts.ok()) return Fail(fronts.error().message);
-  auto specs = MakeListenerSpecs(cfg, &modules, *fronts);
-  if (!specs.ok()) return Fail(specs.error().message);
-  auto control = SetUpControl(cfg, &*specs);
+  auto prepared = Prepare(cfg, {}, io->backend);
+  if (!prepared.ok()) return Fail(prepared.error().message);
+  // --takeover: the running relay's listening sockets, asked for once this configuration is
+  // known to be good, confirmed once this relay accepts on them.
+  HandedSockets handed;
+  UniqueFd takeover_conn;
+  if (!cfg.takeover.empty()) {
+    auto got = takeover::RequestSockets(cfg.takeover, &takeover_conn);
+    if (!got.ok()) return Fail(got.error().message);
+    XR_INFO("takeover", "took over {} listening sockets from the relay at {}", got->size(), cfg.takeover);
+    handed = ByListenerId(std::move(*got));
+  }
+  std::vector<ListenerSpec> specs = prepared->binds;
+  auto control = SetUpControl(cfg, &specs, !cfg.takeover.empty());
   if (!control.ok()) return Fail(control.error().message);
+  std::vector<ListenerSpec> control_specs;
+  for (const auto& spec : specs) {
+    if (spec.kind == ListenerSpec::Kind::kControl) control_specs.push_back(spec);
+  }
   std::vector<std::string> auth_names;
-  for (const auto& [spec, m] : modules) auth_names.emplace_back(m->name());
+  for (const auto& [spec, m] : prepared->modules) auth_names.emplace_back(m->name());
   std::vector<std::string> listener_names;
-  for (const auto& spec : *specs) listener_names.push_back(spec.describe());
+  for (const auto& spec : specs) listener_names.push_back(spec.describe());
+  for (const auto& [id, fds] : handed) {
+    bool kept = false;
+    for (const auto& spec : specs) kept = kept || spec.id() == id;
+    if (!kept) XR_INFO("takeover", "{}: not in this configuration, closed", id);
+  }
   int threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto relay = std::make_shared<RelayControl>(control->display, listener_names, auth_names, threads, io->name());
   control->relay = relay;
   ConfigureAdmissionFrom(cfg);
+  TakeoverMailbox mailbox;  // outlives the reactors, whose control sessions post to it
+  relay->SetMailbox(&mailbox);
 
   // Declared before the pool, so destroyed after it: ~WorkerPool finishes the auth jobs still
   // queued or running, and each posts its result to its reactor (Reactor::Post), which must
   // still exist then.
   std::vector<std::unique_ptr<Reactor>> reactors;
   WorkerPool pool(cfg.auth_threads, 4096);
-  auto made = MakeReactors(threads, &pool, cfg, io->backend, std::move(*specs), *control, relay.get());
+  auto made = MakeReactors(threads, &pool, cfg, io->backend, std::move(specs), *control, relay.get(), handed);
   if (!made.ok()) return Fail(made.error().message);
   reactors = std::move(*made);
+  handed.clear();  // each reactor holds its own duplicate
+  std::vector<std::string> args(argv + 1, argv + argc);
+  IoMode io_backend = io->backend;
+  RelayRuntime runtime(
+      std::move(args),
+      [io_backend](const RelayConfig& c, const AuthModules& reuse) { return Prepare(c, reuse, io_backend); },
+      std::move(*prepared), control_specs, &reactors, &mailbox);
+  if (Status s = runtime.AdoptListeners(); !s.ok()) return Fail(s.error().message);
   LogStart(reactors, auth_names, *control, fd_limit);
   auto metrics_server = StartMetrics(cfg, io->name());
   if (!metrics_server.ok()) return Fail(metrics_server.error().message);
   SdNotifier::WarnIfFailed(notify.Ready(fmt::format("listening on {}", fmt::join(reactors[0]->bound(), ", "))));
 
   std::vector<std::thread> workers = StartReactorThreads(reactors);
-  RunSignalLoop(sigs, modules, notify, cfg, fronts->tls.get());
+  if (takeover_conn.valid()) {
+    // Accepting now (each reactor arms its accepts as it starts): the old relay may stop.
+    if (Status s = takeover::Confirm(takeover_conn.get()); !s.ok()) {
+      XR_WARN("takeover", "{}; both relays accept until the old one is stopped", s.error().message);
+    } else {
+      XR_INFO("takeover", "accepting on the sockets taken over; the relay at {} stops accepting and drains", cfg.takeover);
+    }
+    takeover_conn.reset();
+  }
+  runtime.Run(sigs, notify);
+  if (g_fatal) XR_ERROR("main", "a reactor failed: stopping");
   SdNotifier::WarnIfFailed(notify.Stopping());  // systemd: STOPPING
   for (auto& r : reactors) r->Stop();
   for (auto& t : workers) t.join();

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,6 +22,16 @@ std::string ListenerSpec::describe() const {
   if (kind == Kind::kUnix) return "unix:" + path;
   if (kind == Kind::kControl) return "control:" + path;
   return fmt::format("{}:{}:{}", front ? EntryName(front->entry) : "tcp", host, port);
+}
+
+Expected<UniqueFd> OpenListenerSocket(const ListenerSpec& spec, bool shared, bool check_free, mode_t mode) {
+  if (spec.inherited_fd >= 0) {
+    UniqueFd fd(fcntl(spec.inherited_fd, F_DUPFD_CLOEXEC, 0));
+    if (!fd.valid()) return MakeError(ErrorCode::kIo, fmt::format("dup of the inherited {}: {}", spec.describe(), log::ErrnoText(errno)));
+    return fd;
+  }
+  if (spec.kind == ListenerSpec::Kind::kTcp) return OpenTcpListener(spec.host, spec.port, shared, check_free);
+  return OpenUnixListener(spec.path, mode);
 }
 
 namespace {
@@ -72,13 +83,9 @@ Status Reactor::Init(const std::vector<ListenerSpec>& specs, bool shared, bool o
   wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_.valid()) return MakeError(ErrorCode::kIo, fmt::format("eventfd: {}", log::ErrnoText(errno)));
   for (const auto& spec : specs) {
-    Expected<UniqueFd> fd = MakeError(ErrorCode::kInternal, "");
-    if (spec.kind == ListenerSpec::Kind::kTcp) {
-      fd = OpenTcpListener(spec.host, spec.port, shared, /*check_free=*/own_unix);
-    } else {
-      if (!own_unix) continue;
-      fd = OpenUnixListener(spec.path, spec.kind == ListenerSpec::Kind::kControl ? control_.mode : 0600);
-    }
+    if (spec.kind != ListenerSpec::Kind::kTcp && !own_unix) continue;
+    Expected<UniqueFd> fd = OpenListenerSocket(spec, shared, /*check_free=*/own_unix,
+                                               spec.kind == ListenerSpec::Kind::kControl ? control_.mode : 0600);
     if (!fd.ok()) return fd.error();
     Listener l;
     l.spec = spec;
@@ -265,6 +272,7 @@ void Reactor::BeginStop() {
   stopping_ = true;
   stop_deadline_ms_ = NowMs() + limits_.close_linger_ms + 1000;
   for (auto& l : listeners_) {
+    if (l.removed) continue;  // closed already (a reload, or handed over to a new relay)
     if (l.spec.kind != ListenerSpec::Kind::kTcp) ::unlink(l.spec.path.c_str());
     l.fd.reset();  // the multishot accept completes with an error
   }
@@ -275,6 +283,64 @@ void Reactor::BeginStop() {
     c->Shutdown();
     Reap(c);
   }
+}
+
+void Reactor::CloseListener(size_t i, bool unlink_path) {
+  Listener& l = listeners_[i];
+  if (l.removed) return;
+  l.removed = true;
+  l.retry_at_ms = 0;
+  if (l.armed) io_->Cancel(Tag(i, kAccept), Tag(i, kListenerCancel));
+  // The socket may live on (in the main thread's table, or in the relay taking over): the
+  // backend must stop watching it before the number goes.
+  io_->Forget(l.fd.get());
+  if (unlink_path && l.spec.kind != ListenerSpec::Kind::kTcp) ::unlink(l.spec.path.c_str());
+  l.fd.reset();
+}
+
+void Reactor::Reconfigure(const ReactorLimits& limits, std::vector<OpenListener> wanted, bool unlink_removed) {
+  ReactorLimits next = limits;
+  next.io = limits_.io;
+  next.recv_buffers = limits_.recv_buffers;
+  next.recv_buffer = limits_.recv_buffer;
+  limits_ = next;
+  std::vector<bool> keep(listeners_.size(), false);
+  for (auto& w : wanted) {
+    std::string id = w.spec.id();
+    bool found = false;
+    for (size_t i = 0; i < listeners_.size(); ++i) {
+      Listener& l = listeners_[i];
+      if (l.removed || l.spec.id() != id) continue;
+      // Same socket, new settings: a port 0 keeps the port it got.
+      uint16_t port = l.spec.port;
+      l.spec = w.spec;
+      if (l.spec.kind == ListenerSpec::Kind::kTcp) l.spec.port = port;
+      keep[i] = true;
+      found = true;
+    }
+    if (found || !w.fd.valid()) continue;
+    Listener l;
+    l.spec = w.spec;
+    l.fd = std::move(w.fd);
+    listeners_.push_back(std::move(l));
+    keep.push_back(true);
+    if (!stopping_) ArmAccept(listeners_.size() - 1);
+  }
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    if (!keep[i]) CloseListener(i, unlink_removed);
+  }
+  bound_.clear();
+  for (const auto& l : listeners_) {
+    if (!l.removed) bound_.push_back(l.spec.describe());
+  }
+}
+
+std::vector<std::pair<std::string, int>> Reactor::listener_fds() const {
+  std::vector<std::pair<std::string, int>> out;
+  for (const auto& l : listeners_) {
+    if (!l.removed && l.fd.valid()) out.emplace_back(l.spec.id(), l.fd.get());
+  }
+  return out;
 }
 
 void Reactor::Reap(Connection* c) {
@@ -292,6 +358,7 @@ void Reactor::Dispatch(const Completion& cqe) {
     case kAccept: OnAccept(static_cast<size_t>(id), cqe); return;
     case kTick: OnTick(); return;
     case kWake: OnWake(); return;
+    case kListenerCancel: return;  // the accept itself completes with -ECANCELED
     default: break;
   }
   auto it = conns_.find(id);

@@ -3,6 +3,8 @@
 // connection (high 56 bits) and the operation (low 8 bits); every opcode has its own error path.
 // A connection is freed only once none of its operations is in flight.
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -51,8 +53,20 @@ struct ListenerSpec {
   std::shared_ptr<const FrontEndConfig> front;
   // tcp: connections start with a PROXY protocol header (null: they do not).
   std::shared_ptr<const ProxyProtocolConfig> proxy;
+  // The bind this listener serves across reloads and takeovers (as configured, before a port
+  // 0 is chosen); empty: describe().
+  std::string key;
+  // A socket already listening (handed over by the relay this one takes over from): Init
+  // takes a duplicate of it instead of opening one. -1: open one.
+  int inherited_fd = -1;
   std::string describe() const;
+  std::string id() const { return key.empty() ? describe() : key; }
 };
+
+// Opens the socket of `spec` (tcp: with SO_REUSEPORT when `shared`, refusing a port another
+// process holds when `check_free`; unix and control: at spec.path, `mode`), or duplicates
+// spec.inherited_fd when set.
+Expected<UniqueFd> OpenListenerSocket(const ListenerSpec& spec, bool shared, bool check_free, mode_t mode);
 
 // Limits that apply to every connection of a reactor.
 struct ReactorLimits {
@@ -106,11 +120,29 @@ class Reactor {
   const ReactorStats& stats() const { return stats_; }
   int index() const { return index_; }
 
+  // An open listening socket and the settings of what it accepts.
+  struct OpenListener {
+    ListenerSpec spec;
+    UniqueFd fd;  // empty when the reactor already listens for spec.id()
+  };
+  // Reactor thread only (Post it). New limits for new work (the backend and its receive
+  // buffers stay as they are); the listeners become `wanted`: a listener whose id is wanted
+  // keeps its socket and takes the new spec (new connections get its session and front-end
+  // settings, live ones keep theirs); a wanted id the reactor lacks comes with its open
+  // socket and is armed; a listener not wanted has its accept cancelled and its socket
+  // closed (a unix bind's file removed when `unlink_removed`). No live connection is touched.
+  void Reconfigure(const ReactorLimits& limits, std::vector<OpenListener> wanted, bool unlink_removed);
+  // (id, fd) of each listener, after Init and before Run: the main thread keeps duplicates.
+  std::vector<std::pair<std::string, int>> listener_fds() const;
+  // Connections alive (relayed, logging in or control), from any thread.
+  uint64_t live_connections() const { return stats_.active.load(); }
+
   // What a completion is for: the low 8 bits of its tag (the high 56 name the connection, or
   // the listener for kAccept). Per-leg operations come in pairs, client then server.
   enum Op : uint8_t {
     kAccept = 1, kTick, kWake, kCtlAccept, kConnect, kConnectTimeout, kCancel,
     kClientRecv, kServerRecv, kClientSend, kServerSend, kClientPoll, kServerPoll,
+    kListenerCancel,  // the cancel of a removed listener's accept
   };
   static uint64_t Tag(uint64_t id, Op op) { return (id << 8) | op; }
   static Op RecvOp(Dir d) { return static_cast<Op>(int{kClientRecv} + int{d}); }
@@ -126,8 +158,11 @@ class Reactor {
     ListenerSpec spec;
     UniqueFd fd;
     bool armed = false;
+    bool removed = false;     // closed by Reconfigure; the slot stays (late completions name it)
     int64_t retry_at_ms = 0;  // after EMFILE/ENFILE: back off, then re-arm
   };
+  // Cancels listener `i`'s accept and closes its socket.
+  void CloseListener(size_t i, bool unlink_path);
 
   void ArmAccept(size_t index);
   void OnAccept(size_t index, const Completion& c);

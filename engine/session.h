@@ -118,6 +118,9 @@ class SessionIo {
   virtual void Close(std::string_view log_reason) = 0;
   // The session has started relaying (the instance gets its control endpoint).
   virtual void Relaying() {}
+  // The client leg's socket (-1 when there is none): a control socket's takeover passes a
+  // duplicate to the main thread.
+  virtual int client_fd() const { return -1; }
 };
 
 // What a connection's reactor calls on the protocol logic behind the client leg: a relay

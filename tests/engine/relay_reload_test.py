@@ -1,0 +1,220 @@
+"""SIGHUP reloads the configuration of a running relay without dropping a connection: the
+real relay started with --config=FILE holds a relayed login (a raw client through the relay to
+a fake target) while the test rewrites the file and sends SIGHUP. Each reload's effect is
+checked (a bind added and then removed, a per-address limit, the debug log level, the default
+tcp auth, an option that needs a restart), then broken configs (a parse error, a bind that
+cannot be opened, an unknown auth module, a bad certificate) are refused with the reason in
+the log while the old configuration keeps serving. After every step the live connection still
+relays both ways.
+
+usage: relay_reload_test.py RELAY AUTH_TOOL [--io=uring|--io=epoll]
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from relay_lib import *  # noqa: E402,F401,F403  (check, start, RawClient, FakeTarget, wire, ...)
+from relay_lib import procs, results, tmp  # noqa: E402
+
+relay_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:3]]
+io_args = sys.argv[3:]
+set_relay_args(relay_bin, io_args)
+sockdir = tempfile.mkdtemp(prefix="xr-reload-", dir="/tmp")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def make_db(name, users):
+    db = os.path.join(tmp, name)
+    subprocess.run([auth_bin, db, "create"], check=True, capture_output=True)
+    for user, port in users:
+        subprocess.run([auth_bin, db, "add", user, "pw", "", "", "tcp://127.0.0.1:%d/" % port], check=True,
+                       capture_output=True)
+    return db
+
+
+def relays(c, t, n=[0]):
+    """The live connection relays both ways: a packet from the client reaches the target, one
+    from the target reaches the client."""
+    n[0] += 1
+    mark = "live-%d" % n[0]
+    c.send(["ping", n[0], 0, mark])
+    up = wait_until(lambda: any(p[0] == "ping" and len(p) > 3 and p[3] == mark for p in t.packets), 5)
+    t.send(["ping", n[0], 0, mark])
+    down = c.wait_for(lambda: any(p[0] == "ping" and len(p) > 3 and p[3] == mark for p in c.packets), 5)
+    return up and down and not c.eof
+
+
+def wait_until(pred, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not pred():
+        time.sleep(0.05)
+    return pred()
+
+
+def can_login(port, user, source="127.0.0.1"):
+    try:
+        c = RawClient(port, source=source)
+        c.login(user)
+        c.close()
+        return True
+    except (AssertionError, OSError) as e:
+        return str(e) or type(e).__name__
+
+
+def fresh_user(db, n=[0]):
+    """A user of `db` with a target of its own (a FakeTarget serves one connection)."""
+    n[0] += 1
+    t = FakeTarget()
+    user = "fresh%d" % n[0]
+    subprocess.run([auth_bin, db, "add", user, "pw", "", "", "tcp://127.0.0.1:%d/" % t.port], check=True,
+                   capture_output=True)
+    return user
+
+
+def write_conf(path, lines):
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def reload_and_wait(relay, log_path):
+    """SIGHUP, then waits for the reload's last line: applied or refused. Returns the new log text."""
+    before = len(relay_log(log_path))
+    relay.send_signal(signal.SIGHUP)
+    wait_until(lambda: re.search(r"SIGHUP: (configuration reloaded|reload refused)", relay_log(log_path)[before:]), 10)
+    time.sleep(0.3)  # the reactors apply their part on their own threads
+    return relay_log(log_path)[before:]
+
+
+try:
+    targets = [FakeTarget() for _ in range(8)]
+    db1 = make_db("users1.db", [("live", targets[0].port)] + [("u%d" % i, targets[i].port) for i in range(1, 8)])
+    # The second database knows other users (its u1..u7 targets are the same servers).
+    db2 = make_db("users2.db", [("only2-%d" % i, targets[i].port) for i in range(1, 8)])
+    p1, p2, held_port = free_port(), free_port(), None
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    held_port = held.getsockname()[1]
+    log_path = os.path.join(tmp, "relay.log")
+    conf = os.path.join(tmp, "relay.conf")
+    base = ["tcp-auth = sqlite,filename=" + db1, "socket-dir = " + sockdir, "threads = 2",
+            "max-logins-per-address = 0", "log-file = " + log_path]
+    write_conf(conf, base + ["bind-tcp = 127.0.0.1:%d" % p1])
+    relay = subprocess.Popen([relay_bin] + io_args + ["--config=" + conf], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT)
+    procs.append(relay)
+    check("relay starts from the config file", wait_until(lambda: os.path.exists(log_path) and
+                                                          "on tcp:127.0.0.1:%d" % p1 in relay_log(log_path), 20),
+          relay_log(log_path) if os.path.exists(log_path) else "no log")
+
+    live = RawClient(p1)
+    live.login("live")
+    targets[0].attached.wait(5)
+    check("a live relayed connection", relays(live, targets[0]))
+
+    # 1. A bind added, a limit changed, the debug log level raised.
+    write_conf(conf, base + ["bind-tcp = 127.0.0.1:%d" % p1, "bind-tcp = 127.0.0.1:%d" % p2,
+                             "max-connections-per-address = 2", "debug = all"])
+    out = reload_and_wait(relay, log_path)
+    check("reload 1 applied", "SIGHUP: configuration reloaded from %s: 3 changes applied" % conf in out, out)
+    check("reload 1 logs each change on its own line",
+          re.search(r"\[reload\] bind-tcp added 127\.0\.0\.1:%d\n" % p2, out) and
+          re.search(r"\[reload\] max-connections-per-address: 256 -> 2\n", out) and
+          re.search(r"\[reload\] debug: \(none\) -> all\n", out), out)
+    check("the added bind accepts logins", can_login(p2, "u1") is True, can_login(p2, "u1"))
+    check("the old bind still accepts logins", can_login(p1, "u2") is True)
+    check("debug lines are logged after the reload", "DEBUG" in relay_log(log_path)[len(relay_log(log_path)) - 20000:])
+    # The live connection holds one of 127.0.0.1's two: a second fits, a third is refused.
+    second = RawClient(p2)
+    second.login("u3")
+    third = RawClient(p2)
+    third.wait_for(lambda: any(p[0] == "disconnect" for p in third.packets), 5)
+    check("the new per-address limit refuses a third connection from 127.0.0.1",
+          any(p[0] == "disconnect" and "too many connections from your address" in str(p) for p in third.packets),
+          third.packets)
+    check("...while another address still gets in", can_login(p2, "u4", source="127.0.0.2") is True)
+    second.close()
+    third.close()
+    check("the live connection relays after reload 1", relays(live, targets[0]))
+
+    # 2. The first bind removed (the live connection came in on it), the default auth changed,
+    # and an option that needs a restart.
+    write_conf(conf, [b.replace(db1, db2).replace("threads = 2", "threads = 1") for b in base] +
+               ["bind-tcp = 127.0.0.1:%d" % p2])
+    out = reload_and_wait(relay, log_path)
+    check("reload 2 applied", "SIGHUP: configuration reloaded" in out, out)
+    check("reload 2 logs the removed bind and the auth change",
+          "bind-tcp removed 127.0.0.1:%d" % p1 in out and "tcp-auth changed" in out, out)
+    check("reload 2 says threads needs a restart", "threads: 2 -> 1: needs a restart, not applied" in out, out)
+    check("the auth spec is never shown", db2 not in out, out)
+    refused = None
+    try:
+        socket.create_connection(("127.0.0.1", p1), timeout=3).close()
+    except ConnectionRefusedError:
+        refused = True
+    check("the removed bind refuses connections", refused, "connected")
+    check("new logins use the new auth (a user only it knows)", can_login(p2, "only2-5") is True,
+          can_login(p2, "only2-5"))
+    check("...and no longer the old one", can_login(p2, "u5") is not True)
+    check("the live connection (accepted on the removed bind, old auth) relays after reload 2",
+          relays(live, targets[0]))
+    good = open(conf).read()
+
+    # 3. Broken configurations: refused whole, with the reason; the old one keeps running.
+    cert = os.path.join(tmp, "bad-cert.pem")
+    with open(cert, "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    p3 = free_port()
+    broken = [
+        ("a parse error", good + "max-connections = lots\n", r"relay\.conf:\d+: "),
+        ("an unknown option", good + "no-such-option = 1\n", "unknown option 'no-such-option'"),
+        ("a bind that cannot be opened", good + "bind-tcp = 127.0.0.1:%d\n" % held_port, "address already in use"),
+        ("an unknown auth module", good.replace("tcp-auth = sqlite,filename=" + db2, "tcp-auth = no-such-module"),
+         "no-such-module"),
+        ("a bad certificate", good + "ssl-cert = %s\n" % cert, cert),
+        ("a new bind with a bad certificate", good + "bind-tcp = 127.0.0.1:%d\nssl-cert = %s\n" % (p3, cert), cert),
+    ]
+    for name, text, reason in broken:
+        with open(conf, "w") as f:
+            f.write(text)
+        out = reload_and_wait(relay, log_path)
+        check("%s: refused with the reason" % name,
+              "reload refused, the running configuration stays" in out and re.search(reason, out), out)
+        check("%s: nothing applied (no change line)" % name, "SIGHUP: configuration reloaded" not in out and
+              "bind-tcp added" not in out, out)
+        check("%s: the running config still serves" % name, can_login(p2, fresh_user(db2)) is True)
+        check("%s: the live connection relays" % name, relays(live, targets[0]))
+    refused = None
+    try:
+        socket.create_connection(("127.0.0.1", p3), timeout=3).close()
+    except ConnectionRefusedError:
+        refused = True
+    check("the refused reload opened nothing (its new bind is closed)", refused)
+
+    # 4. Back to the good file: applies (nothing changed since reload 2).
+    with open(conf, "w") as f:
+        f.write(good)
+    out = reload_and_wait(relay, log_path)
+    check("a good file after refused ones reloads with no change", "SIGHUP: configuration reloaded from %s: 0 changes" % conf in out, out)
+
+    live.close()
+    relay.send_signal(signal.SIGTERM)
+    check("exit 0 after the reloads", relay.wait(timeout=20) == 0)
+finally:
+    stop_all(sockdir)
+
+failed = summary()
+sys.exit(1 if failed or not results else 0)
