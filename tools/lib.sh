@@ -12,7 +12,7 @@ XR_BUILD_PACKAGES=(bazel-bootstrap bazel-rules-java g++ liburing-dev libssl-dev 
 XR_TEST_PACKAGES=(python3-seccomp clang-14 libclang-rt-14-dev python3-rencode python3-yaml xpra python3-pil xvfb xterm
   python3-gi-cairo xdotool x11-apps netcat-openbsd systemd libjs-jquery openssl curl
   chromium chromium-driver python3-selenium)
-XR_BENCH_PACKAGES=(xpra python3-pil haproxy nginx-core libnginx-mod-stream python3-matplotlib)
+XR_BENCH_PACKAGES=(xpra python3-pil haproxy nginx-core libnginx-mod-stream python3-matplotlib openssl)
 # What the relay binary links against at run time (deploy/Containerfile's runtime stage reads this).
 XR_RUNTIME_PACKAGES=(liburing2 libssl3 libsqlite3-0 liblz4-1 zlib1g libfmt9 libstdc++6)
 # tools/container and its test: podman with runc (crun 1.8 refuses the hybrid cgroups of hosts that
