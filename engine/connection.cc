@@ -78,7 +78,7 @@ Connection::~Connection() {
 void Connection::Start() {
   if (front_config_) {
     // The session (and its login timeout) starts once the client is known to speak xpra.
-    front_ = std::make_unique<FrontEnd>(front_config_, NowMs());
+    front_ = std::make_unique<FrontEnd>(front_config_, NowMs(), SourceOf(AddressOf(peer_)));
   } else {
     handler_->Start();
   }
