@@ -167,11 +167,12 @@ def build_rows(results, path_keys):
         if wl in results:
             rows.append(("%s, MB/s (relay CPU in cores; MB/s per relay core)" % title(wl, ""),
                          {p: cell_aes(wl, p) for p in path_keys}))
+    rows += build_tls_rows(results, path_keys)
     for wl in ("ws1", "wsN"):
         if wl in results:
             rows.append(("%s, MB/s (relay CPU in cores; MB/s per relay core)" % title(wl, ""),
                          {p: cell_aes(wl, p) for p in path_keys}))
-    return rows + build_tls_rows(results, path_keys)
+    return rows
 
 
 # The TLS terminators every TLS cell of the relay is compared with (ratios from the same run).
