@@ -10,6 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -34,6 +37,7 @@
 #include "codec/header.h"
 #include "codec/packet.h"
 #include "codec/value.h"
+#include "codec/websocket.h"
 
 namespace xr::bench {
 namespace {
@@ -44,11 +48,15 @@ constexpr int64_t kReadBudget = 1 << 20;       // bytes per connection per turn 
 constexpr int64_t kCloseWaitNs = 2'000'000'000;  // after our disconnect packet, wait this long for EOF
 constexpr int64_t kStopGraceNs = 3'000'000'000;  // longest a worker spends closing at the end
 
-enum class Mode { kHandshake, kLatency, kThroughput, kIdle };
+enum class Mode { kHandshake, kLatency, kThroughput, kIdle, kTlsHandshake };
+
+// Modes whose connections loop (connect, handshake, close, again) rather than being held.
+bool Looping(Mode m) { return m == Mode::kHandshake || m == Mode::kTlsHandshake; }
 
 const char* ModeName(Mode m) {
   switch (m) {
     case Mode::kHandshake: return "handshake";
+    case Mode::kTlsHandshake: return "tls-handshake";
     case Mode::kLatency: return "latency";
     case Mode::kThroughput: return "throughput";
     case Mode::kIdle: return "idle";
@@ -75,7 +83,79 @@ struct Options {
   double pings = 0;       // throughput/idle: a ping every S seconds once attached (0: none)
   int recv_buffer = 0;    // SO_RCVBUF of each connection (0: the kernel's default)
   int read_pause_ms = 0;  // once attached: one read per connection, then this pause
+  // ssl:// and wss:// (opt.ep.tls())
+  bool tls_resume = false;       // resume each loop's previous session (tickets)
+  std::string tls_ciphersuites;  // TLS 1.3 suites offered (empty: OpenSSL's default)
+  int tls_version = 0;           // 0: TLS 1.2 or 1.3; else TLS1_2_VERSION / TLS1_3_VERSION only
+  std::string tls_ca;            // --ssl-ca-certs: verify the server against it (else no verification)
+  std::string tls_server_name;   // --ssl-server-hostname: SNI (and the name verified)
 };
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+struct SslSessionFree {
+  void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
+};
+
+// The last OpenSSL errors of this thread, oldest first, as one line (the queue is emptied).
+std::string OpenSslErrors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+// A loop's session ticket (--tls-resume): the newest one the server sent on its connection.
+struct TicketSlot {
+  std::unique_ptr<SSL_SESSION, SslSessionFree> session;
+  uint64_t received = 0;
+};
+
+// OpenSSL's new-session callback: the ticket goes to the loop whose SSL carries it.
+int OnNewSession(SSL* ssl, SSL_SESSION* session) {
+  auto* slot = static_cast<TicketSlot*>(SSL_get_app_data(ssl));
+  if (slot == nullptr) return 0;
+  slot->session.reset(session);
+  ++slot->received;
+  return 1;  // we keep the reference
+}
+
+// The client context of ssl:// and wss:// runs: TLS 1.2+ (or one version), the suites asked
+// for, verification only with --ssl-ca-certs, a client-side ticket store for --tls-resume.
+Expected<std::unique_ptr<SSL_CTX, SslCtxFree>> MakeTlsContext(const Options& opt) {
+  std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) return MakeError(ErrorCode::kInternal, "SSL_CTX_new: " + OpenSslErrors());
+  SSL_CTX_set_min_proto_version(ctx.get(), opt.tls_version ? opt.tls_version : TLS1_2_VERSION);
+  if (opt.tls_version) SSL_CTX_set_max_proto_version(ctx.get(), opt.tls_version);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
+  if (!opt.tls_ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx.get(), opt.tls_ciphersuites.c_str()) != 1) {
+    return MakeError(ErrorCode::kMalformed, "--tls-ciphersuites: none usable in '" + opt.tls_ciphersuites + "'");
+  }
+  if (!opt.tls_ca.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx.get(), opt.tls_ca.c_str(), nullptr) != 1) {
+      return MakeError(ErrorCode::kIo, "cannot load --ssl-ca-certs " + opt.tls_ca + ": " + OpenSslErrors());
+    }
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  }
+  if (opt.tls_resume) {
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx.get(), OnNewSession);
+  } else {
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  }
+  return ctx;
+}
 
 enum Phase : int { kRamp = 0, kMeasure = 1, kStop = 2 };
 
@@ -89,6 +169,8 @@ struct Shared {
   std::mutex mu;
   std::map<std::string, uint64_t> reasons;  // error text -> count
   std::vector<std::string> order;          // first occurrence order
+  SSL_CTX* tls_ctx = nullptr;              // ssl://, wss://
+  std::string tls_seen;                    // version and cipher of the first TLS handshake (under mu)
 
   // Records one error with its reason.
   void AddError(const std::string& why) {
@@ -113,6 +195,7 @@ struct Counters {
   std::atomic<uint64_t> bytes_out{0};
   std::atomic<uint64_t> challenges{0};
   std::atomic<uint64_t> in_flight{0};      // connections between connect and server hello
+  std::atomic<uint64_t> tls_resumed{0};    // tls-handshake mode: resumed handshakes in the window
 };
 
 // ---------------------------------------------------------------- hello
@@ -196,6 +279,7 @@ class Worker {
   Worker(int index, Shared* shared, size_t slots)
       : shared_(shared), opt_(shared->opt), rng_(std::random_device{}() ^ (uint64_t(index) << 32)) {
     conns_.resize(slots);
+    tickets_.resize(slots);
     for (size_t s = 0; s < slots; ++s) pending_start_.push_back(s);
     hostname_ = LocalHostname();
   }
@@ -236,6 +320,9 @@ class Worker {
   static constexpr int kTimerRead = 3;       // --read-pause-ms: reading resumes
 
   enum class State { kIdle, kConnecting, kHelloSent, kChallengeAnswered, kAttached, kClosing, kDone };
+  // A handshake under xpra's: TLS, waiting for a session ticket (tls-handshake --tls-resume),
+  // the WebSocket upgrade.
+  enum class Lower : uint8_t { kNone, kTls, kTicket, kWsUpgrade };
 
   // Receive side: our own frame parser so stream payloads are checked in place (no copies).
   struct Conn {
@@ -283,6 +370,14 @@ class Worker {
     std::vector<std::string> server_padding_options{"legacy"};  // xpra's DEFAULT_PADDING until told
     bool fast_aes = false;  // cur is an encrypted stream chunk: decrypted into plain, then checked
     std::string plain;      // reused decryption buffer of fast_aes chunks
+    // Layers under xpra (ssl://, ws://, wss://): the one whose handshake is in progress, if any.
+    Lower lower = Lower::kNone;
+    std::unique_ptr<SSL, SslFree> ssl;
+    uint64_t tickets_before = 0;      // tickets_[slot].received when this connection began
+    std::unique_ptr<ws::Decoder> ws;  // set once the server answered the upgrade
+    std::string ws_head;              // the server's answer to the upgrade, so far
+    uint8_t ws_mask[4] = {0, 0, 0, 0};
+    std::string io_error;             // why the last TLS read or write failed
   };
 
   static std::string RandomHex(size_t bytes) {
@@ -332,6 +427,16 @@ class Worker {
   void OnTimer(size_t slot, int kind, int64_t deadline);
   void SessionEnded(size_t slot);
   void Retire(size_t slot);
+  void SendHello(size_t slot);
+  bool StartTls(size_t slot);
+  void StartWsUpgrade(size_t slot);
+  bool AdvanceLower(size_t slot, char* buf);
+  bool TlsDone(size_t slot);
+  bool ReadWsAnswer(size_t slot, char* buf);
+  bool ConsumeWs(size_t slot, const char* p, size_t n);
+  ssize_t RawRead(Conn& c, char* buf, size_t n);
+  ssize_t RawWrite(Conn& c, const char* data, size_t n);
+  static std::string IoError(const Conn& c) { return c.io_error.empty() ? strerror(errno) : c.io_error; }
 
   Shared* shared_;
   const Options& opt_;
@@ -347,6 +452,8 @@ class Worker {
   Histogram rtt_hist_;
   std::deque<size_t> pending_start_;  // idle slots to (re)connect
   size_t live_ = 0;  // slots not idle/done
+  std::vector<TicketSlot> tickets_;  // per slot: survives reconnects (--tls-resume)
+  std::string ws_app_;               // reused: WebSocket payload decoded from one read
 };
 
 void Worker::Fail(size_t slot, const std::string& why) {
@@ -376,6 +483,10 @@ void Worker::CloseSlot(size_t slot) {
     shared_->attached_now.fetch_sub(1, std::memory_order_relaxed);
   }
   if (c.state != State::kIdle && c.state != State::kDone) --live_;
+  if (c.ssl) SSL_shutdown(c.ssl.get());  // close_notify, one try (never waits)
+  c.ssl.reset();
+  c.ws.reset();
+  c.lower = Lower::kNone;
   c.fd.reset();
   c.decoder.reset();
   c.out.clear();
@@ -438,6 +549,18 @@ void Worker::OnConnected(size_t slot) {
     return;
   }
   c.state = State::kHelloSent;
+  if (opt_.ep.tls()) {
+    StartTls(slot);
+  } else if (opt_.ep.websocket()) {
+    StartWsUpgrade(slot);
+  } else {
+    SendHello(slot);
+  }
+}
+
+// The first hello (or the challenge request), once every layer under xpra is up.
+void Worker::SendHello(size_t slot) {
+  Conn& c = conns_[slot];
   c.uuid = RandomHex(16);
   Value hello = BaseHello(opt_, c.uuid, hostname_);
   if (!opt_.ep.password.empty()) {
@@ -448,6 +571,234 @@ void Worker::OnConnected(size_t slot) {
   }
   if (!AddCipherCaps(slot, &hello)) return;
   Send(slot, Value(List{Value("hello"), std::move(hello)}));
+}
+
+// ssl://, wss://: the TLS client handshake over the connected socket (non-blocking; epoll
+// events drive it on through AdvanceLower). False if the slot was closed.
+bool Worker::StartTls(size_t slot) {
+  Conn& c = conns_[slot];
+  c.ssl.reset(SSL_new(shared_->tls_ctx));
+  if (!c.ssl || SSL_set_fd(c.ssl.get(), c.fd.get()) != 1) {
+    Fail(slot, "TLS: cannot set up the connection: " + OpenSslErrors());
+    return false;
+  }
+  if (!opt_.tls_server_name.empty()) {
+    SSL_set_tlsext_host_name(c.ssl.get(), opt_.tls_server_name.c_str());
+    if (!opt_.tls_ca.empty()) SSL_set1_host(c.ssl.get(), opt_.tls_server_name.c_str());
+  }
+  TicketSlot& t = tickets_[slot];
+  SSL_set_app_data(c.ssl.get(), &t);
+  c.tickets_before = t.received;
+  if (opt_.tls_resume && t.session) SSL_set_session(c.ssl.get(), t.session.get());
+  c.lower = Lower::kTls;
+  return AdvanceLower(slot, nullptr);
+}
+
+// ws://, wss://: the upgrade request as xpra's client sends it (subprotocol "binary").
+void Worker::StartWsUpgrade(size_t slot) {
+  Conn& c = conns_[slot];
+  const std::string key = crypto::RandomBytes(16);
+  static const char* b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string key64;
+  for (size_t i = 0; i < key.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(key[i]) << 16;
+    if (i + 1 < key.size()) v |= static_cast<uint8_t>(key[i + 1]) << 8;
+    if (i + 2 < key.size()) v |= static_cast<uint8_t>(key[i + 2]);
+    key64 += b64[(v >> 18) & 63];
+    key64 += b64[(v >> 12) & 63];
+    key64 += i + 1 < key.size() ? b64[(v >> 6) & 63] : '=';
+    key64 += i + 2 < key.size() ? b64[v & 63] : '=';
+  }
+  const std::string mask = crypto::RandomBytes(4);
+  std::memcpy(c.ws_mask, mask.data(), 4);
+  c.lower = Lower::kWsUpgrade;
+  c.out += "GET / HTTP/1.1\r\nHost: " + opt_.ep.host + ":" + std::to_string(opt_.ep.port) +
+           "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key64 +
+           "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n";
+  Flush(slot);
+}
+
+// Drives the handshake in progress under xpra's; when it completes, the next layer starts
+// (the upgrade, the hello) or, in tls-handshake mode, the loop ends. False if the slot was closed.
+bool Worker::AdvanceLower(size_t slot, char* buf) {
+  Conn& c = conns_[slot];
+  if (c.lower == Lower::kWsUpgrade) return buf == nullptr || ReadWsAnswer(slot, buf);
+  if (c.lower == Lower::kTicket) {
+    // The server sends its tickets after the handshake: read until the socket is empty.
+    char sink[4096];
+    while (true) {
+      ERR_clear_error();
+      int r = SSL_read(c.ssl.get(), sink, sizeof sink);
+      if (r > 0) continue;
+      int e = SSL_get_error(c.ssl.get(), r);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+      Fail(slot, "TLS: the server closed before sending a session ticket");
+      return false;
+    }
+    if (tickets_[slot].received != c.tickets_before) return TlsDone(slot);
+    return true;
+  }
+  if (c.lower != Lower::kTls) return true;
+  ERR_clear_error();
+  int r = SSL_connect(c.ssl.get());
+  if (r != 1) {
+    int e = SSL_get_error(c.ssl.get(), r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return true;
+    std::string why = OpenSslErrors();
+    if (why.empty()) why = e == SSL_ERROR_SYSCALL && errno != 0 ? strerror(errno) : "connection closed by the server";
+    Fail(slot, "TLS handshake failed: " + why);
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    if (shared_->tls_seen.empty()) {
+      shared_->tls_seen = std::string(SSL_get_version(c.ssl.get())) + " " + SSL_get_cipher_name(c.ssl.get());
+    }
+  }
+  if (opt_.mode == Mode::kTlsHandshake) {
+    if (SSL_session_reused(c.ssl.get()) && Measuring()) counters_.tls_resumed.fetch_add(1, std::memory_order_relaxed);
+    if (opt_.tls_resume && tickets_[slot].received == c.tickets_before) {
+      c.lower = Lower::kTicket;
+      return AdvanceLower(slot, buf);
+    }
+    return TlsDone(slot);
+  }
+  if (opt_.ep.websocket()) {
+    StartWsUpgrade(slot);
+    return conns_[slot].state != State::kIdle && conns_[slot].state != State::kDone;
+  }
+  c.lower = Lower::kNone;
+  SendHello(slot);
+  return conns_[slot].state != State::kIdle && conns_[slot].state != State::kDone;
+}
+
+// tls-handshake mode: one TLS handshake (and, with --tls-resume, its ticket) complete: counted,
+// closed, and the loop connects again.
+bool Worker::TlsDone(size_t slot) {
+  if (Measuring()) counters_.sessions.fetch_add(1, std::memory_order_relaxed);
+  CloseSlot(slot);
+  Retire(slot);
+  return false;
+}
+
+// Reads the server's answer to the upgrade (at most 16 KiB): it must be 101; WebSocket frames
+// follow it. False if the slot was closed.
+bool Worker::ReadWsAnswer(size_t slot, char* buf) {
+  constexpr size_t kMaxHead = 16 * 1024;
+  while (true) {
+    Conn& c = conns_[slot];
+    ssize_t r = RawRead(c, buf, kReadBuf);
+    if (r == 0) {
+      Fail(slot, "connection closed by the server during the WebSocket upgrade");
+      return false;
+    }
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      Fail(slot, "read: " + IoError(c));
+      return false;
+    }
+    c.ws_head.append(buf, static_cast<size_t>(r));
+    size_t end = c.ws_head.find("\r\n\r\n");
+    if (end == std::string::npos) {
+      if (c.ws_head.size() > kMaxHead) {
+        Fail(slot, "WebSocket upgrade: the answer's head is over 16 KiB");
+        return false;
+      }
+      continue;
+    }
+    if (!c.ws_head.starts_with("HTTP/1.1 101")) {
+      Fail(slot, "WebSocket upgrade refused: " + c.ws_head.substr(0, std::min<size_t>(c.ws_head.find("\r\n"), 80)));
+      return false;
+    }
+    std::string rest = c.ws_head.substr(end + 4);
+    c.ws_head = std::string();
+    // Server frames are unmasked; the bounds are the bench's own (the server is trusted here).
+    c.ws = std::make_unique<ws::Decoder>(ws::DecoderLimits{kHardMaxPayload + 4096, kHardMaxPayload + 4096,
+                                                          ws::MaskPolicy::kAny});
+    c.lower = Lower::kNone;
+    uint64_t gen = c.gen;
+    SendHello(slot);
+    if (conns_[slot].gen != gen) return false;
+    if (!rest.empty() && !ConsumeWs(slot, rest.data(), rest.size())) return false;
+    return ReadSome(slot, buf);
+  }
+}
+
+// WebSocket frames from the server: payload to Consume, pings answered, a close ends the
+// connection. False if the slot was closed.
+bool Worker::ConsumeWs(size_t slot, const char* p, size_t n) {
+  Conn& c = conns_[slot];
+  ws_app_.clear();
+  std::vector<ws::ControlFrame> control;
+  size_t used = 0;
+  ws::DecodeStatus st = c.ws->Feed(std::string_view(p, n), &ws_app_, &control, &used);
+  if (st == ws::DecodeStatus::kError) {
+    Fail(slot, "WebSocket protocol error from the server: " + c.ws->error_reason());
+    return false;
+  }
+  for (const auto& f : control) {
+    if (f.opcode == ws::Opcode::kPing) {
+      if (c.out_pos == c.out.size()) {
+        c.out.clear();
+        c.out_pos = 0;
+      }
+      ws::AppendMaskedFrame(ws::Opcode::kPong, f.payload, c.ws_mask, &c.out);
+      if (!Flush(slot)) return false;
+    }
+  }
+  uint64_t gen = c.gen;
+  if (!ws_app_.empty() && !Consume(slot, ws_app_.data(), ws_app_.size())) return false;
+  if (conns_[slot].gen != gen) return false;
+  if (st == ws::DecodeStatus::kClosed) {
+    Conn& k = conns_[slot];
+    if (k.state == State::kClosing) {
+      SessionEnded(slot);
+    } else {
+      const ws::ControlFrame& f = control.back();
+      Fail(slot, "the server closed the WebSocket (code " + std::to_string(f.close_code) +
+                     (f.close_reason.empty() ? "" : ": " + f.close_reason) + ")");
+    }
+    return false;
+  }
+  return true;
+}
+
+// read(2), or SSL_read on TLS connections with read(2)'s conventions: 0 at the end of the
+// stream, -1 with errno EAGAIN when the socket is empty, -1 with EPROTO and c.io_error set on
+// a TLS error.
+ssize_t Worker::RawRead(Conn& c, char* buf, size_t n) {
+  if (!c.ssl) return read(c.fd.get(), buf, n);
+  ERR_clear_error();
+  int r = SSL_read(c.ssl.get(), buf, static_cast<int>(std::min<size_t>(n, INT32_MAX)));
+  if (r > 0) return r;
+  int e = SSL_get_error(c.ssl.get(), r);
+  if (e == SSL_ERROR_ZERO_RETURN) return 0;
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (e == SSL_ERROR_SYSCALL && errno != 0) return -1;
+  c.io_error = "TLS: " + OpenSslErrors();
+  errno = EPROTO;
+  return -1;
+}
+
+// send(2), or SSL_write (partial writes on), with the same conventions as RawRead.
+ssize_t Worker::RawWrite(Conn& c, const char* data, size_t n) {
+  if (!c.ssl) return send(c.fd.get(), data, n, MSG_NOSIGNAL);
+  ERR_clear_error();
+  int r = SSL_write(c.ssl.get(), data, static_cast<int>(std::min<size_t>(n, INT32_MAX)));
+  if (r > 0) return r;
+  int e = SSL_get_error(c.ssl.get(), r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (e == SSL_ERROR_SYSCALL && errno != 0) return -1;
+  c.io_error = "TLS: " + OpenSslErrors();
+  errno = EPROTO;
+  return -1;
 }
 
 // --encryption=AES: fresh receive parameters in every hello we send (xpra 3.1 client_base.py
@@ -526,9 +877,17 @@ bool Worker::Send(size_t slot, const Value& packet) {
     c.out.clear();
     c.out_pos = 0;
   }
+  const size_t start = c.out.size();
   if (Status s = EncodePacket(packet, c.send_opts, c.enc.get(), &c.out); !s.ok()) {
     Fail(slot, "cannot encode a packet: " + s.error().message);
     return false;
+  }
+  if (c.ws) {
+    // One masked binary frame per packet, as a client sends it.
+    std::string frame;
+    ws::AppendMaskedFrame(ws::Opcode::kBinary, std::string_view(c.out).substr(start), c.ws_mask, &frame);
+    c.out.resize(start);
+    c.out += frame;
   }
   return Flush(slot);
 }
@@ -536,7 +895,7 @@ bool Worker::Send(size_t slot, const Value& packet) {
 bool Worker::Flush(size_t slot) {
   Conn& c = conns_[slot];
   while (c.out_pos < c.out.size()) {
-    ssize_t w = send(c.fd.get(), c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
+    ssize_t w = RawWrite(c, c.out.data() + c.out_pos, c.out.size() - c.out_pos);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return true;  // EPOLLOUT resumes
@@ -544,7 +903,7 @@ bool Worker::Flush(size_t slot) {
         SessionEnded(slot);
         return false;
       }
-      Fail(slot, std::string("send: ") + strerror(errno));
+      Fail(slot, "send: " + IoError(c));
       return false;
     }
     c.out_pos += static_cast<size_t>(w);
@@ -565,6 +924,11 @@ void Worker::OnEvent(size_t slot, uint32_t events, char* buf) {
   if (events & EPOLLOUT) {
     if (!Flush(slot)) return;
   }
+  if (c.lower != Lower::kNone) {
+    // Any event may move a TLS handshake on (it reads and writes); the upgrade's answer is read.
+    if (!AdvanceLower(slot, buf) || conns_[slot].lower != Lower::kNone) return;
+    if (c.ws) return;  // ReadWsAnswer read on
+  }
   if (c.read_paused) return;  // the timer resumes reading (data waits in the socket)
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadSome(slot, buf);
 }
@@ -575,11 +939,13 @@ bool Worker::ReadSome(size_t slot, char* buf) {
   uint64_t gen = conns_[slot].gen;
   while (budget > 0) {
     Conn& c = conns_[slot];
-    ssize_t r = read(c.fd.get(), buf, kReadBuf);
+    ssize_t r = RawRead(c, buf, kReadBuf);
     if (r > 0) {
       counters_.bytes_in.fetch_add(static_cast<uint64_t>(r), std::memory_order_relaxed);
       budget -= r;
-      if (!Consume(slot, buf, static_cast<size_t>(r))) return false;
+      if (c.ws ? !ConsumeWs(slot, buf, static_cast<size_t>(r)) : !Consume(slot, buf, static_cast<size_t>(r))) {
+        return false;
+      }
       if (conns_[slot].gen != gen || conns_[slot].state == State::kIdle || conns_[slot].state == State::kDone) return false;
       if (opt_.read_pause_ms > 0 && conns_[slot].state == State::kAttached) {
         // A slow reader: one read, then a pause; the sender meets a full socket buffer.
@@ -605,7 +971,7 @@ bool Worker::ReadSome(size_t slot, char* buf) {
     if (c.state == State::kClosing) {
       SessionEnded(slot);
     } else {
-      Fail(slot, std::string("read: ") + strerror(errno));
+      Fail(slot, "read: " + IoError(c));
     }
     return false;
   }
@@ -838,6 +1204,7 @@ bool Worker::OnServerHello(size_t slot, const Value& caps_value) {
   c.send_opts.level = c.send_opts.compressor == Compressor::kNone ? 0 : 1;
   switch (opt_.mode) {
     case Mode::kHandshake:
+    case Mode::kTlsHandshake:  // (never gets this far: the loop ends after TLS)
       BeginClose(slot);
       return conns_[slot].state != State::kIdle && conns_[slot].state != State::kDone;
     case Mode::kLatency: {
@@ -992,7 +1359,7 @@ void Worker::BeginClose(size_t slot) {
 void Worker::SessionEnded(size_t slot) {
   if (opt_.mode == Mode::kHandshake && Measuring()) counters_.sessions.fetch_add(1, std::memory_order_relaxed);
   CloseSlot(slot);
-  if (opt_.mode == Mode::kHandshake) {
+  if (Looping(opt_.mode)) {
     Retire(slot);  // loop again
   } else {
     conns_[slot].state = State::kDone;
@@ -1068,7 +1435,7 @@ void Worker::Run() {
       // (and reconnect a failed connection when --max-errors lets the run go on).
       size_t starts = pending_start_.size();  // a slot failing at once waits for the next turn
       while (starts-- > 0 &&
-             (opt_.mode == Mode::kHandshake || counters_.in_flight.load(std::memory_order_relaxed) < per_worker_ramp)) {
+             (Looping(opt_.mode) || counters_.in_flight.load(std::memory_order_relaxed) < per_worker_ramp)) {
         size_t s = pending_start_.front();
         pending_start_.pop_front();
         if (conns_[s].state == State::kIdle) StartConnect(s);
@@ -1119,7 +1486,7 @@ void Worker::Run() {
 
 void Usage(FILE* out) {
   std::fprintf(out,
-               "usage: %s MODE tcp://[USER[:PASS]@]HOST[:PORT]/[DISPLAY] [options]\n"
+               "usage: %s MODE tcp|ssl|ws|wss://[USER[:PASS]@]HOST[:PORT]/[DISPLAY] [options]\n"
                "Load client speaking xpra 3.1 (hello, challenge/response, ping) to any xpra endpoint.\n"
                "Modes:\n"
                "  handshake   N loops of connect, hello, challenge/response, server hello, disconnect:\n"
@@ -1128,6 +1495,8 @@ void Usage(FILE* out) {
                "  throughput  N held connections asking xpra-synthetic-server for its bench stream:\n"
                "              aggregate MB/s, every packet verified (sequence, CRC32C, owner)\n"
                "  idle        N held connections for the duration; with --pid, RSS per connection\n"
+               "  tls-handshake  N loops of connect, TLS handshake, close (ssl:// only): handshakes/s;\n"
+               "              with --tls-resume each loop resumes its previous session by ticket\n"
                "Options:\n"
                "  --connections=N   connections / loops (default 10)\n"
                "  --duration=S      seconds to measure (default 10); held modes start the clock once\n"
@@ -1151,6 +1520,11 @@ void Usage(FILE* out) {
                "                    client does (default: 5 in throughput mode, as xpra; 0 in idle mode)\n"
                "  --recv-buffer=B   SO_RCVBUF of each connection, bytes (default: the kernel's)\n"
                "  --read-pause-ms=M once attached, read once per connection and pause M ms: a slow reader\n"
+               "  --tls-resume      tls-handshake: wait for the server's ticket, resume with it next time\n"
+               "  --tls-ciphersuites=S  TLS 1.3 suites to offer (OpenSSL syntax; default OpenSSL's)\n"
+               "  --tls-version=V   1.2 or 1.3 only (default: either)\n"
+               "  --ssl-ca-certs=F  verify the server's certificate against F (default: no verification)\n"
+               "  --ssl-server-hostname=H  SNI name sent (and verified with --ssl-ca-certs)\n"
                "Exit codes: 0 ok, 1 errors (protocol, authentication, stream corruption), 2 usage.\n",
                kProg);
 }
@@ -1169,10 +1543,11 @@ int UsageError(const std::string& m) {
 
 Expected<Mode> ParseMode(const std::string& mode) {
   if (mode == "handshake") return Mode::kHandshake;
+  if (mode == "tls-handshake") return Mode::kTlsHandshake;
   if (mode == "latency") return Mode::kLatency;
   if (mode == "throughput") return Mode::kThroughput;
   if (mode == "idle") return Mode::kIdle;
-  return MakeError(ErrorCode::kMalformed, "unknown mode '" + mode + "' (handshake, latency, throughput, idle)");
+  return MakeError(ErrorCode::kMalformed, "unknown mode '" + mode + "' (handshake, tls-handshake, latency, throughput, idle)");
 }
 
 // --encryption=AES --encryption-keyfile=FILE: the key, stripped as xpra's get_encryption_key().
@@ -1243,12 +1618,39 @@ Status ParseNumbers(const Args& args, Options* opt) {
   return Status::Ok();
 }
 
+// ssl://, wss:// and tls-handshake options into *opt.
+Status ParseTlsOptions(const Args& args, Options* opt) {
+  auto bad = [](const std::string& m) { return MakeError(ErrorCode::kMalformed, m); };
+  const bool tls_option = args.Has("tls-resume") || args.Has("tls-ciphersuites") || args.Has("tls-version") ||
+                          args.Has("ssl-ca-certs") || args.Has("ssl-server-hostname");
+  if (tls_option && !opt->ep.tls()) return bad("TLS options need an ssl:// or wss:// URL");
+  if (opt->mode == Mode::kTlsHandshake && (!opt->ep.tls() || opt->ep.websocket())) {
+    return bad("tls-handshake mode needs an ssl:// URL");
+  }
+  if (args.Has("tls-resume") && opt->mode != Mode::kTlsHandshake) return bad("--tls-resume is for tls-handshake mode");
+  if (!opt->aes_key.empty() && opt->ep.scheme != "tcp") return bad("--encryption=AES is for tcp:// URLs");
+  opt->tls_resume = args.Has("tls-resume");
+  opt->tls_ciphersuites = args.Get("tls-ciphersuites");
+  opt->tls_ca = args.Get("ssl-ca-certs");
+  opt->tls_server_name = args.Get("ssl-server-hostname");
+  const std::string v = args.Get("tls-version");
+  if (v == "1.2") {
+    opt->tls_version = TLS1_2_VERSION;
+  } else if (v == "1.3") {
+    opt->tls_version = TLS1_3_VERSION;
+  } else if (!v.empty()) {
+    return bad("--tls-version must be 1.2 or 1.3");
+  }
+  return Status::Ok();
+}
+
 // The command line into *opt; -1 to go on, else the exit code (0 after --help).
 int ParseOptions(int argc, char** argv, Options* opt) {
   Args args(argc, argv,
             {"connections", "duration", "rate", "size", "json", "threads", "pid", "max-errors", "timeout", "ramp",
-             "encryption", "encryption-keyfile", "pings", "recv-buffer", "read-pause-ms"},
-            {"help", "quiet"});
+             "encryption", "encryption-keyfile", "pings", "recv-buffer", "read-pause-ms", "tls-ciphersuites",
+             "tls-version", "ssl-ca-certs", "ssl-server-hostname"},
+            {"help", "quiet", "tls-resume"});
   if (args.Has("help")) {
     Usage(stdout);
     return 0;
@@ -1270,6 +1672,7 @@ int ParseOptions(int argc, char** argv, Options* opt) {
     if (!key.ok()) return UsageError(key.error().message);
     opt->aes_key = std::move(*key);
   }
+  if (Status s = ParseTlsOptions(args, opt); !s.ok()) return UsageError(s.error().message);
   return -1;
 }
 
@@ -1349,7 +1752,8 @@ class Progress {
                        std::to_string(shared_.attached_now.load()) + "/" + std::to_string(opt_.connections);
     switch (opt_.mode) {
       case Mode::kHandshake:
-        line = Fmt("[%6.1fs] handshake", at) + "  sessions " + std::to_string(sessions) +
+      case Mode::kTlsHandshake:
+        line = Fmt("[%6.1fs] ", at) + ModeName(opt_.mode) + "  sessions " + std::to_string(sessions) +
                Fmt(" (%.0f/s)", static_cast<double>(sessions - last_sessions_) / dt) + "  in-flight " +
                std::to_string(Sum(workers_, &Counters::in_flight));
         break;
@@ -1387,7 +1791,7 @@ RunOutcome Run(const Options& opt, Shared& shared, const std::vector<std::unique
   RunOutcome out;
   if (opt.pid != 0) out.rss_before = ReadRssBytes(opt.pid);
   out.t_start = NowNs();
-  if (opt.mode == Mode::kHandshake) {
+  if (Looping(opt.mode)) {
     shared.phase.store(kMeasure);
     out.t_measure = out.t_start;
     if (opt.pid != 0) out.cpu_measure = ReadCpuSeconds(opt.pid);
@@ -1553,6 +1957,10 @@ int ReportAndExit(const Options& opt, Shared& shared, const std::vector<std::uni
   r.Str("mode", ModeName(opt.mode));
   r.Str("target", opt.ep.Describe());
   r.Str("encryption", opt.aes_key.empty() ? "none" : "AES");
+  if (opt.ep.tls()) {
+    std::lock_guard<std::mutex> lock(shared.mu);
+    r.Str("tls", shared.tls_seen.empty() ? "no handshake completed" : shared.tls_seen);
+  }
   r.Int("connections", static_cast<uint64_t>(opt.connections));
   r.Int("threads", static_cast<uint64_t>(opt.threads));
   r.Num("duration_s", window);
@@ -1567,6 +1975,15 @@ int ReportAndExit(const Options& opt, Shared& shared, const std::vector<std::uni
       r.Num("sessions_per_s", window > 0 ? static_cast<double>(sessions) / window : 0, "%.1f");
       r.Hist("time_to_attached_us", attach);
       break;
+    case Mode::kTlsHandshake: {
+      const uint64_t resumed = sum(&Counters::tls_resumed);
+      r.Int("handshakes", sessions);
+      r.Num("handshakes_per_s", window > 0 ? static_cast<double>(sessions) / window : 0, "%.1f");
+      r.Int("resumed", resumed);
+      r.Num("resumed_fraction", sessions > 0 ? static_cast<double>(resumed) / static_cast<double>(sessions) : 0,
+            "%.3f");
+      break;
+    }
     case Mode::kLatency:
       r.Int("pings", pings);
       r.Num("pings_per_s", window > 0 ? static_cast<double>(pings) / window : 0, "%.1f");
@@ -1600,12 +2017,12 @@ int ReportAndExit(const Options& opt, Shared& shared, const std::vector<std::uni
     }
     return 1;
   }
-  if (opt.mode == Mode::kHandshake && sessions == 0 && run.stop_reason != "interrupted") {
+  if (Looping(opt.mode) && sessions == 0 && run.stop_reason != "interrupted") {
     std::fprintf(stderr, "%s: no session completed in %.1f s (%llu still in the handshake at the end)\n", kProg,
                  window, static_cast<unsigned long long>(sum(&Counters::connects) - sum(&Counters::attaches)));
     return 1;
   }
-  if (opt.mode != Mode::kHandshake && run.t_measure == 0) {
+  if (!Looping(opt.mode) && run.t_measure == 0) {
     std::fprintf(stderr, "%s: interrupted before every connection was attached\n", kProg);
     return 1;
   }
@@ -1617,6 +2034,13 @@ int Main(int argc, char** argv) {
   if (int rc = ParseOptions(argc, argv, &opt); rc >= 0) return rc;
   if (int rc = CheckResources(opt); rc >= 0) return rc;
   Shared shared(opt);
+  std::unique_ptr<SSL_CTX, SslCtxFree> tls_ctx;
+  if (opt.ep.tls()) {
+    auto ctx = MakeTlsContext(opt);
+    if (!ctx.ok()) return UsageError(ctx.error().message);
+    tls_ctx = std::move(*ctx);
+    shared.tls_ctx = tls_ctx.get();
+  }
   auto workers = MakeWorkers(opt, &shared);
   if (!workers.ok()) {
     std::fprintf(stderr, "%s: %s\n", kProg, workers.error().message.c_str());

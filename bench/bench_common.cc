@@ -174,7 +174,7 @@ Status Resolve(Endpoint* ep) {
 }  // namespace
 
 std::string Endpoint::Describe() const {
-  std::string s = "tcp://";
+  std::string s = scheme + "://";
   if (!username.empty()) s += username + "@";
   s += host.find(':') != std::string::npos ? "[" + host + "]" : host;
   s += ":" + std::to_string(port) + "/";
@@ -184,11 +184,14 @@ std::string Endpoint::Describe() const {
 
 Expected<Endpoint> ParseUrl(std::string_view url) {
   Endpoint ep;
-  constexpr std::string_view kScheme = "tcp://";
-  if (!url.starts_with(kScheme)) {
-    return MakeError(ErrorCode::kMalformed, "only tcp:// URLs are supported: '" + std::string(url) + "'");
+  size_t sep = url.find("://");
+  ep.scheme = std::string(url.substr(0, sep == std::string_view::npos ? 0 : sep));
+  if (sep == std::string_view::npos ||
+      (ep.scheme != "tcp" && ep.scheme != "ssl" && ep.scheme != "ws" && ep.scheme != "wss")) {
+    return MakeError(ErrorCode::kMalformed,
+                     "only tcp://, ssl://, ws:// and wss:// URLs are supported: '" + std::string(url) + "'");
   }
-  std::string_view rest = url.substr(kScheme.size());
+  std::string_view rest = url.substr(sep + 3);
   std::string_view path;
   size_t slash = rest.find('/');
   if (slash != std::string_view::npos) {

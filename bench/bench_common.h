@@ -70,8 +70,10 @@ class Args {
 
 // ---------------------------------------------------------------- addresses
 
-// An xpra URL: tcp://[USER[:PASS]@]HOST[:PORT][/[DISPLAY]]. USER and PASS may be %-encoded.
+// An xpra URL: SCHEME://[USER[:PASS]@]HOST[:PORT][/[DISPLAY]], SCHEME tcp, ssl, ws or wss (as
+// `xpra attach`). USER and PASS may be %-encoded.
 struct Endpoint {
+  std::string scheme = "tcp";  // tcp | ssl | ws | wss
   std::string username;
   std::string password;
   std::string host;
@@ -82,9 +84,13 @@ struct Endpoint {
 
   // The URL without the password (for reports).
   std::string Describe() const;
+  // ssl:// and wss://: TLS under xpra (or under WebSocket).
+  bool tls() const { return scheme == "ssl" || scheme == "wss"; }
+  // ws:// and wss://: xpra packets in WebSocket binary frames.
+  bool websocket() const { return scheme == "ws" || scheme == "wss"; }
 };
 
-// Parses `url` (tcp:// only) and resolves HOST. Errors: kMalformed, kNotFound (unresolvable).
+// Parses `url` (tcp://, ssl://, ws://, wss://) and resolves HOST. Errors: kMalformed, kNotFound (unresolvable).
 Expected<Endpoint> ParseUrl(std::string_view url);
 
 // Parses "HOST:PORT" ("[v6]:PORT" too) and resolves it; port 0 is allowed.

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "codec/http_response.h"
@@ -328,6 +329,10 @@ Status ServerStream::Decode(std::string_view wire, std::string* app) {
   const DecodeStatus st = decoder_.Feed(wire, app, &control_, &used);
   for (const ControlFrame& f : control_) {
     if (f.opcode == Opcode::kPing && !close_sent_) {
+      if (!TakePing()) {
+        return Fail(ErrorCode::kTooLarge, kClosePolicyViolation,
+                    "websocket: more than " + std::to_string(limits_.max_pings_per_second) + " pings per second");
+      }
       AppendPong(f.payload, &own_);
       if (own_.size() > limits_.max_pending_control) {
         return Fail(ErrorCode::kTooLarge, kClosePolicyViolation, "websocket: pings faster than pongs are sent");
@@ -349,6 +354,26 @@ Status ServerStream::Decode(std::string_view wire, std::string* app) {
                 "websocket: " + decoder_.error_reason());
   }
   return Status::Ok();
+}
+
+bool ServerStream::TakePing() {
+  if (limits_.max_pings_per_second == 0) return true;
+  const int64_t now = limits_.clock_ms != nullptr
+                          ? limits_.clock_ms()
+                          : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now().time_since_epoch())
+                                .count();
+  const double burst = std::max<uint32_t>(limits_.ping_burst, 1);
+  if (ping_last_ms_ < 0) {
+    ping_tokens_ = burst;
+  } else if (now > ping_last_ms_) {
+    ping_tokens_ = std::min(burst, ping_tokens_ + static_cast<double>(now - ping_last_ms_) *
+                                                      limits_.max_pings_per_second / 1000);
+  }
+  ping_last_ms_ = std::max(ping_last_ms_, now);
+  if (ping_tokens_ < 1) return false;
+  ping_tokens_ -= 1;
+  return true;
 }
 
 void ServerStream::Encode(std::string_view app, std::string* wire) {

@@ -161,6 +161,13 @@ struct StreamLimits {
   // Control output (pongs) waiting for TakeOwnOutput(); over it the client is pinging faster
   // than it reads: close 1008 (policy violation).
   size_t max_pending_control = 16 * 1024;
+  // Pings a client may send over time: a token bucket refilled at max_pings_per_second,
+  // holding at most ping_burst; a ping over it -> close 1008. Browsers cannot send pings and
+  // xpra's clients ping with xpra packets, so a client over this is flooding. 0: no limit.
+  uint32_t max_pings_per_second = 10;
+  uint32_t ping_burst = 20;
+  // Milliseconds on a monotonic clock (tests set their own); null: std::chrono::steady_clock.
+  int64_t (*clock_ms)() = nullptr;
 };
 
 // What a relay leg needs from WebSocket, shaped like a transport: wire bytes in, application
@@ -192,8 +199,13 @@ class ServerStream {
  private:
   Status Fail(ErrorCode code, uint16_t close_code, std::string message);
 
+  // A ping arrives: false when it is over the ping rate (StreamLimits::max_pings_per_second).
+  bool TakePing();
+
   StreamLimits limits_;
   Decoder decoder_;
+  double ping_tokens_ = 0;
+  int64_t ping_last_ms_ = -1;
   std::string own_;
   std::vector<ControlFrame> control_;
   bool close_sent_ = false;

@@ -126,6 +126,12 @@ void DefineOptions(CLI::App& app, RawOptions& r) {
       ->check(CLI::Range(0.1, 300.0));
   app.add_option("--ssl-max-handshake-bytes", r.c.ssl_max_handshake_bytes, "Bytes a client may send during its TLS handshake")
       ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 20));
+  app.add_option("--ssl-max-handshake-rate-per-address", r.c.ssl_max_handshake_rate_per_address,
+                 "TLS handshakes one source address (IPv6: /64) may start per second; 0: no limit")
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--ssl-handshake-burst-per-address", r.c.ssl_handshake_burst_per_address,
+                 "TLS handshakes one source address may start at once before the rate applies")
+      ->check(CLI::Range(1u, 1000000u));
   app.add_option("--http-timeout", r.c.http_timeout, "Seconds for an HTTP request head")->check(CLI::Range(0.1, 300.0));
   app.add_option("--http-max-header-bytes", r.c.http_max_header_bytes, "Bytes of an HTTP request's header lines")
       ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 20));

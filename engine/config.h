@@ -44,6 +44,8 @@ struct RelayConfig {
   double peek_timeout = 1;              // seconds for the first decisive bytes
   double ssl_handshake_timeout = 10;    // seconds for a TLS handshake
   uint64_t ssl_max_handshake_bytes = 32u << 10;
+  double ssl_max_handshake_rate_per_address = 20;  // TLS handshakes started per second per source (0: no limit)
+  uint32_t ssl_handshake_burst_per_address = 40;   // ... of which this many at once
   double http_timeout = 10;             // seconds for an HTTP request head
   uint64_t http_max_header_bytes = 16u << 10;
   uint64_t websocket_max_frame = (16u << 20) + 4096;

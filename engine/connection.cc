@@ -108,7 +108,7 @@ void Connection::Start() {
 void Connection::BeginClient() {
   if (front_config_) {
     // The session (and its login timeout) starts once the client is known to speak xpra.
-    front_ = std::make_unique<FrontEnd>(front_config_, NowMs());
+    front_ = std::make_unique<FrontEnd>(front_config_, NowMs(), SourceOf(AddressOf(peer_)));
   } else {
     handler_->Start();
   }
@@ -555,7 +555,13 @@ void Connection::OnData(Dir from, std::string_view bytes) {
     return LegEnded(from, decoded.error().message);
   }
   std::string_view data = *decoded;
-  if (std::string own = leg.transport->TakeOwnOutput(); !own.empty() && leg.Enqueue(std::move(own))) ArmSend(from);
+  bool own_backlog = false;
+  if (std::string own = leg.transport->TakeOwnOutput(); !own.empty()) {
+    if (leg.Enqueue(std::move(own))) ArmSend(from);
+    // A peer that makes the transport answer (WebSocket pings) faster than it reads the
+    // answers is not read on until they drain (OnSend), so the answers queued stay bounded.
+    own_backlog = leg.queued() > r_->limits_.high_water;
+  }
   if (passthrough()) {
     if (!OnPassthroughData(from, data)) return;
   } else if (from == kClientLeg) {
@@ -575,6 +581,11 @@ void Connection::OnData(Dir from, std::string_view bytes) {
     }
   }
   if (closing()) return;
+  if (own_backlog) {
+    leg.set(Leg::kPaused);
+    leg.set(Leg::kOwnBacklog);
+    return;
+  }
   // Back-pressure: read on only while the other leg is not backed up.
   if (cd_[Other(from)].queued() > r_->limits_.high_water) {
     leg.set(Leg::kPaused);
@@ -715,6 +726,11 @@ void Connection::OnSend(Dir to, int res) {
     } else {
       ArmRecv(kClientLeg);
     }
+  }
+  if (leg.has(Leg::kOwnBacklog) && leg.queued() < r_->limits_.low_water) {
+    leg.clear(Leg::kOwnBacklog);  // its own answers drained: read it again
+    leg.clear(Leg::kPaused);
+    ArmRecv(to);
   }
   // Resume the paused reader feeding this leg.
   Leg& source = cd_[Other(to)];

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <ctime>
 
 #include "codec/http_response.h"
@@ -18,8 +19,8 @@ const char* EntryName(FrontEndConfig::Entry e) {
   return "?";
 }
 
-FrontEnd::FrontEnd(std::shared_ptr<const FrontEndConfig> config, int64_t now_ms)
-    : config_(std::move(config)), parser_(config_->http) {
+FrontEnd::FrontEnd(std::shared_ptr<const FrontEndConfig> config, int64_t now_ms, std::string source)
+    : config_(std::move(config)), parser_(config_->http), source_(std::move(source)) {
   deadline_ms_ = now_ms + config_->sniff.timeout_ms;
   if (config_->entry == FrontEndConfig::Entry::kWs) {
     phase_ = Phase::kHttpHead;
@@ -88,6 +89,12 @@ FrontEnd::Result FrontEnd::Feed(std::string_view wire, int64_t now_ms, std::vect
 
 FrontEnd::Result FrontEnd::StartTls(int64_t now_ms, std::vector<std::string>* sends, std::string* xpra) {
   if (!config_->tls) return Close("a TLS client on a port with no certificate (give --ssl-cert)");
+  if (config_->tls_rate && !source_.empty() && !config_->tls_rate->Take(source_, now_ms)) {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%g", config_->tls_rate->per_second());
+    return Close(std::string("TLS handshakes from this address over ") + rate +
+                 " per second (--ssl-max-handshake-rate-per-address)");
+  }
   auto session = tls::TlsSession::Accept(config_->tls->current(), config_->tls_limits);
   if (!session.ok()) return Close("TLS: " + session.error().message);
   tls_ = std::make_unique<TlsTransport>(std::move(*session));

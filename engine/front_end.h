@@ -16,6 +16,7 @@
 #include "codec/http_request.h"
 #include "codec/websocket.h"
 #include "engine/http_static.h"
+#include "engine/limits.h"
 #include "engine/sniff.h"
 #include "engine/tls.h"
 #include "engine/transport.h"
@@ -40,6 +41,8 @@ struct FrontEndConfig {
   // Answers produced by one Feed before pipelined requests wait (has_pending()) for the
   // client to read: a client cannot make the relay queue 100 files at once.
   size_t answer_budget = 256u << 10;
+  // TLS handshakes per source over time (shared by every bind; null: no limit).
+  std::shared_ptr<HandshakeRate> tls_rate;
 
   // True when a tcp bind needs no front end at all: without a certificate (or with --ssl=off)
   // a --bind-tcp port speaks xpra only and the session reads the first byte, as before.
@@ -57,7 +60,8 @@ class FrontEnd {
     kClose,  // send what was produced, then close; why() for the log
   };
 
-  FrontEnd(std::shared_ptr<const FrontEndConfig> config, int64_t now_ms);
+  // `source`: the client's source (SourceOf(AddressOf(peer))) for per-source limits; empty: none.
+  FrontEnd(std::shared_ptr<const FrontEndConfig> config, int64_t now_ms, std::string source = {});
   ~FrontEnd();
 
   // Bytes received from the socket (empty: go on with pipelined requests held back by the
@@ -104,6 +108,7 @@ class FrontEnd {
   bool held_ = false;    // requests left in buf_ because of the answer budget
   int64_t deadline_ms_ = 0;
   std::string why_;
+  std::string source_;
 };
 
 }  // namespace xr::engine

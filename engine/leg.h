@@ -56,6 +56,7 @@ class Leg {
     kPaused = 1 << 3,        // receive not re-armed because the other leg is backed up
     kEof = 1 << 4,           // the peer ended its stream (or the socket failed)
     kFailed = 1 << 5,        // the socket failed: nothing more is sent on it
+    kOwnBacklog = 1 << 6,    // receive paused: the transport's own answers (pongs) are not read
   };
   bool has(Flag f) const { return (flags_ & f) != 0; }
   void set(Flag f) { flags_ = static_cast<uint8_t>(flags_ | f); }

@@ -231,6 +231,46 @@ void ConfigureKdfBudget(int64_t per_second) {
 
 LoginMemory& GlobalLoginMemory() { return *GlobalMemory(); }
 
+HandshakeRate::HandshakeRate(double per_second, uint32_t burst, size_t max_sources)
+    : per_second_(per_second), burst_(std::max<uint32_t>(burst, 1)), max_sources_(std::max<size_t>(max_sources, 1)) {}
+
+void HandshakeRate::Sweep(int64_t now_ms) {
+  for (auto it = buckets_.begin(); it != buckets_.end();) {
+    const double refilled = it->second.tokens + static_cast<double>(now_ms - it->second.last_ms) * per_second_ / 1000;
+    if (refilled >= burst_) {
+      it = buckets_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  last_sweep_ms_ = now_ms;
+}
+
+bool HandshakeRate::Take(const std::string& source, int64_t now_ms) {
+  if (per_second_ <= 0) return true;
+  std::lock_guard lock(mu_);
+  // Forget refilled sources once a second, or at once when the table is full.
+  if (now_ms - last_sweep_ms_ >= 1000 || buckets_.size() >= max_sources_) Sweep(now_ms);
+  auto it = buckets_.find(source);
+  if (it == buckets_.end()) {
+    if (buckets_.size() >= max_sources_) return false;
+    it = buckets_.emplace(source, Bucket{burst_, now_ms}).first;
+  }
+  Bucket& b = it->second;
+  if (now_ms > b.last_ms) {
+    b.tokens = std::min(burst_, b.tokens + static_cast<double>(now_ms - b.last_ms) * per_second_ / 1000);
+    b.last_ms = now_ms;
+  }
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
+size_t HandshakeRate::tracked() {
+  std::lock_guard lock(mu_);
+  return buckets_.size();
+}
+
 void ConfigureLoginMemory(size_t budget) {
   LoginMemory* old = GlobalMemory();
   GlobalMemory() = new LoginMemory(budget);

@@ -138,4 +138,37 @@ Admission& GlobalAdmission();
 // Replaces its configuration (at start-up).
 void ConfigureAdmission(const AdmissionConfig& config);
 
+// TLS handshakes each source may start over time (--ssl-max-handshake-rate-per-address): a
+// token bucket per source (SourceOf: an IPv4 address, an IPv6 /64) refilled at `per_second`
+// and holding at most `burst`. A source whose bucket has filled up again is forgotten, so the
+// table holds only sources seen in the last burst / per_second seconds, and never more than
+// `max_sources`: when it is full (a spread-out flood) new sources are refused until entries
+// refill, failing closed as the login slots do. Thread-safe; touched once per TLS handshake.
+class HandshakeRate {
+ public:
+  // per_second <= 0: no limit (Take always succeeds, nothing is recorded).
+  HandshakeRate(double per_second, uint32_t burst, size_t max_sources = 65536);
+  // A handshake from `source` starts at now_ms (monotonic): false, nothing taken, when its
+  // bucket is empty or the table is full.
+  bool Take(const std::string& source, int64_t now_ms);
+  // Sources in the table now (tests, xpra info).
+  size_t tracked();
+  double per_second() const { return per_second_; }
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    int64_t last_ms = 0;
+  };
+  // Drops every source whose bucket is full at now_ms (the caller holds mu_).
+  void Sweep(int64_t now_ms);
+
+  const double per_second_;
+  const double burst_;
+  const size_t max_sources_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Bucket> buckets_;
+  int64_t last_sweep_ms_ = 0;
+};
+
 }  // namespace xr::engine

@@ -206,8 +206,12 @@ Expected<FrontEnds> MakeFrontEnds(const RelayConfig& cfg) {
       site = std::make_shared<const http::StaticSite>(std::move(*opened));
     }
   }
+  // One table of per-source TLS handshake buckets for every bind.
+  auto tls_rate = std::make_shared<HandshakeRate>(cfg.ssl_max_handshake_rate_per_address,
+                                                  cfg.ssl_handshake_burst_per_address);
   for (int e = 0; e < 4; ++e) {
     auto fc = std::make_shared<FrontEndConfig>();
+    fc->tls_rate = tls_rate;
     fc->entry = static_cast<FrontEndConfig::Entry>(e);
     fc->tls = out.tls;
     fc->site = site;

@@ -583,6 +583,10 @@ Status TlsSession::Send(std::string_view plaintext) {
     return Status::Ok();
   }
   ERR_clear_error();
+  // Room for every record this write makes (16 KiB of plaintext each, plus at most 29 bytes of
+  // header, nonce and tag in TLS 1.2, 22 in 1.3): BioWrite then appends each record without
+  // regrowing `out`, which copied a 64 KiB write's ciphertext about twice over (bench/compare --tls).
+  s.out.reserve(s.out.size() + plaintext.size() + (plaintext.size() / 16384 + 1) * 64);
   while (!plaintext.empty()) {
     const int n = static_cast<int>(std::min<size_t>(plaintext.size(), 1u << 20));
     const int r = SSL_write(s.ssl.get(), plaintext.data(), n);

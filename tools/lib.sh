@@ -12,7 +12,7 @@ XR_BUILD_PACKAGES=(bazel-bootstrap bazel-rules-java g++ liburing-dev libssl-dev 
 XR_TEST_PACKAGES=(python3-seccomp clang-14 libclang-rt-14-dev python3-rencode python3-yaml xpra python3-pil xvfb xterm
   python3-gi-cairo xdotool x11-apps netcat-openbsd systemd libjs-jquery openssl curl
   chromium chromium-driver python3-selenium)
-XR_BENCH_PACKAGES=(xpra python3-pil haproxy nginx-core libnginx-mod-stream python3-matplotlib)
+XR_BENCH_PACKAGES=(xpra python3-pil haproxy nginx-core libnginx-mod-stream python3-matplotlib openssl)
 # Issue 19: a real Prometheus scrapes --bind-metrics (//tests/engine:relay_prometheus_test); a real
 # HAProxy sends PROXY protocol v2 (//tests/engine:relay_proxy_protocol_test).
 XR_TEST_PACKAGES+=(prometheus haproxy)

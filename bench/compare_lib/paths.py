@@ -31,6 +31,10 @@ class Path:
     # Why this path cannot run the AES workloads (xpra 3.1's AES-CBC client leg); None: it can.
     no_aes = "an L4 proxy cannot speak xpra's AES (and the synthetic server behind it has none)"
     program = None      # (path, name, Debian packages) of the program this path needs, if any
+    # Why this path cannot run the TLS rows (bench/compare --tls), and the WebSocket rows; None: it can.
+    no_tls = None
+    no_ws = "relay only: an L4 proxy would pass WebSocket frames to a server that must speak them, and the " \
+            "synthetic server does not"
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -70,11 +74,48 @@ class Path:
 
     def client_target(self, workload):
         """(url, extra bench client arguments) for one run of workload on this path."""
+        if getattr(workload, "transport", "tcp") == "ssl" and getattr(self, "tls_port", None):
+            pid = ["--pid=%d" % self.proxy.pid] if workload.mode in ("handshake", "tls-handshake") else []
+            return self.tls_client_target(workload, self.tls_port, pid)
         return self.url(), []
 
-    def measured_pid(self):
-        """The process whose tree's memory counts as this path's (None: nothing to measure)."""
+    def measured_pid(self, workload=None):
+        """The process whose tree's memory and CPU count as this path's for workload (None:
+        nothing to measure)."""
         return self.proxy.pid if self.proxy else None
+
+    def na_for(self, workload):
+        """Why this path cannot run workload (a table cell's n/a), or None."""
+        transport = getattr(workload, "transport", "tcp")
+        if getattr(workload, "aes", False):
+            return self.no_aes
+        if transport == "ssl":
+            return self.no_tls
+        if transport == "ws":
+            return self.no_ws
+        return None
+
+    def prepare(self, workload):
+        """Starts what workload needs beyond start() (a second relay); a no-op by default."""
+
+    def client_port(self, workload):
+        """The port the bench client connects to for workload (the idle workload counts its
+        connections there)."""
+        if getattr(workload, "transport", "tcp") == "ssl" and getattr(self, "tls_port", None):
+            return self.tls_port
+        return self.port
+
+    def tls_url(self, port):
+        """ssl:// on port, with the bench user and password."""
+        return "ssl://%s:%s@127.0.0.1:%d/" % (USER, PASSWORD, port)
+
+    def tls_client_target(self, workload, port, extra=()):
+        """(url, extra arguments) of a TLS workload: tls-handshake runs need no credentials."""
+        url = "ssl://127.0.0.1:%d/" % port if workload.mode == "tls-handshake" else self.tls_url(port)
+        argv = list(TLS_CLIENT_ARGS) + list(extra)
+        if getattr(workload, "resume", False):
+            argv.append("--tls-resume")
+        return url, argv
 
     def stop(self):
         """Stops everything this path started, proxy first."""
@@ -88,10 +129,37 @@ class Path:
         return p
 
 
+# Options of the relay that serves the TLS and WebSocket rows beyond the plain relay's: every
+# bench connection comes from 127.0.0.1, so the per-source TLS handshake rate is lifted as the
+# per-address caps are (HAProxy and nginx have none by default).
+TLS_RELAY_EXTRA = ["--ssl-max-handshake-rate-per-address=0"]
+
+# Every TLS row: TLS 1.3 only, one cipher suite, the same ECDSA P-256 certificate on every path.
+TLS_CIPHERSUITE = "TLS_AES_128_GCM_SHA256"
+TLS_CLIENT_ARGS = ("--tls-version=1.3", "--tls-ciphersuites=" + TLS_CIPHERSUITE)
+
+
+def make_certificate(tmpdir):
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1 (openssl req); returns (cert, key,
+    pem with both for HAProxy)."""
+    cert, key, pem = (os.path.join(tmpdir, n) for n in ("tls-cert.pem", "tls-key.pem", "tls-both.pem"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "7", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    with open(pem, "w") as out:
+        for f in (cert, key):
+            with open(f) as src:
+                out.write(src.read())
+    return cert, key, pem
+
+
 class Direct(Path):
     key = "direct"
     label = "direct"
     no_aes = "the synthetic server has no AES"
+    no_tls = "the synthetic server has no TLS"
+    no_ws = "the synthetic server has no WebSocket"
 
 
 class Relay(Path):
@@ -100,6 +168,7 @@ class Relay(Path):
     server_password = False
     extra_args = []
     no_aes = None
+    no_ws = None
 
     def _relay_argv(self, port, extra=()):
         # Every bench connection comes from 127.0.0.1: lift the per-address cap and let the
@@ -121,6 +190,7 @@ class Relay(Path):
         _make_db(self.ctx.bins["xpra_relay_auth"], self.db, self.server_port)
         self.port = procs.free_port()
         self.aes_proxy = None
+        self.tls_proxy = None
         self.proxy = self._spawn("xpra-relay", self._relay_argv(self.port))
         procs.wait_port(self.port, proc=self.proxy)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -138,10 +208,49 @@ class Relay(Path):
             self.aes_port, ["--tcp-encryption=AES", "--tcp-encryption-keyfile=%s" % self.keyfile]))
         procs.wait_port(self.aes_port, proc=self.aes_proxy)
 
+    def _start_tls_relay(self):
+        """A second relay, same database and synthetic server, with a dedicated --bind-ssl port
+        and a --bind-ws port (started on first use; stopped with the path). Its per-address TLS
+        handshake rate is lifted as the other per-address caps are: every bench connection
+        comes from 127.0.0.1."""
+        self.tls_port = procs.free_port()
+        self.ws_port = procs.free_port()
+        argv = [a for a in self._relay_argv(self.tls_port, [
+            "--bind-ssl=127.0.0.1:%d" % self.tls_port, "--bind-ws=127.0.0.1:%d" % self.ws_port,
+            "--ssl-cert=%s" % self.ctx.tls_cert, "--ssl-key=%s" % self.ctx.tls_key] + TLS_RELAY_EXTRA)
+                if not a.startswith("--bind-tcp=")]
+        self.tls_proxy = self._spawn("xpra-relay-tls", argv)
+        procs.wait_port(self.tls_port, proc=self.tls_proxy)
+        procs.wait_port(self.ws_port, proc=self.tls_proxy)
+
+    def prepare(self, workload):
+        if getattr(workload, "transport", "tcp") != "tcp" and (self.tls_proxy is None or self.tls_proxy.poll() is not None):
+            self._start_tls_relay()
+
+    def measured_pid(self, workload=None):
+        if workload is not None and getattr(workload, "transport", "tcp") != "tcp":
+            self.prepare(workload)
+            return self.tls_proxy.pid
+        return super().measured_pid(workload)
+
+    def client_port(self, workload):
+        transport = getattr(workload, "transport", "tcp")
+        if transport != "tcp":
+            self.prepare(workload)
+            return self.ws_port if transport == "ws" else self.tls_port
+        return self.port
+
     def client_target(self, workload):
         """Throughput and handshake runs report the relay's CPU over the measured window (--pid:
         MB/s per core, CPU per session); AES runs go
-        to the AES relay with the client leg encrypted."""
+        to the AES relay with the client leg encrypted; TLS and WebSocket runs to the TLS relay."""
+        transport = getattr(workload, "transport", "tcp")
+        if transport != "tcp":
+            self.prepare(workload)
+            pid = ["--pid=%d" % self.tls_proxy.pid] if workload.mode != "idle" else []
+            if transport == "ws":
+                return "ws://%s:%s@127.0.0.1:%d/" % (USER, PASSWORD, self.ws_port), pid
+            return self.tls_client_target(workload, self.tls_port, pid)
         if getattr(workload, "aes", False):
             if self.aes_proxy is None or self.aes_proxy.poll() is not None:
                 self._start_aes_relay()
@@ -161,6 +270,8 @@ class RelayCopy(Relay):
     extra_args = ["--splice=0"]
     only_workloads = ("thr1", "thrN")
     no_aes = "AES legs always take the copy path"  # the relay row measures it
+    no_tls = "TLS legs always take the copy path"
+    no_ws = "WebSocket legs always take the copy path"
 
 
 class RelayEpoll(Relay):
@@ -169,6 +280,8 @@ class RelayEpoll(Relay):
     key = "relay-epoll"
     label = "xpra-relay (epoll)"
     extra_args = ["--io=epoll"]
+    no_tls = "not run: the TLS rows measure the io_uring relay (keeps the --tls section short)"
+    no_ws = no_tls
 
 
 class XpraProxy(Path):
@@ -177,6 +290,8 @@ class XpraProxy(Path):
     program = ("/usr/bin/xpra", "xpra", "xpra")
     server_password = False
     no_aes = "not run: it would need a second xpra proxy started with --tcp-encryption=AES"
+    no_tls = "not run: the TLS rows compare TLS terminators (xpra proxy forks per connection)"
+    no_ws = no_tls
 
     def start_proxy(self):
         uid, gid = ensure_xpra_user()
@@ -227,8 +342,13 @@ class HAProxy(Path):
         with open(cfg, "w") as f:
             f.write(HAPROXY_CFG.format(maxconn=maxconn, threads=self.ctx.proxy_threads,
                                        port=self.port, server_port=self.server_port))
+            if self.ctx.tls_cert:
+                self.tls_port = procs.free_port()
+                f.write(HAPROXY_TLS_CFG.format(port=self.tls_port, pem=self.ctx.tls_pem))
         self.proxy = self._spawn("haproxy", ["/usr/sbin/haproxy", "-db", "-f", cfg])
         procs.wait_port(self.port, proc=self.proxy)
+        if self.ctx.tls_cert:
+            procs.wait_port(self.tls_port, proc=self.proxy)
         self.version = "HAProxy " + _first_line(["/usr/sbin/haproxy", "-v"]).split()[2].split("-")[0]
 
 
@@ -247,6 +367,14 @@ frontend bench
     default_backend synthetic
 backend synthetic
     server s1 127.0.0.1:{server_port}
+"""
+
+# bench/compare --tls: TLS terminated by HAProxy (its defaults: tickets on, no session cache
+# tuning), then the same backend in mode tcp.
+HAPROXY_TLS_CFG = """\
+frontend bench_tls
+    bind 127.0.0.1:{port} ssl crt {pem} ssl-min-ver TLSv1.2
+    default_backend synthetic
 """
 
 
@@ -271,13 +399,20 @@ class Nginx(Path):
         os.makedirs(prefix, exist_ok=True)
         cfg = os.path.join(prefix, "nginx.conf")
         limit = procs.fd_limit()
+        tls = ""
+        if self.ctx.tls_cert:
+            self.tls_port = procs.free_port()
+            tls = NGINX_TLS_SERVER.format(port=self.tls_port, cert=self.ctx.tls_cert, key=self.ctx.tls_key,
+                                          server_port=self.server_port)
         with open(cfg, "w") as f:
             f.write(NGINX_CFG.format(module=self.MODULE, prefix=prefix, workers=self.ctx.proxy_threads,
                                      nofile=limit, connections=limit - 200,
-                                     port=self.port, server_port=self.server_port))
+                                     port=self.port, server_port=self.server_port, tls=tls))
         self.proxy = self._spawn("nginx", ["/usr/sbin/nginx", "-p", prefix, "-c", cfg,
                                            "-e", os.path.join(prefix, "error.log")])
         procs.wait_port(self.port, proc=self.proxy)
+        if self.ctx.tls_cert:
+            procs.wait_port(self.tls_port, proc=self.proxy)
         out = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True)
         self.version = (out.stderr or out.stdout).strip().split("/")[-1]
         self.version = "nginx " + self.version.split()[0]
@@ -301,7 +436,20 @@ stream {{
         proxy_pass 127.0.0.1:{server_port};
         proxy_timeout 1h;
     }}
-}}
+{tls}}}
+"""
+
+# bench/compare --tls: TLS terminated by nginx's stream ssl module (tickets on by default), then
+# proxied to the same synthetic server.
+NGINX_TLS_SERVER = """\
+    server {{
+        listen 127.0.0.1:{port} ssl backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        proxy_pass 127.0.0.1:{server_port};
+        proxy_timeout 1h;
+    }}
 """
 
 ALL = [Direct, Relay, RelayEpoll, RelayCopy, XpraProxy, HAProxy, Nginx]

@@ -167,6 +167,65 @@ def build_rows(results, path_keys):
         if wl in results:
             rows.append(("%s, MB/s (relay CPU in cores; MB/s per relay core)" % title(wl, ""),
                          {p: cell_aes(wl, p) for p in path_keys}))
+    rows += build_tls_rows(results, path_keys)
+    for wl in ("ws1", "wsN"):
+        if wl in results:
+            rows.append(("%s, MB/s (relay CPU in cores; MB/s per relay core)" % title(wl, ""),
+                         {p: cell_aes(wl, p) for p in path_keys}))
+    return rows
+
+
+# The TLS terminators every TLS cell of the relay is compared with (ratios from the same run).
+TLS_PEERS = (("haproxy", "HAProxy"), ("nginx", "nginx"))
+
+
+def build_tls_rows(results, path_keys):
+    """The --tls rows: each figure, and in the relay's cells its ratio to HAProxy's and nginx's."""
+    rows = []
+
+    def vs_peers(wl, metric, v):
+        out = []
+        for key, name in TLS_PEERS:
+            r = ratio(v, med(results, wl, key, metric))
+            if r is not None:
+                out.append("%s %s" % (fmt_ratio(r), name))
+        return out
+
+    def cell(wl, path, metric, second=None, second_fmt="%s"):
+        d = results.get(wl, {}).get("paths", {}).get(path)
+        if d is None:
+            return "-"
+        if "na" in d:
+            return "n/a"
+        v = med(results, wl, path, metric)
+        if v is None:
+            return "failed" if d.get("error") else "-"
+        parts = vs_peers(wl, metric, v) if path == "relay" else []
+        if second:
+            v2 = med(results, wl, path, second)
+            if v2 is not None:
+                parts.append(second_fmt % fmt(v2))
+                if path == "relay":
+                    parts += ["%s" % x for x in vs_peers(wl, second, v2)]
+        return "%s (%s)" % (fmt(v), ", ".join(parts)) if parts else fmt(v)
+
+    def title(wl):
+        return results[wl].get("title", wl)
+
+    for wl in ("tls1", "tlsN"):
+        if wl in results:
+            rows.append(("%s, MB/s (relay: x HAProxy, x nginx; MB per proxy CPU-second, relay: x HAProxy, x nginx)"
+                         % title(wl), {p: cell(wl, p, "mbps", "mb_per_cpu_s", "%s MB/CPU-s") for p in path_keys}))
+    for wl in ("tlshs", "tlsres"):
+        if wl in results:
+            rows.append(("%s (relay: x HAProxy, x nginx; proxy CPU-ms per handshake)" % title(wl),
+                         {p: cell(wl, p, "handshakes_per_s", "cpu_ms_per_handshake", "%s CPU-ms") for p in path_keys}))
+    if "tlslogin" in results:
+        rows.append(("%s (relay: x HAProxy, x nginx; proxy CPU-ms per login)" % title("tlslogin"),
+                     {p: cell("tlslogin", p, "sessions_per_s", "cpu_ms_per_session", "%s CPU-ms") for p in path_keys}))
+    if "tlsidle" in results:
+        rows.append(("%s, KiB per connection: PSS growth (RSS growth)" % title("tlsidle"),
+                     {p: cell("tlsidle", p, "kib_per_conn", "rss_kib_per_conn", "RSS %s") for p in path_keys}))
     return rows
 
 
@@ -219,8 +278,41 @@ def _diff(a, b):
     return None if a is None or b is None else a - b
 
 
+TLS_TARGETS = [
+    ("TLS 1.3 termination, 1 stream: MB per proxy CPU-second >= HAProxy's",
+     lambda r: _ge(ratio(med(r, "tls1", "relay", "mb_per_cpu_s"), med(r, "tls1", "haproxy", "mb_per_cpu_s")), 1.0)),
+    ("TLS 1.3 termination, many streams: MB per proxy CPU-second >= HAProxy's",
+     lambda r: _ge(ratio(med(r, "tlsN", "relay", "mb_per_cpu_s"), med(r, "tlsN", "haproxy", "mb_per_cpu_s")), 1.0)),
+    ("<= 16 KiB per idle TLS connection (PSS growth)",
+     lambda r: _le(med(r, "tlsidle", "relay", "kib_per_conn"), 16.0)),
+    ("<= 16 KiB per idle TLS connection (RSS growth)",
+     lambda r: _le(med(r, "tlsidle", "relay", "rss_kib_per_conn"), 16.0)),
+]
+
+
+def tls_target_lines(results):
+    """The --tls targets (ratios: x = relay / HAProxy), when a TLS row was run."""
+    out = []
+    for name, check in TLS_TARGETS:
+        ok, v = check(results)
+        if ok is None:
+            out.append("- %s: not measured" % name)
+        else:
+            out.append("- %s: %s (%s)" % (name, "met" if ok else "MISSED",
+                                          fmt_ratio(v) if "HAProxy" in name else fmt(v, "KiB")))
+    return out
+
+
 def target_lines(results):
     """One line per relay target: met / MISSED / not measured, with the measured figure."""
+    if not any(k in results for k in ("thr1", "thrN", "latency", "sessions", "idle", "aes1")):
+        return tls_target_lines(results)
+    if any(k.startswith("tls") for k in results):
+        return _plain_target_lines(results) + tls_target_lines(results)
+    return _plain_target_lines(results)
+
+
+def _plain_target_lines(results):
     out = []
     for (name, check), wl in zip(TARGETS, TARGET_WORKLOADS):
         ok, v = check(results)

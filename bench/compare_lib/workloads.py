@@ -13,7 +13,8 @@ from compare_lib import procs
 class Workload:
     """One row group of the table: a bench client mode, its size, and the figures it yields."""
 
-    def __init__(self, key, title, mode, connections, small_connections, duration, metrics, aes=False):
+    def __init__(self, key, title, mode, connections, small_connections, duration, metrics, aes=False,
+                 transport="tcp", resume=False, max_repeats=0):
         self.key = key
         self.title = title
         self.mode = mode
@@ -22,6 +23,9 @@ class Workload:
         self.duration = duration
         self.metrics = metrics                       # [(metric key, unit, higher is better)]
         self.aes = aes                               # client leg AES-CBC (xpra 3.1 --encryption=AES)
+        self.transport = transport                   # client leg: tcp, ssl (TLS 1.3) or ws
+        self.resume = resume                         # tls-handshake: resume by ticket
+        self.max_repeats = max_repeats               # 0: --repeats; else at most this many runs
 
     def connections_for(self, path_key):
         """N for this path: xpra proxy forks one process per connection, so it gets a smaller N."""
@@ -88,6 +92,43 @@ def _default_workloads(quick, scale):
                  AES_METRICS, aes=True),
         Workload("aesN", "AES client leg, 50 concurrent streams, aggregate", "throughput", 50, 50, d(4.0),
                  AES_METRICS, aes=True),
+    ]
+
+
+# Figures of the TLS handshake workloads (bench client tls-handshake mode: connect, TLS 1.3
+# handshake, close; resumed: with the ticket of the loop's previous connection).
+TLS_HS_METRICS = [("handshakes_per_s", "handshakes/s", True), ("cpu_ms_per_handshake", "proxy CPU-ms per handshake", False)]
+
+# Memory per idle connection: PSS growth (the plain idle row's figure) and RSS growth.
+IDLE_TLS_METRICS = [("kib_per_conn", "KiB PSS", False), ("rss_kib_per_conn", "KiB RSS", False)]
+
+# The --tls section's workload keys (bench/compare --tls / --tls-only, or by name in --workloads).
+TLS_KEYS = ("tls1", "tlsN", "tlshs", "tlsres", "tlslogin", "tlsidle", "ws1", "wsN")
+
+
+def tls_workloads(quick, scale=1.0):
+    """TLS 1.3 termination (relay vs HAProxy vs nginx) and the relay's WebSocket leg: about
+    3 minutes with the default 3 repeats (the idle row runs once), quick: < 1 minute."""
+    d = lambda s: max(0.5, s * scale)
+    n = {"N": 10, "hs": 8, "login": 8, "idle": 200} if quick else {"N": 50, "hs": 16, "login": 32, "idle": 5000}
+    t = 1.0 if quick else d(2.0)
+    return [
+        Workload("tls1", "TLS 1.3 termination, 1 stream, 64 KiB packets", "throughput", 1, 1, t, THR_METRICS,
+                 transport="ssl"),
+        Workload("tlsN", "TLS 1.3 termination, %d concurrent streams, aggregate" % n["N"], "throughput", n["N"],
+                 n["N"], t, THR_METRICS, transport="ssl"),
+        Workload("tlshs", "TLS 1.3 full handshakes per second (%d loops)" % n["hs"], "tls-handshake", n["hs"],
+                 n["hs"], t, TLS_HS_METRICS, transport="ssl"),
+        Workload("tlsres", "TLS 1.3 resumed handshakes per second (tickets, %d loops)" % n["hs"], "tls-handshake",
+                 n["hs"], n["hs"], t, TLS_HS_METRICS, transport="ssl", resume=True),
+        Workload("tlslogin", "Full xpra logins over TLS 1.3 per second (%d loops)" % n["login"], "handshake",
+                 n["login"], n["login"], t, SESSION_METRICS, transport="ssl"),
+        Workload("tlsidle", "Memory per idle TLS connection at %s connections" % format(n["idle"], ","), "idle",
+                 n["idle"], n["idle"], 0.0, IDLE_TLS_METRICS, transport="ssl", max_repeats=1),
+        Workload("ws1", "WebSocket client leg, 1 stream, 64 KiB packets", "throughput", 1, 1, t, AES_METRICS,
+                 transport="ws"),
+        Workload("wsN", "WebSocket client leg, %d concurrent streams, aggregate" % n["N"], "throughput", n["N"],
+                 n["N"], t, AES_METRICS, transport="ws"),
     ]
 
 
@@ -160,9 +201,13 @@ def measure(ctx, workload, path, connections, tag):
     """One run of workload on path: returns {metric: value, ...} plus raw client fields."""
     if workload.mode == "idle":
         return measure_idle(ctx, workload, path, connections, tag)
+    path.prepare(workload)
     # Not for xpra proxy: its per-connection processes fork from a daemon and exit with the
     # run, so part of their CPU may be in no process the sample can see.
-    pid = path.measured_pid() if workload.mode == "throughput" and not workload.aes and path.key != "xpra-proxy" else None
+    pid = path.measured_pid(workload) if workload.mode == "throughput" and not workload.aes \
+        and path.key != "xpra-proxy" else None
+    if workload.transport == "ssl" and workload.mode != "throughput":
+        pid = path.measured_pid(workload)   # CPU per handshake / login: the whole process tree
     cpu0 = procs.tree_cpu_seconds(pid) if pid else None
     report = run_client(ctx, workload, path, connections, tag)
     out = extract(workload, report)
@@ -172,8 +217,14 @@ def measure(ctx, workload, path, connections, tag):
         # not depend on what else shares the cores.
         cpu = procs.tree_cpu_seconds(pid) - cpu0
         wire = report.get("wire_bytes_in")
-        if cpu > 0 and isinstance(wire, (int, float)):
+        if cpu > 0 and isinstance(wire, (int, float)) and workload.mode == "throughput":
             out["mb_per_cpu_s"] = wire / 1e6 / cpu
+        # TLS handshakes and logins: the proxy tree's CPU over the whole run (nginx's workers are
+        # processes the bench client's --pid does not see) per handshake or login counted.
+        count = report.get("handshakes") if workload.mode == "tls-handshake" else report.get("sessions")
+        if workload.mode != "throughput" and cpu > 0 and count:
+            key = "cpu_ms_per_handshake" if workload.mode == "tls-handshake" else "cpu_ms_per_session"
+            out[key] = 1000.0 * cpu / count
     return out
 
 
@@ -191,6 +242,17 @@ def extract(workload, report):
         rtt = report.get("rtt_us") or {}
         out["p50_us"] = _num(rtt, "p50")
         out["p99_us"] = _num(rtt, "p99")
+    elif workload.mode == "tls-handshake":
+        out["handshakes_per_s"] = _num(report, "handshakes_per_s")
+        out["resumed_fraction"] = _num(report, "resumed_fraction")
+        cores = report.get("pid_cpu_cores")
+        if isinstance(cores, (int, float)) and out["handshakes_per_s"] > 0:
+            out["cpu_ms_per_handshake"] = 1000.0 * cores / out["handshakes_per_s"]
+        # A resumed row is only one if (nearly) every handshake in the window resumed.
+        if workload.resume and out["resumed_fraction"] < 0.9:
+            raise RunError("only %.0f%% of the handshakes resumed" % (100 * out["resumed_fraction"]))
+        if not workload.resume and out["resumed_fraction"] > 0:
+            raise RunError("%.0f%% of the full handshakes resumed" % (100 * out["resumed_fraction"]))
     elif workload.mode == "handshake":
         out["sessions_per_s"] = _num(report, "sessions_per_s")
         cores = report.get("pid_cpu_cores")
@@ -216,12 +278,13 @@ def measure_idle(ctx, workload, path, connections, tag):
     proxy's process tree (nginx workers, xpra proxy instances) of PSS from /proc/PID/smaps_rollup;
     RSS is recorded too.
     """
-    pid = path.measured_pid()
+    pid = path.measured_pid(workload)
     if pid is None:
         raise RunError("nothing to measure on this path")
     path.stop()
     path.start()
-    pid = path.measured_pid()
+    path.prepare(workload)
+    pid = path.measured_pid(workload)
     time.sleep(0.5)
     before = procs.tree_memory_kib(pid)
     json_path = os.path.join(ctx.tmpdir, "%s-%s-%s.json" % (workload.key, path.key, tag))
@@ -231,14 +294,14 @@ def measure_idle(ctx, workload, path, connections, tag):
     client = procs.Proc("bench-client", argv,
                         os.path.join(ctx.tmpdir, "%s-%s-%s.log" % (workload.key, path.key, tag)))
     try:
-        count = _wait_connections(path, connections, client, timeout=hold - 5)
+        count = _wait_connections(path.client_port(workload), connections, client, timeout=hold - 5)
         after = _wait_stable_memory(pid, client)
     finally:
         client.stop(signal.SIGINT, grace=10)
     if count < connections:
         raise RunError("only %d of %d connections were established (log: %s)"
                        % (count, connections, client.log_path))
-    _wait_drained(path)
+    _wait_drained(path.client_port(workload))
     out = {
         "connections": count,
         "before_kib": before,
@@ -253,12 +316,12 @@ def measure_idle(ctx, workload, path, connections, tag):
     return out
 
 
-def _wait_connections(path, want, client, timeout):
-    """Waits until want connections to path.port are established and the count stops growing."""
+def _wait_connections(port, want, client, timeout):
+    """Waits until want connections to port are established and the count stops growing."""
     deadline = time.monotonic() + timeout
     last, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
-        n = procs.established(path.port)
+        n = procs.established(port)
         if n != last:
             last, last_change = n, time.monotonic()
         if n >= want:
@@ -284,9 +347,9 @@ def _wait_stable_memory(pid, client, timeout=20.0):
     return prev
 
 
-def _wait_drained(path, timeout=20.0):
+def _wait_drained(port, timeout=20.0):
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and procs.established(path.port) > 0:
+    while time.monotonic() < deadline and procs.established(port) > 0:
         time.sleep(0.2)
 
 

@@ -252,7 +252,22 @@ TEST_CASE("ParseUrl reads user, password, host, port and display like xpra") {
   CHECK(colon->display == ":7");
 }
 
-TEST_CASE("ParseUrl rejects other schemes") { CHECK_FALSE(ParseUrl("ssl://127.0.0.1:1/").ok()); }
+TEST_CASE("ParseUrl takes ssl, ws and wss and rejects other schemes") {
+  for (const char* scheme : {"ssl", "ws", "wss"}) {
+    auto ep = ParseUrl(std::string(scheme) + "://u:pw@127.0.0.1:9/5");
+    REQUIRE(ep.ok());
+    CHECK(ep->scheme == scheme);
+    CHECK(ep->Describe() == std::string(scheme) + "://u@127.0.0.1:9/5");
+  }
+  CHECK(ParseUrl("ssl://127.0.0.1:9/")->tls());
+  CHECK_FALSE(ParseUrl("ssl://127.0.0.1:9/")->websocket());
+  CHECK(ParseUrl("wss://127.0.0.1:9/")->tls());
+  CHECK(ParseUrl("wss://127.0.0.1:9/")->websocket());
+  CHECK_FALSE(ParseUrl("ws://127.0.0.1:9/")->tls());
+  CHECK_FALSE(ParseUrl("tcp://127.0.0.1:9/")->tls());
+  CHECK_FALSE(ParseUrl("http://127.0.0.1:1/").ok());
+  CHECK_FALSE(ParseUrl("127.0.0.1:1").ok());
+}
 
 TEST_CASE("ParseUrl rejects a bad port") { CHECK_FALSE(ParseUrl("tcp://127.0.0.1:99999/").ok()); }
 

@@ -520,6 +520,47 @@ TEST_CASE("websocket stream: pings faster than pongs are taken -> close 1008") {
   CHECK(stream.close_sent());
 }
 
+int64_t g_fake_ms = 0;
+int64_t FakeClock() { return g_fake_ms; }
+
+TEST_CASE("websocket stream: pings over the rate (a burst, then per second) -> close 1008") {
+  StreamLimits limits;
+  limits.max_pings_per_second = 2;
+  limits.ping_burst = 3;
+  limits.clock_ms = FakeClock;
+  g_fake_ms = 10000;
+  ServerStream stream(limits);
+  std::string app;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(stream.Decode(Masked(Opcode::kPing, "p"), &app).ok());  // the burst
+    CHECK(stream.TakeOwnOutput().size() == 3);                      // each answered
+  }
+  g_fake_ms += 500;  // one more ping at 2 per second
+  REQUIRE(stream.Decode(Masked(Opcode::kPing, "p"), &app).ok());
+  stream.TakeOwnOutput();
+  Status st = stream.Decode(Masked(Opcode::kPing, "p"), &app);  // none left
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().code == ErrorCode::kTooLarge);
+  CHECK(st.error().message.find("pings per second") != std::string::npos);
+  CHECK(stream.close_sent());
+  CHECK(stream.TakeOwnOutput() == ServerCloseFrame(kClosePolicyViolation, "websocket: more than 2 pings per second"));
+}
+
+TEST_CASE("websocket stream: pings at the rate go on for ever; data frames do not count") {
+  StreamLimits limits;
+  limits.max_pings_per_second = 10;
+  limits.ping_burst = 1;
+  limits.clock_ms = FakeClock;
+  g_fake_ms = 0;
+  ServerStream stream(limits);
+  std::string app;
+  for (int i = 0; i < 100; ++i) {
+    g_fake_ms += 100;
+    REQUIRE(stream.Decode(Masked(Opcode::kPing, "") + Masked(Opcode::kBinary, "data"), &app).ok());
+  }
+  CHECK(app.size() == 400);
+}
+
 TEST_CASE("websocket stream: Close from the relay is sent once and stops Encode") {
   ServerStream stream;
   stream.Close(kCloseGoingAway, "relay shutting down");

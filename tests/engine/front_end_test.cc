@@ -134,6 +134,34 @@ TEST_CASE("front end: TLS on a sniffing port, then xpra inside; the deadline mov
   CHECK(std::string(t->name()) == "tls");
 }
 
+TEST_CASE("front end: TLS handshakes over the per-source rate are closed before OpenSSL sees them") {
+  Certs certs;
+  auto config = Config(FrontEndConfig::Entry::kTcp, certs.holder);
+  config->tls_rate = std::make_shared<HandshakeRate>(1.0, 2);
+  std::string hello;
+  {
+    Client client(ClientOptions{});
+    client.Step();
+    hello = client.TakeOutput();
+  }
+  for (int i = 0; i < 2; ++i) {
+    FrontEnd fe(config, 0, "192.0.2.7");
+    CHECK(FeedOnce(fe, hello).result == FrontEnd::Result::kMore);  // handshaking
+    CHECK(std::string(fe.phase()) == "TLS handshake");
+  }
+  FrontEnd third(config, 0, "192.0.2.7");
+  Fed f = FeedOnce(third, hello);
+  CHECK(f.result == FrontEnd::Result::kClose);
+  CHECK(f.sends.empty());  // no TLS work, no answer
+  CHECK(third.why().find("--ssl-max-handshake-rate-per-address") != std::string::npos);
+  FrontEnd other(config, 0, "192.0.2.8");  // another source is not affected
+  CHECK(FeedOnce(other, hello).result == FrontEnd::Result::kMore);
+  FrontEnd later(config, 1000, "192.0.2.7");  // one more after a second at 1/s
+  Fed g;
+  g.result = later.Feed(hello, 1000, &g.sends, &g.xpra);
+  CHECK(g.result == FrontEnd::Result::kMore);
+}
+
 TEST_CASE("front end: TLS without a certificate is closed") {
   FrontEnd fe(Config(FrontEndConfig::Entry::kSsl), 0);
   CHECK(FeedOnce(fe, "\x16\x03\x01").result == FrontEnd::Result::kClose);

@@ -157,3 +157,34 @@ TEST_CASE("key derivation budget: iterations per second, refilled over time") {
   CHECK(k.Take(10000, 5000));      // full again, never more than one second's worth
   CHECK_FALSE(k.Take(1, 5000));
 }
+
+TEST_CASE("TLS handshake rate per source: a burst, then the refill rate; sources apart") {
+  HandshakeRate r(2.0, 3);  // 2 per second, 3 at once
+  for (int i = 0; i < 3; ++i) CHECK(r.Take("10.0.0.1", 1000));
+  CHECK_FALSE(r.Take("10.0.0.1", 1000));  // the burst is spent
+  CHECK(r.Take("10.0.0.2", 1000));        // another source has its own bucket
+  CHECK_FALSE(r.Take("10.0.0.1", 1400));  // 0.8 of a token refilled
+  CHECK(r.Take("10.0.0.1", 1500));        // one token after 500 ms at 2/s
+  CHECK_FALSE(r.Take("10.0.0.1", 1500));
+  // Long idle refills to the burst, never more.
+  for (int i = 0; i < 3; ++i) CHECK(r.Take("10.0.0.1", 100000));
+  CHECK_FALSE(r.Take("10.0.0.1", 100000));
+}
+
+TEST_CASE("TLS handshake rate per source: refilled sources are forgotten; a full table refuses new ones") {
+  HandshakeRate r(1.0, 1, 2);  // at most 2 sources tracked
+  CHECK(r.Take("a", 0));
+  CHECK(r.Take("b", 0));
+  CHECK(r.tracked() == 2);
+  CHECK_FALSE(r.Take("c", 500));  // both still refilling: the table is full
+  CHECK(r.Take("c", 1000));       // a and b are full again: forgotten, c fits
+  CHECK(r.tracked() == 1);
+  CHECK(r.Take("d", 1000));
+  CHECK_FALSE(r.Take("d", 1000));  // a burst of 1
+}
+
+TEST_CASE("TLS handshake rate per source: 0 means no limit and records nothing") {
+  HandshakeRate r(0, 1);
+  for (int i = 0; i < 1000; ++i) CHECK(r.Take("10.0.0.1", 0));
+  CHECK(r.tracked() == 0);
+}

@@ -6,6 +6,7 @@ are closed with a log line while a real client keeps working."""
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import time
@@ -164,6 +165,118 @@ def test_hostile_peers_closed_while_client_works(run, fx):
         _hostile(fx, up + big, r"ws: .*(WebSocket|frame|1009|too big)", start)
         c.assert_attached("a real wss client through the hostile connections")
         harness.assert_window_painted(c, srv.title)
+
+
+_UPGRADE = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Protocol: binary\r\n\r\n")
+
+
+def _ws_frame(opcode, payload, mask=None):
+    """One client frame (FIN set), masked with the 4 bytes `mask` unless it is None."""
+    head = bytes([0x80 | opcode])
+    n = len(payload)
+    bit = 0x80 if mask is not None else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([bit | 127]) + n.to_bytes(8, "big")
+    if mask is None:
+        return head + payload
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def _log_count(fx, regex, start):
+    return len(re.findall(regex, harness.read_text(fx.gate_log)[start:]))
+
+
+def test_more_hostile_peers_closed_while_wss_client_types(run, fx):
+    """Oversized ClientHello, WebSocket frames switching between masked and unmasked, a
+    WebSocket ping flood: each closed with one log line naming it, while a real xpra 3.1.3 wss
+    client stays attached and its typing still reaches the session."""
+    srv = fx.servers[0]
+    with run.client(_uri("wss", fx.gate.port), extra=["--ssl-ca-certs=%s" % fx.cert], name="typist") as c:
+        wid, geom, _ = harness.assert_window_painted(c, srv.title)
+        start = harness.log_size(fx.gate_log)
+        # A ClientHello declaring 65,535 bytes, sent in full records past --ssl-max-handshake-bytes
+        # (32 KiB by default): closed before OpenSSL has parsed it.
+        hello = b"\x01\x00\xff\xff" + b"\x03\x03" + b"\x00" * (16384 - 6)
+        records = b"".join(b"\x16\x03\x01" + (16384).to_bytes(2, "big") + chunk
+                           for chunk in (hello, b"\x00" * 16384, b"\x00" * 16384))
+        _hostile(fx, records, r"TLS handshake over 32768 bytes", start)
+        check(_log_count(fx, r"TLS handshake over 32768 bytes", start) == 1, "not one log line for the ClientHello")
+        # Masked, then unmasked: the first frame decides (MaskPolicy kConsistent), a switch is 1002.
+        mask = b"\x11\x22\x33\x44"
+        _hostile(fx, _UPGRADE + _ws_frame(0x9, b"a", mask) + _ws_frame(0x9, b"b"),
+                 r"switch between masked and unmasked", start)
+        # Unmasked first (as xpra 3.1.3's client), then masked: the same.
+        _hostile(fx, _UPGRADE + _ws_frame(0x9, b"a") + _ws_frame(0x9, b"b", mask),
+                 r"switch between masked and unmasked", start)
+        check(_log_count(fx, r"switch between masked and unmasked", start) == 2,
+              "not one log line per mask switch")
+        # A ping flood: 200 pings at once, over the 10/s (burst 20) bound -> close 1008.
+        flood = b"".join(_ws_frame(0x9, b"%03d" % i, mask) for i in range(200))
+        _hostile(fx, _UPGRADE + flood, r"more than 10 pings per second", start)
+        check(_log_count(fx, r"more than 10 pings per second", start) == 1, "not one log line for the ping flood")
+        c.assert_attached("a real wss client through the hostile connections")
+        harness.prove_live(c, srv, wid, geom, "hostile443")
+
+
+def _client_hello():
+    """A real ClientHello (Python's ssl over memory BIOs), as bytes to send on raw sockets."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def test_tls_handshake_rate_per_address(run, fx):
+    """80 ClientHellos from one address as fast as they are answered (one at a time: handshakes
+    in progress also count against the 16 logins per source): the first 40 (the default burst)
+    and the 20/s refill are answered, the rest are closed unanswered with one log line each,
+    while a wss client keeps working."""
+    srv = fx.servers[0]
+    hello = _client_hello()
+    check(hello[:1] == b"\x16", "not a TLS record: %r" % hello[:8])
+    with run.client(_uri("wss", fx.gate.port), extra=["--ssl-ca-certs=%s" % fx.cert], name="rate") as c:
+        wid, geom, _ = harness.assert_window_painted(c, srv.title)
+        time.sleep(2.5)  # the attach's handshake refilled: the burst is whole again
+        start = harness.log_size(fx.gate_log)
+        served = refused = 0
+        t0 = time.time()
+        for _ in range(80):
+            s = socket.create_connection(("127.0.0.1", fx.gate.port), timeout=10)
+            try:
+                s.sendall(hello)
+                first = s.recv(5)
+            except (ConnectionResetError, BrokenPipeError, socket.timeout):
+                first = b""
+            finally:
+                s.close()
+            if first[:1] == b"\x16":
+                served += 1
+            else:
+                refused += 1
+        elapsed = time.time() - t0
+        # 40 at once, then 20 per second over the time the 80 took to open
+        check(40 <= served <= 40 + int(20 * elapsed) + 2, "served %d of 80 in %.2f s" % (served, elapsed))
+        check(refused >= 80 - 40 - int(20 * elapsed) - 2, "refused only %d of 80 in %.2f s" % (refused, elapsed))
+        harness.wait_until(lambda: _log_count(fx, r"--ssl-max-handshake-rate-per-address", start) >= refused, 10,
+                           what="one log line per refused handshake")
+        check(_log_count(fx, r"--ssl-max-handshake-rate-per-address", start) == refused,
+              "%d refused, %d log lines" % (refused, _log_count(fx, r"--ssl-max-handshake-rate-per-address", start)))
+        c.assert_attached("a wss client while its address is over the handshake rate")
+        harness.prove_live(c, srv, wid, geom, "rate443")
+    time.sleep(2.5)  # leave the burst whole for the next test
 
 
 def test_sni_picks_the_certificate(run, fx):
