@@ -3,10 +3,14 @@
 #include "auth/allow_auth.h"
 #include "auth/auth_util.h"
 #include "auth/env_auth.h"
+#include "auth/exec_auth.h"
 #include "auth/file_auth.h"
+#include "auth/ldap_auth.h"
 #include "auth/multifile_auth.h"
 #include "auth/none_auth.h"
+#include "auth/pam_auth.h"
 #include "auth/password_auth.h"
+#include "auth/peercred_auth.h"
 #include "auth/reject_auth.h"
 #include "auth/sqlite_auth.h"
 
@@ -24,6 +28,9 @@ constexpr Entry kModules[] = {
     {"allow", CreateAllowAuth},   {"env", CreateEnvAuth},           {"fail", CreateRejectAuth},
     {"file", CreateFileAuth},     {"multifile", CreateMultifileAuth}, {"none", CreateNoneAuth},
     {"password", CreatePasswordAuth}, {"reject", CreateRejectAuth}, {"sqlite", CreateSqliteAuth},
+    // System-wide mode (issue 15): system accounts, directories, commands, unix peers.
+    {"exec", CreateExecAuth},     {"ldap", CreateLdapAuth},         {"ldap3", CreateLdapAuth},
+    {"pam", CreatePamAuth},       {"peercred", CreatePeercredAuth}, {"sys", CreatePamAuth},
 };
 
 }  // namespace
