@@ -24,13 +24,22 @@ struct Entry {
   Creator create;
 };
 
-constexpr Entry kModules[] = {
-    {"allow", CreateAllowAuth},   {"env", CreateEnvAuth},           {"fail", CreateRejectAuth},
-    {"file", CreateFileAuth},     {"multifile", CreateMultifileAuth}, {"none", CreateNoneAuth},
-    {"password", CreatePasswordAuth}, {"reject", CreateRejectAuth}, {"sqlite", CreateSqliteAuth},
-    // System-wide mode (issue 15): system accounts, directories, commands, unix peers.
-    {"exec", CreateExecAuth},     {"ldap", CreateLdapAuth},         {"ldap3", CreateLdapAuth},
-    {"pam", CreatePamAuth},       {"peercred", CreatePeercredAuth}, {"sys", CreatePamAuth},
+constexpr Entry kModules[] = {  // sorted by name
+    {"allow", CreateAllowAuth},
+    {"env", CreateEnvAuth},
+    {"exec", CreateExecAuth},  // system-wide mode (issue 15): exec, ldap, pam, peercred
+    {"fail", CreateRejectAuth},
+    {"file", CreateFileAuth},
+    {"ldap", CreateLdapAuth},
+    {"ldap3", CreateLdapAuth},
+    {"multifile", CreateMultifileAuth},
+    {"none", CreateNoneAuth},
+    {"pam", CreatePamAuth},
+    {"password", CreatePasswordAuth},
+    {"peercred", CreatePeercredAuth},
+    {"reject", CreateRejectAuth},
+    {"sqlite", CreateSqliteAuth},
+    {"sys", CreatePamAuth},
 };
 
 }  // namespace

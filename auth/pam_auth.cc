@@ -56,8 +56,9 @@ void NoFailDelay(int, unsigned, void*) {}
 
 // Whether a PAM result means "the stack could not decide" (not "wrong password").
 bool Unavailable(int rc) {
-  return rc == PAM_AUTHINFO_UNAVAIL || rc == PAM_SYSTEM_ERR || rc == PAM_BUF_ERR || rc == PAM_ABORT ||
-         rc == PAM_SERVICE_ERR || rc == PAM_CONV_ERR || rc == PAM_OPEN_ERR || rc == PAM_SYMBOL_ERR;
+  return rc == PAM_AUTHINFO_UNAVAIL || rc == PAM_BUF_ERR || rc == PAM_ABORT ||
+         rc == PAM_SERVICE_ERR || rc == PAM_CONV_ERR || rc == PAM_OPEN_ERR || rc == PAM_SYMBOL_ERR ||
+         rc == PAM_MODULE_UNKNOWN;
 }
 
 struct PamSettings {
