@@ -184,7 +184,7 @@ def fixture(run):
             "--ssl-auth=%s" % ldap]))
         harness.wait_until(lambda: os.path.exists(unix_path), 10, what="relay unix socket")
         os.chmod(unix_path, 0o666)  # any local user may connect; peercred decides who gets in
-        yield _Fx(alice=alice, bob=bob, srv=srv, cert=cert, relay=relay, ssl_port=ssl_port, ldap_relay=ldap_relay,
+        yield _Fx(pam=pam, sdir=sdir, alice=alice, bob=bob, srv=srv, cert=cert, relay=relay, ssl_port=ssl_port, ldap_relay=ldap_relay,
                   ldap_ssl_port=ldap_ssl_port, slapd=slapd, unix_path=unix_path)
 
 
@@ -199,15 +199,28 @@ def _ssl_uri(user, password, port):
     return "ssl://%s:%s@127.0.0.1:%d/" % (user, password, port)
 
 
-def _refused(run, fx, uri, name, extra=()):
-    """Runs a client that must not attach; returns (exit reason text, seconds it took)."""
+def _refused(run, fx, uri, name, relay, want, shown, extra=()):
+    """Runs a client that must not attach; checks that the relay's disconnect line for it holds
+    `want` and that the client printed `shown` (the disconnect's words). Returns (client's
+    reason, seconds it took, the relay's line).
+
+    Over ssl:// the 3.1.3 client sometimes prints only "Connection lost": the relay closes TLS
+    without close_notify and the client's read error can win over the queued disconnect packet
+    (an engine issue outside issue 15). The relay's line is then the authority."""
+    start = len(harness.read_text(relay.log))
     t0 = time.time()
     with run.client(uri, extra=["--ssl-ca-certs=%s" % fx.cert] + list(extra), wait_attached=False, name=name) as c:
         rc = c.wait_exit(60)
         took = time.time() - t0
         check(rc != 0, "%s: client exited %s" % (name, rc))
         check("Attached to" not in c.text(), "%s: client attached" % name)
-        return c.exit_reason() or harness.log_tail(c.log, 15), took
+        reason = c.exit_reason()
+        text = c.text()
+    lines = [l for l in harness.read_text(relay.log)[start:].splitlines() if "disconnect:" in l]
+    check(len(lines) == 1 and want in lines[0], "%s: relay's disconnect line lacks %r: %s" % (name, want, lines))
+    check(shown in text or (uri.startswith("ssl:") and text.rstrip().endswith("Connection lost")),
+          "%s: the client did not show %r: %s" % (name, shown, reason or harness.log_tail(c.log, 5)))
+    return reason, took, lines[0]
 
 
 def test_pam_password_over_ssl_lands_in_own_session(run, fx):
@@ -221,10 +234,24 @@ def test_pam_password_over_ssl_lands_in_own_session(run, fx):
         check(a.password not in log, "the password is in the relay log")
 
 
+def test_pam_password_over_aes_tcp(run, fx):
+    # A relay whose tcp bind requires AES: xor is allowed inside the AES stream.
+    a = fx.alice
+    key = run.key_file("sysauth-aes-key-%d" % os.getpid(), name="sysauth-aes.key")
+    with run.relay(fx.pam, fx.sdir, name="relay-pam-aes",
+                   extra=["--tcp-encryption=AES", "--tcp-encryption-keyfile=%s" % key]) as relay:
+        with run.client("tcp://%s:%s@127.0.0.1:%d/" % (a.name, a.password, relay.port),
+                        extra=["--encryption=AES", "--encryption-keyfile=%s" % key], name="pam-aes") as c:
+            harness.assert_window_painted(c, fx.srv.title)
+            check("sending data using AES encryption" in c.text(), "client log does not show AES")
+        check("authenticated as %s" % a.name in harness.read_text(relay.log), "relay log lacks alice's AES login")
+
+
 def test_pam_wrong_password_refused(run, fx):
     a = fx.alice
-    reason, _ = _refused(run, fx, _ssl_uri(a.name, a.password + "x", fx.ssl_port), "pam-wrong")
-    check("authentication" in reason, "unexpected reason: %s" % reason)
+    _refused(run, fx, _ssl_uri(a.name, a.password + "x", fx.ssl_port), "pam-wrong", fx.relay,
+             "authentication error: authentication failed (pam: PAM authenticate for '%s'" % a.name,
+             "authentication failed")
     log = harness.read_text(fx.relay.log)
     check("PAM authenticate for '%s'" % a.name in log, "relay log lacks the PAM refusal:\n%s"
           % harness.log_tail(fx.relay.log, 10))
@@ -232,23 +259,21 @@ def test_pam_wrong_password_refused(run, fx):
 
 def test_pam_over_plain_tcp_refused_with_reason(run, fx):
     a = fx.alice
-    reason, _ = _refused(run, fx, "tcp://%s:%s@127.0.0.1:%d/" % (a.name, a.password, fx.relay.port), "pam-plain")
-    check("ssl://" in reason and "AES" in reason, "reason does not tell to use ssl:// or AES: %s" % reason)
+    reason, _, _ = _refused(run, fx, "tcp://%s:%s@127.0.0.1:%d/" % (a.name, a.password, fx.relay.port), "pam-plain",
+                            fx.relay, "connect with ssl:// (or wss://), or use AES encryption",
+                            "connect with ssl:// (or wss://), or use AES encryption")
+    # Plain tcp: the client always gets the packet; the user reads the advice.
+    check("ssl://" in reason and "AES" in reason, "the client does not show the ssl:// / AES advice: %s" % reason)
 
 
 def test_pam_other_user_does_not_reach_alices_session(run, fx):
     b = fx.bob
-    start = len(harness.read_text(fx.relay.log))
-    reason, _ = _refused(run, fx, _ssl_uri(b.name, b.password, fx.ssl_port), "pam-bob")
-    # The client usually prints the reason; once in a few runs 3.1.3 reports only "Connection
-    # lost" (the disconnect packet and the close race over TLS), so the relay's line decides.
-    lines = [l for l in harness.read_text(fx.relay.log)[start:].splitlines() if "user=%s" % b.name in l]
-    refusal = [l for l in lines if "disconnect:" in l]
-    check(refusal and "session not found" in refusal[0], "bob (right password) not refused with 'session not "
-          "found': %s / client: %s" % (lines, reason))
-    check("authentication" not in reason, "bob's right password was refused: %s" % reason)
-    check(not any(fx.srv.socket_path in l for l in lines), "alice's session appears in bob's lines: %s" % lines)
-    check(":%d" % fx.srv.display not in reason, "bob's error shows alice's display: %s" % reason)
+    reason, _, line = _refused(run, fx, _ssl_uri(b.name, b.password, fx.ssl_port), "pam-bob", fx.relay,
+                               "session not found error: no sessions found for this user",
+                               "no sessions found for this user")
+    check("user=%s" % b.name in line, "the refusal is not bob's: %s" % line)
+    check(fx.srv.socket_path not in line and ":%d" % fx.srv.display not in reason,
+          "bob's refusal shows alice's session: %s / %s" % (line, reason))
 
 
 def test_ldap_login_uses_directory_uid(run, fx):
@@ -259,8 +284,9 @@ def test_ldap_login_uses_directory_uid(run, fx):
 
 
 def test_ldap_wrong_password_refused(run, fx):
-    reason, _ = _refused(run, fx, _ssl_uri("carol", "carol-ldap-px", fx.ldap_ssl_port), "ldap-wrong")
-    check("authentication failed" in reason, "unexpected reason: %s" % reason)
+    _refused(run, fx, _ssl_uri("carol", "carol-ldap-px", fx.ldap_ssl_port), "ldap-wrong", fx.ldap_relay,
+             "authentication error: authentication failed (ldap: LDAP bind as 'uid=carol, ou=people, dc=xr, dc=test': "
+             "Invalid credentials)", "authentication failed")
     check("Invalid credentials" in harness.read_text(fx.ldap_relay.log), "relay log lacks the LDAP refusal")
 
 
@@ -268,16 +294,18 @@ def test_ldap_directory_hung_then_down_clear_error(run, fx):
     # Hung (SIGSTOP: connects, never answers), then stopped: both end within the timeout.
     fx.slapd.signal_group(signal.SIGSTOP)
     try:
-        reason, took = _refused(run, fx, _ssl_uri("carol", "carol-ldap-pw", fx.ldap_ssl_port), "ldap-hung")
+        _, took, _ = _refused(run, fx, _ssl_uri("carol", "carol-ldap-pw", fx.ldap_ssl_port), "ldap-hung",
+                              fx.ldap_relay, "server error: authentication service unavailable",
+                              "authentication service unavailable")
     finally:
         fx.slapd.signal_group(signal.SIGCONT)
-    check("authentication service unavailable" in reason, "hung directory: unexpected reason: %s" % reason)
     # The client itself needs a few seconds to start; the relay's share is at most 2 x timeout.
     check(took < 2 * LDAP_TIMEOUT + 12, "hung directory: refusal took %.1f s" % took)
     fx.slapd.stop(grace=5)
     check(not fx.slapd.alive(), "slapd still running")
-    reason, took = _refused(run, fx, _ssl_uri("carol", "carol-ldap-pw", fx.ldap_ssl_port), "ldap-down")
-    check("authentication service unavailable" in reason, "stopped directory: unexpected reason: %s" % reason)
+    _, took, _ = _refused(run, fx, _ssl_uri("carol", "carol-ldap-pw", fx.ldap_ssl_port), "ldap-down", fx.ldap_relay,
+                          "server error: authentication service unavailable", "authentication service unavailable")
+    check(took < LDAP_TIMEOUT + 12, "stopped directory: refusal took %.1f s" % took)
     check("unreachable" in harness.read_text(fx.ldap_relay.log), "relay log does not say the directory is unreachable")
 
 
