@@ -11,7 +11,7 @@ XR_BUILD_PACKAGES=(bazel-bootstrap bazel-rules-java g++ liburing-dev libssl-dev 
   liblz4-dev zlib1g-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev sqlite3)
 XR_TEST_PACKAGES=(python3-seccomp clang-14 libclang-rt-14-dev python3-rencode python3-yaml xpra python3-pil xvfb xterm
   python3-gi-cairo xdotool x11-apps netcat-openbsd systemd libjs-jquery openssl curl
-  chromium chromium-driver python3-selenium)
+  chromium chromium-driver python3-selenium util-linux passwd)
 XR_BENCH_PACKAGES=(xpra python3-pil haproxy nginx-core libnginx-mod-stream python3-matplotlib)
 # What the relay binary links against at run time (deploy/Containerfile's runtime stage reads this).
 XR_RUNTIME_PACKAGES=(liburing2 libssl3 libsqlite3-0 liblz4-1 zlib1g libfmt9 libstdc++6)

@@ -55,6 +55,14 @@ def _pids_of_uid(uid):
     return pids
 
 
+def _ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
 def _cmdline(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
@@ -157,7 +165,7 @@ def relay_as(run, account, group, auth, socket_dirs, extra=(), name="relay"):
 @contextlib.contextmanager
 def fixture(run):
     if shutil.which("runuser") is None or shutil.which("useradd") is None:
-        raise harness.TestFailure("runuser/useradd missing: install util-linux and passwd")
+        raise harness.TestFailure("runuser/useradd missing: install util-linux (runuser) and passwd (useradd)")
     if os.geteuid() != 0:
         raise harness.TestFailure("system-wide tests make local accounts: run them as root")
     accounts = Accounts()
@@ -200,8 +208,11 @@ def _refused(run, gate, user, display, name):
 def test_relay_runs_unprivileged(run, fx):
     # The discovery relay is not root: its process's uids (real, effective, saved) are the
     # relay account's, and it holds no capability.
-    pid = int(subprocess.check_output(["pgrep", "-P", str(fx.shared_relay.proc.pid)]).split()[0]) \
-        if _cmdline(fx.shared_relay.proc.pid).startswith("runuser") else fx.shared_relay.proc.pid
+    pid = fx.shared_relay.proc.pid
+    if _cmdline(pid).startswith("runuser"):   # runuser forks the relay and waits for it
+        kids = [int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == pid]
+        check(len(kids) == 1, "runuser %d has children %s" % (pid, kids))
+        pid = kids[0]
     with open("/proc/%d/status" % pid) as f:
         status = f.read()
     uid = pwd.getpwnam(fx.relay_user).pw_uid
@@ -294,3 +305,16 @@ def test_start_refused_when_not_enabled(run, fx):
         rc = c.wait_exit(60)
         check(rc != 0, "start through a relay without --proxy-start-sessions succeeded")
         check("starting sessions is not enabled on this relay" in c.text(), "reason missing: %s" % c.text()[-600:])
+
+
+def test_start_failure_is_reported_to_the_client(run, fx):
+    # A launcher that fails: the client is told so with its exit status, the relay goes on.
+    with relay_as(run, None, None, fx.auth, [run.mkdir("failing-ctl", 0o700), "~/.xpra"],
+                  extra=["--proxy-start-sessions=yes", "--start-session-command=/bin/false"],
+                  name="relay-failing") as gate:
+        stack, c = _start_client(run, gate.uri(fx.bob.pw_name, _pw(fx.bob), run.free_display()), "never", "bob-fail")
+        with stack:
+            rc = c.wait_exit(60)
+            check(rc != 0, "a failed start attached")
+            check("the session launcher failed (exit status 1)" in c.text(), "reason missing: %s" % c.text()[-600:])
+        check(gate.alive(), "relay died after a failed start")
