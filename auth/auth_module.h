@@ -31,6 +31,8 @@ struct AuthRequest {
   std::string salt;      // combined salt the client's response was computed over
   std::string response;  // client's challenge_response
   std::string peer;      // for logs only ("127.0.0.1:5555")
+  // The client's credentials from the kernel (SO_PEERCRED) on a unix-socket bind; -1 otherwise.
+  int64_t peer_uid = -1, peer_gid = -1, peer_pid = -1;
 };
 
 // A successful authentication: who, and where their sessions are.
@@ -48,6 +50,11 @@ class AuthModule {
 
   // False only for "none": no challenge is sent and Authenticate() is called with an empty response.
   virtual bool requires_challenge() const { return true; }
+
+  // True when the module needs the password itself (pam, ldap, exec with password=stdin): the
+  // challenge then uses the "xor" digest, which the engine sends only over TLS or AES; over a
+  // plain link the client is refused with a reason that says to use ssl:// or AES.
+  virtual bool needs_password() const { return false; }
 
   // False when the module checks one password whatever the user name (password, file, env):
   // failed-login back-off then counts every name as the same user, so random names do not

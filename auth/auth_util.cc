@@ -347,3 +347,109 @@ std::string AbsolutePath(std::string_view path) {
 }
 
 }  // namespace xr::auth
+
+namespace xr::auth {
+namespace {
+
+// getpwnam_r / getpwuid_r into a growing buffer; `lookup` is one of them bound to its key.
+template <typename Lookup>
+std::optional<std::pair<SessionEntry, std::string>> LookupPasswd(Lookup lookup) {
+  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
+  struct passwd pw;
+  struct passwd* result = nullptr;
+  while (lookup(&pw, buf, &result) == ERANGE && buf.size() < (size_t{1} << 20)) buf.resize(buf.size() * 2);
+  if (result == nullptr) return std::nullopt;
+  SessionEntry e;
+  e.uid = static_cast<int64_t>(result->pw_uid);
+  e.gid = static_cast<int64_t>(result->pw_gid);
+  return std::make_pair(std::move(e), std::string(result->pw_name));
+}
+
+}  // namespace
+
+std::optional<SessionEntry> SystemUserEntry(const std::string& username) {
+  if (username.empty()) return std::nullopt;
+  auto found = LookupPasswd([&](struct passwd* pw, std::vector<char>& buf, struct passwd** out) {
+    return getpwnam_r(username.c_str(), pw, buf.data(), buf.size(), out);
+  });
+  if (!found) return std::nullopt;
+  return std::move(found->first);
+}
+
+std::optional<std::string> UserNameOfUid(int64_t uid) {
+  if (uid < 0) return std::nullopt;
+  auto found = LookupPasswd([&](struct passwd* pw, std::vector<char>& buf, struct passwd** out) {
+    return getpwuid_r(static_cast<uid_t>(uid), pw, buf.data(), buf.size(), out);
+  });
+  if (!found) return std::nullopt;
+  return std::move(found->second);
+}
+
+Expected<std::vector<int64_t>> ParseIdList(std::string_view list, bool users) {
+  std::vector<int64_t> ids;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(':', start);
+    if (end == std::string_view::npos) end = list.size();
+    std::string_view item = TrimSpace(list.substr(start, end - start));
+    start = end + 1;
+    if (item.empty()) continue;
+    if (auto n = ParseInt(item)) {
+      ids.push_back(*n);
+      continue;
+    }
+    const std::string name(item);
+    std::optional<int64_t> id = users ? UidOfUserUncached(name) : GidOfGroupUncached(name);
+    if (!id) {
+      return MakeError(ErrorCode::kMalformed, std::string(users ? "unknown user '" : "unknown group '") + name + "'");
+    }
+    ids.push_back(*id);
+  }
+  return ids;
+}
+
+}  // namespace xr::auth
+
+namespace xr::auth {
+
+Expected<bool> GetBoolOption(const ModuleOptions& options, std::string_view key, bool fallback) {
+  std::optional<std::string> v = options.Get(key);
+  if (!v) return fallback;
+  const std::string s = ToLower(TrimSpace(*v));
+  if (s == "1" || s == "yes" || s == "true" || s == "on") return true;
+  if (s == "0" || s == "no" || s == "false" || s == "off") return false;
+  return MakeError(ErrorCode::kMalformed, options.module() + " authentication: " + std::string(key) +
+                                              "= must be yes or no, not '" + *v + "'");
+}
+
+Expected<int64_t> GetSecondsOption(const ModuleOptions& options, std::string_view key, double fallback_seconds,
+                                   double max_seconds) {
+  std::optional<std::string> v = options.Get(key);
+  double seconds = fallback_seconds;
+  if (v) {
+    const std::string s(TrimSpace(*v));
+    char* end = nullptr;
+    seconds = s.empty() ? -1 : std::strtod(s.c_str(), &end);
+    if (s.empty() || end != s.c_str() + s.size() || !(seconds > 0) || seconds > max_seconds) {
+      return MakeError(ErrorCode::kMalformed, options.module() + " authentication: " + std::string(key) +
+                                                  "= must be a number of seconds in (0, " +
+                                                  std::to_string(static_cast<int64_t>(max_seconds)) + "], not '" +
+                                                  *v + "'");
+    }
+  }
+  return static_cast<int64_t>(seconds * 1000 + 0.5);
+}
+
+std::string PeerHost(std::string_view peer) {
+  if (peer.empty() || peer.substr(0, 5) == "unix:" || peer == "unix") return "localhost";
+  if (peer.front() == '[') {
+    size_t close = peer.find(']');
+    if (close != std::string_view::npos) return std::string(peer.substr(1, close - 1));
+  }
+  size_t colon = peer.rfind(':');
+  if (colon != std::string_view::npos && peer.find(':') == colon) return std::string(peer.substr(0, colon));
+  return std::string(peer);
+}
+
+}  // namespace xr::auth

@@ -95,3 +95,37 @@ std::optional<std::string> TextPasswordBytes(std::string_view utf8);
 std::string_view TrimSpace(std::string_view s);
 
 }  // namespace xr::auth
+
+namespace xr::auth {
+
+// The system account `username` from NSS (getpwnam_r, not cached: accounts come and go):
+// uid and primary gid, no displays (the registry scans that user's socket dirs); nullopt when
+// NSS does not know the name.
+std::optional<SessionEntry> SystemUserEntry(const std::string& username);
+
+// The user name of `uid` from NSS (getpwuid_r, not cached); nullopt when unknown.
+std::optional<std::string> UserNameOfUid(int64_t uid);
+
+// Parses xpra's peercred-style id lists ("1000:alice:$UID"-like, ':'-separated; numbers or
+// names): `users` true resolves user names to uids, false group names to gids. An unknown name
+// is kMalformed naming it (xpra only warns; a typo in an allow-list should not pass silently).
+Expected<std::vector<int64_t>> ParseIdList(std::string_view list, bool users);
+
+}  // namespace xr::auth
+
+namespace xr::auth {
+
+// Option `key` as xpra's parse_bool: 1/yes/true/on or 0/no/false/off (any case); absent:
+// `fallback`; anything else kMalformed naming the option.
+Expected<bool> GetBoolOption(const ModuleOptions& options, std::string_view key, bool fallback);
+
+// Option `key` in seconds (decimals allowed) as milliseconds, within (0, max_seconds]; absent:
+// `fallback_seconds`; anything else kMalformed naming the option and the range.
+Expected<int64_t> GetSecondsOption(const ModuleOptions& options, std::string_view key, double fallback_seconds,
+                                   double max_seconds);
+
+// The address part of an engine peer name ("1.2.3.4:5678" -> "1.2.3.4", "[::1]:5" -> "::1",
+// "unix:/path" -> "localhost"), for PAM_RHOST and the like.
+std::string PeerHost(std::string_view peer);
+
+}  // namespace xr::auth

@@ -3,10 +3,14 @@
 #include "auth/allow_auth.h"
 #include "auth/auth_util.h"
 #include "auth/env_auth.h"
+#include "auth/exec_auth.h"
 #include "auth/file_auth.h"
+#include "auth/ldap_auth.h"
 #include "auth/multifile_auth.h"
 #include "auth/none_auth.h"
+#include "auth/pam_auth.h"
 #include "auth/password_auth.h"
+#include "auth/peercred_auth.h"
 #include "auth/reject_auth.h"
 #include "auth/sqlite_auth.h"
 
@@ -20,10 +24,22 @@ struct Entry {
   Creator create;
 };
 
-constexpr Entry kModules[] = {
-    {"allow", CreateAllowAuth},   {"env", CreateEnvAuth},           {"fail", CreateRejectAuth},
-    {"file", CreateFileAuth},     {"multifile", CreateMultifileAuth}, {"none", CreateNoneAuth},
-    {"password", CreatePasswordAuth}, {"reject", CreateRejectAuth}, {"sqlite", CreateSqliteAuth},
+constexpr Entry kModules[] = {  // sorted by name
+    {"allow", CreateAllowAuth},
+    {"env", CreateEnvAuth},
+    {"exec", CreateExecAuth},  // system-wide mode (issue 15): exec, ldap, pam, peercred
+    {"fail", CreateRejectAuth},
+    {"file", CreateFileAuth},
+    {"ldap", CreateLdapAuth},
+    {"ldap3", CreateLdapAuth},
+    {"multifile", CreateMultifileAuth},
+    {"none", CreateNoneAuth},
+    {"pam", CreatePamAuth},
+    {"password", CreatePasswordAuth},
+    {"peercred", CreatePeercredAuth},
+    {"reject", CreateRejectAuth},
+    {"sqlite", CreateSqliteAuth},
+    {"sys", CreatePamAuth},
 };
 
 }  // namespace

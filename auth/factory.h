@@ -12,7 +12,8 @@
 namespace xr::auth {
 
 // "sqlite,filename=/x.db" or "sqlite:filename=/x.db" (xpra's syntax; also "file:filename=...").
-// Modules: allow, env, fail, file, multifile, none, password, reject, sqlite. Unknown module or
+// Modules: allow, env, exec, fail, file, ldap (ldap3), multifile, none, pam (sys), password,
+// peercred, reject, sqlite. Unknown module or
 // bad option -> kMalformed listing the valid ones; a file/database that cannot be read -> kIo.
 Expected<std::unique_ptr<AuthModule>> CreateAuthModule(std::string_view spec);
 

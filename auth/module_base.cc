@@ -1,5 +1,6 @@
 #include "auth/module_base.h"
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <time.h>
 
@@ -39,6 +40,16 @@ void Expire(UsedSalts& used, int64_t now_ms) {
   }
 }
 
+// response XOR salt, the salt zero-padded to the response's length (xpra's xor digest).
+std::string XorUnmask(std::string_view response, std::string_view salt) {
+  std::string recovered(response.size(), '\0');
+  for (size_t i = 0; i < response.size(); ++i) {
+    const char s = i < salt.size() ? salt[i] : '\0';
+    recovered[i] = static_cast<char>(response[i] ^ s);
+  }
+  return recovered;
+}
+
 UsedSalts& GetUsedSalts() {
   static UsedSalts* salts = new UsedSalts();  // never destroyed: used from worker threads
   return *salts;
@@ -53,12 +64,10 @@ bool CheckResponse(std::string_view digest, std::string_view password, std::stri
   if (password.empty() || salt.empty() || response.empty()) return false;
   if (digest == "xor") {
     // The client sent password XOR salt[:len(password)] (salt zero-padded when shorter).
-    std::string recovered(response.size(), '\0');
-    for (size_t i = 0; i < response.size(); ++i) {
-      const char s = i < salt.size() ? salt[i] : '\0';
-      recovered[i] = static_cast<char>(response[i] ^ s);
-    }
-    return xr::digest::ConstantTimeEquals(recovered, password);
+    std::string recovered = XorUnmask(response, salt);
+    const bool same = xr::digest::ConstantTimeEquals(recovered, password);
+    WipeSecret(recovered);
+    return same;
   }
   if (!xr::digest::IsSupported(digest)) return false;
   return xr::digest::VerifyResponse(digest, password, salt, response);
@@ -135,6 +144,51 @@ Expected<AuthResult> PasswordModuleBase::Authenticate(const AuthRequest& req) {
     return MakeError(ErrorCode::kAuthFailed, who + sessions.error().message);
   }
   return AuthResult{username, std::move(sessions).value()};
+}
+
+}  // namespace xr::auth
+
+namespace xr::auth {
+
+std::optional<std::string> RecoverXorPassword(const AuthRequest& req) {
+  if (req.digest != "xor" || req.salt.empty() || req.response.empty()) return std::nullopt;
+  return XorUnmask(req.response, req.salt);
+}
+
+void WipeSecret(std::string& secret) {
+  if (!secret.empty()) OPENSSL_cleanse(secret.data(), secret.size());
+  secret.clear();
+}
+
+Expected<AuthResult> ClearPasswordModuleBase::Authenticate(const AuthRequest& req) {
+  const std::string who = std::string(name()) + ": ";
+  if (req.digest != "xor") {
+    return MakeError(ErrorCode::kAuthFailed, who + "needs the password (xor digest), got '" + req.digest + "'");
+  }
+  const std::string username = EffectiveUsername(req.username);
+  if (username.empty()) return MakeError(ErrorCode::kAuthFailed, who + "no user name");
+  const int64_t now_ms = MonotonicMs();
+  if (SaltSeen(req.salt, now_ms)) {
+    return MakeError(ErrorCode::kAuthFailed, who + "an attempt was made to re-use the same computed salt");
+  }
+  std::optional<std::string> password = RecoverXorPassword(req);
+  if (!password || password->empty()) return MakeError(ErrorCode::kAuthFailed, who + "empty password or salt");
+  // A NUL ends the password for C checkers (PAM, libldap): refuse rather than check a prefix.
+  if (password->find('\0') != std::string::npos) {
+    WipeSecret(*password);
+    return MakeError(ErrorCode::kAuthFailed, who + "the password holds a NUL byte");
+  }
+  Expected<SessionEntry> entry = CheckPassword(username, *password, req);
+  WipeSecret(*password);
+  if (!entry.ok()) {
+    Error e = entry.error();
+    e.message = who + e.message;
+    return e;
+  }
+  if (!RememberSalt(req.salt, now_ms)) {
+    return MakeError(ErrorCode::kAuthFailed, who + "an attempt was made to re-use the same computed salt");
+  }
+  return AuthResult{username, std::vector<SessionEntry>{std::move(entry).value()}};
 }
 
 }  // namespace xr::auth

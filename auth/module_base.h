@@ -3,6 +3,7 @@
 // PasswordModuleBase (modules that know the user's password and check the challenge response,
 // like xpra's SysAuthenticator.authenticate_hmac).
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,5 +74,39 @@ class PasswordModuleBase : public ModuleBase {
   // Extra text appended to the log detail of a mismatch (e.g. "the file ends with a newline").
   virtual std::string MismatchHint(const std::string& password) const { return {}; }
 };
+
+}  // namespace xr::auth
+
+namespace xr::auth {
+
+// A module that hands the password itself to a checker it does not control (PAM, an LDAP bind,
+// a command): needs_password(), so the client answers an "xor" challenge (only over TLS or AES,
+// the engine's rule), the password is recovered as response XOR salt, the replay cache is
+// applied as for PasswordModuleBase, and CheckPassword() decides. Thread-safe when
+// CheckPassword() is.
+class ClearPasswordModuleBase : public ModuleBase {
+ public:
+  using ModuleBase::ModuleBase;
+  bool needs_password() const override { return true; }
+
+  // kAuthFailed for a non-xor digest, an empty salt or response, a re-used salt, or what
+  // CheckPassword() refuses; kIo / kTimeout (the checker is unreachable or hung) pass through so
+  // the engine can say "authentication service unavailable".
+  Expected<AuthResult> Authenticate(const AuthRequest& req) final;
+
+ protected:
+  // Checks `password` (never empty, never logged) for `username` (never empty). On success: the
+  // user's session entry (uid/gid, usually no displays). kAuthFailed: wrong password or unknown
+  // user (same code for both); kIo / kTimeout: the checker could not answer.
+  virtual Expected<SessionEntry> CheckPassword(const std::string& username, const std::string& password,
+                                               const AuthRequest& req) = 0;
+};
+
+// The password an "xor" response carries: response XOR salt (salt zero-padded), as xpra's
+// authenticate_check. nullopt for another digest or an empty salt/response. The caller wipes it.
+std::optional<std::string> RecoverXorPassword(const AuthRequest& req);
+
+// Overwrites `secret` with zeros (not optimised away) and clears it.
+void WipeSecret(std::string& secret);
 
 }  // namespace xr::auth

@@ -64,6 +64,14 @@ Connection::Connection(Reactor* r, uint64_t id, UniqueFd client_fd, std::string 
   session_ = session.get();
   handler_ = std::move(session);
   if (front && !front->plain_tcp_only()) front_config_ = std::move(front);
+  if (peer_.rfind("unix", 0) == 0) {
+    // Unix-socket binds: the kernel says who connected (for the peercred auth module).
+    struct ucred cred {};
+    socklen_t len = sizeof cred;
+    if (getsockopt(cd_[kClientLeg].fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+      session_->SetPeerCredentials(cred.uid, cred.gid, cred.pid);
+    }
+  }
   r_->env_.counters->handshaking++;  // the front end's time (TLS handshake, HTTP) takes a login slot too
 }
 

@@ -414,12 +414,17 @@ Value Session::NewCipherCaps() {
 void Session::SendChallenge() {
   Caps caps(hs_->client_caps);
   bool link_encrypted = encryptor_ != nullptr || transport_encrypted_;
-  hs_->digest = digest::ChooseDigest(caps.get_strings("digest").empty() ? std::vector<std::string>{"hmac"}
-                                                                     : caps.get_strings("digest"),
-                                 link_encrypted);
-  if (hs_->digest.empty()) {
-    Disconnect(reason::kAuthenticationError, "no supported digest: the relay needs hmac (or xor over an encrypted link)");
-    return;
+  if (config_->auth->needs_password()) {
+    // pam, ldap: the module needs the password itself, so only the xor digest will do.
+    if (!ChooseClearPasswordDigest(caps, link_encrypted)) return;
+  } else {
+    hs_->digest = digest::ChooseDigest(caps.get_strings("digest").empty() ? std::vector<std::string>{"hmac"}
+                                                                       : caps.get_strings("digest"),
+                                       link_encrypted);
+    if (hs_->digest.empty()) {
+      Disconnect(reason::kAuthenticationError, "no supported digest: the relay needs hmac (or xor over an encrypted link)");
+      return;
+    }
   }
   // Never "xor" as the salt digest: the client's salt XOR ours lets the client choose the
   // combined salt (and replay a response); an hmac of both does not.
@@ -438,6 +443,26 @@ void Session::SendChallenge() {
   XR_DEBUG("auth", "conn={} challenge sent: digest={} salt-digest={}", id_, hs_->digest, hs_->salt_digest);
 }
 
+bool Session::ChooseClearPasswordDigest(const Caps& caps, bool link_encrypted) {
+  const std::string module(config_->auth->name());
+  if (!link_encrypted) {
+    Disconnect(reason::kAuthenticationError,
+               module + " authentication needs your password itself, which is never sent over an unencrypted "
+                        "link: connect with ssl:// (or wss://), or use AES encryption (--encryption=AES)",
+               "clear-password module on an unencrypted link");
+    return false;
+  }
+  for (const std::string& d : caps.get_strings("digest")) {
+    if (d == "xor") {
+      hs_->digest = "xor";
+      return true;
+    }
+  }
+  Disconnect(reason::kAuthenticationError,
+             module + " authentication needs the password itself (the xor digest), which your client does not offer");
+  return false;
+}
+
 void Session::StartAuth(const Caps& caps) {
   // Back-off after failed logins, checked before verifying so it gives no password oracle.
   int64_t wait = env_.admission->BackoffMs(AddressOf(peer_), BackoffUser(), env_.now_ms());
@@ -451,6 +476,9 @@ void Session::StartAuth(const Caps& caps) {
   req.username = username_;
   req.digest = hs_->digest;
   req.peer = peer_;
+  req.peer_uid = peer_cred_.uid;
+  req.peer_gid = peer_cred_.gid;
+  req.peer_pid = peer_cred_.pid;
   if (config_->auth->requires_challenge()) {
     req.response = caps.get_string("challenge_response");
     std::string client_salt = caps.get_string("challenge_client_salt");
@@ -490,6 +518,12 @@ void Session::StartAuth(const Caps& caps) {
       out.client_reason = reason::kAuthenticationError;
       out.detail = "authentication failed";
       out.log_detail = result.error().message;
+      const ErrorCode code = result.error().code;
+      if (code == ErrorCode::kIo || code == ErrorCode::kTimeout) {
+        // The checker (PAM stack, directory, command) could not answer: not a wrong password.
+        out.client_reason = reason::kServerError;
+        out.detail = "authentication service unavailable, try again later";
+      }
       return out;
     }
     out.username = result->username.empty() ? req.username : result->username;

@@ -190,6 +190,8 @@ class Session final : public ClientHandler {
   bool encrypted() const { return encryptor_ != nullptr; }
   // The client leg is encrypted below the session (TLS, wss): xor digests become acceptable.
   void SetTransportEncrypted(bool on) { transport_encrypted_ = on; }
+  // The client's kernel credentials (SO_PEERCRED, unix-socket binds), handed to the auth module.
+  void SetPeerCredentials(int64_t uid, int64_t gid, int64_t pid) { peer_cred_ = {uid, gid, pid}; }
   Encoding client_encoding() const { return client_encoding_; }
   const std::string& display() const { return display_; }
 
@@ -199,6 +201,9 @@ class Session final : public ClientHandler {
   Status SetupClientCipher(const Caps& caps);
   Value NewCipherCaps();
   void SendChallenge();
+  // For modules that need the password (pam, ldap): "xor" as the digest, or a disconnect that
+  // says why (plain link: use ssl:// or AES; client without xor). False when disconnected.
+  bool ChooseClearPasswordDigest(const Caps& caps, bool link_encrypted);
   void StartAuth(const Caps& caps);
   void HandleServerPacket(Value packet);
   void AnswerServerChallenge(const Value& packet);
@@ -256,6 +261,9 @@ class Session final : public ClientHandler {
 
   std::unique_ptr<crypto::Encryptor> encryptor_;  // relay -> client
   bool transport_encrypted_ = false;                // the client leg is TLS (SetTransportEncrypted)
+  struct PeerCred {
+    int64_t uid = -1, gid = -1, pid = -1;
+  } peer_cred_;                                      // SetPeerCredentials; -1: not a unix peer
   std::unique_ptr<crypto::Decryptor> decryptor_;  // client -> relay
 
   std::string username_;

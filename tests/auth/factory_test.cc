@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "auth/sqlite_db.h"
 #include "tests/auth/test_util.h"
 
@@ -50,12 +52,12 @@ TEST_CASE("CreateAuthModule: every module by name") {
 }
 
 TEST_CASE("CreateAuthModule: unknown module lists the valid ones") {
-  auto m = CreateAuthModule("pam");
+  auto m = CreateAuthModule("kerberos");
   REQUIRE(!m.ok());
   CHECK(m.error().code == ErrorCode::kMalformed);
   CHECK(m.error().message ==
-        "unknown authentication module 'pam', valid modules: allow, env, fail, file, multifile, none, password, "
-        "reject, sqlite");
+        "unknown authentication module 'kerberos', valid modules: allow, env, exec, fail, file, ldap, ldap3, "
+        "multifile, none, pam, password, peercred, reject, sqlite, sys");
 }
 
 TEST_CASE("CreateAuthModule: unknown option is malformed") {
@@ -79,9 +81,24 @@ TEST_CASE("CreateAuthModule: prompt option") {
 
 TEST_CASE("AuthModuleNames") {
   auto names = AuthModuleNames();
-  CHECK(names.size() == 9);
+  CHECK(names.size() == 15);
   CHECK(names.front() == "allow");
-  CHECK(names.back() == "sqlite");
+  CHECK(names.back() == "sys");
+  CHECK(std::is_sorted(names.begin(), names.end()));
+}
+
+TEST_CASE("CreateAuthModule: the system-wide modules and their aliases") {
+  for (const char* spec : {"pam", "sys,service=login", "ldap,host=127.0.0.1", "ldap3:port=389", "peercred,uid=0"}) {
+    CAPTURE(spec);
+    auto m = CreateAuthModule(spec);
+    REQUIRE(m.ok());
+    CHECK((*m)->name() == std::string_view(spec).substr(0, std::string_view(spec).find_first_of(",:")));
+    CHECK((*m)->needs_password() == (std::string_view(spec).substr(0, 4) != "peer"));
+  }
+  auto exec = CreateAuthModule("exec:command=/bin/true");
+  REQUIRE(exec.ok());
+  CHECK(!(*exec)->requires_challenge());
+  CHECK(!(*exec)->needs_password());
 }
 
 }  // namespace

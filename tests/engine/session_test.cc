@@ -3,6 +3,7 @@
 #include "engine/session.h"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -792,4 +793,85 @@ TEST_CASE("AES relay: more than 3 chunks before their main packet, from either s
     // The server is told too, after the 3 chunks it got (its disconnect is plain rencode).
     CHECK(f.io.to_server.find("the client sent invalid data: more than 3 chunks") != std::string::npos);
   }
+}
+
+// ------------------------------------------------ modules that need the password (issue 15)
+
+namespace {
+
+// A real exec module with password=stdin (needs_password): the script allows "right-pw" only.
+std::shared_ptr<auth::AuthModule> ClearPasswordModule(std::string* script_path) {
+  *script_path = TempFile("#!/bin/sh\nIFS= read -r pw\n[ \"$pw\" = right-pw ]\n");
+  REQUIRE(chmod(script_path->c_str(), 0700) == 0);
+  auto m = auth::CreateAuthModule("exec,password=stdin,command=" + *script_path);
+  REQUIRE(m.ok());
+  return std::shared_ptr<auth::AuthModule>(std::move(*m));
+}
+
+// Fault injection: a checker that cannot answer (a PAM stack or directory down).
+struct UnavailableModule : auth::AuthModule {
+  std::string_view name() const override { return "pam"; }
+  bool needs_password() const override { return true; }
+  Expected<auth::AuthResult> Authenticate(const auth::AuthRequest&) override {
+    return MakeError(ErrorCode::kTimeout, "PAM service 'xpra' did not answer within 10000 ms");
+  }
+};
+
+}  // namespace
+
+TEST_CASE("password modules: a plain link is refused before any challenge, with the ssl:// / AES advice") {
+  Fixture f;
+  std::string script;
+  f.config->auth = ClearPasswordModule(&script);
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+  f.ExpectDisconnect(reason::kAuthenticationError, "connect with ssl:// (or wss://), or use AES encryption");
+  CHECK(f.io.auth_jobs.empty());
+  ::unlink(script.c_str());
+}
+
+TEST_CASE("password modules over TLS: an xor challenge, and the password reaches the module") {
+  for (const char* password : {"right-pw", "wrong-pw"}) {
+    CAPTURE(password);
+    Fixture f;
+    std::string script;
+    f.config->auth = ClearPasswordModule(&script);
+    f.session->SetTransportEncrypted(true);
+    f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+    Value challenge = f.ExpectOne(f.ClientGot(), "challenge");
+    CHECK(challenge.as_list()[3].as_string() == "xor");
+    CHECK(challenge.as_list()[4].as_string() != "xor");  // the salt digest stays an hmac
+    f.Respond(challenge, "foo", password);
+    f.RunAuthJobs();
+    if (std::string_view(password) == "right-pw") {
+      // Authenticated: the module's entry has no displays and no socket dir holds foo's sessions.
+      f.ExpectDisconnect(reason::kSessionNotFound);
+    } else {
+      f.ExpectDisconnect(reason::kAuthenticationError, "authentication failed");
+    }
+    ::unlink(script.c_str());
+  }
+}
+
+TEST_CASE("password modules: a client without the xor digest is told so") {
+  Fixture f;
+  std::string script;
+  f.config->auth = ClearPasswordModule(&script);
+  f.session->SetTransportEncrypted(true);
+  Value caps = ClientHello("foo");
+  caps.set("digest", List{Value("hmac+sha256")});
+  f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  f.ExpectDisconnect(reason::kAuthenticationError, "xor digest");
+  ::unlink(script.c_str());
+}
+
+TEST_CASE("a checker that cannot answer: 'authentication service unavailable', not a failed login") {
+  Fixture f;
+  f.config->auth = std::make_shared<UnavailableModule>();
+  f.session->SetTransportEncrypted(true);
+  f.session->OnClientData(Wire(Value(List{Value("hello"), ClientHello("foo")})));
+  Value challenge = f.ExpectOne(f.ClientGot(), "challenge");
+  f.Respond(challenge, "foo", "pw");
+  f.RunAuthJobs();
+  f.ExpectDisconnect(reason::kServerError, "authentication service unavailable");
+  CHECK(f.counters.auth_failures.load() == 0);
 }
