@@ -81,6 +81,33 @@ constexpr const char* kAppDescription =
       "Clients authenticate to the relay; it picks their session, connects to it and relays.\n"
       "Example: xpra-relay :20 --bind-tcp=0.0.0.0:14501 --tcp-auth=sqlite,filename=/var/lib/xpra-relay/users.db";
 
+// --system-wide and starting sessions on demand (issue 15; docs/architecture.md "System-wide mode").
+void AddSystemWideOptions(CLI::App& app, RawOptions& r) {
+  app.add_option("--system-wide", r.c.system_wide,
+                 "yes: sessions are the authenticated user's own: found by uid (from the auth module, else the "
+                 "local account of the user name) in that user's socket dirs, owned by and served as that uid");
+  app.add_option("--proxy-start-sessions", r.c.proxy_start_sessions,
+                 "With --system-wide: start a session for a user who has none or whose client asks for one "
+                 "(xpra start tcp://USER@RELAY/ --start=xterm)");
+  app.add_option("--start-session-command", r.c.start_session_command,
+                 "The launcher run to start a user's session (no shell; %u user, %U uid, %g gid, %h home, "
+                 "%a xpra's arguments). Default: systemd-run --uid=%U ... xpra %a --daemon=no where systemd "
+                 "is PID 1, else runuser -u %u -- xpra %a --daemon=no (both need root)")
+      ->type_name("CMD");
+  app.add_option("--start-session-timeout", r.c.start_session_timeout,
+                 "Seconds a started session has to show its socket (then its launcher is killed)")
+      ->check(CLI::Range(1.0, 600.0));
+  app.add_option("--max-sessions-per-user", r.c.max_sessions_per_user,
+                 "A user with this many live sessions gets no new one started")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1000}));
+  app.add_option("--max-concurrent-starts", r.c.max_concurrent_starts,
+                 "Session starts in progress at once, relay-wide (each holds an auth thread while it waits)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{64}));
+  app.add_option("--start-session-min-uid", r.c.start_session_min_uid,
+                 "Users below this uid never get a session started (root never does)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 31));
+}
+
 // Declares every option on `app`, writing into `r`.
 void DefineOptions(CLI::App& app, RawOptions& r) {
   app.get_formatter()->column_width(44);
@@ -230,6 +257,7 @@ void DefineOptions(CLI::App& app, RawOptions& r) {
                  "text: one line per event; json: one JSON object per line (time, level, category, message, "
                  "conn for a connection's lines), for container stdout")
       ->check(CLI::IsMember({"text", "json"}));
+  AddSystemWideOptions(app, r);
   app.add_option("--takeover", r.c.takeover,
                  "Start by taking the listening sockets of the relay running with this control socket (its "
                  ":DISPLAY socket): it stops accepting once this one accepts, and drains its sessions")
@@ -261,6 +289,21 @@ Status CheckOperations(const RelayConfig& c) {
 }
 
 // The checks and defaults that need every option at once.
+// --proxy-start-sessions needs --system-wide, and a start must leave auth threads for logins.
+Status CheckSystemWide(const RelayConfig& c) {
+  if (!c.proxy_start_sessions) return Status::Ok();
+  if (!c.system_wide) {
+    return MakeError(ErrorCode::kMalformed, "--proxy-start-sessions needs --system-wide (sessions are started per user)");
+  }
+  if (c.max_concurrent_starts >= static_cast<uint64_t>(c.auth_threads)) {
+    return MakeError(ErrorCode::kMalformed,
+                     fmt::format("--max-concurrent-starts={} must be below --auth-threads={}: each start holds an "
+                                 "auth thread while it waits, and logins need one too",
+                                 c.max_concurrent_starts, c.auth_threads));
+  }
+  return Status::Ok();
+}
+
 Expected<RelayConfig> Finish(RawOptions& r) {
   RelayConfig& c = r.c;
   if (!c.display.empty() && c.display.front() != ':') c.display = ":" + c.display;
@@ -322,6 +365,7 @@ Expected<RelayConfig> Finish(RawOptions& r) {
   if (c.tcp_encryption == "AES" && c.tcp_encryption_keyfile.empty()) {
     return MakeError(ErrorCode::kMalformed, "--tcp-encryption=AES needs --tcp-encryption-keyfile=FILE");
   }
+  if (Status s = CheckSystemWide(c); !s.ok()) return s.error();
   return c;
 }
 
@@ -583,6 +627,13 @@ std::vector<std::string> ConfigChanges(const RelayConfig& a, const RelayConfig& 
   value("ssl-protocols", a.ssl_protocols, b.ssl_protocols);
   value("ssl-ciphers", text(a.ssl_ciphers), text(b.ssl_ciphers));
   value("drain-timeout", a.drain_timeout, b.drain_timeout);
+  value("system-wide", a.system_wide, b.system_wide);
+  value("proxy-start-sessions", a.proxy_start_sessions, b.proxy_start_sessions);
+  value("start-session-command", text(a.start_session_command), text(b.start_session_command));
+  value("start-session-timeout", a.start_session_timeout, b.start_session_timeout);
+  value("max-sessions-per-user", a.max_sessions_per_user, b.max_sessions_per_user);
+  value("max-concurrent-starts", a.max_concurrent_starts, b.max_concurrent_starts);
+  value("start-session-min-uid", a.start_session_min_uid, b.start_session_min_uid);
   return out;
 }
 

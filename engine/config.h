@@ -85,6 +85,15 @@ struct RelayConfig {
   std::string proxy_protocol_from;      // CIDR,...: who may send PROXY protocol headers
   std::string takeover;                 // the running relay's control socket to take the listeners of
   double drain_timeout = 0;             // seconds a relay that handed over keeps its sessions (0: until they end)
+  // System-wide mode (issue 15): sessions are the authenticated user's own (found by uid), and
+  // may be started on demand by a launcher (docs/architecture.md "System-wide mode").
+  bool system_wide = false;
+  bool proxy_start_sessions = false;    // start a session for a user with none / a client asking
+  std::string start_session_command;    // argv template (%u %U %g %h %a); "": the default
+  double start_session_timeout = 20;    // seconds: launch -> the new session's socket is live
+  uint64_t max_sessions_per_user = 4;   // live sessions a user may have for a new one to start
+  uint64_t max_concurrent_starts = 2;   // starts in progress at once (each holds an auth thread)
+  int64_t start_session_min_uid = 1000; // users below this uid never get a session started
 };
 
 // Read when present and no --config=FILE is given.

@@ -21,6 +21,18 @@
 namespace xr::engine {
 namespace {
 
+// System-wide mode: the session's socket must be served by the user's own process (SO_PEERCRED),
+// checked on the very socket relayed to (the scan's check could be raced by a swapped file).
+// "" when fine or not asked for.
+std::string ServerUidMismatch(int fd, int64_t want_uid) {
+  if (want_uid < 0) return {};
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "cannot check the session's owner";
+  if (static_cast<int64_t>(cred.uid) != want_uid) return "the session's socket is not served by that user's process";
+  return {};
+}
+
 // Splice path: how much of the next frame is read (and seen) through a ring buffer before its
 // payload is spliced.
 constexpr size_t kSplicePeekBytes = 4096;
@@ -758,6 +770,11 @@ void Connection::OnConnect(int res) {
   Leg& server = cd_[kServerLeg];
   if (res < 0) {
     std::string why = res == -ECANCELED ? "timed out" : log::ErrnoText(-res);
+    server.fd.reset();
+    handler_->OnServerConnectFailed(why);
+    return;
+  }
+  if (std::string why = ServerUidMismatch(server.fd.get(), session_->target().server_uid); !why.empty()) {
     server.fd.reset();
     handler_->OnServerConnectFailed(why);
     return;

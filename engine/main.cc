@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <sstream>
 #include <memory>
 #include <thread>
 
@@ -26,6 +27,7 @@
 #include "engine/control.h"
 #include "engine/limits.h"
 #include "engine/stats.h"
+#include "session_registry/session_launcher.h"
 #include "session_registry/socket_dirs.h"
 #include "engine/config.h"
 #include "engine/front_end.h"
@@ -255,6 +257,27 @@ Expected<std::unique_ptr<MetricsServer>> StartMetrics(const RelayConfig& cfg, st
   return server;
 }
 
+// System-wide mode's launcher (null unless --proxy-start-sessions), shared by every bind, and
+// the start-up line that says how users' sessions are found and started.
+std::shared_ptr<registry::SessionLauncher> MakeSessionLauncher(const RelayConfig& cfg) {
+  if (!cfg.system_wide) return nullptr;
+  if (!cfg.proxy_start_sessions) {
+    XR_INFO("main", "system-wide mode as uid {}: sessions found in each user's socket dirs, none started", geteuid());
+    return nullptr;
+  }
+  registry::LauncherOptions o;
+  std::istringstream words(cfg.start_session_command);
+  for (std::string w; words >> w;) o.command.push_back(w);
+  o.timeout_ms = static_cast<int64_t>(cfg.start_session_timeout * 1000);
+  o.max_per_user = cfg.max_sessions_per_user;
+  o.max_concurrent = cfg.max_concurrent_starts;
+  o.min_uid = cfg.start_session_min_uid;
+  const std::vector<std::string> cmd = o.command.empty() ? registry::DefaultStartCommand() : o.command;
+  XR_INFO("main", "system-wide mode as uid {}: sessions found in each user's socket dirs, started on demand with: {}{}",
+          geteuid(), fmt::join(cmd, " "), geteuid() != 0 && o.command.empty() ? " (needs root: the default launcher will fail)" : "");
+  return std::make_shared<registry::SessionLauncher>(std::move(o));
+}
+
 // One listener spec per --bind-tcp / --bind, each with the session settings of its sessions.
 Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, AuthModules* modules,
                                                       const FrontEnds& fronts) {
@@ -268,6 +291,7 @@ Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, Au
   }
   std::string hostname = Hostname();
   std::vector<ListenerSpec> specs;
+  const std::shared_ptr<registry::SessionLauncher> launcher = MakeSessionLauncher(cfg);
   for (const auto& b : cfg.binds) {
     bool tcp = b.kind == BindOption::Kind::kTcp;
     std::string auth_spec = !b.auth.empty() ? b.auth : (tcp ? cfg.tcp_auth : cfg.unix_auth);
@@ -282,6 +306,8 @@ Expected<std::vector<ListenerSpec>> MakeListenerSpecs(const RelayConfig& cfg, Au
     sc->registry.socket_dirs = cfg.socket_dirs;
     sc->registry.hostname = registry::DefaultSocketHostname();  // as the control sockets (XPRA_SOCKET_HOSTNAME)
     if (!cfg.display.empty()) sc->registry.own_display = cfg.display;
+    sc->registry.system_wide = cfg.system_wide;
+    sc->registry.launcher = launcher;
     sc->aes = tcp && cfg.tcp_encryption == "AES";
     if (sc->aes) sc->aes_key = aes_key;
     sc->identity = ProxyIdentity{kRelayVersion, hostname};

@@ -8,6 +8,7 @@
 #include "engine/log.h"
 #include "engine/relay_metrics.h"
 #include "engine/stats.h"
+#include "session_registry/user_sessions.h"
 
 namespace xr::engine {
 namespace {
@@ -56,6 +57,63 @@ Encoding ChooseEncoding(const Caps& caps, Encoding used) {
   if (caps.get_bool("rencode", used == Encoding::kRencode)) return Encoding::kRencode;
   if (caps.get_bool("bencode", true)) return Encoding::kBencode;
   return used;
+}
+
+// A value of the client's start-new-session dict as words for "--KEY=WORD" (strings, numbers,
+// booleans, lists of those); false when it holds anything else or a control character.
+bool StartWords(const Value& v, std::vector<std::string>* out) {
+  if (v.is_list()) {
+    for (const Value& x : v.as_list()) {
+      if (x.is_list() || !StartWords(x, out)) return false;
+    }
+    return true;
+  }
+  std::string w;
+  if (v.is_string()) {
+    w = v.as_string();
+  } else if (v.is_int()) {
+    w = std::to_string(v.as_int());
+  } else if (v.kind() == Value::Kind::kBool) {
+    w = v.as_bool() ? "yes" : "no";
+  } else {
+    return false;
+  }
+  if (w.size() > registry::kMaxStartValueBytes) return false;
+  for (unsigned char c : w) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  out->push_back(std::move(w));
+  return true;
+}
+
+// The hello's "start-new-session" (xpra's `xpra start tcp://USER@HOST/ --start=CMD`): mode,
+// display and the allowed xpra options, at most kMaxStartOptions words; the rest is dropped.
+registry::StartRequest StartRequestFrom(const Caps& caps) {
+  registry::StartRequest req;
+  const Value* sns = caps.get("start-new-session");
+  if (sns == nullptr || !sns->is_dict()) return req;
+  req.requested = true;
+  for (const auto& [k, v] : sns->as_dict()) {
+    if (!k.is_string()) continue;
+    const std::string& key = k.as_string();
+    if (key == "mode") {
+      if (v.is_string() && v.as_string() == "start-desktop") req.mode = "start-desktop";
+    } else if (key == "display") {
+      std::string d = v.is_string() ? v.as_string() : (v.is_int() ? std::to_string(v.as_int()) : "");
+      if (!d.empty() && d.front() == ':') d.erase(0, 1);
+      if (!d.empty() && d.size() <= 9 && std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        req.display = ":" + d;
+      }
+    } else if (registry::IsAllowedStartOption(key)) {
+      std::vector<std::string> words;
+      if (!StartWords(v, &words)) continue;
+      for (std::string& w : words) {
+        if (req.options.size() >= registry::kMaxStartOptions) break;
+        req.options.emplace_back(key, std::move(w));
+      }
+    }
+  }
+  return req;
 }
 
 }  // namespace
@@ -470,10 +528,11 @@ void Session::StartAuth(const Caps& caps) {
   state_ = State::kAuthenticating;
   std::string display = caps.get_string("display");
   display_ = display;
+  registry::StartRequest start = StartRequestFrom(caps);
   env_.admission->Attempt(AddressOf(peer_), BackoffUser());
   verifying_ = true;
   auto config = config_;
-  io_->RunAuth([config, req = std::move(req), display]() -> AuthOutcome {
+  io_->RunAuth([config, req = std::move(req), display, start = std::move(start)]() -> AuthOutcome {
     AuthOutcome out;
     auto result = config->auth->Authenticate(req);
     if (!result.ok()) {
@@ -489,7 +548,7 @@ void Session::StartAuth(const Caps& caps) {
       return out;
     }
     out.username = result->username.empty() ? req.username : result->username;
-    auto target = registry::SelectTarget(result->sessions, display, config->registry);
+    auto target = registry::SelectUserTarget(result->sessions, out.username, display, start, config->registry);
     if (!target.ok()) {
       out.client_reason = reason::kSessionNotFound;
       out.detail = target.error().message;

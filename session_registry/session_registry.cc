@@ -4,9 +4,14 @@
 #include <charconv>
 #include <optional>
 
+#include <pwd.h>
 #include <unistd.h>
 
+#include <cerrno>
+
+#include "session_registry/session_launcher.h"
 #include "session_registry/socket_dirs.h"
+#include "session_registry/user_sessions.h"
 
 namespace xr::registry {
 namespace {
@@ -306,6 +311,131 @@ Expected<Target> SelectTarget(const std::vector<auth::SessionEntry>& sessions, s
   }
   t.session_index = chosen->session_index;
   return t;
+}
+
+// ---------------------------------------------------------------- system-wide mode
+
+namespace {
+
+// getpwnam_r (name) or getpwuid_r (uid), the buffer grown on ERANGE up to 1 MiB.
+Expected<UserAccount> Lookup(const std::string* name, uid_t uid) {
+  long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(hint > 0 ? static_cast<size_t>(hint) : 16384);
+  struct passwd pw;
+  struct passwd* result = nullptr;
+  while (true) {
+    const int rc = name != nullptr ? getpwnam_r(name->c_str(), &pw, buf.data(), buf.size(), &result)
+                                   : getpwuid_r(uid, &pw, buf.data(), buf.size(), &result);
+    if (rc != ERANGE || buf.size() >= (size_t{1} << 20)) break;
+    buf.resize(buf.size() * 2);
+  }
+  if (result == nullptr) return MakeError(ErrorCode::kNotFound, "no local account for this user");
+  UserAccount u;
+  u.uid = static_cast<int64_t>(pw.pw_uid);
+  u.gid = static_cast<int64_t>(pw.pw_gid);
+  u.name = pw.pw_name;
+  u.home = pw.pw_dir;
+  return u;
+}
+
+bool IsLocalDisplay(std::string_view name) { return name.size() > 1 && name.front() == ':' && IsDisplayNumber(name.substr(1)); }
+
+std::vector<std::string> DisplaysOf(const std::vector<SocketInfo>& found) {
+  std::vector<std::string> names;
+  for (const SocketInfo& s : found) names.push_back(s.display);
+  return names;
+}
+
+Target UserTarget(const SocketInfo& s, const UserAccount& user) {
+  Target t;
+  t.kind = Target::Kind::kUnix;
+  t.path = s.path;
+  t.display = s.display;
+  t.server_uid = user.uid;
+  return t;
+}
+
+}  // namespace
+
+Expected<UserAccount> LookupUser(std::string_view name) {
+  if (name.empty() || name.find('\0') != std::string_view::npos || name.size() > 256) {
+    return MakeError(ErrorCode::kNotFound, "no local account for this user");
+  }
+  const std::string n(name);
+  return Lookup(&n, 0);
+}
+
+Expected<UserAccount> LookupUserById(int64_t uid) {
+  if (uid < 0 || uid > static_cast<int64_t>(UINT32_MAX - 1)) {
+    return MakeError(ErrorCode::kNotFound, "no local account for this user");
+  }
+  return Lookup(nullptr, static_cast<uid_t>(uid));
+}
+
+std::vector<std::string> UserSocketDirs(const UserAccount& user, const RegistryOptions& opts) {
+  std::vector<std::string> dirs = ExpandedDirs(opts, user.uid);
+  if (dirs.size() > opts.scan.max_dirs) dirs.resize(opts.scan.max_dirs);
+  return dirs;
+}
+
+std::vector<SocketInfo> UserSessions(const UserAccount& user, const RegistryOptions& opts) {
+  std::vector<SocketInfo> out;
+  for (SocketInfo& s : ListUserSockets(UserSocketDirs(user, opts), HostnameOf(opts), user.uid, opts.scan)) {
+    if (Excluded(s.display, opts)) continue;
+    const bool dup = std::any_of(out.begin(), out.end(), [&](const SocketInfo& o) { return o.display == s.display; });
+    if (!dup) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Expected<Target> SelectUserTarget(const std::vector<auth::SessionEntry>& sessions, std::string_view username,
+                                  std::string_view requested_raw, const StartRequest& start,
+                                  const RegistryOptions& opts) {
+  const bool module_displays = std::any_of(sessions.begin(), sessions.end(),
+                                           [](const auth::SessionEntry& s) { return !s.displays.empty(); });
+  if (!opts.system_wide || module_displays) return SelectTarget(sessions, requested_raw, opts);
+  const std::string_view requested = Trim(requested_raw);
+  const std::string wanted = requested.empty() ? std::string() : DisplayNameOf(requested);
+  if (!wanted.empty() && !IsLocalDisplay(wanted)) {
+    return MakeError(ErrorCode::kNotFound, "invalid display name '" + RedactUserinfo(wanted) + "', use /N");
+  }
+  if (!wanted.empty() && wanted == opts.own_display) return MakeError(ErrorCode::kNotFound, "invalid display");
+  int64_t uid = -1, gid = -1;
+  for (const auth::SessionEntry& s : sessions) {
+    if (s.uid >= 0) {
+      uid = s.uid;
+      gid = s.gid;
+      break;
+    }
+  }
+  Expected<UserAccount> account = uid >= 0 ? LookupUserById(uid) : LookupUser(username);
+  if (!account.ok()) return account.error();
+  UserAccount user = std::move(*account);
+  if (gid >= 0) user.gid = gid;
+  if (user.uid == 0) return MakeError(ErrorCode::kNotFound, "sessions of root are not relayed");
+  const std::vector<SocketInfo> found = UserSessions(user, opts);
+  if (start.requested && !opts.launcher) {
+    return MakeError(ErrorCode::kNotFound, "starting sessions is not enabled on this relay");
+  }
+  if (opts.launcher && (start.requested || found.empty())) {
+    StartRequest req = start;
+    if (!req.requested && IsLocalDisplay(wanted)) req.display = wanted;
+    Expected<SocketInfo> started = opts.launcher->Start(user, req, [&] { return UserSessions(user, opts); });
+    if (!started.ok()) return started.error();
+    return UserTarget(*started, user);
+  }
+  if (found.empty()) return MakeError(ErrorCode::kNotFound, "no sessions found for this user");
+  if (wanted.empty()) {
+    if (found.size() != 1) {
+      return MakeError(ErrorCode::kNotFound,
+                       "please specify a display, more than one is available: " + Join(DisplaysOf(found)));
+    }
+    return UserTarget(found.front(), user);
+  }
+  for (const SocketInfo& s : found) {
+    if (s.display == wanted) return UserTarget(s, user);
+  }
+  return MakeError(ErrorCode::kNotFound, "display '" + wanted + "' not found, available: " + Join(DisplaysOf(found)));
 }
 
 }  // namespace xr::registry

@@ -4,14 +4,18 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "auth/auth_module.h"
 #include "base/status.h"
+#include "session_registry/socket_dirs.h"
 
 namespace xr::registry {
+
+class SessionLauncher;
 
 // Where a session's server listens.
 struct Target {
@@ -23,6 +27,9 @@ struct Target {
   std::string username;   // kTcp: from "tcp://user[:password]@host..." (for the server's hello)
   std::string password;   // kTcp: from the URI; answers the server's own challenge. Never logged.
   size_t session_index = 0;  // SelectTarget: which SessionEntry it came from (session_options, env)
+  // kUnix found in system-wide mode: the uid the session's server must run as; the engine checks
+  // it again (SO_PEERCRED) on the socket it connects, so a socket swapped since the scan is refused.
+  int64_t server_uid = -1;
 
   // "tcp://127.0.0.1:15200/" or "unix:/run/xpra/host-100" (never contains the password).
   std::string describe() const;
@@ -32,6 +39,11 @@ struct RegistryOptions {
   std::vector<std::string> socket_dirs;  // "~/" and $UID, $XDG_RUNTIME_DIR, ... are expanded
   std::string hostname;                  // socket name prefix; default: DefaultSocketHostname()
   std::string own_display;               // the relay's own display (":20"): never a target
+  // System-wide mode (--system-wide, see user_sessions.h): sessions with no displays are the
+  // authenticated user's own, found by uid in that user's socket dirs.
+  bool system_wide = false;
+  ScanLimits scan;
+  std::shared_ptr<SessionLauncher> launcher;  // null: sessions are never started on demand
 };
 
 // Parses one displays entry:

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <set>
@@ -93,7 +94,10 @@ const char* SocketStateName(SocketState state) {
   return "UNKNOWN";
 }
 
-SocketState ProbeSocket(const std::string& path) {
+SocketState ProbeSocket(const std::string& path) { return ProbeSocketPeer(path, nullptr); }
+
+SocketState ProbeSocketPeer(const std::string& path, int64_t* peer_uid) {
+  if (peer_uid != nullptr) *peer_uid = -1;
   struct sockaddr_un addr;
   std::memset(&addr, 0, sizeof(addr));
   addr.sun_family = AF_UNIX;
@@ -112,6 +116,10 @@ SocketState ProbeSocket(const std::string& path) {
       case ENOENT: state = SocketState::kDead; break;
       default: state = SocketState::kUnknown; break;
     }
+  } else if (peer_uid != nullptr) {
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) *peer_uid = static_cast<int64_t>(cred.uid);
   }
   close(fd);
   return state;
@@ -162,17 +170,24 @@ std::string ExpandSocketDir(std::string_view dir, int64_t uid) {
   return out;
 }
 
-std::vector<SocketInfo> ListSockets(const std::vector<std::string>& dirs, std::string_view hostname,
-                                    int64_t check_uid, std::string_view matching_display) {
-  std::vector<SocketInfo> out;
+namespace {
+
+// Calls visit(path, name after the prefix) for each HOSTNAME-N candidate in `dirs` (dotxpra's
+// socket_details walk): dirs in order, the same real dir once, names sorted within a dir, at
+// most `limits` looked at. With `matching_display` only that name is visited.
+template <typename Visit>
+void WalkSocketDirs(const std::vector<std::string>& dirs, std::string_view hostname,
+                    std::string_view matching_display, const ScanLimits& limits, Visit visit) {
   std::set<std::string> seen;
   const std::string prefix = std::string(hostname) + "-";
   std::string wanted;
   if (!matching_display.empty()) {
     wanted = prefix + std::string(matching_display.front() == ':' ? matching_display.substr(1) : matching_display);
   }
+  size_t dirs_seen = 0;
   for (const std::string& dir : dirs) {
     if (dir.empty()) continue;
+    if (++dirs_seen > limits.max_dirs) break;
     struct stat dst;
     if (stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) continue;
     if (!seen.insert(RealPath(dir)).second) continue;
@@ -181,22 +196,51 @@ std::vector<SocketInfo> ListSockets(const std::vector<std::string>& dirs, std::s
       names.push_back(wanted);
     } else {
       DIR* d = opendir(dir.c_str());
-      if (d == nullptr) continue;
+      if (d == nullptr) continue;  // EACCES: a dir this identity may not read (see docs/security.md)
+      size_t entries = 0;
       while (struct dirent* e = readdir(d)) {
+        if (++entries > limits.max_entries_per_dir) break;
         std::string name = e->d_name;
         if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) names.push_back(name);
       }
       closedir(d);
       std::sort(names.begin(), names.end());
+      if (names.size() > limits.max_sockets_per_dir) names.resize(limits.max_sockets_per_dir);
     }
     for (const std::string& name : names) {
-      const std::string path = dir.back() == '/' ? dir + name : dir + "/" + name;
-      struct stat st;
-      if (stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-      if (check_uid >= 0 && static_cast<int64_t>(st.st_uid) != check_uid) continue;
-      out.push_back(SocketInfo{ProbeSocket(path), ":" + name.substr(prefix.size()), path});
+      visit(dir.back() == '/' ? dir + name : dir + "/" + name, name.substr(prefix.size()));
     }
   }
+}
+
+constexpr ScanLimits kUnlimited{SIZE_MAX, SIZE_MAX, SIZE_MAX};
+
+}  // namespace
+
+std::vector<SocketInfo> ListSockets(const std::vector<std::string>& dirs, std::string_view hostname,
+                                    int64_t check_uid, std::string_view matching_display) {
+  std::vector<SocketInfo> out;
+  WalkSocketDirs(dirs, hostname, matching_display, kUnlimited, [&](const std::string& path, const std::string& n) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+    if (check_uid >= 0 && static_cast<int64_t>(st.st_uid) != check_uid) return;
+    out.push_back(SocketInfo{ProbeSocket(path), ":" + n, path});
+  });
+  return out;
+}
+
+std::vector<SocketInfo> ListUserSockets(const std::vector<std::string>& dirs, std::string_view hostname,
+                                        int64_t uid, const ScanLimits& limits, std::string_view matching_display) {
+  std::vector<SocketInfo> out;
+  if (uid < 0) return out;
+  WalkSocketDirs(dirs, hostname, matching_display, limits, [&](const std::string& path, const std::string& n) {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;  // a symlink is never taken
+    if (static_cast<int64_t>(st.st_uid) != uid) return;
+    int64_t peer = -1;
+    if (ProbeSocketPeer(path, &peer) != SocketState::kLive || peer != uid) return;
+    out.push_back(SocketInfo{SocketState::kLive, ":" + n, path});
+  });
   return out;
 }
 

@@ -2,6 +2,7 @@
 // Local xpra session sockets, as xpra's platform/dotxpra.py finds them: a session for display
 // ":N" listens on DIR/HOSTNAME-N in one of the socket dirs; it is LIVE when connect() succeeds.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -42,5 +43,26 @@ std::string ExpandSocketDir(std::string_view dir, int64_t uid);
 // (":100") only that display is probed.
 std::vector<SocketInfo> ListSockets(const std::vector<std::string>& dirs, std::string_view hostname,
                                     int64_t check_uid, std::string_view matching_display = {});
+
+// Bounds on one scan of a user's socket dirs (system-wide mode: the dirs hold other users' and
+// peers' files, so nothing they put there may make a scan unbounded).
+struct ScanLimits {
+  size_t max_dirs = 16;               // socket dirs looked at per user (the rest ignored)
+  size_t max_entries_per_dir = 4096;  // directory entries read per dir
+  size_t max_sockets_per_dir = 64;    // HOSTNAME-* sockets probed per dir
+};
+
+// ProbeSocket, and for a live socket the uid of the process listening on it (SO_PEERCRED;
+// -1 when it cannot be read).
+SocketState ProbeSocketPeer(const std::string& path, int64_t* peer_uid);
+
+// A user's live sessions in `dirs` (expanded for that user), for system-wide mode: an entry is
+// taken only when lstat() says it is a socket (a symlink never is) owned by `uid`, connect()
+// succeeds and the process listening runs as `uid` (SO_PEERCRED). Dirs that resolve to the same
+// real path are read once; at most `limits` are looked at. With `matching_display` (":100")
+// only that name is looked at. Blocking (connect probes): call it on a worker thread.
+std::vector<SocketInfo> ListUserSockets(const std::vector<std::string>& dirs, std::string_view hostname,
+                                        int64_t uid, const ScanLimits& limits,
+                                        std::string_view matching_display = {});
 
 }  // namespace xr::registry

@@ -12,7 +12,7 @@ XR_BUILD_PACKAGES=(bazel-bootstrap bazel-rules-java g++ liburing-dev libssl-dev 
   libpam0g-dev libldap-dev)
 XR_TEST_PACKAGES=(python3-seccomp clang-14 libclang-rt-14-dev python3-rencode python3-yaml xpra python3-pil xvfb xterm
   python3-gi-cairo xdotool x11-apps netcat-openbsd systemd libjs-jquery openssl curl
-  chromium chromium-driver python3-selenium
+  chromium chromium-driver python3-selenium util-linux
   slapd ldap-utils passwd)
 XR_BENCH_PACKAGES=(xpra python3-pil haproxy nginx-core libnginx-mod-stream python3-matplotlib openssl)
 # Issue 19: a real Prometheus scrapes --bind-metrics (//tests/engine:relay_prometheus_test); a real

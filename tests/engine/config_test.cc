@@ -379,3 +379,29 @@ TEST_CASE("issue 19: ConfigChanges names metrics and PROXY protocol changes") {
   CHECK(has("bind 127.0.0.1:1: proxy-protocol off -> v2"));
   CHECK(ConfigChanges(*b, *b).empty());
 }
+
+TEST_CASE("system-wide mode: off by default; starting sessions needs it and leaves auth threads free") {
+  auto d = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none"});
+  REQUIRE(d.ok());
+  CHECK(!d->system_wide);
+  CHECK(!d->proxy_start_sessions);
+  CHECK(d->max_sessions_per_user == 4);
+  CHECK(d->max_concurrent_starts == 2);
+  auto c = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--system-wide=yes", "--proxy-start-sessions=yes",
+                  "--start-session-command=runuser -u %u -- xpra %a", "--start-session-timeout=5",
+                  "--max-sessions-per-user=2", "--start-session-min-uid=500"});
+  REQUIRE(c.ok());
+  CHECK(c->system_wide);
+  CHECK(c->start_session_command == "runuser -u %u -- xpra %a");
+  CHECK(c->start_session_timeout == 5);
+  CHECK(c->max_sessions_per_user == 2);
+  CHECK(c->start_session_min_uid == 500);
+  auto no_sw = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--proxy-start-sessions=yes"});
+  REQUIRE(!no_sw.ok());
+  CHECK(no_sw.error().message.find("needs --system-wide") != std::string::npos);
+  auto busy = Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--system-wide=yes", "--proxy-start-sessions=yes",
+                     "--auth-threads=2", "--max-concurrent-starts=2"});
+  REQUIRE(!busy.ok());
+  CHECK(busy.error().message.find("must be below --auth-threads=2") != std::string::npos);
+  CHECK(!Parse({"--bind-tcp=127.0.0.1:1", "--tcp-auth=none", "--start-session-timeout=0"}).ok());
+}
