@@ -245,7 +245,8 @@ void Session::HandleClientHello(const Value& caps_value) {
   hs_->caps_bytes = ApproxBytes(hs_->client_caps);
   if (state_ == State::kClientHello) {
     username_ = caps.get_string("username");
-    if (caps.get_bool("version_request")) {
+    // xpra 3.1 asks with version_request, 5.0+ with request="version".
+    if (caps.get_bool("version_request") || caps.get_string("request") == "version") {
       SendToClientPacket(Value(List{Value("hello"), Value(Dict{{Value("version"), Value(std::string_view(config_->identity.version))}})}));
       XR_INFO("conn", "conn={} peer={} version request answered", id_, peer_);
       state_ = State::kClosed;
