@@ -52,6 +52,41 @@ const uint8_t* FindNonDecimal(const uint8_t* start, const uint8_t* end) {
   return end;
 }
 
+bool IsValidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const uint8_t b0 = *p;
+    if (b0 < 0x80) {
+      ++p;
+      continue;
+    }
+    // Unicode 15 table 3-7: the lead byte gives the length and the range of the second byte.
+    int len = 0;
+    uint8_t lo = 0x80, hi = 0xbf;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+      len = 2;
+    } else if (b0 >= 0xe0 && b0 <= 0xef) {
+      len = 3;
+      if (b0 == 0xe0) lo = 0xa0;  // overlong
+      if (b0 == 0xed) hi = 0x9f;  // surrogates
+    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+      len = 4;
+      if (b0 == 0xf0) lo = 0x90;  // overlong
+      if (b0 == 0xf4) hi = 0x8f;  // above U+10FFFF
+    } else {
+      return false;  // continuation byte, overlong 0xc0/0xc1, or 0xf5..0xff
+    }
+    if (end - p < len) return false;
+    if (p[1] < lo || p[1] > hi) return false;
+    for (int i = 2; i < len; ++i) {
+      if (p[i] < 0x80 || p[i] > 0xbf) return false;
+    }
+    p += len;
+  }
+  return true;
+}
+
 std::string HexByte(uint8_t b) {
   static constexpr char kDigits[] = "0123456789abcdef";
   return std::string{'0', 'x', kDigits[b >> 4], kDigits[b & 15]};

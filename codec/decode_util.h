@@ -71,6 +71,10 @@ inline Status EncodeItems(const Dict& dict, int level, EncodeFn encode, std::str
 // Appends the encoding of the top-level value v; on failure *out is left as it was.
 Status EncodeTopLevel(const Value& v, EncodeFn encode, std::string* out);
 
+// True when s is well-formed UTF-8 as Python's strict decoder sees it: no overlong forms, no
+// surrogates (U+D800..U+DFFF), nothing above U+10FFFF, no truncated sequence.
+bool IsValidUtf8(std::string_view s);
+
 // The first byte of [start, end) that is neither a decimal digit nor a '-' at start, or end.
 const uint8_t* FindNonDecimal(const uint8_t* start, const uint8_t* end);
 
@@ -171,7 +175,9 @@ class DecoderBase {
   // Reads "<decimal length>:" from `digits` (no leading zero, at most 19 digits) for the string
   // whose tag is at tag_at; checks the length against max_string_size (kTooLarge) and the input
   // left (kTruncated). On success p_ is at the string's first byte and *len its size.
-  bool ReadStringLength(const uint8_t* tag_at, const uint8_t* digits, size_t* len) {
+  // `terms` lists the bytes that may end the length (rencodeplus: "/:"); *term gets the one found.
+  bool ReadStringLength(const uint8_t* tag_at, const uint8_t* digits, size_t* len, std::string_view terms = ":",
+                        uint8_t* term = nullptr) {
     constexpr size_t kMaxLengthDigits = 19;  // still fits comfortably in uint64
     uint64_t n = 0;
     const uint8_t* q = digits;
@@ -180,7 +186,7 @@ class DecoderBase {
         p_ = q;
         return Truncated("a string length");
       }
-      if (*q == ':' && q != digits) break;
+      if (q != digits && terms.find(static_cast<char>(*q)) != std::string_view::npos) break;
       if (*q < '0' || *q > '9') {
         return Fail(ErrorCode::kMalformed, "bad character in string length at offset " + Offset(q));
       }
@@ -196,6 +202,7 @@ class DecoderBase {
       return Fail(ErrorCode::kTooLarge, "string of " + std::to_string(n) + " bytes at offset " + Offset(tag_at) +
                                             " is over the limit of " + std::to_string(limits_.max_string_size));
     }
+    if (term != nullptr) *term = *q;
     p_ = q + 1;
     if (remaining() < n) return Truncated("a string");
     *len = static_cast<size_t>(n);

@@ -19,6 +19,7 @@ Error FrameTracker::Fail(Error e) {
 }
 
 Status FrameTracker::Admit(const FrameHeader& h) {
+  if (Status s = CheckFlags(h.flags); !s.ok()) return Fail(s.error());
   const size_t wire = h.wire_payload_size();
   if (wire > limits_.max_payload) {
     return Fail(MakeError(ErrorCode::kTooLarge, "frame of " + std::to_string(wire) + " bytes exceeds the " +

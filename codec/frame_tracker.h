@@ -35,7 +35,9 @@
 //      re-encrypted it). More than max_pending_chunks pending -> kTooLarge "more than N chunks
 //      before their main packet (too many pending chunks)" (xpra refuses a 4th: 3 at most).
 //      Decided at the chunk's header, before its payload (xpra decides after reading it).
-//   The checks run in that order: magic, size, empty, duplicate, count.
+//   5. Flags: bits xpra does not define (0x20, 0x40, 0x80) -> kMalformed "invalid header flags
+//      0x..: unknown flag bits" (codec/header.h CheckFlags), on every frame, before its payload.
+//   The checks run in that order: magic, flags, size, empty, duplicate, count.
 //
 // Using it: call Feed() with the bytes not consumed yet until it has consumed them all. Each
 // call stops right after an event, so the bytes one call consumes are either all header bytes

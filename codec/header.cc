@@ -13,6 +13,16 @@ Compressor CompressorForLevel(uint8_t level) {
   return Compressor::kZlib;
 }
 
+Status CheckFlags(uint8_t f) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  if ((f & ~flags::kKnownMask) == 0) return Status::Ok();
+  std::string msg = "invalid header flags 0x";
+  msg += kHex[f >> 4];
+  msg += kHex[f & 0xf];
+  msg += ": unknown flag bits";
+  return MakeError(ErrorCode::kMalformed, std::move(msg));
+}
+
 const char* CompressorName(Compressor c) {
   switch (c) {
     case Compressor::kNone: return "none";

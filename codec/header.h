@@ -1,7 +1,10 @@
 #pragma once
 // The 8-byte xpra frame header (xpra 3.1 net/header.py):
 //   'P', proto_flags, level, index, payload_size (u32, big-endian).
-// proto_flags: 0x1 rencode, 0x4 yaml, neither = bencode; 0x2 = payload is AES-encrypted.
+// proto_flags: 0x1 rencode, 0x4 yaml, 0x10 rencodeplus (xpra 6.x), none of them = bencode;
+//   0x2 = payload is AES-encrypted; 0x8 = flush (6.x: nothing more follows for now).
+//   No other bit exists. With several encoder bits xpra reads the first of rencodeplus, rencode,
+//   yaml (6.x net/packet_encoding.py; 3.1 likewise without rencodeplus), so the relay does too.
 // level: 0 = not compressed, else low bits = compression level, high bits = compressor
 //   (0x00 zlib, 0x10 lz4, 0x20 lzo, 0x40 brotli).
 // index: 0 = a main packet; N > 0 = the raw value of element N of the next main packet.
@@ -22,7 +25,21 @@ namespace flags {
 constexpr uint8_t kRencode = 0x1;
 constexpr uint8_t kCipher = 0x2;
 constexpr uint8_t kYaml = 0x4;
+constexpr uint8_t kFlush = 0x8;         // xpra 6.x: the sender's queue is empty after this frame
+constexpr uint8_t kRencodePlus = 0x10;  // xpra 6.x's encoder (codec/rencodeplus.h)
+constexpr uint8_t kEncoderMask = kRencode | kYaml | kRencodePlus;
+constexpr uint8_t kKnownMask = kEncoderMask | kCipher | kFlush;
 }  // namespace flags
+
+// xpra 6.x, while it waits for a peer's first frame, only takes a header whose payload is under
+// 4 MiB (net/protocol/socket_handler.py: find_xpra_header(max_data_size=4 MiB)); a larger first
+// frame is never found and the connection hangs until its timeout. A relay's first frame to a
+// 6.x peer must stay below this.
+constexpr size_t kXpra6MaxFirstPayload = size_t{4} << 20;
+
+// Ok when `flags` uses only bits xpra defines; else kMalformed "invalid header flags 0x..: unknown
+// flag bits".
+Status CheckFlags(uint8_t flags);
 
 // Compressor bits of the level byte.
 namespace level_flags {

@@ -7,8 +7,59 @@
 #include "codec/cipher.h"
 #include "codec/compression.h"
 #include "codec/rencode.h"
+#include "codec/rencodeplus.h"
 
 namespace xr {
+
+const char* EncodingName(Encoding e) {
+  switch (e) {
+    case Encoding::kRencode: return "rencode";
+    case Encoding::kBencode: return "bencode";
+    case Encoding::kRencodePlus: return "rencodeplus";
+  }
+  return "unknown";
+}
+
+Expected<Encoding> EncodingForFlags(uint8_t f) {
+  if (f & flags::kRencodePlus) return Encoding::kRencodePlus;
+  if (f & flags::kRencode) return Encoding::kRencode;
+  if (f & flags::kYaml) {
+    return MakeError(ErrorCode::kUnsupported,
+                     "yaml packet encoding is not supported (the relay speaks rencodeplus, rencode and bencode)");
+  }
+  return Encoding::kBencode;
+}
+
+uint8_t EncodingFlag(Encoding e) {
+  switch (e) {
+    case Encoding::kRencode: return flags::kRencode;
+    case Encoding::kBencode: return 0;
+    case Encoding::kRencodePlus: return flags::kRencodePlus;
+  }
+  return 0;
+}
+
+Expected<Value> DecodePayload(Encoding e, std::string_view data, const DecodeLimits& limits) {
+  switch (e) {
+    case Encoding::kRencode: return rencode::Decode(data, limits);
+    case Encoding::kBencode: return bencode::Decode(data, limits);
+    case Encoding::kRencodePlus: return rencodeplus::Decode(data, limits);
+  }
+  return MakeError(ErrorCode::kInternal, "unknown packet encoding");
+}
+
+namespace {
+
+Status EncodeWith(Encoding e, const Value& v, std::string* out) {
+  switch (e) {
+    case Encoding::kRencode: return rencode::Encode(v, out);
+    case Encoding::kBencode: return bencode::Encode(v, out);
+    case Encoding::kRencodePlus: return rencodeplus::Encode(v, out);
+  }
+  return MakeError(ErrorCode::kInternal, "unknown packet encoding");
+}
+
+}  // namespace
 
 PacketDecoder::PacketDecoder(FrameLimits limits, DecodeLimits dlimits)
     : limits_(limits), frames_(limits), dlimits_(dlimits) {
@@ -62,20 +113,15 @@ Expected<std::optional<Value>> PacketDecoder::Push(RawFrame frame) {
     return std::optional<Value>();
   }
 
-  Encoding encoding;
-  if (h.flags & flags::kRencode) {
-    encoding = Encoding::kRencode;
-  } else if (h.flags & flags::kYaml) {
-    return MakeError(ErrorCode::kUnsupported, "yaml packet encoding is not supported");
-  } else {
-    encoding = Encoding::kBencode;
-  }
+  auto enc = EncodingForFlags(h.flags);
+  if (!enc.ok()) return enc.take_error();
+  const Encoding encoding = *enc;
   auto data = Unwrap(frame);
   if (!data.ok()) return data.take_error();
-  auto decoded = encoding == Encoding::kRencode ? rencode::Decode(*data, dlimits_) : bencode::Decode(*data, dlimits_);
+  auto decoded = DecodePayload(encoding, *data, dlimits_);
   if (!decoded.ok()) {
     Error e = decoded.take_error();
-    e.message = std::string(encoding == Encoding::kRencode ? "rencode" : "bencode") + " packet: " + e.message;
+    e.message = std::string(EncodingName(encoding)) + " packet: " + e.message;
     return e;
   }
   Value packet = std::move(*decoded);
@@ -104,11 +150,12 @@ Status EncodePacket(const Value& packet, const EncodeOptions& opts, crypto::Encr
     return MakeError(ErrorCode::kMalformed, "a packet must be a non-empty list");
   }
   std::string encoded;
-  Status s = opts.encoding == Encoding::kRencode ? rencode::Encode(packet, &encoded) : bencode::Encode(packet, &encoded);
+  Status s = EncodeWith(opts.encoding, packet, &encoded);
   if (!s.ok()) return s;
 
   FrameHeader h;
-  h.flags = opts.encoding == Encoding::kRencode ? flags::kRencode : 0;
+  h.flags = EncodingFlag(opts.encoding);
+  if (opts.flush) h.flags |= flags::kFlush;
   std::string payload;
   if (opts.compressor != Compressor::kNone && opts.level > 0 && encoded.size() > kMinCompressSize) {
     auto level = Compress(opts.compressor, opts.level, encoded, &payload);

@@ -4,7 +4,8 @@
 // Receiving: each frame is decrypted (kCipher), then decompressed (level byte). A frame with
 // index N > 0 is a chunk: its payload, raw bytes and not encoded, becomes element N of the next
 // index-0 packet (which holds '' there). An index-0 frame is decoded with rencode (flag 0x1),
-// yaml (0x4, unsupported) or bencode (neither), then the pending chunks are put in place.
+// rencodeplus (0x10, xpra 6.x), yaml (0x4, refused) or bencode (none), then the pending chunks
+// are put in place.
 // Sending: one frame per packet (large values are not split into chunks), compressed when the
 // encoded packet is over kMinCompressSize bytes, like xpra.
 
@@ -27,7 +28,20 @@ class Decryptor;
 class Encryptor;
 }  // namespace crypto
 
-enum class Encoding { kRencode, kBencode };
+enum class Encoding { kRencode, kBencode, kRencodePlus };
+
+// "rencode", "bencode", "rencodeplus".
+const char* EncodingName(Encoding e);
+
+// The encoding a main frame's flags name (CheckFlags first: at most one encoder bit). yaml ->
+// kUnsupported with a reason a user can read (xpra offers it, the relay does not speak it).
+Expected<Encoding> EncodingForFlags(uint8_t flags);
+
+// The header flag bit of an encoding (0 for bencode).
+uint8_t EncodingFlag(Encoding e);
+
+// Decodes one encoded packet payload (decrypted, decompressed) with `e`; errors as the codec's.
+Expected<Value> DecodePayload(Encoding e, std::string_view data, const DecodeLimits& limits);
 
 // xpra does not compress an encoded packet of this many bytes or fewer (MIN_COMPRESS_SIZE).
 constexpr size_t kMinCompressSize = 378;
@@ -80,6 +94,7 @@ struct EncodeOptions {
   Encoding encoding = Encoding::kRencode;
   Compressor compressor = Compressor::kNone;
   int level = 0;  // 0 = no compression, else 1..9
+  bool flush = false;  // sets flags::kFlush (xpra 6.x: nothing more queued after this packet)
 };
 
 // Appends the wire bytes (header + payload, encrypted when enc != nullptr) of one packet, a

@@ -1,5 +1,7 @@
 #include "codec/rencode.h"
 
+#include "codec/rencodeplus.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -47,6 +49,13 @@ constexpr size_t kListFixedCount = 64;
 
 // python-rencode refuses big numbers of 64 characters or more (sign included).
 constexpr size_t kMaxBigIntChars = 63;
+// xpra 6.x's rencodeplus looks for the terminator from the 19th character on: a shorter big
+// number (which its encoder never writes: those fit int64) is unreadable there.
+constexpr size_t kMinPlusBigIntChars = 18;
+
+// The two formats one decoder and one encoder handle: python-rencode 1.0.6 (xpra 3.1) and xpra
+// 6.x's rencodeplus, which differ only in strings (see codec/rencodeplus.h) and big numbers.
+enum class Dialect : uint8_t { kRencode, kPlus };
 
 uint64_t LoadBigEndian(const uint8_t* p, int n) {
   uint64_t v = 0;
@@ -72,7 +81,9 @@ void ReleaseSlack(Vec& v) {
 
 class Decoder : public codec_internal::DecoderBase<Decoder> {
  public:
-  Decoder(std::string_view data, const DecodeLimits& limits) : DecoderBase(data, limits, "rencode") {}
+  Decoder(std::string_view data, const DecodeLimits& limits, Dialect dialect)
+      : DecoderBase(data, limits, dialect == Dialect::kPlus ? "rencodeplus" : "rencode"),
+        plus_(dialect == Dialect::kPlus) {}
 
  private:
   friend class codec_internal::DecoderBase<Decoder>;
@@ -82,7 +93,7 @@ class Decoder : public codec_internal::DecoderBase<Decoder> {
     if (!StartValue()) return false;
     const uint8_t tag = *p_++;
     if (tag >= kListFixedStart) return DecodeList(level, tag - kListFixedStart, out);
-    if (tag >= kStrFixedStart) return DecodeBytes(tag - kStrFixedStart, out);
+    if (tag >= kStrFixedStart) return DecodeString(tag - kStrFixedStart, /*text=*/plus_, out);
     if (tag < kIntPosFixedStart + kIntPosFixedCount) {
       Emplace(out, static_cast<int64_t>(tag));
       return true;
@@ -125,7 +136,7 @@ class Decoder : public codec_internal::DecoderBase<Decoder> {
       case kDict: return DecodeDict(level, -1, out);
       default: break;
     }
-    if (tag >= '1' && tag <= '9') return DecodeLongBytes(out);
+    if (tag >= (plus_ ? '0' : '1') && tag <= '9') return DecodeLongString(out);
     --p_;
     return Fail(ErrorCode::kMalformed, "unknown type tag " + HexByte(tag) + " at offset " + Offset(p_));
   }
@@ -156,21 +167,35 @@ class Decoder : public codec_internal::DecoderBase<Decoder> {
       }
       return Truncated("a big integer");
     }
+    if (plus_ && static_cast<size_t>(term - start) < kMinPlusBigIntChars) {
+      return Fail(ErrorCode::kMalformed, "big integer shorter than 18 characters at offset " + Offset(start - 1));
+    }
     return DecodeDecimal(start - 1, start, term, "big integer", out);
   }
 
-  bool DecodeBytes(size_t n, Value* out) {
+  // n bytes at p_: Bytes, or Text (rencodeplus str: must be UTF-8, as Python decodes it).
+  bool DecodeString(size_t n, bool text, Value* out) {
     if (remaining() < n) return Truncated("a string");
-    Emplace(out, Bytes{std::string(reinterpret_cast<const char*>(p_), n)});
+    std::string s(reinterpret_cast<const char*>(p_), n);
+    if (text) {
+      if (!codec_internal::IsValidUtf8(s)) {
+        return Fail(ErrorCode::kMalformed, "text string at offset " + Offset(p_) + " is not valid UTF-8");
+      }
+      Emplace(out, Text{std::move(s)});
+    } else {
+      Emplace(out, Bytes{std::move(s)});
+    }
     p_ += n;
     return true;
   }
 
-  // <len>':'<bytes>; p_ is just past the first length digit (never '0': no leading zero).
-  bool DecodeLongBytes(Value* out) {
+  // rencode: <len>':'<bytes> (bytes); rencodeplus: <len>':'<utf-8> (text) or <len>'/'<bytes>.
+  // p_ is just past the first length digit ('0' only for rencodeplus, and then alone).
+  bool DecodeLongString(Value* out) {
     size_t n = 0;
-    if (!ReadStringLength(p_ - 1, p_ - 1, &n)) return false;
-    return DecodeBytes(n, out);
+    uint8_t term = ':';
+    if (!ReadStringLength(p_ - 1, p_ - 1, &n, plus_ ? "/:" : ":", &term)) return false;
+    return DecodeString(n, /*text=*/plus_ && term == ':', out);
   }
 
   // count < 0: terminated by kTerm.
@@ -209,6 +234,8 @@ class Decoder : public codec_internal::DecoderBase<Decoder> {
     Emplace(out, std::move(dict));
     return true;
   }
+
+  const bool plus_;  // xpra 6.x rencodeplus: str and bytes are told apart
 };
 
 void EncodeInt(int64_t x, std::string* out) {
@@ -244,7 +271,9 @@ float ToFloat32(double d) {
   return static_cast<float>(d);
 }
 
+template <Dialect kDialect>
 Status EncodeValue(const Value& v, int level, std::string* out) {
+  constexpr const char* kName = kDialect == Dialect::kPlus ? "rencodeplus" : "rencode";
   switch (v.kind()) {
     case Value::Kind::kNone: out->push_back(static_cast<char>(kNone)); break;
     case Value::Kind::kBool: out->push_back(static_cast<char>(v.as_bool() ? kTrue : kFalse)); break;
@@ -254,12 +283,13 @@ Status EncodeValue(const Value& v, int level, std::string* out) {
       bool fits = false;
       int64_t small = 0;
       if (!ParseDecimal(text, &fits, &small)) {
-        return MakeError(ErrorCode::kMalformed, "rencode: BigInt is not a decimal integer: '" + text.substr(0, 80) + "'");
+        return MakeError(ErrorCode::kMalformed,
+                         std::string(kName) + ": BigInt is not a decimal integer: '" + text.substr(0, 80) + "'");
       }
       if (fits) {
         EncodeInt(small, out);
       } else if (text.size() > kMaxBigIntChars) {
-        return MakeError(ErrorCode::kTooLarge, "rencode: number is longer than 63 characters");
+        return MakeError(ErrorCode::kTooLarge, std::string(kName) + ": number is longer than 63 characters");
       } else {
         out->push_back(static_cast<char>(kBigInt));
         out->append(text);
@@ -286,7 +316,10 @@ Status EncodeValue(const Value& v, int level, std::string* out) {
     case Value::Kind::kBytes:
     case Value::Kind::kText: {
       const std::string& s = v.as_string();
-      if (s.size() < kStrFixedCount) {
+      if (kDialect == Dialect::kPlus && v.is_bytes()) {  // rencodeplus bytes: always <len>'/'
+        AppendDecimal(static_cast<int64_t>(s.size()), out);
+        out->push_back('/');
+      } else if (s.size() < kStrFixedCount) {
         out->push_back(static_cast<char>(kStrFixedStart + s.size()));
       } else {
         AppendDecimal(static_cast<int64_t>(s.size()), out);
@@ -296,20 +329,20 @@ Status EncodeValue(const Value& v, int level, std::string* out) {
       break;
     }
     case Value::Kind::kList: {
-      if (Status st = CheckEncodeDepth(level, "rencode"); !st.ok()) return st;
+      if (Status st = CheckEncodeDepth(level, kName); !st.ok()) return st;
       const List& list = v.as_list();
       const bool fixed = list.size() < kListFixedCount;
       out->push_back(static_cast<char>(fixed ? kListFixedStart + list.size() : kList));
-      if (Status st = EncodeItems(list, level, &EncodeValue, out); !st.ok()) return st;
+      if (Status st = EncodeItems(list, level, &EncodeValue<kDialect>, out); !st.ok()) return st;
       if (!fixed) out->push_back(static_cast<char>(kTerm));
       break;
     }
     case Value::Kind::kDict: {
-      if (Status st = CheckEncodeDepth(level, "rencode"); !st.ok()) return st;
+      if (Status st = CheckEncodeDepth(level, kName); !st.ok()) return st;
       const Dict& dict = v.as_dict();
       const bool fixed = dict.size() < kDictFixedCount;
       out->push_back(static_cast<char>(fixed ? kDictFixedStart + dict.size() : kDict));
-      if (Status st = EncodeItems(dict, level, &EncodeValue, out); !st.ok()) return st;
+      if (Status st = EncodeItems(dict, level, &EncodeValue<kDialect>, out); !st.ok()) return st;
       if (!fixed) out->push_back(static_cast<char>(kTerm));
       break;
     }
@@ -320,9 +353,23 @@ Status EncodeValue(const Value& v, int level, std::string* out) {
 }  // namespace
 
 Expected<Value> Decode(std::string_view data, const DecodeLimits& limits) {
-  return Decoder(data, limits).Run();
+  return Decoder(data, limits, Dialect::kRencode).Run();
 }
 
-Status Encode(const Value& v, std::string* out) { return codec_internal::EncodeTopLevel(v, &EncodeValue, out); }
+Status Encode(const Value& v, std::string* out) {
+  return codec_internal::EncodeTopLevel(v, &EncodeValue<Dialect::kRencode>, out);
+}
 
 }  // namespace xr::rencode
+
+namespace xr::rencodeplus {
+
+Expected<Value> Decode(std::string_view data, const DecodeLimits& limits) {
+  return rencode::Decoder(data, limits, rencode::Dialect::kPlus).Run();
+}
+
+Status Encode(const Value& v, std::string* out) {
+  return codec_internal::EncodeTopLevel(v, &rencode::EncodeValue<rencode::Dialect::kPlus>, out);
+}
+
+}  // namespace xr::rencodeplus

@@ -143,20 +143,26 @@ const Value* Caps::get(std::string_view key) const {
   }
 }
 
-std::string Caps::get_string(std::string_view key, std::string_view def) const {
+const Value* Caps::get_scalar(std::string_view key) const {
   const Value* v = get(key);
+  if (v != nullptr && v->is_dict()) return v->find("");
+  return v;
+}
+
+std::string Caps::get_string(std::string_view key, std::string_view def) const {
+  const Value* v = get_scalar(key);
   if (v && v->is_string()) return v->as_string();
   return std::string(def);
 }
 
 int64_t Caps::get_int(std::string_view key, int64_t def) const {
-  const Value* v = get(key);
+  const Value* v = get_scalar(key);
   if (v == nullptr) return def;
   return v->to_int().value_or(def);
 }
 
 bool Caps::get_bool(std::string_view key, bool def) const {
-  const Value* v = get(key);
+  const Value* v = get_scalar(key);
   if (v == nullptr) return def;
   return v->to_bool().value_or(def);
 }

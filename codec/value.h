@@ -136,11 +136,16 @@ class Value {
 // Typed, read-only view of a capabilities dict (a hello). xpra 3.1 uses flat dotted keys
 // ("encoding.something"); lookups also descend into nested dicts ("a.b" finds {"a": {"b": ..}}),
 // so newer peers that nest work too. Missing or wrongly typed keys yield the default.
+// xpra 5.0+ nests a key's own value under "" when it also has sub-keys ({"lz4": {"": True}},
+// {"encryption": {"": "AES-CBC", ...}}): as its typedict does, get_string/get_int/get_bool read
+// that "" entry when the key names a dict (get() and get_strings() do not).
 class Caps {
  public:
   explicit Caps(const Value& dict) : dict_(dict) {}
 
   const Value* get(std::string_view key) const;
+  // get(), or for a dict its "" entry (nullptr when it has none).
+  const Value* get_scalar(std::string_view key) const;
   bool has(std::string_view key) const { return get(key) != nullptr; }
   std::string get_string(std::string_view key, std::string_view def = {}) const;
   int64_t get_int(std::string_view key, int64_t def = 0) const;

@@ -2,6 +2,7 @@
 
 #include "codec/bencode.h"
 #include "codec/compression.h"
+#include "codec/packet.h"
 #include "codec/rencode.h"
 
 namespace xr::engine {
@@ -52,8 +53,8 @@ void SmallFrameCapture::Feed(std::string_view data, std::vector<RawFrame>* out) 
 }
 
 const char* EncoderName(uint8_t flags) {
-  if (flags & flags::kYaml) return "yaml";
-  return (flags & flags::kRencode) ? "rencode" : "bencode";
+  auto e = EncodingForFlags(flags);
+  return e.ok() ? EncodingName(*e) : "yaml";
 }
 
 const char* LevelCompressorName(uint8_t level) { return CompressorName(CompressorForLevel(level)); }
@@ -67,8 +68,9 @@ std::optional<Value> DecodeFrame(const RawFrame& f, size_t max_out, const Decode
     plain = std::move(*d);
     payload = plain;
   }
-  if (f.header.flags & flags::kYaml) return std::nullopt;
-  auto v = (f.header.flags & flags::kRencode) ? rencode::Decode(payload, limits) : bencode::Decode(payload, limits);
+  auto enc = EncodingForFlags(f.header.flags);
+  if (!enc.ok()) return std::nullopt;
+  auto v = DecodePayload(*enc, payload, limits);
   if (!v.ok() || !v->is_list() || v->as_list().empty() || !v->as_list()[0].is_string()) return std::nullopt;
   return std::move(*v);
 }

@@ -30,6 +30,14 @@ std::optional<bool> ParseBool(std::string_view v) {
   return std::nullopt;
 }
 
+// xpra 6.x: a client listing "ssl-upgrade" in its packet-types lets a server with a certificate
+// switch the tcp socket to TLS in place; the relay's server leg is plain, so the server must not.
+void DropSslUpgrade(Value& caps) {
+  Value* types = caps.find("packet-types");
+  if (types == nullptr || !types->is_list()) return;
+  std::erase_if(types->as_list(), [](const Value& t) { return t.to_string() == std::string_view("ssl-upgrade"); });
+}
+
 }  // namespace
 
 const std::vector<std::string>& RelayDigests() {
@@ -73,6 +81,16 @@ Expected<std::string> HelloRequest(const Value& caps_value) {
   return request;
 }
 
+std::string RequestedDisplay(const Value& caps_value) {
+  Caps caps(caps_value);
+  if (const Value* d = caps_value.is_dict() ? caps_value.find("display") : nullptr; d != nullptr && d->is_string()) {
+    return d->as_string();
+  }
+  std::string display = caps.get_string("session.display");
+  if (!display.empty() && std::isdigit(static_cast<unsigned char>(display[0]))) display.insert(0, 1, ':');
+  return display;
+}
+
 std::vector<std::pair<std::string, Value>> SanitizeSessionOptions(
     const std::vector<std::pair<std::string, std::string>>& options) {
   std::vector<std::pair<std::string, Value>> out;
@@ -82,7 +100,7 @@ std::vector<std::pair<std::string, Value>> SanitizeSessionOptions(
       auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
       if (ec == std::errc() && p == v.data() + v.size()) out.emplace_back(k, n);
     } else if (k == "lz4" || k == "lzo" || k == "zlib" || k == "rencode" || k == "bencode" ||
-               k == "yaml") {
+               k == "yaml" || k == "rencodeplus") {
       if (auto b = ParseBool(v)) out.emplace_back(k, *b);
     }
   }
@@ -102,9 +120,10 @@ Value MakeServerHello(const Value& client_caps,
   Value caps = client_caps.is_dict() ? client_caps : Value(Dict{});
   auto request = HelloRequest(caps);
   caps.erase_if([](std::string_view k) {
-    return StartsWithAny(k, {"cipher", "challenge", "digest", "salt-digest", "aliases"}) || k == "request" ||
-           (k.ends_with("_request") && k != "connect_test_request");
+    return StartsWithAny(k, {"cipher", "challenge", "digest", "salt-digest", "aliases", "encryption"}) ||
+           k == "request" || (k.ends_with("_request") && k != "connect_test_request");
   });
+  DropSslUpgrade(caps);
   if (request.ok() && !request->empty()) caps.set("request", std::string_view(*request));
   AddProxyKeys(caps, proxy);
   List digests;

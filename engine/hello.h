@@ -27,10 +27,16 @@ const std::vector<std::string>& RelayDigests();
 // print, event, command, or unknown) -> kUnsupported, with a message for the client.
 Expected<std::string> HelloRequest(const Value& caps);
 
+// The display the client asks for ("" when none): xpra 3.1's string `display` (":100"), or
+// xpra 6.x's `session.display` ("100", made ":100"; 6.x's `display` is a dict of the client's
+// own display capabilities).
+std::string RequestedDisplay(const Value& caps);
+
 // The hello sent to the server: the client's caps minus the keys starting with "cipher",
-// "challenge", "digest", "salt-digest" and "aliases", plus the proxy keys, the relay's own digest
-// lists, and the entry's whitelisted session options (compression_level, lz4, lzo, zlib,
-// rencode, bencode, yaml). Request keys are dropped, but for the one HelloRequest() lets
+// "challenge", "digest", "salt-digest", "aliases" and "encryption" (xpra 6.x's AES dict), and
+// minus "ssl-upgrade" from a 6.x client's "packet-types" (the server leg stays plain), plus the
+// proxy keys, the relay's own digest lists, and the entry's whitelisted session options
+// (compression_level, lz4, lzo, zlib, rencode, bencode, yaml, rencodeplus). Request keys are dropped, but for the one HelloRequest() lets
 // through, sent as `request`. Compression caps stay: frames pass through without recompression,
 // so the server must pick a compressor the client itself supports.
 Value MakeServerHello(const Value& client_caps,

@@ -67,7 +67,8 @@ void InbandInfo::Forward(std::string_view data, Sink& sink, uint64_t conn) {
         packet->as_list()[1].is_dict()) {
       packet->as_list()[1].set("proxy", sink.ProxyInfo());
       EncodeOptions opts;
-      opts.encoding = (frame.header.flags & flags::kRencode) ? Encoding::kRencode : Encoding::kBencode;
+      const auto enc = EncodingForFlags(frame.header.flags);
+      opts.encoding = enc.ok() ? *enc : Encoding::kBencode;
       if ((frame.header.level & 0x0f) != 0) {
         opts.compressor = CompressorForLevel(frame.header.level);
         opts.level = frame.header.level & 0x0f;

@@ -18,6 +18,12 @@ XR_BENCH_PACKAGES=(xpra python3-pil haproxy nginx-core libnginx-mod-stream pytho
 # Issue 19: a real Prometheus scrapes --bind-metrics (//tests/engine:relay_prometheus_test); a real
 # HAProxy sends PROXY protocol v2 (//tests/engine:relay_proxy_protocol_test).
 XR_TEST_PACKAGES+=(prometheus haproxy)
+# xpra 6.5.3, built once per machine by tests/interop/xpra_modern.py from ../shared/xpra-modern
+# (its build script's list; the tests and tools/golden/rencodeplus.py install nothing themselves).
+XR_TEST_PACKAGES+=(gcc pkg-config python3-dev python3-setuptools libxxhash-dev liblz4-dev libx11-dev
+  libxcomposite-dev libxdamage-dev libxtst-dev libxkbfile-dev libxres-dev libxrandr-dev libxfixes-dev libxi-dev
+  libgtk-3-dev python-gi-dev python3-cairo-dev python3-gi python3-gi-cairo python3-cairo python3-pil xvfb xauth
+  x11-xkb-utils xterm)
 # What the relay binary links against at run time (deploy/Containerfile's runtime stage reads this).
 XR_RUNTIME_PACKAGES=(liburing2 libssl3 libsqlite3-0 liblz4-1 zlib1g libfmt9 libstdc++6
   libpam0g libpam-modules libldap-2.5-0)

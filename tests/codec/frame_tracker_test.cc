@@ -434,5 +434,21 @@ TEST_CASE("frame tracker: AcceptFrame inside a walked frame is refused") {
   CHECK(s.error().code == ErrorCode::kInternal);
 }
 
+
+TEST_CASE("frame tracker: xpra 6.x frames (flags 0x18) walk; an unknown flag bit fails at its header") {
+  const std::string six = ReadGolden("xpra6_client_hello.bin");
+  auto good = WalkBoth(six + Frame(0, "ping", 0x10));
+  CHECK_FALSE(good[0].error.has_value());
+  REQUIRE(good[0].headers.size() == 2);
+  CHECK(good[0].headers[0].flags == 0x18);
+  const std::string bad = Frame(0, "ping", 0x10) + Frame(0, "pong", 0x30);
+  auto w = WalkBoth(bad);
+  REQUIRE(w[0].error.has_value());
+  CHECK(w[0].error->code == ErrorCode::kMalformed);
+  CHECK(w[0].error->message == "invalid header flags 0x30: unknown flag bits");
+  CHECK(w[0].error_start == 12);  // the second frame, nothing of it admitted
+  CHECK(w[0].headers.size() == 1);
+}
+
 }  // namespace
 }  // namespace xr

@@ -90,6 +90,25 @@ TEST_CASE("header: encrypted wire size adds 1..32 padding bytes") {
   CHECK(h.wire_payload_size() == size_t{0xffffffff});
 }
 
+
+TEST_CASE("header: xpra 6.x flags: rencodeplus 0x10 and flush 0x08 are known bits, others are not") {
+  CHECK(flags::kRencodePlus == 0x10);
+  CHECK(flags::kFlush == 0x08);
+  for (int f = 0; f < 256; ++f) {
+    const bool known = (f & ~0x1f) == 0;
+    Status s = CheckFlags(static_cast<uint8_t>(f));
+    CHECK_MESSAGE(s.ok() == known, "flags " << f);
+    if (!known) CHECK(s.error().message.find("unknown flag bits") != std::string::npos);
+  }
+  // A 6.5.3 client's first header: P 0x18 0x11 0 ...
+  auto h = DecodeHeader(std::string("P\x18\x11\x00\x00\x00\x0e\x55", 8));
+  REQUIRE(h.ok());
+  CHECK(CheckFlags(h->flags).ok());
+  CHECK(h->compressor() == Compressor::kLz4);
+  CHECK((h->level & 0x0f) == 1);
+  CHECK(kXpra6MaxFirstPayload == 4u << 20);
+}
+
 }  // namespace
 }  // namespace xr
 

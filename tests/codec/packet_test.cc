@@ -13,6 +13,7 @@
 #include "codec/frame_reader.h"
 #include "codec/header.h"
 #include "codec/rencode.h"
+#include "codec/rencodeplus.h"
 #include "tests/codec/framing_test_util.h"
 
 namespace xr {
@@ -717,6 +718,90 @@ TEST_CASE("packet: the draw chunk matches python-lz4 on a block over 64 KiB") {
   REQUIRE(h.ok());
   CHECK(h->index == 7);
   CHECK(golden.substr(kHeaderSize, h->payload_size) == DrawChunk());
+}
+
+
+// ---- xpra 6.x: rencodeplus (flag 0x10), flush (0x08), lz4 ----------------------------------
+
+using namespace std::string_literals;
+
+TEST_CASE("packet: a real xpra 6.5.3 client's first hello (flags 0x18 = rencodeplus + flush, lz4)") {
+  // Captured from `xpra attach` of 6.5.3 (tools/golden/xpra6_hello.py), whole and byte by byte.
+  const std::string data = ReadGolden("xpra6_client_hello.bin");
+  CHECK(data.substr(0, 4) == "P\x18\x11\x00"s);
+  auto packets = DecodeGolden("xpra6_client_hello.bin");
+  REQUIRE(packets.size() == 1);
+  const Value& p = packets[0];
+  CHECK(p.as_list()[0] == Value::text("hello"));
+  Caps caps(p.as_list()[1]);
+  CHECK(caps.get_string("version").starts_with("6."));
+  CHECK(caps.get_strings("encoders") == std::vector<std::string>{"rencodeplus", "yaml", "none"});
+  CHECK(caps.get_strings("compressors") == std::vector<std::string>{"lz4", "none"});
+  // 5.0+ nests a key's own value under "": {"lz4": {"": True}}.
+  CHECK(caps.get("lz4")->is_dict());
+  CHECK(caps.get_bool("lz4"));
+  CHECK(caps.get_bool("rencodeplus"));
+  CHECK_FALSE(caps.get_bool("rencode"));
+  CHECK(caps.get_strings("digest").size() > 3);
+  CHECK(caps.get_string("username") == "alice");
+  PacketDecoder dec;
+  RawFrame f = Frame(0x18, 0x11, 0, data.substr(8));
+  auto r = dec.Push(std::move(f));
+  REQUIRE(r.ok());
+  CHECK(dec.last_encoding() == Encoding::kRencodePlus);
+}
+
+TEST_CASE("packet: rencodeplus packets encode with flag 0x10, flush on request, lz4, and decode back") {
+  const Value hello = List_({"hello", Value(Dict{{Value("version"), Value("6.5.3")},
+                                                 {Value("salt"), Value::bytes(std::string(64, '\x01'))},
+                                                 {Value("pad"), Value::text(std::string(600, 'x'))}})});
+  EncodeOptions opts;
+  opts.encoding = Encoding::kRencodePlus;
+  opts.compressor = Compressor::kLz4;
+  opts.level = 1;
+  opts.flush = true;
+  std::string wire;
+  REQUIRE(EncodePacket(hello, opts, nullptr, &wire).ok());
+  CHECK(static_cast<uint8_t>(wire[1]) == (flags::kRencodePlus | flags::kFlush));
+  CHECK(static_cast<uint8_t>(wire[2]) == (level_flags::kLz4 | 1));
+  Decoded d = DecodeStream(wire, 1);
+  REQUIRE_FALSE(d.error.has_value());
+  REQUIRE(d.packets.size() == 1);
+  CHECK(d.packets[0] == hello);  // str stays str, bytes stay bytes
+  CHECK(d.encodings[0] == Encoding::kRencodePlus);
+}
+
+TEST_CASE("packet: rencodeplus wins over rencode and yaml, as xpra 6.x reads the flags") {
+  std::string payload;
+  REQUIRE(rencodeplus::Encode(Ping(), &payload).ok());
+  PacketDecoder dec;
+  auto r = dec.Push(Frame(flags::kRencodePlus | flags::kRencode | flags::kYaml, 0, 0, payload));
+  REQUIRE(r.ok());
+  CHECK(dec.last_encoding() == Encoding::kRencodePlus);
+}
+
+TEST_CASE("packet: yaml refused with a reason naming what the relay speaks") {
+  auto e = EncodingForFlags(flags::kYaml | flags::kFlush);
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.error().code == ErrorCode::kUnsupported);
+  CHECK(e.error().message.find("rencodeplus") != std::string::npos);
+}
+
+TEST_CASE("packet: a malformed rencodeplus payload names the encoding") {
+  PacketDecoder dec;
+  auto r = dec.Push(Frame(flags::kRencodePlus, 0, 0, "\xc2\x81\xff\x01"));  // str that is not UTF-8
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::kMalformed);
+  CHECK(r.error().message.rfind("rencodeplus packet: rencodeplus: ", 0) == 0);
+}
+
+TEST_CASE("packet: header flag bits xpra does not define are refused before the payload") {
+  for (uint8_t bit : {uint8_t{0x20}, uint8_t{0x40}, uint8_t{0x80}}) {
+    Decoded d = DecodeStream(Header(flags::kRencodePlus | bit, 0, 0, 4) + "abcd", 0);
+    REQUIRE(d.error.has_value());
+    CHECK(d.error->code == ErrorCode::kMalformed);
+    CHECK(d.error->message.find("unknown flag bits") != std::string::npos);
+  }
 }
 
 }  // namespace

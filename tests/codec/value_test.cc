@@ -54,3 +54,21 @@ TEST_CASE("repr escapes bytes and truncates") {
   CHECK(v.repr() == "['hello', b'\\x00\\xff', 3, None, True]");
   CHECK(Value(std::string_view(std::string(2000, 'a'))).repr(10).size() == 13);
 }
+
+TEST_CASE("caps: a 5.0+ key whose own value sits under \"\" in its dict") {
+  // {"lz4": {"": True}, "encodings": {"": ["png"], "core": ["rgb"]}, "encryption": {"": "AES", "iv": "x"}}
+  Value d = Value(Dict{
+      {Value("lz4"), Value(Dict{{Value(""), Value(true)}})},
+      {Value("level"), Value(Dict{{Value(""), Value(3)}})},
+      {Value("encryption"), Value(Dict{{Value(""), Value("AES")}, {Value("iv"), Value("x")}})},
+      {Value("nested"), Value(Dict{{Value("a"), Value(1)}})},
+  });
+  Caps c(d);
+  CHECK(c.get_bool("lz4"));
+  CHECK(c.get_int("level") == 3);
+  CHECK(c.get_string("encryption") == "AES");
+  CHECK(c.get_string("encryption.iv") == "x");
+  CHECK(c.get("encryption")->is_dict());  // get() still gives the dict
+  CHECK(c.get_int("nested", 7) == 7);     // a dict without "" is not a scalar
+  CHECK_FALSE(c.get_bool("nested"));
+}

@@ -112,3 +112,38 @@ TEST_CASE("server hello: the relay never offers xor to a server") {
   Value h = MakeServerHello(ClientCaps(), {}, kId);
   for (const std::string& d : Caps(h).get_strings("digest")) CHECK(d != "xor");
 }
+
+TEST_CASE("server hello of a 6.x client: 'encryption' dict stripped, ssl-upgrade dropped from packet-types") {
+  Value c{Dict{}};
+  c.set("version", "6.5");
+  c.set("encryption", Dict{{Value("cipher"), Value("AES")}, {Value("iv"), Value::bytes("0123456789abcdef")}});
+  c.set("packet-types", List{Value("hello"), Value("ssl-upgrade"), Value("challenge")});
+  c.set("lz4", Dict{{Value(""), Value(true)}});
+  c.set("rencodeplus", Dict{{Value(""), Value(true)}});
+  Value h = MakeServerHello(c, {{"rencodeplus", "yes"}}, kId);
+  Caps caps(h);
+  CHECK_FALSE(caps.has("encryption"));
+  CHECK_FALSE(caps.has("encryption.cipher"));
+  CHECK(caps.get_strings("packet-types") == std::vector<std::string>{"hello", "challenge"});
+  CHECK(caps.get_bool("lz4"));          // compression caps stay: frames pass as they are
+  CHECK(caps.get_bool("rencodeplus"));  // the whitelisted session option, as 6.x's proxy allows
+  CHECK(caps.get_bool("proxy"));
+  CHECK(caps.get_string("proxy.hostname") == "relayhost");
+}
+
+TEST_CASE("requested display: 3.1's display string, or 6.x's session.display") {
+  Value c31{Dict{}};
+  c31.set("display", ":100");
+  CHECK(RequestedDisplay(c31) == ":100");
+  // 6.5.3 with tcp://.../1550: "display" is its own display caps dict, the target is session.display.
+  Value c6{Dict{}};
+  c6.set("display", Dict{{Value("show-desktop"), Value(true)}});
+  c6.set("session", Dict{{Value("display"), Value("1550")}});
+  CHECK(RequestedDisplay(c6) == ":1550");
+  Value c6named{Dict{}};
+  c6named.set("session", Dict{{Value("display"), Value(":7")}});
+  CHECK(RequestedDisplay(c6named) == ":7");
+  Value none{Dict{}};
+  none.set("display", Dict{});
+  CHECK(RequestedDisplay(none).empty());
+}
