@@ -31,6 +31,12 @@ TARGETS = ("relay",)
 
 QUIET = [o for o in harness.SERVER_QUIET if not o.startswith("--daemon")]
 
+# The launcher the root relays here run (also test_sysauth's). --start-new-commands=no: `xpra
+# start URI --start=CMD` also sends CMD as a run-command once attached (xpra's own proxy gets both
+# too); a second xterm of the same title stacked on the first at 0,0 of a WM-less Xvfb stays black
+# on the client, with or without the relay.
+RUNUSER_LAUNCHER = "runuser -u %%u -- %s %%a --daemon=no --start-new-commands=no %s" % (harness.XPRA, " ".join(QUIET))
+
 
 def _run(argv):
     out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
@@ -255,13 +261,14 @@ def test_bob_cannot_reach_alices_session(run, fx):
     check("display ':%d' not found" % fx.b1 in text, "alice reached bob's :%d: %s" % (fx.b1, text[-600:]))
 
 
-def _start_client(run, uri, title, name):
+def start_client(run, uri, title, name, extra=()):
     """`xpra start URI --start=xterm -T TITLE`: the client asks the relay for a new session and
-    attaches to it (xpra's run_remote_server: hello key start-new-session)."""
+    attaches to it (xpra's run_remote_server: hello key start-new-session). Also used by
+    test_sysauth (pam over ssl://)."""
     stack = contextlib.ExitStack()
     disp = stack.enter_context(run.xvfb())
     log = run.path("%s-%d.log" % (name, disp))
-    argv = [harness.XPRA, "start", uri, "--start=xterm -T %s -e /bin/sh" % title] + harness.CLIENT_QUIET
+    argv = [harness.XPRA, "start", uri, "--start=xterm -T %s -e /bin/sh" % title] + harness.CLIENT_QUIET + list(extra)
     p = harness.Proc("%s on :%d" % (name, disp), argv, log, run.env(DISPLAY=":%d" % disp))
     stack.callback(p.stop, 5)
     return stack, harness.XpraClient(run, p, disp, uri, log)
@@ -269,15 +276,11 @@ def _start_client(run, uri, title, name):
 
 def test_start_on_demand_runs_as_the_user(run, fx):
     carol = fx.carol
-    # --start-new-commands=no: `xpra start URI --start=CMD` also sends CMD as a run-command once
-    # attached (xpra's own proxy gets both too); a second xterm of the same title stacked on the
-    # first at 0,0 of a WM-less Xvfb stays black on the client, with or without the relay.
-    cmd = "runuser -u %%u -- %s %%a --daemon=no --start-new-commands=no %s" % (harness.XPRA, " ".join(QUIET))
     with relay_as(run, None, None, fx.auth, [run.mkdir("starter-ctl", 0o700), "~/.xpra"],
-                  extra=["--proxy-start-sessions=yes", "--start-session-command=%s" % cmd,
+                  extra=["--proxy-start-sessions=yes", "--start-session-command=%s" % RUNUSER_LAUNCHER,
                          "--start-session-timeout=40", "--login-timeout=60"], name="relay-starter") as gate:
         n = run.free_display()
-        stack, c = _start_client(run, gate.uri(carol.pw_name, _pw(carol), n), "carol-new", "carol-start")
+        stack, c = start_client(run, gate.uri(carol.pw_name, _pw(carol), n), "carol-new", "carol-start")
         with stack:
             # `xpra start URI` prints no "Attached to": the server's hello shows as "via: <relay>",
             # then the session's window (xterm) appears on the client.
@@ -300,7 +303,7 @@ def test_start_on_demand_runs_as_the_user(run, fx):
 def test_start_refused_when_not_enabled(run, fx):
     # The unprivileged relay has no --proxy-start-sessions: a start request is refused clearly.
     n = run.free_display()
-    stack, c = _start_client(run, fx.shared_relay.uri(fx.alice.pw_name, _pw(fx.alice), n), "never", "alice-start")
+    stack, c = start_client(run, fx.shared_relay.uri(fx.alice.pw_name, _pw(fx.alice), n), "never", "alice-start")
     with stack:
         rc = c.wait_exit(60)
         check(rc != 0, "start through a relay without --proxy-start-sessions succeeded")
@@ -312,7 +315,7 @@ def test_start_failure_is_reported_to_the_client(run, fx):
     with relay_as(run, None, None, fx.auth, [run.mkdir("failing-ctl", 0o700), "~/.xpra"],
                   extra=["--proxy-start-sessions=yes", "--start-session-command=/bin/false"],
                   name="relay-failing") as gate:
-        stack, c = _start_client(run, gate.uri(fx.bob.pw_name, _pw(fx.bob), run.free_display()), "never", "bob-fail")
+        stack, c = start_client(run, gate.uri(fx.bob.pw_name, _pw(fx.bob), run.free_display()), "never", "bob-fail")
         with stack:
             rc = c.wait_exit(60)
             check(rc != 0, "a failed start attached")
