@@ -436,3 +436,26 @@ def test_pam_start_on_demand_over_ssl_runs_as_the_user(run, fx):
         finally:
             harness.kill_pids(b.pids(), grace=3)   # bob's started session: the later tests expect him with none
             run._displays.discard(n)
+
+
+def test_exec_allows_refuses_and_times_out(run, fx):
+    # exec,command=SCRIPT: the script decides by XPRA_AUTH_USERNAME; alice (allowed) lands in her
+    # own session by /N, bob is refused, a hung script is killed at timeout= and the client is
+    # told the service is unavailable, in about that time.
+    a, b = fx.alice, fx.bob
+    script = os.path.join(run.mkdir("exec-auth", 0o755), "decide.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\ncase "$XPRA_AUTH_USERNAME" in\n  %s) exit 0 ;;\n  xrslow) sleep 30 ;;\nesac\nexit 1\n' % a.name)
+    os.chmod(script, 0o755)
+    auth = "exec,command=%s,timeout=2" % script
+    with run.relay(auth, fx.sdir, name="relay-exec", extra=["--system-wide=yes"]) as relay:
+        with run.client("tcp://%s@127.0.0.1:%d/%d" % (a.name, relay.port, fx.srv2.display), name="exec-alice") as c:
+            harness.assert_window_painted(c, fx.srv2.title)
+        check("authenticated as %s" % a.name in harness.read_text(relay.log), "relay log lacks alice's exec login")
+        _refused(run, fx, "tcp://%s@127.0.0.1:%d/" % (b.name, relay.port), "exec-bob", relay,
+                 "authentication failed (exec: %s refused '%s' (exit status 1))" % (script, b.name),
+                 "authentication failed")
+        _, took, _ = _refused(run, fx, "tcp://xrslow@127.0.0.1:%d/" % relay.port, "exec-slow", relay,
+                              "server error: authentication service unavailable", "authentication service unavailable")
+        check(took < 2 + 12, "hung exec command: refusal took %.1f s" % took)
+        check("did not decide within 2 s" in harness.read_text(relay.log), "relay log lacks the exec timeout")
