@@ -321,3 +321,24 @@ def test_start_failure_is_reported_to_the_client(run, fx):
             check(rc != 0, "a failed start attached")
             check("the session launcher failed (exit status 1)" in c.text(), "reason missing: %s" % c.text()[-600:])
         check(gate.alive(), "relay died after a failed start")
+
+
+def test_start_limits_refused_clearly(run, fx):
+    # Limits on starts: a user below --start-session-min-uid is not allowed one, a user at
+    # --max-sessions-per-user live sessions gets none more; each client reads why, the launcher
+    # never runs (it would fail: /bin/false), and the relay goes on.
+    low, high = sorted((fx.alice, fx.bob), key=lambda u: u.pw_uid)
+    high_n = 1 if high is fx.bob else 2   # bob has :b1, alice :a1 and :a2 in the shared dir
+    with relay_as(run, None, None, fx.auth, [fx.shared], name="relay-limits",
+                  extra=["--proxy-start-sessions=yes", "--start-session-command=/bin/false", "--max-sessions-per-user=1",
+                         "--start-session-min-uid=%d" % high.pw_uid]) as gate:
+        for user, want in ((low, "user not allowed to start sessions on this relay"),
+                           (high, "%d sessions already running for this user (the limit is 1)" % high_n)):
+            stack, c = start_client(run, gate.uri(user.pw_name, _pw(user), run.free_display()), "never",
+                                    "limit-%s" % user.pw_name.split("_")[1])
+            with stack:
+                rc = c.wait_exit(60)
+                check(rc != 0, "%s: a refused start attached" % user.pw_name)
+                check(want in c.text(), "%s: reason %r missing: %s" % (user.pw_name, want, c.text()[-600:]))
+        check("session launcher failed" not in harness.read_text(gate.log), "the launcher ran despite the limits")
+        check(gate.alive(), "relay died after refused starts")
