@@ -342,3 +342,29 @@ def test_start_limits_refused_clearly(run, fx):
                 check(want in c.text(), "%s: reason %r missing: %s" % (user.pw_name, want, c.text()[-600:]))
         check("session launcher failed" not in harness.read_text(gate.log), "the launcher ran despite the limits")
         check(gate.alive(), "relay died after refused starts")
+
+
+def test_start_timeout_kills_the_launcher(run, fx):
+    # A launcher whose session never shows: the client is told within --start-session-timeout,
+    # and the launcher's process group is gone (SIGTERM, then SIGKILL).
+    d = run.mkdir("hung-launcher", 0o755)
+    pidfile = os.path.join(d, "pid")
+    script = os.path.join(d, "launch.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho $$ > %s\nexec sleep 60\n" % pidfile)
+    os.chmod(script, 0o755)
+    with relay_as(run, None, None, fx.auth, [run.mkdir("hung-ctl", 0o700), "~/.xpra"], name="relay-hung",
+                  extra=["--proxy-start-sessions=yes", "--start-session-command=%s" % script,
+                         "--start-session-timeout=2"]) as gate:
+        t0 = time.time()
+        stack, c = start_client(run, gate.uri(fx.carol.pw_name, _pw(fx.carol), run.free_display()), "never", "carol-hung")
+        with stack:
+            rc = c.wait_exit(60)
+            took = time.time() - t0
+            check(rc != 0, "a start that never showed attached")
+            check("the new session did not start within 2 seconds" in c.text(), "reason missing: %s" % c.text()[-600:])
+        check(took < 2 + 20, "the refusal took %.1f s" % took)
+        pid = int(harness.read_text(pidfile).strip())
+        harness.wait_until(lambda: not os.path.exists("/proc/%d" % pid), 10,
+                           what="the hung launcher %d killed" % pid)
+        check(gate.alive(), "relay died after a start timed out")
