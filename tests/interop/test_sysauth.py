@@ -25,7 +25,7 @@ import harness
 import wire
 from harness import check
 from test_tls_ws import _make_cert
-from test_system_wide import RUNUSER_LAUNCHER, start_client
+from test_system_wide import RUNUSER_LAUNCHER, cmdline, start_client
 
 TARGETS = ("relay",)
 
@@ -418,11 +418,7 @@ def test_pam_start_on_demand_over_ssl_runs_as_the_user(run, fx):
                 harness.assert_window_painted(c, "bob-new")
                 sock = os.path.join(b.home, ".xpra", "%s-%d" % (harness.HOSTNAME, n))
                 check(os.path.exists(sock) and os.lstat(sock).st_uid == b.uid, "no socket %s of bob's" % sock)
-                cmds = {}
-                for pid in b.pids():
-                    with contextlib.suppress(OSError):
-                        with open("/proc/%d/cmdline" % pid, "rb") as f:
-                            cmds[pid] = f.read().replace(b"\0", b" ").decode(errors="replace")
+                cmds = {pid: cmdline(pid) for pid in b.pids()}
                 check(any("xpra start :%d" % n in x for x in cmds.values()), "no xpra server of bob's for :%d: %s" % (n, cmds))
                 check(any(x.startswith("xterm -T bob-new") for x in cmds.values()), "no xterm of bob's: %s" % cmds)
                 log = harness.read_text(relay.log)

@@ -69,7 +69,7 @@ def _ppid(pid):
         return -1
 
 
-def _cmdline(pid):
+def cmdline(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
@@ -215,7 +215,7 @@ def test_relay_runs_unprivileged(run, fx):
     # The discovery relay is not root: its process's uids (real, effective, saved) are the
     # relay account's, and it holds no capability.
     pid = fx.shared_relay.proc.pid
-    if _cmdline(pid).startswith("runuser"):   # runuser forks the relay and waits for it
+    if cmdline(pid).startswith("runuser"):   # runuser forks the relay and waits for it
         kids = [int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == pid]
         check(len(kids) == 1, "runuser %d has children %s" % (pid, kids))
         pid = kids[0]
@@ -289,7 +289,7 @@ def test_start_on_demand_runs_as_the_user(run, fx):
             # Its processes run as carol: the xpra server holding the new socket and the xterm.
             sock = os.path.join(carol.pw_dir, ".xpra", "%s-%d" % (harness.HOSTNAME, n))
             check(os.path.exists(sock) and os.lstat(sock).st_uid == carol.pw_uid, "no socket %s of carol's" % sock)
-            cmds = [_cmdline(p) for p in _pids_of_uid(carol.pw_uid)]
+            cmds = [cmdline(p) for p in _pids_of_uid(carol.pw_uid)]
             check(any("xpra start :%d" % n in x for x in cmds), "no xpra server of carol's for :%d: %s" % (n, cmds))
             check(any(x.startswith("xterm -T carol-new") for x in cmds), "no xterm of carol's: %s" % cmds)
             check("connecting to unix:%s" % sock in harness.read_text(gate.log), "relay log does not name %s" % sock)
