@@ -314,6 +314,25 @@ def test_ldap_wrong_password_refused(run, fx):
     check("Invalid credentials" in harness.read_text(fx.ldap_relay.log), "relay log lacks the LDAP refusal")
 
 
+def test_ldap_search_then_bind(run, fx):
+    # search_base=: the relay finds the user's DN by (uid=NAME) anonymously, then binds as it;
+    # the entry's uidNumber (alice's) selects alice's sessions.
+    ldap = "ldap,host=127.0.0.1,port=%d,search_base=ou=people, %s,timeout=%d" % (fx.slapd.port, LDAP_SUFFIX, LDAP_TIMEOUT)
+    ssl_port = run.free_port()
+    with run.relay(ldap, fx.sdir, name="relay-ldap-search", extra=[
+            "--system-wide=yes", "--bind-ssl=127.0.0.1:%d" % ssl_port, "--ssl-cert=%s" % fx.cert,
+            "--ssl-key=%s" % fx.key, "--ssl-auth=%s" % ldap]) as relay:
+        with run.client(_ssl_uri("carol", "carol-ldap-pw", ssl_port, fx.srv2.display),
+                        extra=["--ssl-ca-certs=%s" % fx.cert], name="ldap-search-carol") as c:
+            harness.assert_window_painted(c, fx.srv2.title)
+        check("authenticated as carol" in harness.read_text(relay.log), "relay log does not show carol")
+        _refused(run, fx, _ssl_uri("carol", "carol-ldap-px", ssl_port), "ldap-search-wrong", relay,
+                 "authentication failed (ldap: LDAP bind as 'uid=carol,ou=people,dc=xr,dc=test': Invalid credentials)",
+                 "authentication failed")
+        _refused(run, fx, _ssl_uri("nosuch", "whatever", ssl_port), "ldap-search-unknown", relay,
+                 "authentication failed (ldap: LDAP search (uid=nosuch) matches no entry)", "authentication failed")
+
+
 def test_ldap_directory_hung_then_down_clear_error(run, fx):
     # Hung (SIGSTOP: connects, never answers), then stopped: both end within the timeout.
     fx.slapd.signal_group(signal.SIGSTOP)
