@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -17,6 +16,7 @@
 
 #include "auth/module_base.h"
 #include "base/fd.h"
+#include "base/spawn.h"
 
 extern char** environ;
 
@@ -27,20 +27,6 @@ struct ExecSettings {
   std::string command;
   int64_t timeout_ms = 20000;
   std::optional<int64_t> uid, gid;
-};
-
-// posix_spawn attributes and file actions, destroyed with the object.
-struct SpawnSetup {
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_t actions;
-  SpawnSetup() {
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_init(&actions);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
 };
 
 // Waits up to `timeout_ms` for `pid` to exit; on time-out kills its process group (it leads
@@ -89,27 +75,8 @@ Expected<SessionEntry> RunCommand(const ExecSettings& s, const std::string& user
     ours.reset(sv[0]);
     theirs.reset(sv[1]);
   }
-  SpawnSetup sp;
-  posix_spawnattr_setpgroup(&sp.attr, 0);  // its own process group, killed whole at the timeout
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&defaults, sig);
-  posix_spawnattr_setsigmask(&sp.attr, &none);          // the relay blocks signals in every thread
-  posix_spawnattr_setsigdefault(&sp.attr, &defaults);  // and ignores SIGPIPE
-  posix_spawnattr_setflags(&sp.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  if (theirs.valid()) {
-    posix_spawn_file_actions_adddup2(&sp.actions, theirs.get(), 0);
-  } else {
-    posix_spawn_file_actions_addopen(&sp.actions, 0, "/dev/null", O_RDONLY, 0);
-  }
-  posix_spawn_file_actions_addopen(&sp.actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&sp.actions, 2, "/dev/null", O_WRONLY, 0);
-
-  const std::string info = "Connection request from " + peer;
   const std::string timeout_s = std::to_string((s.timeout_ms + 999) / 1000);
-  std::vector<char*> argv = {const_cast<char*>(s.command.c_str()), const_cast<char*>(info.c_str()),
-                             const_cast<char*>(timeout_s.c_str()), nullptr};
+  const std::vector<std::string> argv = {s.command, "Connection request from " + peer, timeout_s};
   std::vector<std::string> env_strings;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     if (std::strncmp(*e, "XPRA_AUTH_", 10) != 0) env_strings.emplace_back(*e);
@@ -117,12 +84,12 @@ Expected<SessionEntry> RunCommand(const ExecSettings& s, const std::string& user
   env_strings.push_back("XPRA_AUTH_USERNAME=" + username);
   env_strings.push_back("XPRA_AUTH_PEER=" + peer);
   env_strings.push_back("XPRA_AUTH_TIMEOUT=" + timeout_s);
-  std::vector<char*> envp;
-  for (std::string& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
 
+  // Its own process group, killed whole at the timeout; the password (if any) on stdin.
+  SpawnOptions opts;
+  opts.stdin_fd = theirs.valid() ? theirs.get() : -1;
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, s.command.c_str(), &sp.actions, &sp.attr, argv.data(), envp.data());
+  int rc = SpawnIsolated(argv, env_strings, opts, &pid);
   theirs.reset();
   if (rc != 0) return MakeError(ErrorCode::kIo, "cannot run " + s.command + ": " + strerror(rc));
   if (ours.valid()) {

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +12,8 @@
 #include <chrono>
 #include <cstring>
 #include <string_view>
+
+#include "base/spawn.h"
 
 namespace xr::registry {
 namespace {
@@ -56,36 +57,14 @@ std::vector<std::string> LauncherEnv(const UserAccount& user) {
   return env;
 }
 
-std::vector<char*> CStrings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (std::string& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-// posix_spawn: a new session (its own process group, no terminal), stdio on /dev/null, no fd of
-// the relay's, default signal dispositions and an empty mask (the relay blocks and ignores some).
-Expected<pid_t> Spawn(std::vector<std::string> argv, std::vector<std::string> env, const std::string& cwd) {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attr);
-  for (int fd : {0, 1, 2}) posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT}) sigaddset(&defaults, s);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<char*> cargv = CStrings(argv);
-  std::vector<char*> cenv = CStrings(env);
+// A new session (its own process group, no terminal), found in PATH, isolated as SpawnIsolated says.
+Expected<pid_t> Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& cwd) {
+  SpawnOptions opts;
+  opts.new_session = true;
+  opts.search_path = true;
+  opts.cwd = cwd;
   pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, cargv[0], &actions, &attr, cargv.data(), cenv.data());
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&actions);
+  const int rc = SpawnIsolated(argv, env, opts, &pid);
   if (rc != 0) {
     return MakeError(ErrorCode::kIo, "cannot run the session launcher '" + argv[0] + "': " + std::strerror(rc));
   }

@@ -5,9 +5,11 @@ through the module's confdir=, so pam_unix checks /etc/shadow as the relay runs 
 real OpenLDAP slapd configured and started here on a free port, and a unix-socket bind with
 peercred (the kernel's SO_PEERCRED of a client running as the user).
 
-Until per-uid discovery lands (issue 15, "Finding a user's sessions"), the relay lands a user in
-the live sessions of the relay's --socket-dir that are owned by the uid the module returned:
-alice's session is started as alice in a shared sticky directory.
+The relays run with --system-wide=yes: after pam (or ldap, or peercred) accepts a user, the
+user's uid selects that user's own live sessions (issue 15, "Finding a user's sessions"). alice
+has two sessions, started as alice in a shared sticky directory: she picks each with /N; bob,
+who has none there, is told so and never sees hers. A root relay with --proxy-start-sessions
+starts a session as bob when his `xpra start ssl://bob@RELAY/` asks for one over pam.
 """
 
 import contextlib
@@ -23,6 +25,7 @@ import harness
 import wire
 from harness import check
 from test_tls_ws import _make_cert
+from test_system_wide import RUNUSER_LAUNCHER, cmdline, start_client
 
 TARGETS = ("relay",)
 
@@ -167,6 +170,7 @@ def fixture(run):
         users.append(bob)
         sdir = run.mkdir("sysauth-sockets", 0o1777)
         srv = stack.enter_context(_user_session(run, alice, sdir))
+        srv2 = stack.enter_context(_user_session(run, alice, sdir))
         cert, key = _make_cert(run, name="sysauth")
         # carol exists only in the directory; her uidNumber is alice's: she lands in alice's session.
         slapd = stack.enter_context(_slapd(run, [("carol", "carol-ldap-pw", alice.uid, alice.gid)]))
@@ -174,17 +178,17 @@ def fixture(run):
         unix_path = os.path.join(run.mkdir("sysauth-unix", 0o755), "relay.sock")
         ssl_port = run.free_port()
         relay = stack.enter_context(run.relay(pam, sdir, name="relay-pam", extra=[
-            "--bind-ssl=127.0.0.1:%d" % ssl_port, "--ssl-cert=%s" % cert, "--ssl-key=%s" % key, "--ssl-auth=%s" % pam,
+            "--system-wide=yes", "--bind-ssl=127.0.0.1:%d" % ssl_port, "--ssl-cert=%s" % cert, "--ssl-key=%s" % key, "--ssl-auth=%s" % pam,
             "--bind=%s" % unix_path, "--auth=peercred,uid=%d" % alice.uid]))
         ldap = "ldap,host=127.0.0.1,port=%d,username_format=uid=%%username, ou=people, %s,timeout=%d" % (
             slapd.port, LDAP_SUFFIX, LDAP_TIMEOUT)
         ldap_ssl_port = run.free_port()
         ldap_relay = stack.enter_context(run.relay(ldap, sdir, name="relay-ldap", extra=[
-            "--bind-ssl=127.0.0.1:%d" % ldap_ssl_port, "--ssl-cert=%s" % cert, "--ssl-key=%s" % key,
+            "--system-wide=yes", "--bind-ssl=127.0.0.1:%d" % ldap_ssl_port, "--ssl-cert=%s" % cert, "--ssl-key=%s" % key,
             "--ssl-auth=%s" % ldap]))
         harness.wait_until(lambda: os.path.exists(unix_path), 10, what="relay unix socket")
         os.chmod(unix_path, 0o666)  # any local user may connect; peercred decides who gets in
-        yield _Fx(pam=pam, sdir=sdir, alice=alice, bob=bob, srv=srv, cert=cert, relay=relay, ssl_port=ssl_port, ldap_relay=ldap_relay,
+        yield _Fx(pam=pam, sdir=sdir, alice=alice, bob=bob, srv=srv, srv2=srv2, cert=cert, key=key, relay=relay, ssl_port=ssl_port, ldap_relay=ldap_relay,
                   ldap_ssl_port=ldap_ssl_port, slapd=slapd, unix_path=unix_path)
 
 
@@ -195,8 +199,8 @@ class _Fx:
         self.__dict__.update(kw)
 
 
-def _ssl_uri(user, password, port):
-    return "ssl://%s:%s@127.0.0.1:%d/" % (user, password, port)
+def _ssl_uri(user, password, port, display=None):
+    return "ssl://%s:%s@127.0.0.1:%d/%s" % (user, password, port, "" if display is None else display)
 
 
 def _refused(run, fx, uri, name, relay, want, shown, extra=()):
@@ -225,7 +229,7 @@ def _refused(run, fx, uri, name, relay, want, shown, extra=()):
 
 def test_pam_password_over_ssl_lands_in_own_session(run, fx):
     a = fx.alice
-    with run.client(_ssl_uri(a.name, a.password, fx.ssl_port), extra=["--ssl-ca-certs=%s" % fx.cert],
+    with run.client(_ssl_uri(a.name, a.password, fx.ssl_port, fx.srv.display), extra=["--ssl-ca-certs=%s" % fx.cert],
                     name="pam-alice") as c:
         harness.assert_window_painted(c, fx.srv.title, save_as="sysauth-pam.png")
         log = harness.read_text(fx.relay.log)
@@ -234,13 +238,26 @@ def test_pam_password_over_ssl_lands_in_own_session(run, fx):
         check(a.password not in log, "the password is in the relay log")
 
 
+def test_pam_alice_picks_her_second_session(run, fx):
+    # /N picks her other session; without /N she is told her two displays (and only hers).
+    a = fx.alice
+    with run.client(_ssl_uri(a.name, a.password, fx.ssl_port, fx.srv2.display), extra=["--ssl-ca-certs=%s" % fx.cert],
+                    name="pam-alice-2") as c:
+        harness.assert_window_painted(c, fx.srv2.title)
+        check(not c.xdotool("search", "--name", fx.srv.title, check_rc=False).strip(),
+              "alice's client for :%d also shows %s" % (fx.srv2.display, fx.srv.title))
+    want = "please specify a display, more than one is available: :%d, :%d" % tuple(
+        sorted((fx.srv.display, fx.srv2.display)))
+    _refused(run, fx, _ssl_uri(a.name, a.password, fx.ssl_port), "pam-alice-nodisp", fx.relay, want, want)
+
+
 def test_pam_password_over_aes_tcp(run, fx):
     # A relay whose tcp bind requires AES: xor is allowed inside the AES stream.
     a = fx.alice
     key = run.key_file("sysauth-aes-key-%d" % os.getpid(), name="sysauth-aes.key")
     with run.relay(fx.pam, fx.sdir, name="relay-pam-aes",
-                   extra=["--tcp-encryption=AES", "--tcp-encryption-keyfile=%s" % key]) as relay:
-        with run.client("tcp://%s:%s@127.0.0.1:%d/" % (a.name, a.password, relay.port),
+                   extra=["--system-wide=yes", "--tcp-encryption=AES", "--tcp-encryption-keyfile=%s" % key]) as relay:
+        with run.client("tcp://%s:%s@127.0.0.1:%d/%d" % (a.name, a.password, relay.port, fx.srv.display),
                         extra=["--encryption=AES", "--encryption-keyfile=%s" % key], name="pam-aes") as c:
             harness.assert_window_painted(c, fx.srv.title)
             check("sending data using AES encryption" in c.text(), "client log does not show AES")
@@ -272,12 +289,19 @@ def test_pam_other_user_does_not_reach_alices_session(run, fx):
                                "session not found error: no sessions found for this user",
                                "no sessions found for this user")
     check("user=%s" % b.name in line, "the refusal is not bob's: %s" % line)
-    check(fx.srv.socket_path not in line and ":%d" % fx.srv.display not in reason,
-          "bob's refusal shows alice's session: %s / %s" % (line, reason))
+    # Asking for alice's display by number does not reach it either, nor name it back.
+    reason2, _, line2 = _refused(run, fx, _ssl_uri(b.name, b.password, fx.ssl_port, fx.srv.display), "pam-bob-to-alice",
+                                 fx.relay, "session not found error: no sessions found for this user",
+                                 "no sessions found for this user")
+    for srv in (fx.srv, fx.srv2):
+        for text in (line, reason, line2):
+            check(srv.socket_path not in text, "bob's refusal shows alice's socket: %s" % text)
+        check(":%d" % srv.display not in reason, "bob's refusal shows alice's display: %s" % reason)
+    check(":%d" % fx.srv2.display not in reason2, "bob's refusal shows alice's other display: %s" % reason2)
 
 
 def test_ldap_login_uses_directory_uid(run, fx):
-    with run.client(_ssl_uri("carol", "carol-ldap-pw", fx.ldap_ssl_port), extra=["--ssl-ca-certs=%s" % fx.cert],
+    with run.client(_ssl_uri("carol", "carol-ldap-pw", fx.ldap_ssl_port, fx.srv.display), extra=["--ssl-ca-certs=%s" % fx.cert],
                     name="ldap-carol") as c:
         harness.assert_window_painted(c, fx.srv.title)
     check("authenticated as carol" in harness.read_text(fx.ldap_relay.log), "relay log does not show carol")
@@ -288,6 +312,25 @@ def test_ldap_wrong_password_refused(run, fx):
              "authentication error: authentication failed (ldap: LDAP bind as 'uid=carol, ou=people, dc=xr, dc=test': "
              "Invalid credentials)", "authentication failed")
     check("Invalid credentials" in harness.read_text(fx.ldap_relay.log), "relay log lacks the LDAP refusal")
+
+
+def test_ldap_search_then_bind(run, fx):
+    # search_base=: the relay finds the user's DN by (uid=NAME) anonymously, then binds as it;
+    # the entry's uidNumber (alice's) selects alice's sessions.
+    ldap = "ldap,host=127.0.0.1,port=%d,search_base=ou=people, %s,timeout=%d" % (fx.slapd.port, LDAP_SUFFIX, LDAP_TIMEOUT)
+    ssl_port = run.free_port()
+    with run.relay(ldap, fx.sdir, name="relay-ldap-search", extra=[
+            "--system-wide=yes", "--bind-ssl=127.0.0.1:%d" % ssl_port, "--ssl-cert=%s" % fx.cert,
+            "--ssl-key=%s" % fx.key, "--ssl-auth=%s" % ldap]) as relay:
+        with run.client(_ssl_uri("carol", "carol-ldap-pw", ssl_port, fx.srv2.display),
+                        extra=["--ssl-ca-certs=%s" % fx.cert], name="ldap-search-carol") as c:
+            harness.assert_window_painted(c, fx.srv2.title)
+        check("authenticated as carol" in harness.read_text(relay.log), "relay log does not show carol")
+        _refused(run, fx, _ssl_uri("carol", "carol-ldap-px", ssl_port), "ldap-search-wrong", relay,
+                 "authentication failed (ldap: LDAP bind as 'uid=carol,ou=people,dc=xr,dc=test': Invalid credentials)",
+                 "authentication failed")
+        _refused(run, fx, _ssl_uri("nosuch", "whatever", ssl_port), "ldap-search-unknown", relay,
+                 "authentication failed (ldap: LDAP search (uid=nosuch) matches no entry)", "authentication failed")
 
 
 def test_ldap_directory_hung_then_down_clear_error(run, fx):
@@ -309,7 +352,7 @@ def test_ldap_directory_hung_then_down_clear_error(run, fx):
     check("unreachable" in harness.read_text(fx.ldap_relay.log), "relay log does not say the directory is unreachable")
 
 
-def _unix_hello(path, user):
+def _unix_hello(path, user, display):
     """Sends a client hello over the relay's unix socket from a child running as `user` (None:
     this process, root); returns what came back (classify_reply)."""
     r, w = os.pipe()
@@ -323,7 +366,7 @@ def _unix_hello(path, user):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(15)
             s.connect(path)
-            s.sendall(wire.encode_packet(wire.hello_packet({"username": user.name if user else "root"})))
+            s.sendall(wire.encode_packet(wire.hello_packet({"username": user.name if user else "root", "display": display})))
             data = b""
             end = time.time() + 15
             while time.time() < end and len(data) < 1 << 20:
@@ -357,7 +400,8 @@ def _unix_hello(path, user):
 
 
 def test_peercred_allows_listed_uid_only(run, fx):
-    packets, (kind, detail) = _unix_hello(fx.unix_path, fx.alice)
+    display = ":%d" % fx.srv.display
+    packets, (kind, detail) = _unix_hello(fx.unix_path, fx.alice, display)
     names = [wire.text(p[0]) for p in packets if p]
     # Allowed: the relay connects to alice's session and relays its answer (its hello).
     check("hello" in names or (kind == "disconnect" and "authentication" not in detail),
@@ -366,8 +410,67 @@ def test_peercred_allows_listed_uid_only(run, fx):
     check("authenticated as %s, connecting to" % fx.alice.name in log, "relay log lacks alice's peercred login:\n%s"
           % harness.log_tail(fx.relay.log, 10))
     for who in (fx.bob, None):
-        _packets, (kind, detail) = _unix_hello(fx.unix_path, who)
+        _packets, (kind, detail) = _unix_hello(fx.unix_path, who, display)
         check(kind == "disconnect" and "authentication failed" in detail,
               "%s (not listed) was not refused: %s %s" % (who.name if who else "root", kind, detail))
     check("peercred: uid %d is not allowed" % fx.bob.uid in harness.read_text(fx.relay.log),
           "relay log lacks the peercred refusal")
+
+
+def test_pam_start_on_demand_over_ssl_runs_as_the_user(run, fx):
+    # `xpra start ssl://bob@RELAY/N --start=xterm`: pam checks bob's system password, a root relay
+    # with --proxy-start-sessions starts :N as bob (runuser), the client attaches; bob's second
+    # client finds it (his only session). alice's sessions stay out of bob's reach.
+    b = fx.bob
+    ssl_port = run.free_port()
+    with run.relay(fx.pam, fx.sdir, name="relay-pam-start", extra=[
+            "--system-wide=yes", "--socket-dirs=~/.xpra", "--proxy-start-sessions=yes",
+            "--start-session-command=%s" % RUNUSER_LAUNCHER, "--start-session-timeout=40", "--login-timeout=60",
+            "--bind-ssl=127.0.0.1:%d" % ssl_port, "--ssl-cert=%s" % fx.cert, "--ssl-key=%s" % fx.key,
+            "--ssl-auth=%s" % fx.pam]) as relay:
+        n = run.free_display()
+        try:
+            stack, c = start_client(run, _ssl_uri(b.name, b.password, ssl_port, n), "bob-new", "pam-bob-start",
+                                    extra=["--ssl-ca-certs=%s" % fx.cert])
+            with stack:
+                harness.wait_for_log(c.log, r"via: Linux proxy", 60, proc=c.proc)
+                harness.assert_window_painted(c, "bob-new")
+                sock = os.path.join(b.home, ".xpra", "%s-%d" % (harness.HOSTNAME, n))
+                check(os.path.exists(sock) and os.lstat(sock).st_uid == b.uid, "no socket %s of bob's" % sock)
+                cmds = {pid: cmdline(pid) for pid in b.pids()}
+                check(any("xpra start :%d" % n in x for x in cmds.values()), "no xpra server of bob's for :%d: %s" % (n, cmds))
+                check(any(x.startswith("xterm -T bob-new") for x in cmds.values()), "no xterm of bob's: %s" % cmds)
+                log = harness.read_text(relay.log)
+                check("authenticated as %s" % b.name in log and "connecting to unix:%s" % sock in log,
+                      "relay log lacks bob's pam login to %s:\n%s" % (sock, harness.log_tail(relay.log, 10)))
+                check(b.password not in log, "the password is in the relay log")
+            with run.client(_ssl_uri(b.name, b.password, ssl_port), extra=["--ssl-ca-certs=%s" % fx.cert],
+                            name="pam-bob-again") as c2:
+                harness.assert_window_painted(c2, "bob-new")
+                c2.assert_attached("bob's second client")
+        finally:
+            harness.kill_pids(b.pids(), grace=3)   # bob's started session: the later tests expect him with none
+            run._displays.discard(n)
+
+
+def test_exec_allows_refuses_and_times_out(run, fx):
+    # exec,command=SCRIPT: the script decides by XPRA_AUTH_USERNAME; alice (allowed) lands in her
+    # own session by /N, bob is refused, a hung script is killed at timeout= and the client is
+    # told the service is unavailable, in about that time.
+    a, b = fx.alice, fx.bob
+    script = os.path.join(run.mkdir("exec-auth", 0o755), "decide.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\ncase "$XPRA_AUTH_USERNAME" in\n  %s) exit 0 ;;\n  xrslow) sleep 30 ;;\nesac\nexit 1\n' % a.name)
+    os.chmod(script, 0o755)
+    auth = "exec,command=%s,timeout=2" % script
+    with run.relay(auth, fx.sdir, name="relay-exec", extra=["--system-wide=yes"]) as relay:
+        with run.client("tcp://%s@127.0.0.1:%d/%d" % (a.name, relay.port, fx.srv2.display), name="exec-alice") as c:
+            harness.assert_window_painted(c, fx.srv2.title)
+        check("authenticated as %s" % a.name in harness.read_text(relay.log), "relay log lacks alice's exec login")
+        _refused(run, fx, "tcp://%s@127.0.0.1:%d/" % (b.name, relay.port), "exec-bob", relay,
+                 "authentication failed (exec: %s refused '%s' (exit status 1))" % (script, b.name),
+                 "authentication failed")
+        _, took, _ = _refused(run, fx, "tcp://xrslow@127.0.0.1:%d/" % relay.port, "exec-slow", relay,
+                              "server error: authentication service unavailable", "authentication service unavailable")
+        check(took < 2 + 12, "hung exec command: refusal took %.1f s" % took)
+        check("did not decide within 2 s" in harness.read_text(relay.log), "relay log lacks the exec timeout")

@@ -31,6 +31,12 @@ TARGETS = ("relay",)
 
 QUIET = [o for o in harness.SERVER_QUIET if not o.startswith("--daemon")]
 
+# The launcher the root relays here run (also test_sysauth's). --start-new-commands=no: `xpra
+# start URI --start=CMD` also sends CMD as a run-command once attached (xpra's own proxy gets both
+# too); a second xterm of the same title stacked on the first at 0,0 of a WM-less Xvfb stays black
+# on the client, with or without the relay.
+RUNUSER_LAUNCHER = "runuser -u %%u -- %s %%a --daemon=no --start-new-commands=no %s" % (harness.XPRA, " ".join(QUIET))
+
 
 def _run(argv):
     out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
@@ -63,7 +69,7 @@ def _ppid(pid):
         return -1
 
 
-def _cmdline(pid):
+def cmdline(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
@@ -209,7 +215,7 @@ def test_relay_runs_unprivileged(run, fx):
     # The discovery relay is not root: its process's uids (real, effective, saved) are the
     # relay account's, and it holds no capability.
     pid = fx.shared_relay.proc.pid
-    if _cmdline(pid).startswith("runuser"):   # runuser forks the relay and waits for it
+    if cmdline(pid).startswith("runuser"):   # runuser forks the relay and waits for it
         kids = [int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == pid]
         check(len(kids) == 1, "runuser %d has children %s" % (pid, kids))
         pid = kids[0]
@@ -255,13 +261,14 @@ def test_bob_cannot_reach_alices_session(run, fx):
     check("display ':%d' not found" % fx.b1 in text, "alice reached bob's :%d: %s" % (fx.b1, text[-600:]))
 
 
-def _start_client(run, uri, title, name):
+def start_client(run, uri, title, name, extra=()):
     """`xpra start URI --start=xterm -T TITLE`: the client asks the relay for a new session and
-    attaches to it (xpra's run_remote_server: hello key start-new-session)."""
+    attaches to it (xpra's run_remote_server: hello key start-new-session). Also used by
+    test_sysauth (pam over ssl://)."""
     stack = contextlib.ExitStack()
     disp = stack.enter_context(run.xvfb())
     log = run.path("%s-%d.log" % (name, disp))
-    argv = [harness.XPRA, "start", uri, "--start=xterm -T %s -e /bin/sh" % title] + harness.CLIENT_QUIET
+    argv = [harness.XPRA, "start", uri, "--start=xterm -T %s -e /bin/sh" % title] + harness.CLIENT_QUIET + list(extra)
     p = harness.Proc("%s on :%d" % (name, disp), argv, log, run.env(DISPLAY=":%d" % disp))
     stack.callback(p.stop, 5)
     return stack, harness.XpraClient(run, p, disp, uri, log)
@@ -269,15 +276,11 @@ def _start_client(run, uri, title, name):
 
 def test_start_on_demand_runs_as_the_user(run, fx):
     carol = fx.carol
-    # --start-new-commands=no: `xpra start URI --start=CMD` also sends CMD as a run-command once
-    # attached (xpra's own proxy gets both too); a second xterm of the same title stacked on the
-    # first at 0,0 of a WM-less Xvfb stays black on the client, with or without the relay.
-    cmd = "runuser -u %%u -- %s %%a --daemon=no --start-new-commands=no %s" % (harness.XPRA, " ".join(QUIET))
     with relay_as(run, None, None, fx.auth, [run.mkdir("starter-ctl", 0o700), "~/.xpra"],
-                  extra=["--proxy-start-sessions=yes", "--start-session-command=%s" % cmd,
+                  extra=["--proxy-start-sessions=yes", "--start-session-command=%s" % RUNUSER_LAUNCHER,
                          "--start-session-timeout=40", "--login-timeout=60"], name="relay-starter") as gate:
         n = run.free_display()
-        stack, c = _start_client(run, gate.uri(carol.pw_name, _pw(carol), n), "carol-new", "carol-start")
+        stack, c = start_client(run, gate.uri(carol.pw_name, _pw(carol), n), "carol-new", "carol-start")
         with stack:
             # `xpra start URI` prints no "Attached to": the server's hello shows as "via: <relay>",
             # then the session's window (xterm) appears on the client.
@@ -286,7 +289,7 @@ def test_start_on_demand_runs_as_the_user(run, fx):
             # Its processes run as carol: the xpra server holding the new socket and the xterm.
             sock = os.path.join(carol.pw_dir, ".xpra", "%s-%d" % (harness.HOSTNAME, n))
             check(os.path.exists(sock) and os.lstat(sock).st_uid == carol.pw_uid, "no socket %s of carol's" % sock)
-            cmds = [_cmdline(p) for p in _pids_of_uid(carol.pw_uid)]
+            cmds = [cmdline(p) for p in _pids_of_uid(carol.pw_uid)]
             check(any("xpra start :%d" % n in x for x in cmds), "no xpra server of carol's for :%d: %s" % (n, cmds))
             check(any(x.startswith("xterm -T carol-new") for x in cmds), "no xterm of carol's: %s" % cmds)
             check("connecting to unix:%s" % sock in harness.read_text(gate.log), "relay log does not name %s" % sock)
@@ -300,7 +303,7 @@ def test_start_on_demand_runs_as_the_user(run, fx):
 def test_start_refused_when_not_enabled(run, fx):
     # The unprivileged relay has no --proxy-start-sessions: a start request is refused clearly.
     n = run.free_display()
-    stack, c = _start_client(run, fx.shared_relay.uri(fx.alice.pw_name, _pw(fx.alice), n), "never", "alice-start")
+    stack, c = start_client(run, fx.shared_relay.uri(fx.alice.pw_name, _pw(fx.alice), n), "never", "alice-start")
     with stack:
         rc = c.wait_exit(60)
         check(rc != 0, "start through a relay without --proxy-start-sessions succeeded")
@@ -312,9 +315,56 @@ def test_start_failure_is_reported_to_the_client(run, fx):
     with relay_as(run, None, None, fx.auth, [run.mkdir("failing-ctl", 0o700), "~/.xpra"],
                   extra=["--proxy-start-sessions=yes", "--start-session-command=/bin/false"],
                   name="relay-failing") as gate:
-        stack, c = _start_client(run, gate.uri(fx.bob.pw_name, _pw(fx.bob), run.free_display()), "never", "bob-fail")
+        stack, c = start_client(run, gate.uri(fx.bob.pw_name, _pw(fx.bob), run.free_display()), "never", "bob-fail")
         with stack:
             rc = c.wait_exit(60)
             check(rc != 0, "a failed start attached")
             check("the session launcher failed (exit status 1)" in c.text(), "reason missing: %s" % c.text()[-600:])
         check(gate.alive(), "relay died after a failed start")
+
+
+def test_start_limits_refused_clearly(run, fx):
+    # Limits on starts: a user below --start-session-min-uid is not allowed one, a user at
+    # --max-sessions-per-user live sessions gets none more; each client reads why, the launcher
+    # never runs (it would fail: /bin/false), and the relay goes on.
+    low, high = sorted((fx.alice, fx.bob), key=lambda u: u.pw_uid)
+    high_n = 1 if high is fx.bob else 2   # bob has :b1, alice :a1 and :a2 in the shared dir
+    with relay_as(run, None, None, fx.auth, [fx.shared], name="relay-limits",
+                  extra=["--proxy-start-sessions=yes", "--start-session-command=/bin/false", "--max-sessions-per-user=1",
+                         "--start-session-min-uid=%d" % high.pw_uid]) as gate:
+        for user, want in ((low, "user not allowed to start sessions on this relay"),
+                           (high, "%d sessions already running for this user (the limit is 1)" % high_n)):
+            stack, c = start_client(run, gate.uri(user.pw_name, _pw(user), run.free_display()), "never",
+                                    "limit-%s" % user.pw_name.split("_")[1])
+            with stack:
+                rc = c.wait_exit(60)
+                check(rc != 0, "%s: a refused start attached" % user.pw_name)
+                check(want in c.text(), "%s: reason %r missing: %s" % (user.pw_name, want, c.text()[-600:]))
+        check("session launcher failed" not in harness.read_text(gate.log), "the launcher ran despite the limits")
+        check(gate.alive(), "relay died after refused starts")
+
+
+def test_start_timeout_kills_the_launcher(run, fx):
+    # A launcher whose session never shows: the client is told within --start-session-timeout,
+    # and the launcher's process group is gone (SIGTERM, then SIGKILL).
+    d = run.mkdir("hung-launcher", 0o755)
+    pidfile = os.path.join(d, "pid")
+    script = os.path.join(d, "launch.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho $$ > %s\nexec sleep 60\n" % pidfile)
+    os.chmod(script, 0o755)
+    with relay_as(run, None, None, fx.auth, [run.mkdir("hung-ctl", 0o700), "~/.xpra"], name="relay-hung",
+                  extra=["--proxy-start-sessions=yes", "--start-session-command=%s" % script,
+                         "--start-session-timeout=2"]) as gate:
+        t0 = time.time()
+        stack, c = start_client(run, gate.uri(fx.carol.pw_name, _pw(fx.carol), run.free_display()), "never", "carol-hung")
+        with stack:
+            rc = c.wait_exit(60)
+            took = time.time() - t0
+            check(rc != 0, "a start that never showed attached")
+            check("the new session did not start within 2 seconds" in c.text(), "reason missing: %s" % c.text()[-600:])
+        check(took < 2 + 20, "the refusal took %.1f s" % took)
+        pid = int(harness.read_text(pidfile).strip())
+        harness.wait_until(lambda: not os.path.exists("/proc/%d" % pid), 10,
+                           what="the hung launcher %d killed" % pid)
+        check(gate.alive(), "relay died after a start timed out")
