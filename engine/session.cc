@@ -156,6 +156,7 @@ void Session::TellServer(std::string_view why, std::string_view detail) {
 
 void Session::OnClientData(std::string_view bytes) {
   if (state_ == State::kClosed || !hs_) return;
+  CapXpra6LoginFrames(bytes);
   hs_->client_reader.Feed(bytes);
   if (Status s = DrainClientFrames(); !s.ok()) {
     Fail("bad data from client", s.error());
@@ -169,6 +170,18 @@ void Session::OnClientData(std::string_view bytes) {
     Disconnect(reason::kServerError, "the relay holds too much login data now, try again shortly",
                fmt::format("login memory budget: {} bytes in use, {} more wanted", env_.login_memory->used(),
                            held - login_memory_));
+  }
+}
+
+void Session::CapXpra6LoginFrames(std::string_view bytes) {
+  std::string& first = hs_->first_client_header;
+  if (first.size() >= kHeaderSize) return;
+  first.append(bytes.substr(0, kHeaderSize - first.size()));
+  if (first.size() < kHeaderSize) return;
+  // Before this header is parsed: its frame and every later one before login is held to 6.x's cap.
+  if (auto h = DecodeHeader(first); h.ok() && (h->flags & flags::kRencodePlus) != 0 &&
+                                    hs_->client_reader.max_payload() >= kXpra6MaxFirstPayload) {
+    hs_->client_reader.set_max_payload(kXpra6MaxFirstPayload - 1);
   }
 }
 
@@ -488,17 +501,25 @@ void Session::OnAuthDone(AuthOutcome outcome) {
 void Session::OnServerConnected() {
   if (state_ != State::kConnecting) return;
   server_encoding_ = ChooseEncoding(Caps(hs_->client_caps), client_encoding_);
+  if (!SendHelloToServer(nullptr)) return;
+  state_ = State::kServerHello;
+}
+
+bool Session::SendHelloToServer(const Value* extra) {
   Value hello = MakeServerHello(hs_->client_caps, hs_->session_options, config_->identity);
   if (!target_.username.empty()) hello.set("username", std::string_view(target_.username));
+  if (extra != nullptr) {
+    for (const auto& [k, v] : extra->as_dict()) hello.set(k.as_string(), v);
+  }
   std::string wire;
   EncodeOptions opts;
   opts.encoding = server_encoding_;
   if (Status s = EncodePacket(Value(List{Value("hello"), std::move(hello)}), opts, nullptr, &wire); !s.ok()) {
     Disconnect(reason::kServerError, "cannot encode the hello for the server", s.error().message);
-    return;
+    return false;
   }
   io_->SendToServer(std::move(wire));
-  state_ = State::kServerHello;
+  return true;
 }
 
 void Session::OnServerConnectFailed(std::string_view why) {
@@ -614,19 +635,10 @@ void Session::AnswerServerChallenge(const Value& packet) {
     Disconnect(reason::kAuthenticationError, "unsupported digest from the session's server: " + digest);
     return;
   }
-  Value hello = MakeServerHello(hs_->client_caps, hs_->session_options, config_->identity);
-  if (!target_.username.empty()) hello.set("username", std::string_view(target_.username));
-  hello.set("challenge_response", std::string_view(*response));
-  hello.set("challenge_client_salt", Value::bytes(client_salt));
-  std::string wire;
-  EncodeOptions opts;
-  opts.encoding = server_encoding_;
-  if (Status s = EncodePacket(Value(List{Value("hello"), std::move(hello)}), opts, nullptr, &wire); !s.ok()) {
-    Disconnect(reason::kServerError, "cannot encode the hello for the server", s.error().message);
-    return;
-  }
-  XR_DEBUG("auth", "conn={} answered the server's {} challenge", id_, digest);
-  io_->SendToServer(std::move(wire));
+  Value answer{Dict{}};
+  answer.set("challenge_response", std::string_view(*response));
+  answer.set("challenge_client_salt", Value::bytes(client_salt));
+  if (SendHelloToServer(&answer)) XR_DEBUG("auth", "conn={} answered the server's {} challenge", id_, digest);
 }
 
 void Session::HandleServerHello(const Value& caps) {
