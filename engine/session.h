@@ -18,6 +18,7 @@
 
 #include "auth/auth_module.h"
 #include "codec/cipher.h"
+#include "codec/cipher6.h"
 #include "codec/decode_limits.h"
 #include "codec/frame_reader.h"
 #include "codec/packet.h"
@@ -198,6 +199,8 @@ class Session final : public ClientHandler {
   void HandleClientHello(const Value& caps);
   Status SetupClientCipher(const Caps& caps);
   Value NewCipherCaps();
+  void KeyRefusalFor6x(const Caps& caps);
+  Status EncryptFrames6(std::string* wire);
   void SendChallenge();
   void StartAuth(const Caps& caps);
   void HandleServerPacket(Value packet);
@@ -264,6 +267,8 @@ class Session final : public ClientHandler {
   std::unique_ptr<crypto::Encryptor> encryptor_;  // relay -> client
   bool transport_encrypted_ = false;                // the client leg is TLS (SetTransportEncrypted)
   std::unique_ptr<crypto::Decryptor> decryptor_;  // client -> relay
+  // relay -> a 6.x client asking for AES, only to tell it why it is refused (KeyRefusalFor6x)
+  std::unique_ptr<crypto6::Encryptor> refusal_cipher6_;
 
   std::string username_;
   registry::Target target_;

@@ -12,6 +12,7 @@
 #include "auth/factory.h"
 #include "engine/limits.h"
 #include "codec/cipher.h"
+#include "codec/cipher6.h"
 #include "codec/digest.h"
 #include "codec/frame_reader.h"
 #include "codec/header.h"
@@ -885,4 +886,62 @@ TEST_CASE("xpra 6.x server: the relay's hello is rencodeplus, under 4 MiB, and a
   auto salt = digest::CombineSalts("hmac+sha512", client_salt, server_salt);
   REQUIRE(salt.ok());
   CHECK(digest::VerifyResponse("hmac+sha512", "serverpw", *salt, caps.get_string("challenge_response")));
+}
+
+// A 6.5.3 client's hello asking for AES-<mode> as its get_cipher_caps() writes the dict.
+Value Xpra6AesHello(std::string_view mode, bool stream, const std::string& key_salt) {
+  Value caps = ClientHello("foo", "200");
+  Value enc{Dict{}};
+  enc.set("cipher", "AES");
+  enc.set("mode", mode);
+  enc.set("iv", "0123456789abcdef");
+  enc.set("key_salt", Value::bytes(key_salt));
+  enc.set("key_size", 32);
+  enc.set("key_hash", "SHA1");
+  enc.set("key_stretch", "PBKDF2");
+  enc.set("key_stretch_iterations", 10000);
+  enc.set("padding", "PKCS#7");
+  enc.set("padding.options", List{Value("PKCS#7")});
+  enc.set("always-pad", false);
+  enc.set("stream", stream);
+  caps.set("encryption", enc);
+  return caps;
+}
+
+TEST_CASE("xpra 6.x client asking for AES: the refusal is encrypted with its own parameters, so it reads why") {
+  for (const auto& [mode, stream] : {std::pair{"CBC", true}, std::pair{"CTR", false}}) {
+    CAPTURE(mode);
+    Fixture f("", /*aes=*/true);  // --tcp-encryption=AES with a keyfile holding "secret-key"
+    const std::string salt = crypto::RandomBytes(64);
+    f.session->OnClientData(Wire(Value(List{Value("hello"), Xpra6AesHello(mode, stream, salt)}), nullptr,
+                                 Encoding::kRencodePlus));
+    REQUIRE(!f.io.closed.empty());
+    auto h = DecodeHeader(f.io.to_client);
+    REQUIRE(h.ok());
+    REQUIRE(h->encrypted());
+    auto key = crypto6::DeriveKey("secret-key", salt, crypto6::KeyHash::kSha1, 32, 10000);
+    REQUIRE(key.ok());
+    crypto6::Framing fr{*crypto6::ParseMode(mode), false, stream};
+    auto dec = crypto6::Decryptor::Create(*key, "0123456789abcdef", fr);
+    REQUIRE(dec.ok());
+    REQUIRE(f.io.to_client.size() == kHeaderSize + crypto6::WireSize(fr, h->payload_size));
+    std::string plain;
+    REQUIRE((*dec)->Decrypt(std::string_view(f.io.to_client).substr(kHeaderSize), h->payload_size, &plain).ok());
+    FrameHeader ph = *h;
+    ph.flags &= static_cast<uint8_t>(~flags::kCipher);
+    ph.payload_size = static_cast<uint32_t>(plain.size());
+    std::string frame = SerializeFrame(ph, plain);
+    auto packets = f.client_reader.Read(frame);
+    REQUIRE(packets.size() == 1);
+    const List& d = packets[0].as_list();
+    CHECK(d[0].as_string() == "disconnect");
+    CHECK(d[2].as_string().find("connect with TLS") != std::string::npos);
+  }
+}
+
+TEST_CASE("xpra 6.x client asking for AES from a relay without a key: the refusal goes plain") {
+  Fixture f;
+  f.session->OnClientData(Wire(Value(List{Value("hello"), Xpra6AesHello("CBC", true, crypto::RandomBytes(64))}),
+                               nullptr, Encoding::kRencodePlus));
+  f.ExpectDisconnect(reason::kAuthenticationError, "connect with TLS");
 }
