@@ -193,7 +193,7 @@ Status Decryptor::Decrypt(std::string_view wire, size_t header_size, std::string
   if (wire.size() != WireSize(framing_, header_size)) {
     return MakeError(ErrorCode::kMalformed, "encrypted frame size does not match its header");
   }
-  if (!framing_.stream && header_size <= kIvSize) {
+  if (!framing_.stream && header_size < kIvSize) {
     return MakeError(ErrorCode::kMalformed, "encrypted frame shorter than its iv");
   }
   const size_t pad = PaddingSize(framing_, header_size);

@@ -101,7 +101,7 @@ class Decryptor {
   Decryptor(const Decryptor&) = delete;
   Decryptor& operator=(const Decryptor&) = delete;
 
-  // wire.size() must be WireSize(header_size) and, without stream, header_size > 16 (else
+  // wire.size() must be WireSize(header_size) and, without stream, header_size >= 16 (else
   // kMalformed, nothing consumed); decrypts, checks the PKCS#7 padding and appends the plain
   // payload to *out. Bad padding (the usual sign of a wrong key) -> kMalformed "invalid padding
   // (wrong key?)", *out unchanged; a stream is then unusable (every later call fails too).
