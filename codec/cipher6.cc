@@ -61,6 +61,15 @@ bool Update(EVP_CIPHER_CTX* ctx, std::string_view in, char* out) {
   return true;
 }
 
+// Checks the key; with f.stream, the direction's one context from iv (the caller owns it), else null.
+Expected<evp_cipher_ctx_st*> StreamContext(std::string_view key, std::string_view iv, const Framing& f, bool encrypt) {
+  if (Status s = CheckKey(key); !s.ok()) return s.error();
+  if (!f.stream) return static_cast<evp_cipher_ctx_st*>(nullptr);
+  evp_cipher_ctx_st* ctx = NewContext(f.mode, key, iv, encrypt);
+  if (ctx == nullptr) return MakeError(ErrorCode::kMalformed, "cannot set up AES: the iv must be 16 bytes");
+  return ctx;
+}
+
 struct CtxFree {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
 };
@@ -128,13 +137,9 @@ void Encryptor::CtxDeleter::operator()(evp_cipher_ctx_st* ctx) const { EVP_CIPHE
 Encryptor::~Encryptor() { OPENSSL_cleanse(key_.data(), key_.size()); }
 
 Expected<std::unique_ptr<Encryptor>> Encryptor::Create(std::string_view key, std::string_view iv, Framing f) {
-  if (Status s = CheckKey(key); !s.ok()) return s.error();
-  evp_cipher_ctx_st* ctx = nullptr;
-  if (f.stream) {
-    ctx = NewContext(f.mode, key, iv, true);
-    if (ctx == nullptr) return MakeError(ErrorCode::kMalformed, "cannot set up AES: the iv must be 16 bytes");
-  }
-  return std::unique_ptr<Encryptor>(new Encryptor(std::string(key), f, ctx));
+  auto ctx = StreamContext(key, iv, f, true);
+  if (!ctx.ok()) return ctx.error();
+  return std::unique_ptr<Encryptor>(new Encryptor(std::string(key), f, *ctx));
 }
 
 Status Encryptor::Encrypt(std::string_view plain, std::string* out, uint32_t* header_size) {
@@ -179,13 +184,9 @@ void Decryptor::CtxDeleter::operator()(evp_cipher_ctx_st* ctx) const { EVP_CIPHE
 Decryptor::~Decryptor() { OPENSSL_cleanse(key_.data(), key_.size()); }
 
 Expected<std::unique_ptr<Decryptor>> Decryptor::Create(std::string_view key, std::string_view iv, Framing f) {
-  if (Status s = CheckKey(key); !s.ok()) return s.error();
-  evp_cipher_ctx_st* ctx = nullptr;
-  if (f.stream) {
-    ctx = NewContext(f.mode, key, iv, false);
-    if (ctx == nullptr) return MakeError(ErrorCode::kMalformed, "cannot set up AES: the iv must be 16 bytes");
-  }
-  return std::unique_ptr<Decryptor>(new Decryptor(std::string(key), f, ctx));
+  auto ctx = StreamContext(key, iv, f, false);
+  if (!ctx.ok()) return ctx.error();
+  return std::unique_ptr<Decryptor>(new Decryptor(std::string(key), f, *ctx));
 }
 
 Status Decryptor::Decrypt(std::string_view wire, size_t header_size, std::string* out) {

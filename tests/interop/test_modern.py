@@ -238,6 +238,9 @@ def test_modern_client_asking_aes_gets_the_reason(run, fx):
     # AES as 6.x asks for it (an "encryption" dict) is not spoken by the relay yet. The client
     # drops every plain packet once it asked for AES ("unencrypted packet dropped"): a relay with
     # a keyfile encrypts its refusal with the client's own parameters, so the user reads why.
+    r = fx["x6"].python("import cryptography")
+    check(r.returncode == 0, "xpra 6.5.3's AES needs python3-cryptography (package python3-cryptography, "
+          "tools/lib.sh XR_TEST_PACKAGES): %s" % r.stderr[-300:])
     keyfile = run.path("aes6.key")
     with open(keyfile, "w") as f:
         f.write("relay-aes-test-key")

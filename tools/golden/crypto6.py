@@ -56,18 +56,10 @@ print("inline const FrameCase kFrames[] = {")
 for mode in ("CBC", "CTR"):
     for stream in (True, False):
         p = types.SimpleNamespace()
-        p.cipher_out_block_size = crypto.get_block_size(mode)
-        p.cipher_out_padding = crypto.PADDING_PKCS7
-        p.cipher_out_always_pad = False
-        p.cipher_out_stream = stream
-        p.cipher_out_name = "AES-" + mode
-        p.cipher_out_key = KEY
-        p.cipher_in_block_size = crypto.get_block_size(mode)
-        p.cipher_in_padding = crypto.PADDING_PKCS7
-        p.cipher_in_always_pad = False
-        p.cipher_in_stream = stream
-        p.cipher_in_name = "AES-" + mode
-        p.cipher_in_key = KEY
+        for d in ("in", "out"):  # what set_cipher_in / set_cipher_out leave on the protocol
+            for k, v in (("block_size", crypto.get_block_size(mode)), ("padding", crypto.PADDING_PKCS7),
+                         ("always_pad", False), ("stream", stream), ("name", "AES-" + mode), ("key", KEY)):
+                setattr(p, "cipher_%s_%s" % (d, k), v)
         if stream:
             p.cipher_out_encryptor = crypto.get_cipher(KEY, IV, mode).encryptor()
             p.cipher_in_decryptor = crypto.get_cipher(KEY, IV, mode).decryptor()
