@@ -909,7 +909,9 @@ Value Xpra6AesHello(std::string_view mode, bool stream, const std::string& key_s
 }
 
 TEST_CASE("xpra 6.x client asking for AES: the refusal is encrypted with its own parameters, so it reads why") {
-  for (const auto& [mode, stream] : {std::pair{"CBC", true}, std::pair{"CTR", false}}) {
+  for (const auto& mode_stream : {std::pair{"CBC", true}, std::pair{"CTR", false}}) {
+    const char* mode = mode_stream.first;  // not a structured binding: clang-14 cannot capture one
+    const bool stream = mode_stream.second;
     CAPTURE(mode);
     Fixture f("", /*aes=*/true);  // --tcp-encryption=AES with a keyfile holding "secret-key"
     const std::string salt = crypto::RandomBytes(64);
