@@ -87,19 +87,28 @@ Expected<std::string> DeriveKey(std::string_view secret, std::string_view salt, 
   if (iterations < kMinIterations || iterations > kMaxIterations) {
     return MakeError(ErrorCode::kMalformed, "key stretch iterations outside [100, 10000]");
   }
+  return Pbkdf2Hmac(secret, salt, "SHA1", kKeySize, iterations);
+}
+
+Expected<std::string> Pbkdf2Hmac(std::string_view secret, std::string_view salt, const char* hash, size_t key_size,
+                                 int iterations) {
   if (secret.empty()) {
     return MakeError(ErrorCode::kMalformed, "empty encryption key");
   }
   if (secret.size() > INT_MAX || salt.size() > INT_MAX) {
     return MakeError(ErrorCode::kTooLarge, "encryption key or salt too long");
   }
-  std::string key(kKeySize, '\0');
+  const EVP_MD* md = EVP_get_digestbyname(hash);
+  if (md == nullptr || iterations < 1 || key_size == 0 || key_size > 64) {
+    return MakeError(ErrorCode::kMalformed, "invalid key derivation parameters");
+  }
+  std::string key(key_size, '\0');
   // A non-null salt pointer even for an empty salt.
   static const char kEmpty[1] = {0};
   const char* salt_ptr = salt.empty() ? kEmpty : salt.data();
   if (PKCS5_PBKDF2_HMAC(secret.data(), static_cast<int>(secret.size()),
                         reinterpret_cast<const unsigned char*>(salt_ptr),
-                        static_cast<int>(salt.size()), iterations, EVP_sha1(),
+                        static_cast<int>(salt.size()), iterations, md,
                         static_cast<int>(key.size()),
                         reinterpret_cast<unsigned char*>(key.data())) != 1) {
     OPENSSL_cleanse(key.data(), key.size());

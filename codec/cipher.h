@@ -46,6 +46,12 @@ Expected<Padding> ChoosePadding(const std::vector<std::string>& options);
 // (xpra: strtobytes(), i.e. latin-1 for text).
 Expected<std::string> DeriveKey(std::string_view secret, std::string_view salt, int iterations);
 
+// PBKDF2-HMAC-<hash> (an OpenSSL digest name: "SHA1", "SHA256", ...) -> key_size (1..64) bytes,
+// no bound on iterations beyond >= 1 (callers apply their xpra version's range); an empty
+// secret -> kMalformed. Shared by DeriveKey and codec/cipher6.h.
+Expected<std::string> Pbkdf2Hmac(std::string_view secret, std::string_view salt, const char* hash, size_t key_size,
+                                 int iterations);
+
 // n bytes from OpenSSL RAND_bytes (aborts the process if the RNG fails).
 std::string RandomBytes(size_t n);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "codec/cipher6.h"
 #include "codec/digest.h"
 #include "codec/header.h"
 #include "engine/limits.h"
@@ -234,6 +235,7 @@ void Session::TellServer(std::string_view why, std::string_view detail) {
 
 void Session::OnClientData(std::string_view bytes) {
   if (state_ == State::kClosed || !hs_) return;
+  CapXpra6LoginFrames(bytes);
   hs_->client_reader.Feed(bytes);
   if (Status s = DrainClientFrames(); !s.ok()) {
     Fail("bad data from client", s.error());
@@ -247,6 +249,18 @@ void Session::OnClientData(std::string_view bytes) {
     Disconnect(reason::kServerError, "the relay holds too much login data now, try again shortly",
                fmt::format("login memory budget: {} bytes in use, {} more wanted", env_.login_memory->used(),
                            held - login_memory_));
+  }
+}
+
+void Session::CapXpra6LoginFrames(std::string_view bytes) {
+  std::string& first = hs_->first_client_header;
+  if (first.size() >= kHeaderSize) return;
+  first.append(bytes.substr(0, kHeaderSize - first.size()));
+  if (first.size() < kHeaderSize) return;
+  // Before this header is parsed: its frame and every later one before login is held to 6.x's cap.
+  if (auto h = DecodeHeader(first); h.ok() && (h->flags & flags::kRencodePlus) != 0 &&
+                                    hs_->client_reader.max_payload() >= kXpra6MaxFirstPayload) {
+    hs_->client_reader.set_max_payload(kXpra6MaxFirstPayload - 1);
   }
 }
 
@@ -374,6 +388,7 @@ Status Session::SetupClientCipher(const Caps& caps) {
     // key_stretch_iterations, padding, stream): not spoken here yet, so say so rather than go on
     // in plain text while the client waits for encrypted packets.
     if (const Value* enc = caps.get("encryption"); enc != nullptr && enc->is_dict()) {
+      KeyRefusalFor6x(caps);
       return MakeError(ErrorCode::kUnsupported,
                        "AES as xpra 5.0+ asks for it is not supported by this relay yet: connect with TLS (ssl:// or "
                        "wss://) instead of --encryption");
@@ -417,6 +432,51 @@ Status Session::SetupClientCipher(const Caps& caps) {
   if (hs_->cipher_padding_options.empty()) hs_->cipher_padding_options.push_back(padding_name);
   hs_->cipher_caps = NewCipherCaps();
   if (hs_->cipher_caps.is_none()) return MakeError(ErrorCode::kInternal, "cannot set up the receive cipher");
+  return Status::Ok();
+}
+
+// A 6.x client that asked for AES reads only encrypted packets (a plain one is "unencrypted packet
+// dropped", its reason never shown): with a key of its own the relay encrypts its refusal with the
+// client's receive parameters, so the user reads why. Without a key, with parameters 6.x would
+// not send, or over the key-derivation budget, the refusal goes out plain.
+void Session::KeyRefusalFor6x(const Caps& caps) {
+  if (config_->aes_key.empty()) return;
+  auto mode = crypto6::ParseMode(caps.get_string("encryption.mode", "CBC"));
+  auto hash = crypto6::ParseKeyHash(caps.get_string("encryption.key_hash", "SHA1"));
+  const int64_t iterations = caps.get_int("encryption.key_stretch_iterations");
+  const int64_t key_size = caps.get_int("encryption.key_size", 32);
+  if (!mode.ok() || !hash.ok() || caps.get_string("encryption.key_stretch", "PBKDF2") != "PBKDF2" ||
+      caps.get_string("encryption.padding", "PKCS#7") != "PKCS#7" || key_size < 16 || key_size > 32 ||
+      iterations < crypto6::kMinIterations || iterations > crypto6::kMaxIterations ||
+      !TakeKdf(static_cast<int>(iterations)).ok()) {
+    return;
+  }
+  auto key = crypto6::DeriveKey(config_->aes_key, caps.get_string("encryption.key_salt"), *hash,
+                                static_cast<size_t>(key_size), static_cast<int>(iterations));
+  if (!key.ok()) return;
+  crypto6::Framing f{*mode, caps.get_bool("encryption.always-pad"), caps.get_bool("encryption.stream", true)};
+  if (auto enc = crypto6::Encryptor::Create(*key, caps.get_string("encryption.iv"), f); enc.ok()) {
+    refusal_cipher6_ = std::move(*enc);
+  }
+}
+
+// Encrypts every frame of `wire` (plain frames as EncodePacket wrote them) as 6.x does.
+Status Session::EncryptFrames6(std::string* wire) {
+  std::string out;
+  for (std::string_view rest = *wire; !rest.empty();) {
+    auto h = DecodeHeader(rest);
+    if (!h.ok() || rest.size() < kHeaderSize + h->payload_size) return MakeError(ErrorCode::kInternal, "bad frame");
+    FrameHeader eh = *h;
+    eh.flags |= flags::kCipher;
+    const size_t at = out.size();
+    out.resize(at + kHeaderSize);
+    uint32_t size = 0;
+    if (Status s = refusal_cipher6_->Encrypt(rest.substr(kHeaderSize, h->payload_size), &out, &size); !s.ok()) return s;
+    eh.payload_size = size;
+    EncodeHeader(eh, out.data() + at);
+    rest.remove_prefix(kHeaderSize + h->payload_size);
+  }
+  *wire = std::move(out);
   return Status::Ok();
 }
 
@@ -602,17 +662,25 @@ void Session::OnAuthDone(AuthOutcome outcome) {
 void Session::OnServerConnected() {
   if (state_ != State::kConnecting) return;
   server_encoding_ = ChooseEncoding(Caps(hs_->client_caps), client_encoding_);
+  if (!SendHelloToServer(nullptr)) return;
+  state_ = State::kServerHello;
+}
+
+bool Session::SendHelloToServer(const Value* extra) {
   Value hello = MakeServerHello(hs_->client_caps, hs_->session_options, config_->identity);
   if (!target_.username.empty()) hello.set("username", std::string_view(target_.username));
+  if (extra != nullptr) {
+    for (const auto& [k, v] : extra->as_dict()) hello.set(k.as_string(), v);
+  }
   std::string wire;
   EncodeOptions opts;
   opts.encoding = server_encoding_;
   if (Status s = EncodePacket(Value(List{Value("hello"), std::move(hello)}), opts, nullptr, &wire); !s.ok()) {
     Disconnect(reason::kServerError, "cannot encode the hello for the server", s.error().message);
-    return;
+    return false;
   }
   io_->SendToServer(std::move(wire));
-  state_ = State::kServerHello;
+  return true;
 }
 
 void Session::OnServerConnectFailed(std::string_view why) {
@@ -728,19 +796,10 @@ void Session::AnswerServerChallenge(const Value& packet) {
     Disconnect(reason::kAuthenticationError, "unsupported digest from the session's server: " + digest);
     return;
   }
-  Value hello = MakeServerHello(hs_->client_caps, hs_->session_options, config_->identity);
-  if (!target_.username.empty()) hello.set("username", std::string_view(target_.username));
-  hello.set("challenge_response", std::string_view(*response));
-  hello.set("challenge_client_salt", Value::bytes(client_salt));
-  std::string wire;
-  EncodeOptions opts;
-  opts.encoding = server_encoding_;
-  if (Status s = EncodePacket(Value(List{Value("hello"), std::move(hello)}), opts, nullptr, &wire); !s.ok()) {
-    Disconnect(reason::kServerError, "cannot encode the hello for the server", s.error().message);
-    return;
-  }
-  XR_DEBUG("auth", "conn={} answered the server's {} challenge", id_, digest);
-  io_->SendToServer(std::move(wire));
+  Value answer{Dict{}};
+  answer.set("challenge_response", std::string_view(*response));
+  answer.set("challenge_client_salt", Value::bytes(client_salt));
+  if (SendHelloToServer(&answer)) XR_DEBUG("auth", "conn={} answered the server's {} challenge", id_, digest);
 }
 
 void Session::HandleServerHello(const Value& caps) {
@@ -873,6 +932,12 @@ void Session::SendToClientPacket(const Value& packet) {
   if (Status s = EncodePacket(packet, opts, encryptor_.get(), &wire); !s.ok()) {
     XR_ERROR("conn", "conn={} cannot encode a packet for the client: {}", id_, s.error().message);
     return;
+  }
+  if (refusal_cipher6_) {
+    if (Status s = EncryptFrames6(&wire); !s.ok()) {
+      XR_ERROR("conn", "conn={} cannot encrypt a packet for the client: {}", id_, s.error().message);
+      return;
+    }
   }
   io_->SendToClient(std::move(wire));
 }

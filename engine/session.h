@@ -18,6 +18,7 @@
 
 #include "auth/auth_module.h"
 #include "codec/cipher.h"
+#include "codec/cipher6.h"
 #include "codec/decode_limits.h"
 #include "codec/frame_reader.h"
 #include "codec/packet.h"
@@ -211,6 +212,8 @@ class Session final : public ClientHandler {
   void HandleClientHello(const Value& caps);
   Status SetupClientCipher(const Caps& caps);
   Value NewCipherCaps();
+  void KeyRefusalFor6x(const Caps& caps);
+  Status EncryptFrames6(std::string* wire);
   void SendChallenge();
   // For modules that need the password (pam, ldap): "xor" as the digest, or a disconnect that
   // says why (plain link: use ssl:// or AES; client without xor). False when disconnected.
@@ -218,10 +221,16 @@ class Session final : public ClientHandler {
   void StartAuth(const Caps& caps);
   void HandleServerPacket(Value packet);
   void AnswerServerChallenge(const Value& packet);
+  // Encodes the hello for the server (with the keys of the dict `extra`, if any) and sends it;
+  // false when it could not (the session is then disconnected with the reason).
+  bool SendHelloToServer(const Value* extra);
   void HandleServerHello(const Value& caps);
   void SendToClientPacket(const Value& packet);
   // Appends the frame's wire bytes for the client (encrypted when AES is on) to *out.
   Status EncryptFrameToClient(const FrameHeader& h, std::string_view plain, std::string* out);
+  // xpra 6.x takes no frame of 4 MiB or more before its hello is accepted: a client whose first
+  // header is rencodeplus gets the same cap before login, whatever --max-login-packet-size says.
+  void CapXpra6LoginFrames(std::string_view bytes);
   Status DrainClientFrames();
   Status DrainServerFrames();
   Status RelayServerFrames();
@@ -262,6 +271,7 @@ class Session final : public ClientHandler {
     std::string salt_digest;
     std::vector<std::pair<std::string, std::string>> session_options;
     std::vector<std::string> pending_to_server;  // client frames received before relaying
+    std::string first_client_header;  // the first 8 bytes from the client (6.x: its frame cap)
     std::string pending_to_client;               // server packets that came before its hello
     std::string server_frames_since_main;        // chunk frames of the packet being read
     size_t caps_bytes = 0;  // estimated memory of client_caps
@@ -278,6 +288,8 @@ class Session final : public ClientHandler {
     int64_t uid = -1, gid = -1, pid = -1;
   } peer_cred_;                                      // SetPeerCredentials; -1: not a unix peer
   std::unique_ptr<crypto::Decryptor> decryptor_;  // client -> relay
+  // relay -> a 6.x client asking for AES, only to tell it why it is refused (KeyRefusalFor6x)
+  std::unique_ptr<crypto6::Encryptor> refusal_cipher6_;
 
   std::string username_;
   registry::Target target_;

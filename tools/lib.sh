@@ -24,6 +24,8 @@ XR_TEST_PACKAGES+=(gcc pkg-config python3-dev python3-setuptools libxxhash-dev l
   libxcomposite-dev libxdamage-dev libxtst-dev libxkbfile-dev libxres-dev libxrandr-dev libxfixes-dev libxi-dev
   libgtk-3-dev python-gi-dev python3-cairo-dev python3-gi python3-gi-cairo python3-cairo python3-pil xvfb xauth
   x11-xkb-utils xterm)
+# AES of xpra 6.5.3 (test_modern's AES client, tools/golden/crypto6.py): only a Recommends of xpra.
+XR_TEST_PACKAGES+=(python3-cryptography)
 # What the relay binary links against at run time (deploy/Containerfile's runtime stage reads this).
 XR_RUNTIME_PACKAGES=(liburing2 libssl3 libsqlite3-0 liblz4-1 zlib1g libfmt9 libstdc++6
   libpam0g libpam-modules libldap-2.5-0)
