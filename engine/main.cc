@@ -1,5 +1,5 @@
 // xpra-relay: parses the command line, picks the I/O backend (io_uring or epoll), opens listeners, runs one reactor
-// per thread, and handles signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reopen logs, reload auth).
+// per thread; the main thread then runs engine/reload.h (signals, SIGHUP reload, socket takeover).
 #include <pthread.h>
 #include <malloc.h>
 #include <signal.h>
@@ -12,6 +12,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include <grp.h>
@@ -79,8 +80,11 @@ class RelayControl final : public ControlTarget {
     counts.set("bytes-spliced", static_cast<long long>(t.bytes_spliced));
     counts.set("recv-ring-empty", static_cast<long long>(t.recv_nobufs));
     List listeners, auth;
-    for (const auto& l : listeners_) listeners.emplace_back(std::string_view(l));
-    for (const auto& a : auth_) auth.emplace_back(std::string_view(a));
+    {
+      std::lock_guard lock(mu_);  // a reload may be replacing them
+      for (const auto& l : listeners_) listeners.emplace_back(std::string_view(l));
+      for (const auto& a : auth_) auth.emplace_back(std::string_view(a));
+    }
     Value proxy{Dict{}};
     proxy.set("version", kRelayVersion);
     proxy.set("implementation", "xpra-relay");
@@ -106,6 +110,12 @@ class RelayControl final : public ControlTarget {
   void SetReactors(std::vector<const Reactor*> reactors) { reactors_ = std::move(reactors); }
   // Where takeover requests go (engine/reload.h); set once, before any reactor thread runs.
   void SetMailbox(TakeoverMailbox* mailbox) { mailbox_ = mailbox; }
+  // After a reload: what Info lists.
+  void SetListenersAndAuth(std::vector<std::string> listeners, std::vector<std::string> auth) {
+    std::lock_guard lock(mu_);
+    listeners_ = std::move(listeners);
+    auth_ = std::move(auth);
+  }
   bool Takeover(uint64_t ctl, UniqueFd conn) override {
     if (mailbox_ == nullptr) return false;
     mailbox_->Request(ctl, std::move(conn));
@@ -117,6 +127,7 @@ class RelayControl final : public ControlTarget {
 
  private:
   TakeoverMailbox* mailbox_ = nullptr;
+  std::mutex mu_;  // listeners_ and auth_
   std::vector<const Reactor*> reactors_;
   std::string display_;
   std::vector<std::string> listeners_;
@@ -452,7 +463,10 @@ int main(int argc, char** argv) {
   for (const auto& [id, fds] : handed) {
     bool kept = false;
     for (const auto& spec : specs) kept = kept || spec.id() == id;
-    if (!kept) XR_INFO("takeover", "{}: not in this configuration, closed", id);
+    if (kept) continue;
+    XR_INFO("takeover", "{}: not in this configuration, closed", id);
+    // A unix bind's file goes with it (the old relay leaves the files of what it hands over).
+    if (id.starts_with("unix:")) ::unlink(id.substr(5).c_str());
   }
   int threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto relay = std::make_shared<RelayControl>(control->display, listener_names, auth_names, threads, io->name());
@@ -477,6 +491,13 @@ int main(int argc, char** argv) {
       [io_backend](const RelayConfig& c, const AuthModules& reuse) { return Prepare(c, reuse, io_backend); },
       std::move(*prepared), control_specs, &reactors, &mailbox);
   if (Status s = runtime.AdoptListeners(); !s.ok()) return Fail(s.error().message);
+  runtime.OnReload([relay, control_specs](const PreparedConfig& p) {
+    std::vector<std::string> listeners, auth;
+    for (const auto& spec : p.binds) listeners.push_back(spec.describe());
+    for (const auto& spec : control_specs) listeners.push_back(spec.describe());
+    for (const auto& [spec, m] : p.modules) auth.emplace_back(m->name());
+    relay->SetListenersAndAuth(std::move(listeners), std::move(auth));
+  });
   LogStart(reactors, auth_names, *control, fd_limit);
   SdNotifier::WarnIfFailed(notify.Ready(fmt::format("listening on {}", fmt::join(reactors[0]->bound(), ", "))));
 

@@ -97,6 +97,8 @@ class RelayRuntime {
   void Run(const sigset_t& sigs, const SdNotifier& notify);
   // SIGHUP: re-reads the configuration and applies it, or refuses it with the reason.
   void Reload();
+  // Called after each applied reload with the configuration now running (for `xpra info`).
+  void OnReload(std::function<void(const PreparedConfig&)> fn) { on_reload_ = std::move(fn); }
   // Whether Run returned after handing the sockets over.
   bool handed_over() const { return state_ == State::kDraining; }
 
@@ -110,6 +112,7 @@ class RelayRuntime {
 
   std::vector<std::string> args_;
   PrepareFn prepare_;
+  std::function<void(const PreparedConfig&)> on_reload_;
   PreparedConfig running_;
   std::vector<ListenerSpec> control_;
   const std::vector<std::unique_ptr<Reactor>>* reactors_;

@@ -9,6 +9,7 @@ relays both ways.
 
 usage: relay_reload_test.py RELAY AUTH_TOOL [--io=uring|--io=epoll]
 """
+import glob
 import os
 import re
 import signal
@@ -26,6 +27,7 @@ relay_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:3]]
 io_args = sys.argv[3:]
 set_relay_args(relay_bin, io_args)
 sockdir = tempfile.mkdtemp(prefix="xr-reload-", dir="/tmp")
+DISPLAY = ":%d" % (5700 + os.getpid() % 1000)
 
 
 def free_port():
@@ -84,6 +86,42 @@ def fresh_user(db, n=[0]):
     return user
 
 
+def relay_info():
+    """The relay's own info (its :DISPLAY control socket, as `xpra info` asks)."""
+    path = glob.glob(os.path.join(sockdir, "*-" + DISPLAY[1:]))[0]
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall(wire.encode_packet(["hello", {"info_request": True}]))
+    buf = b""
+    while True:
+        data = s.recv(1 << 16)
+        if not data:
+            return {}
+        buf += data
+        packets, _ = wire.decode_frames(buf)
+        for p in packets:
+            if wire.text(p[0]) == "hello":
+                s.close()
+                return p[1]
+
+
+def info_proxy():
+    info = relay_info()
+    return info.get(b"proxy") or info.get("proxy") or {}
+
+
+def info_listeners():
+    proxy = info_proxy()
+    return [wire.text(x) for x in proxy.get(b"listeners", proxy.get("listeners", []))]
+
+
+def relayed_connections():
+    """How many connections the relay holds past the handshake or in it (its info's counts)."""
+    counts = info_proxy().get(b"connections") or info_proxy().get("connections") or {}
+    return sum(counts.get(k, counts.get(k.decode(), 0)) for k in (b"active", b"handshaking"))
+
+
 def write_conf(path, lines):
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -111,7 +149,7 @@ try:
     log_path = os.path.join(tmp, "relay.log")
     conf = os.path.join(tmp, "relay.conf")
     base = ["tcp-auth = sqlite,filename=" + db1, "socket-dir = " + sockdir, "threads = 2",
-            "max-logins-per-address = 0", "log-file = " + log_path]
+            "max-logins-per-address = 0", "log-file = " + log_path, "display = " + DISPLAY]
     write_conf(conf, base + ["bind-tcp = 127.0.0.1:%d" % p1])
     relay = subprocess.Popen([relay_bin] + io_args + ["--config=" + conf], stdout=subprocess.DEVNULL,
                              stderr=subprocess.STDOUT)
@@ -135,9 +173,13 @@ try:
           re.search(r"\[reload\] max-connections-per-address: 256 -> 2\n", out) and
           re.search(r"\[reload\] debug: \(none\) -> all\n", out), out)
     check("the added bind accepts logins", can_login(p2, "u1") is True, can_login(p2, "u1"))
+    check("the relay's info lists the added bind", "tcp:127.0.0.1:%d" % p2 in info_listeners(), info_listeners())
     check("the old bind still accepts logins", can_login(p1, "u2") is True)
     check("debug lines are logged after the reload", "DEBUG" in relay_log(log_path)[len(relay_log(log_path)) - 20000:])
-    # The live connection holds one of 127.0.0.1's two: a second fits, a third is refused.
+    # The live connection holds one of 127.0.0.1's two: a second fits, a third is refused. The
+    # relay must have seen the logins above close first (it learns of a close asynchronously).
+    check("the relay holds only the live connection", wait_until(lambda: relayed_connections() == 1, 5),
+          info_proxy())
     second = RawClient(p2)
     second.login("u3")
     third = RawClient(p2)
@@ -166,6 +208,8 @@ try:
     except ConnectionRefusedError:
         refused = True
     check("the removed bind refuses connections", refused, "connected")
+    check("the relay's info no longer lists it", "tcp:127.0.0.1:%d" % p1 not in info_listeners() and
+          "tcp:127.0.0.1:%d" % p2 in info_listeners(), info_listeners())
     check("new logins use the new auth (a user only it knows)", can_login(p2, "only2-5") is True,
           can_login(p2, "only2-5"))
     check("...and no longer the old one", can_login(p2, "u5") is not True)
