@@ -150,6 +150,7 @@ try:
     except OSError:
         refused = True
     check("the unix bind the new configuration dropped is closed", refused)
+    check("...and its socket file removed", not os.path.exists(unix_bind), os.listdir(sockdir))
 
     live.close()
     check("the old relay exits 0 once its session ended", a.wait(timeout=15) == 0, relay_log(alog)[-1000:])
