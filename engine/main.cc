@@ -413,6 +413,7 @@ Expected<PreparedConfig> Prepare(const RelayConfig& cfg, const AuthModules& reus
   }
   out.binds = std::move(*specs);
   out.limits = MakeReactorLimits(cfg, io);
+  out.tls = fronts->tls != nullptr;
   return out;
 }
 

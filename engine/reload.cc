@@ -241,8 +241,9 @@ void RelayRuntime::Reload() {
   }
   running_ = std::move(*prepared);
   if (on_reload_) on_reload_(running_);
-  XR_INFO("reload", "SIGHUP: configuration reloaded{}: {} change{} applied", running_.cfg.config_file.empty() ? "" : " from " + running_.cfg.config_file,
-          applied, applied == 1 ? "" : "s");
+  XR_INFO("reload", "SIGHUP: configuration reloaded{}: {} change{} applied{}",
+          running_.cfg.config_file.empty() ? "" : " from " + running_.cfg.config_file, applied, applied == 1 ? "" : "s",
+          running_.tls ? ", TLS certificates reloaded" : "");
 }
 
 void RelayRuntime::StopAccepting() {

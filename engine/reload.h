@@ -41,6 +41,7 @@ struct PreparedConfig {
   AuthModules modules;             // the modules the binds use
   std::vector<ListenerSpec> binds; // tcp and unix binds (ListenerSpec::key set), no control socket
   ReactorLimits limits;
+  bool tls = false;                // certificates read (just now: a reload re-reads them all)
 };
 
 // Builds a PreparedConfig from `cfg`, taking the module of `reuse` for each auth spec it has

@@ -4,7 +4,8 @@ a fake target) while the test rewrites the file and sends SIGHUP. Each reload's 
 checked (a bind added and then removed, a per-address limit, the debug log level, the default
 tcp auth, an option that needs a restart), then broken configs (a parse error, a bind that
 cannot be opened, an unknown auth module, a bad certificate) are refused with the reason in
-the log while the old configuration keeps serving. After every step the live connection still
+the log while the old configuration keeps serving; last a certificate added and renewed in
+place (a new TLS handshake gets the new one). After every step the live connection still
 relays both ways.
 
 usage: relay_reload_test.py RELAY AUTH_TOOL [--io=uring|--io=epoll]
@@ -14,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -253,6 +255,38 @@ try:
         f.write(good)
     out = reload_and_wait(relay, log_path)
     check("a good file after refused ones reloads with no change", "SIGHUP: configuration reloaded from %s: 0 changes" % conf in out, out)
+
+    # 5. Certificates: added, then renewed in place (same files, new key and subject); each
+    # reload re-reads them: a new TLS handshake gets the new one, the live connection stays.
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+
+    def make_cert(cn):
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                            "-days", "2", "-subj", "/CN=" + cn], capture_output=True)
+        if r.returncode != 0:
+            sys.exit("openssl req failed (Debian package openssl): %s" % r.stderr.decode(errors="replace"))
+        return ssl.PEM_cert_to_DER_cert(open(cert).read())
+
+    def served_cert():
+        try:
+            return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", p2), timeout=5))
+        except (OSError, ssl.SSLError) as e:
+            return repr(e)
+
+    first = make_cert("first.test")
+    with open(conf, "w") as f:
+        f.write(good + "ssl-cert = %s\nssl-key = %s\n" % (cert, key))
+    out = reload_and_wait(relay, log_path)
+    check("a certificate added: applied and logged", "SIGHUP: configuration reloaded from %s: 1 change applied, TLS "
+          "certificates reloaded" % conf in out and "[reload] ssl-cert/ssl-key changed" in out, out)
+    check("...a TLS handshake gets it", served_cert() == first)
+    renewed = make_cert("renewed.test")
+    out = reload_and_wait(relay, log_path)
+    check("a certificate renewed in place: re-read on SIGHUP",
+          "SIGHUP: configuration reloaded from %s: 0 changes applied, TLS certificates reloaded" % conf in out, out)
+    check("...a new TLS handshake gets the renewed one", served_cert() == renewed and renewed != first)
+    check("...plain xpra still logs in on the bind", can_login(p2, fresh_user(db2)) is True)
+    check("the live connection relays after the certificate reloads", relays(live, targets[0]))
 
     live.close()
     relay.send_signal(signal.SIGTERM)
