@@ -22,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relay_lib import *  # noqa: E402,F401,F403  (check, start, RawClient, FakeTarget, wire, ...)
+from relay_lib import *  # noqa: E402,F401,F403  (check, start, RawClient, FakeTarget, relays, wire, ...)
 from relay_lib import procs, results, tmp  # noqa: E402
 
 relay_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:3]]
@@ -32,14 +32,6 @@ sockdir = tempfile.mkdtemp(prefix="xr-reload-", dir="/tmp")
 DISPLAY = ":%d" % (5700 + os.getpid() % 1000)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def make_db(name, users):
     db = os.path.join(tmp, name)
     subprocess.run([auth_bin, db, "create"], check=True, capture_output=True)
@@ -47,25 +39,6 @@ def make_db(name, users):
         subprocess.run([auth_bin, db, "add", user, "pw", "", "", "tcp://127.0.0.1:%d/" % port], check=True,
                        capture_output=True)
     return db
-
-
-def relays(c, t, n=[0]):
-    """The live connection relays both ways: a packet from the client reaches the target, one
-    from the target reaches the client."""
-    n[0] += 1
-    mark = "live-%d" % n[0]
-    c.send(["ping", n[0], 0, mark])
-    up = wait_until(lambda: any(p[0] == "ping" and len(p) > 3 and p[3] == mark for p in t.packets), 5)
-    t.send(["ping", n[0], 0, mark])
-    down = c.wait_for(lambda: any(p[0] == "ping" and len(p) > 3 and p[3] == mark for p in c.packets), 5)
-    return up and down and not c.eof
-
-
-def wait_until(pred, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not pred():
-        time.sleep(0.05)
-    return pred()
 
 
 def can_login(port, user, source="127.0.0.1"):
