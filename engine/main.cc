@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include <grp.h>
 #include <sys/stat.h>
@@ -417,6 +418,17 @@ Expected<PreparedConfig> Prepare(const RelayConfig& cfg, const AuthModules& reus
   return out;
 }
 
+// What `xpra info` lists for a configuration: its listeners (binds, then the control socket)
+// and its auth modules.
+std::pair<std::vector<std::string>, std::vector<std::string>> InfoNames(const PreparedConfig& p,
+                                                                        const std::vector<ListenerSpec>& control) {
+  std::vector<std::string> listeners, auth;
+  for (const auto& spec : p.binds) listeners.push_back(spec.describe());
+  for (const auto& spec : control) listeners.push_back(spec.describe());
+  for (const auto& [spec, m] : p.modules) auth.emplace_back(m->name());
+  return {std::move(listeners), std::move(auth)};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -457,10 +469,7 @@ int main(int argc, char** argv) {
   for (const auto& spec : specs) {
     if (spec.kind == ListenerSpec::Kind::kControl) control_specs.push_back(spec);
   }
-  std::vector<std::string> auth_names;
-  for (const auto& [spec, m] : prepared->modules) auth_names.emplace_back(m->name());
-  std::vector<std::string> listener_names;
-  for (const auto& spec : specs) listener_names.push_back(spec.describe());
+  auto [listener_names, auth_names] = InfoNames(*prepared, control_specs);
   for (const auto& [id, fds] : handed) {
     bool kept = false;
     for (const auto& spec : specs) kept = kept || spec.id() == id;
@@ -493,10 +502,7 @@ int main(int argc, char** argv) {
       std::move(*prepared), control_specs, &reactors, &mailbox);
   if (Status s = runtime.AdoptListeners(); !s.ok()) return Fail(s.error().message);
   runtime.OnReload([relay, control_specs](const PreparedConfig& p) {
-    std::vector<std::string> listeners, auth;
-    for (const auto& spec : p.binds) listeners.push_back(spec.describe());
-    for (const auto& spec : control_specs) listeners.push_back(spec.describe());
-    for (const auto& [spec, m] : p.modules) auth.emplace_back(m->name());
+    auto [listeners, auth] = InfoNames(p, control_specs);
     relay->SetListenersAndAuth(std::move(listeners), std::move(auth));
   });
   LogStart(reactors, auth_names, *control, fd_limit);
