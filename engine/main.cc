@@ -1,5 +1,5 @@
 // xpra-relay: parses the command line, picks the I/O backend (io_uring or epoll), opens listeners, runs one reactor
-// per thread, and handles signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reopen logs, reload auth).
+// per thread; the main thread then runs engine/reload.h (signals, SIGHUP reload, socket takeover).
 #include <pthread.h>
 #include <malloc.h>
 #include <signal.h>
@@ -13,7 +13,9 @@
 #include <map>
 #include <sstream>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <utility>
 
 #include <grp.h>
 #include <sys/stat.h>
@@ -83,8 +85,11 @@ class RelayControl final : public ControlTarget {
     counts.set("bytes-spliced", static_cast<long long>(t.bytes_spliced));
     counts.set("recv-ring-empty", static_cast<long long>(t.recv_nobufs));
     List listeners, auth;
-    for (const auto& l : listeners_) listeners.emplace_back(std::string_view(l));
-    for (const auto& a : auth_) auth.emplace_back(std::string_view(a));
+    {
+      std::lock_guard lock(mu_);  // a reload may be replacing them
+      for (const auto& l : listeners_) listeners.emplace_back(std::string_view(l));
+      for (const auto& a : auth_) auth.emplace_back(std::string_view(a));
+    }
     Value proxy{Dict{}};
     proxy.set("version", kRelayVersion);
     proxy.set("implementation", "xpra-relay");
@@ -110,6 +115,12 @@ class RelayControl final : public ControlTarget {
   void SetReactors(std::vector<const Reactor*> reactors) { reactors_ = std::move(reactors); }
   // Where takeover requests go (engine/reload.h); set once, before any reactor thread runs.
   void SetMailbox(TakeoverMailbox* mailbox) { mailbox_ = mailbox; }
+  // After a reload: what Info lists.
+  void SetListenersAndAuth(std::vector<std::string> listeners, std::vector<std::string> auth) {
+    std::lock_guard lock(mu_);
+    listeners_ = std::move(listeners);
+    auth_ = std::move(auth);
+  }
   bool Takeover(uint64_t ctl, UniqueFd conn) override {
     if (mailbox_ == nullptr) return false;
     mailbox_->Request(ctl, std::move(conn));
@@ -121,6 +132,7 @@ class RelayControl final : public ControlTarget {
 
  private:
   TakeoverMailbox* mailbox_ = nullptr;
+  std::mutex mu_;  // listeners_ and auth_
   std::vector<const Reactor*> reactors_;
   std::string display_;
   std::vector<std::string> listeners_;
@@ -462,7 +474,19 @@ Expected<PreparedConfig> Prepare(const RelayConfig& cfg, const AuthModules& reus
   }
   out.binds = std::move(*specs);
   out.limits = MakeReactorLimits(cfg, io);
+  out.tls = fronts->tls != nullptr;
   return out;
+}
+
+// What `xpra info` lists for a configuration: its listeners (binds, then the control socket)
+// and its auth modules.
+std::pair<std::vector<std::string>, std::vector<std::string>> InfoNames(const PreparedConfig& p,
+                                                                        const std::vector<ListenerSpec>& control) {
+  std::vector<std::string> listeners, auth;
+  for (const auto& spec : p.binds) listeners.push_back(spec.describe());
+  for (const auto& spec : control) listeners.push_back(spec.describe());
+  for (const auto& [spec, m] : p.modules) auth.emplace_back(m->name());
+  return {std::move(listeners), std::move(auth)};
 }
 
 }  // namespace
@@ -505,14 +529,14 @@ int main(int argc, char** argv) {
   for (const auto& spec : specs) {
     if (spec.kind == ListenerSpec::Kind::kControl) control_specs.push_back(spec);
   }
-  std::vector<std::string> auth_names;
-  for (const auto& [spec, m] : prepared->modules) auth_names.emplace_back(m->name());
-  std::vector<std::string> listener_names;
-  for (const auto& spec : specs) listener_names.push_back(spec.describe());
+  auto [listener_names, auth_names] = InfoNames(*prepared, control_specs);
   for (const auto& [id, fds] : handed) {
     bool kept = false;
     for (const auto& spec : specs) kept = kept || spec.id() == id;
-    if (!kept) XR_INFO("takeover", "{}: not in this configuration, closed", id);
+    if (kept) continue;
+    XR_INFO("takeover", "{}: not in this configuration, closed", id);
+    // A unix bind's file goes with it (the old relay leaves the files of what it hands over).
+    if (id.starts_with("unix:")) ::unlink(id.substr(5).c_str());
   }
   int threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto relay = std::make_shared<RelayControl>(control->display, listener_names, auth_names, threads, io->name());
@@ -537,6 +561,10 @@ int main(int argc, char** argv) {
       [io_backend](const RelayConfig& c, const AuthModules& reuse) { return Prepare(c, reuse, io_backend); },
       std::move(*prepared), control_specs, &reactors, &mailbox);
   if (Status s = runtime.AdoptListeners(); !s.ok()) return Fail(s.error().message);
+  runtime.OnReload([relay, control_specs](const PreparedConfig& p) {
+    auto [listeners, auth] = InfoNames(p, control_specs);
+    relay->SetListenersAndAuth(std::move(listeners), std::move(auth));
+  });
   LogStart(reactors, auth_names, *control, fd_limit);
   auto metrics_server = StartMetrics(cfg, io->name());
   if (!metrics_server.ok()) return Fail(metrics_server.error().message);

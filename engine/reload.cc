@@ -241,8 +241,10 @@ void RelayRuntime::Reload() {
     it = wanted_ids.count(it->first) != 0 ? std::next(it) : sockets_.erase(it);
   }
   running_ = std::move(*prepared);
-  XR_INFO("reload", "SIGHUP: configuration reloaded{}: {} change{} applied", running_.cfg.config_file.empty() ? "" : " from " + running_.cfg.config_file,
-          applied, applied == 1 ? "" : "s");
+  if (on_reload_) on_reload_(running_);
+  XR_INFO("reload", "SIGHUP: configuration reloaded{}: {} change{} applied{}",
+          running_.cfg.config_file.empty() ? "" : " from " + running_.cfg.config_file, applied, applied == 1 ? "" : "s",
+          running_.tls ? ", TLS certificates reloaded" : "");
 }
 
 void RelayRuntime::StopAccepting() {

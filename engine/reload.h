@@ -41,6 +41,7 @@ struct PreparedConfig {
   AuthModules modules;             // the modules the binds use
   std::vector<ListenerSpec> binds; // tcp and unix binds (ListenerSpec::key set), no control socket
   ReactorLimits limits;
+  bool tls = false;                // certificates read (just now: a reload re-reads them all)
 };
 
 // Builds a PreparedConfig from `cfg`, taking the module of `reuse` for each auth spec it has
@@ -97,6 +98,8 @@ class RelayRuntime {
   void Run(const sigset_t& sigs, const SdNotifier& notify);
   // SIGHUP: re-reads the configuration and applies it, or refuses it with the reason.
   void Reload();
+  // Called after each applied reload with the configuration now running (for `xpra info`).
+  void OnReload(std::function<void(const PreparedConfig&)> fn) { on_reload_ = std::move(fn); }
   // Whether Run returned after handing the sockets over.
   bool handed_over() const { return state_ == State::kDraining; }
 
@@ -110,6 +113,7 @@ class RelayRuntime {
 
   std::vector<std::string> args_;
   PrepareFn prepare_;
+  std::function<void(const PreparedConfig&)> on_reload_;
   PreparedConfig running_;
   std::vector<ListenerSpec> control_;
   const std::vector<std::unique_ptr<Reactor>>* reactors_;

@@ -333,3 +333,31 @@ class FakeTarget:
                 s and s.close()
             except OSError:
                 pass
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 free just now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until(pred, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not pred():
+        time.sleep(0.05)
+    return pred()
+
+
+def relays(c, t, n=[0]):
+    """A live connection (RawClient `c` through the relay to FakeTarget `t`) relays both ways:
+    a packet from the client reaches the target, one from the target reaches the client."""
+    n[0] += 1
+    mark = "live-%d" % n[0]
+    c.send(["ping", n[0], 0, mark])
+    up = wait_until(lambda: any(p[0] == "ping" and len(p) > 3 and p[3] == mark for p in t.packets), 5)
+    t.send(["ping", n[0], 0, mark])
+    down = c.wait_for(lambda: any(p[0] == "ping" and len(p) > 3 and p[3] == mark for p in c.packets), 5)
+    return up and down and not c.eof

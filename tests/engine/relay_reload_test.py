@@ -4,36 +4,32 @@ a fake target) while the test rewrites the file and sends SIGHUP. Each reload's 
 checked (a bind added and then removed, a per-address limit, the debug log level, the default
 tcp auth, an option that needs a restart), then broken configs (a parse error, a bind that
 cannot be opened, an unknown auth module, a bad certificate) are refused with the reason in
-the log while the old configuration keeps serving. After every step the live connection still
+the log while the old configuration keeps serving; last a certificate added and renewed in
+place (a new TLS handshake gets the new one). After every step the live connection still
 relays both ways.
 
 usage: relay_reload_test.py RELAY AUTH_TOOL [--io=uring|--io=epoll]
 """
+import glob
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relay_lib import *  # noqa: E402,F401,F403  (check, start, RawClient, FakeTarget, wire, ...)
+from relay_lib import *  # noqa: E402,F401,F403  (check, start, RawClient, FakeTarget, relays, wire, ...)
 from relay_lib import procs, results, tmp  # noqa: E402
 
 relay_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:3]]
 io_args = sys.argv[3:]
 set_relay_args(relay_bin, io_args)
 sockdir = tempfile.mkdtemp(prefix="xr-reload-", dir="/tmp")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+DISPLAY = ":%d" % (5700 + os.getpid() % 1000)
 
 
 def make_db(name, users):
@@ -43,25 +39,6 @@ def make_db(name, users):
         subprocess.run([auth_bin, db, "add", user, "pw", "", "", "tcp://127.0.0.1:%d/" % port], check=True,
                        capture_output=True)
     return db
-
-
-def relays(c, t, n=[0]):
-    """The live connection relays both ways: a packet from the client reaches the target, one
-    from the target reaches the client."""
-    n[0] += 1
-    mark = "live-%d" % n[0]
-    c.send(["ping", n[0], 0, mark])
-    up = wait_until(lambda: any(p[0] == "ping" and len(p) > 3 and p[3] == mark for p in t.packets), 5)
-    t.send(["ping", n[0], 0, mark])
-    down = c.wait_for(lambda: any(p[0] == "ping" and len(p) > 3 and p[3] == mark for p in c.packets), 5)
-    return up and down and not c.eof
-
-
-def wait_until(pred, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not pred():
-        time.sleep(0.05)
-    return pred()
 
 
 def can_login(port, user, source="127.0.0.1"):
@@ -82,6 +59,42 @@ def fresh_user(db, n=[0]):
     subprocess.run([auth_bin, db, "add", user, "pw", "", "", "tcp://127.0.0.1:%d/" % t.port], check=True,
                    capture_output=True)
     return user
+
+
+def relay_info():
+    """The relay's own info (its :DISPLAY control socket, as `xpra info` asks)."""
+    path = glob.glob(os.path.join(sockdir, "*-" + DISPLAY[1:]))[0]
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall(wire.encode_packet(["hello", {"info_request": True}]))
+    buf = b""
+    while True:
+        data = s.recv(1 << 16)
+        if not data:
+            return {}
+        buf += data
+        packets, _ = wire.decode_frames(buf)
+        for p in packets:
+            if wire.text(p[0]) == "hello":
+                s.close()
+                return p[1]
+
+
+def info_proxy():
+    info = relay_info()
+    return info.get(b"proxy") or info.get("proxy") or {}
+
+
+def info_listeners():
+    proxy = info_proxy()
+    return [wire.text(x) for x in proxy.get(b"listeners", proxy.get("listeners", []))]
+
+
+def relayed_connections():
+    """How many connections the relay holds past the handshake or in it (its info's counts)."""
+    counts = info_proxy().get(b"connections") or info_proxy().get("connections") or {}
+    return sum(counts.get(k, counts.get(k.decode(), 0)) for k in (b"active", b"handshaking"))
 
 
 def write_conf(path, lines):
@@ -111,7 +124,7 @@ try:
     log_path = os.path.join(tmp, "relay.log")
     conf = os.path.join(tmp, "relay.conf")
     base = ["tcp-auth = sqlite,filename=" + db1, "socket-dir = " + sockdir, "threads = 2",
-            "max-logins-per-address = 0", "log-file = " + log_path]
+            "max-logins-per-address = 0", "log-file = " + log_path, "display = " + DISPLAY]
     write_conf(conf, base + ["bind-tcp = 127.0.0.1:%d" % p1])
     relay = subprocess.Popen([relay_bin] + io_args + ["--config=" + conf], stdout=subprocess.DEVNULL,
                              stderr=subprocess.STDOUT)
@@ -135,9 +148,13 @@ try:
           re.search(r"\[reload\] max-connections-per-address: 256 -> 2\n", out) and
           re.search(r"\[reload\] debug: \(none\) -> all\n", out), out)
     check("the added bind accepts logins", can_login(p2, "u1") is True, can_login(p2, "u1"))
+    check("the relay's info lists the added bind", "tcp:127.0.0.1:%d" % p2 in info_listeners(), info_listeners())
     check("the old bind still accepts logins", can_login(p1, "u2") is True)
     check("debug lines are logged after the reload", "DEBUG" in relay_log(log_path)[len(relay_log(log_path)) - 20000:])
-    # The live connection holds one of 127.0.0.1's two: a second fits, a third is refused.
+    # The live connection holds one of 127.0.0.1's two: a second fits, a third is refused. The
+    # relay must have seen the logins above close first (it learns of a close asynchronously).
+    check("the relay holds only the live connection", wait_until(lambda: relayed_connections() == 1, 5),
+          info_proxy())
     second = RawClient(p2)
     second.login("u3")
     third = RawClient(p2)
@@ -166,6 +183,8 @@ try:
     except ConnectionRefusedError:
         refused = True
     check("the removed bind refuses connections", refused, "connected")
+    check("the relay's info no longer lists it", "tcp:127.0.0.1:%d" % p1 not in info_listeners() and
+          "tcp:127.0.0.1:%d" % p2 in info_listeners(), info_listeners())
     check("new logins use the new auth (a user only it knows)", can_login(p2, "only2-5") is True,
           can_login(p2, "only2-5"))
     check("...and no longer the old one", can_login(p2, "u5") is not True)
@@ -209,6 +228,38 @@ try:
         f.write(good)
     out = reload_and_wait(relay, log_path)
     check("a good file after refused ones reloads with no change", "SIGHUP: configuration reloaded from %s: 0 changes" % conf in out, out)
+
+    # 5. Certificates: added, then renewed in place (same files, new key and subject); each
+    # reload re-reads them: a new TLS handshake gets the new one, the live connection stays.
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+
+    def make_cert(cn):
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                            "-days", "2", "-subj", "/CN=" + cn], capture_output=True)
+        if r.returncode != 0:
+            sys.exit("openssl req failed (Debian package openssl): %s" % r.stderr.decode(errors="replace"))
+        return ssl.PEM_cert_to_DER_cert(open(cert).read())
+
+    def served_cert():
+        try:
+            return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", p2), timeout=5))
+        except (OSError, ssl.SSLError) as e:
+            return repr(e)
+
+    first = make_cert("first.test")
+    with open(conf, "w") as f:
+        f.write(good + "ssl-cert = %s\nssl-key = %s\n" % (cert, key))
+    out = reload_and_wait(relay, log_path)
+    check("a certificate added: applied and logged", "SIGHUP: configuration reloaded from %s: 1 change applied, TLS "
+          "certificates reloaded" % conf in out and "[reload] ssl-cert/ssl-key changed" in out, out)
+    check("...a TLS handshake gets it", served_cert() == first)
+    renewed = make_cert("renewed.test")
+    out = reload_and_wait(relay, log_path)
+    check("a certificate renewed in place: re-read on SIGHUP",
+          "SIGHUP: configuration reloaded from %s: 0 changes applied, TLS certificates reloaded" % conf in out, out)
+    check("...a new TLS handshake gets the renewed one", served_cert() == renewed and renewed != first)
+    check("...plain xpra still logs in on the bind", can_login(p2, fresh_user(db2)) is True)
+    check("the live connection relays after the certificate reloads", relays(live, targets[0]))
 
     live.close()
     relay.send_signal(signal.SIGTERM)

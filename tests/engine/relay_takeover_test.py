@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relay_lib import *  # noqa: E402,F401,F403  (check, start, RawClient, FakeTarget, wire, ...)
+from relay_lib import *  # noqa: E402,F401,F403  (check, start, RawClient, FakeTarget, relays, wire, ...)
 from relay_lib import procs, results, tmp  # noqa: E402
 
 relay_bin, auth_bin = [os.path.abspath(p) for p in sys.argv[1:3]]
@@ -26,21 +26,6 @@ io_args = sys.argv[3:]
 set_relay_args(relay_bin, io_args)
 sockdir = tempfile.mkdtemp(prefix="xr-takeover-", dir="/tmp")
 DISPLAY = ":%d" % (4700 + os.getpid() % 1000)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_until(pred, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not pred():
-        time.sleep(0.05)
-    return pred()
 
 
 def fresh_user(n=[0]):
@@ -51,16 +36,6 @@ def fresh_user(n=[0]):
     subprocess.run([auth_bin, db, "add", user, "pw", "", "", "tcp://127.0.0.1:%d/" % t.port], check=True,
                    capture_output=True)
     return user, t
-
-
-def relays(c, t, n=[0]):
-    n[0] += 1
-    mark = "live-%d" % n[0]
-    c.send(["ping", n[0], 0, mark])
-    up = wait_until(lambda: any(p[0] == "ping" and len(p) > 3 and p[3] == mark for p in t.packets), 5)
-    t.send(["ping", n[0], 0, mark])
-    down = c.wait_for(lambda: any(p[0] == "ping" and len(p) > 3 and p[3] == mark for p in c.packets), 5)
-    return up and down and not c.eof
 
 
 class ConnectLoop:
@@ -150,6 +125,7 @@ try:
     except OSError:
         refused = True
     check("the unix bind the new configuration dropped is closed", refused)
+    check("...and its socket file removed", not os.path.exists(unix_bind), os.listdir(sockdir))
 
     live.close()
     check("the old relay exits 0 once its session ended", a.wait(timeout=15) == 0, relay_log(alog)[-1000:])
