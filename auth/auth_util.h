@@ -95,3 +95,13 @@ std::optional<std::string> TextPasswordBytes(std::string_view utf8);
 std::string_view TrimSpace(std::string_view s);
 
 }  // namespace xr::auth
+
+namespace xr::auth {
+
+// One row of xpra's sessions query as text columns (a missing or NULL column is empty): uid/gid
+// through ParseUid/ParseGid, displays through SplitDisplays, env_options through
+// ParseEnvOptions, session_options through ParseSimpleDict(';'). Shared by the SQL modules.
+SessionEntry MakeSessionEntry(std::string_view uid, std::string_view gid, std::string_view displays,
+                              std::string_view env_options, std::string_view session_options);
+
+}  // namespace xr::auth

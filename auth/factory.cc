@@ -7,6 +7,7 @@
 #include "auth/multifile_auth.h"
 #include "auth/none_auth.h"
 #include "auth/password_auth.h"
+#include "auth/postgresql_auth.h"
 #include "auth/reject_auth.h"
 #include "auth/sqlite_auth.h"
 
@@ -23,7 +24,8 @@ struct Entry {
 constexpr Entry kModules[] = {
     {"allow", CreateAllowAuth},   {"env", CreateEnvAuth},           {"fail", CreateRejectAuth},
     {"file", CreateFileAuth},     {"multifile", CreateMultifileAuth}, {"none", CreateNoneAuth},
-    {"password", CreatePasswordAuth}, {"reject", CreateRejectAuth}, {"sqlite", CreateSqliteAuth},
+    {"password", CreatePasswordAuth}, {"postgresql", CreatePostgresqlAuth}, {"reject", CreateRejectAuth},
+    {"sqlite", CreateSqliteAuth},
 };
 
 }  // namespace

@@ -431,6 +431,12 @@ void Session::StartAuth(const Caps& caps) {
       out.client_reason = reason::kAuthenticationError;
       out.detail = "authentication failed";
       out.log_detail = result.error().message;
+      const ErrorCode code = result.error().code;
+      if (code == ErrorCode::kIo || code == ErrorCode::kTimeout) {
+        // The checker (PAM stack, directory, command) could not answer: not a wrong password.
+        out.client_reason = reason::kServerError;
+        out.detail = "authentication service unavailable, try again later";
+      }
       return out;
     }
     out.username = result->username.empty() ? req.username : result->username;

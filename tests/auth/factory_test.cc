@@ -55,7 +55,7 @@ TEST_CASE("CreateAuthModule: unknown module lists the valid ones") {
   CHECK(m.error().code == ErrorCode::kMalformed);
   CHECK(m.error().message ==
         "unknown authentication module 'pam', valid modules: allow, env, fail, file, multifile, none, password, "
-        "reject, sqlite");
+        "postgresql, reject, sqlite");
 }
 
 TEST_CASE("CreateAuthModule: unknown option is malformed") {
@@ -79,7 +79,7 @@ TEST_CASE("CreateAuthModule: prompt option") {
 
 TEST_CASE("AuthModuleNames") {
   auto names = AuthModuleNames();
-  CHECK(names.size() == 9);
+  CHECK(names.size() == 10);
   CHECK(names.front() == "allow");
   CHECK(names.back() == "sqlite");
 }
