@@ -22,10 +22,11 @@ constexpr char kSchema[] =
     "CREATE TABLE users (username VARCHAR(255) NOT NULL, password VARCHAR(255), uid VARCHAR(63), "
     "gid VARCHAR(63), displays VARCHAR(8191), env_options VARCHAR(8191), session_options VARCHAR(8191))";
 
-// One server for the cases that do not stop it; its users table made once.
+// One server for the cases that do not stop it (stopped and removed at exit); its tables made once.
 PgServer& Shared() {
+  static PgServer shared;
   static PgServer* server = [] {
-    auto* s = new PgServer();
+    PgServer* s = &shared;
     if (s->ok()) {
       const std::string err = s->Sql(std::string(kSchema) +
                                      ";INSERT INTO users VALUES('alice', 'apw', '1000', '1000', ':100,tcp://h:1/', "
