@@ -452,4 +452,16 @@ std::string PeerHost(std::string_view peer) {
   return std::string(peer);
 }
 
+
+SessionEntry MakeSessionEntry(std::string_view uid, std::string_view gid, std::string_view displays,
+                              std::string_view env_options, std::string_view session_options) {
+  SessionEntry e;
+  e.uid = ParseUid(uid);
+  e.gid = ParseGid(gid);
+  e.displays = SplitDisplays(displays);
+  e.env_options = ParseEnvOptions(env_options);
+  e.session_options = ParseSimpleDict(session_options, ';');
+  return e;
+}
+
 }  // namespace xr::auth

@@ -127,5 +127,10 @@ Expected<int64_t> GetSecondsOption(const ModuleOptions& options, std::string_vie
 // The address part of an engine peer name ("1.2.3.4:5678" -> "1.2.3.4", "[::1]:5" -> "::1",
 // "unix:/path" -> "localhost"), for PAM_RHOST and the like.
 std::string PeerHost(std::string_view peer);
+// One row of xpra's sessions query as text columns (a missing or NULL column is empty): uid/gid
+// through ParseUid/ParseGid, displays through SplitDisplays, env_options through
+// ParseEnvOptions, session_options through ParseSimpleDict(';'). Shared by the SQL modules.
+SessionEntry MakeSessionEntry(std::string_view uid, std::string_view gid, std::string_view displays,
+                              std::string_view env_options, std::string_view session_options);
 
 }  // namespace xr::auth

@@ -11,6 +11,7 @@
 #include "auth/pam_auth.h"
 #include "auth/password_auth.h"
 #include "auth/peercred_auth.h"
+#include "auth/postgresql_auth.h"
 #include "auth/reject_auth.h"
 #include "auth/sqlite_auth.h"
 
@@ -37,6 +38,7 @@ constexpr Entry kModules[] = {  // sorted by name
     {"pam", CreatePamAuth},
     {"password", CreatePasswordAuth},
     {"peercred", CreatePeercredAuth},
+    {"postgresql", CreatePostgresqlAuth},
     {"reject", CreateRejectAuth},
     {"sqlite", CreateSqliteAuth},
     {"sys", CreatePamAuth},

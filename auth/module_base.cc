@@ -101,6 +101,11 @@ Expected<std::vector<SessionEntry>> PasswordModuleBase::GetSessions(const std::s
   return std::vector<SessionEntry>{ProcessSessionEntry()};
 }
 
+ErrorCode PasswordModuleBase::FailureCode(ErrorCode lookup_error) const {
+  const bool unavailable = lookup_error == ErrorCode::kIo || lookup_error == ErrorCode::kTimeout;
+  return unavailable && reports_unavailable() ? lookup_error : ErrorCode::kAuthFailed;
+}
+
 Expected<AuthResult> PasswordModuleBase::Authenticate(const AuthRequest& req) {
   const std::string who = std::string(name()) + ": ";
   const std::string username = EffectiveUsername(req.username);
@@ -120,7 +125,7 @@ Expected<AuthResult> PasswordModuleBase::Authenticate(const AuthRequest& req) {
     (void)CheckResponse(req.digest, "no password for this user", req.salt, req.response);
   }
   if (!passwords.ok()) {
-    return MakeError(ErrorCode::kAuthFailed, who + passwords.error().message);
+    return MakeError(FailureCode(passwords.error().code), who + passwords.error().message);
   }
   if (passwords->empty()) {
     return MakeError(ErrorCode::kAuthFailed, who + "no password defined for '" + username + "'");
@@ -141,7 +146,7 @@ Expected<AuthResult> PasswordModuleBase::Authenticate(const AuthRequest& req) {
   }
   Expected<std::vector<SessionEntry>> sessions = GetSessions(username, *matched);
   if (!sessions.ok()) {
-    return MakeError(ErrorCode::kAuthFailed, who + sessions.error().message);
+    return MakeError(FailureCode(sessions.error().code), who + sessions.error().message);
   }
   return AuthResult{username, std::move(sessions).value()};
 }

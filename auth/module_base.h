@@ -73,6 +73,15 @@ class PasswordModuleBase : public ModuleBase {
 
   // Extra text appended to the log detail of a mismatch (e.g. "the file ends with a newline").
   virtual std::string MismatchHint(const std::string& password) const { return {}; }
+
+  // True when a kIo / kTimeout from GetCredentials() or GetSessions() means the user database is
+  // unreachable (a database server) and is passed through, so the engine says "authentication
+  // service unavailable" instead of counting a failed login. False (the default): kAuthFailed.
+  virtual bool reports_unavailable() const { return false; }
+
+ private:
+  // The code Authenticate() returns for a lookup error (see reports_unavailable()).
+  ErrorCode FailureCode(ErrorCode lookup_error) const;
 };
 
 }  // namespace xr::auth

@@ -183,13 +183,8 @@ class SqliteAuth final : public PasswordModuleBase {
 }  // namespace
 
 SessionEntry ParseSessionRow(const SqliteStatement& row) {
-  SessionEntry e;
-  e.uid = ParseUid(Column(row, "uid"));
-  e.gid = ParseGid(Column(row, "gid"));
-  e.displays = SplitDisplays(Column(row, "displays"));
-  e.env_options = ParseEnvOptions(Column(row, "env_options"));
-  e.session_options = ParseSimpleDict(Column(row, "session_options"), ';');
-  return e;
+  return MakeSessionEntry(Column(row, "uid"), Column(row, "gid"), Column(row, "displays"), Column(row, "env_options"),
+                          Column(row, "session_options"));
 }
 
 Expected<std::unique_ptr<AuthModule>> CreateSqliteAuth(const ModuleOptions& options) {

@@ -124,7 +124,7 @@ void DefineOptions(CLI::App& app, RawOptions& r) {
   app.add_option("--tcp-auth", r.c.tcp_auth,
                  "Default auth for tcp binds: allow, none, reject|fail, password,value=X, env[,name=VAR], "
                  "file,filename=F, multifile,filename=F, sqlite,filename=DB[,password_query=..,sessions_query=..], "
-                 "pam|sys[,service=xpra], ldap|ldap3,host=H[,port=..,tls=..], exec,command=PATH, peercred[,uid=..] "
+                 "pam|sys[,service=xpra], ldap|ldap3,host=H[,port=..,tls=..], exec,command=PATH, peercred[,uid=..], postgresql,uri=postgresql://... "
                  "(MODULE:opt=value also accepted)")
       ->type_name("MODULE[,opt=value]");
   app.add_option("--bind-ssl", r.ssl_binds, "Listen for TLS on HOST:PORT (no sniff); repeatable, auth= as --bind-tcp")

@@ -1,12 +1,14 @@
-// xpra-relay-auth: manages the SQLite user database of the "sqlite" authentication module.
-// Same commands, arguments, schema and output as xpra 3.1.3's server/auth/sqlite_auth.py, so a
-// database made by either tool works with the other.
+// xpra-relay-auth: manages the user database of the "sqlite" authentication module (DB: a file)
+// or of the "postgresql" module (DB: a postgresql:// URI). Same commands, arguments, schema and
+// output as xpra 3.1.3's server/auth/sqlite_auth.py, so a database made by either tool works
+// with the other.
 //
 //   xpra-relay-auth DB create
 //   xpra-relay-auth DB list
 //   xpra-relay-auth DB add USERNAME PASSWORD [UID GID DISPLAYS ENV_OPTIONS SESSION_OPTIONS]
 //   xpra-relay-auth DB remove USERNAME [PASSWORD]
 //   xpra-relay-auth DB authenticate USERNAME PASSWORD
+//   xpra-relay-auth postgresql://... migrate SQLITE_FILE
 //
 // Exit status: 0 success, 1 failure (bad arguments, database error, authentication failed).
 
@@ -14,6 +16,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
+#include <set>
 #include <optional>
 #include <random>
 #include <string>
@@ -21,6 +25,8 @@
 #include <vector>
 
 #include "auth/auth_util.h"
+#include "auth/postgresql_auth.h"
+#include "auth/postgresql_db.h"
 #include "auth/sqlite_auth.h"
 #include "auth/sqlite_db.h"
 #include "codec/digest.h"
@@ -44,9 +50,13 @@ void PrintUsage(FILE* out, const char* argv0) {
                " %1$s DB add USERNAME PASSWORD [UID GID DISPLAYS ENV_OPTIONS SESSION_OPTIONS]\n"
                " %1$s DB remove USERNAME [PASSWORD]\n"
                " %1$s DB authenticate USERNAME PASSWORD\n"
+               " %1$s postgresql://USER:PASSWORD@HOST:PORT/DBNAME migrate SQLITE_FILE\n"
                "\n"
                "Manages the users table of the sqlite authentication module\n"
                "(--auth=sqlite,filename=DB); compatible with xpra's sqlite_auth.py.\n"
+               "DB may be a postgresql:// URI instead (--auth=postgresql,uri=DB);\n"
+               "migrate copies every user of a sqlite file into it, replacing users\n"
+               "of the same name.\n"
                "DISPLAYS: comma separated (\":100,tcp://host:14500/\"); ENV_OPTIONS and\n"
                "SESSION_OPTIONS: \"key=value;key=value\". UID/GID default to the current user's.\n"
                "Exit status: 0 on success, 1 on any failure.\n",
@@ -64,64 +74,163 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
-// Adds a hint when the table is missing.
-std::string DbError(const std::string& db, const std::string& msg) {
-  std::string out = db + ": " + msg;
-  if (msg.find("no such table") != std::string::npos) {
-    out += " (create it first: xpra-relay-auth " + db + " create)";
-  }
-  return out;
-}
+using Row = std::vector<std::optional<std::string>>;  // nullopt: NULL
+constexpr int64_t kPgTimeoutMs = 10000;                // one tool command's database calls
 
-xr::Expected<SqliteDb> OpenExisting(const std::string& db) {
-  if (access(db.c_str(), F_OK) != 0) {
+// The users table's home: a sqlite file or a PostgreSQL database. SQL is written with `?`.
+class Store {
+ public:
+  virtual ~Store() = default;
+  // Runs one statement; the rows it returns.
+  virtual xr::Expected<std::vector<Row>> Run(std::string_view sql, const Row& params) = 0;
+  // Rows the last INSERT/UPDATE/DELETE changed.
+  virtual int64_t changes() const = 0;
+  // How messages name the database (never a password).
+  const std::string& name() const { return name_; }
+  // name() and the message, with a hint when the table is missing.
+  std::string Error(const std::string& msg) const {
+    std::string out = name_ + ": " + msg;
+    if (msg.find("no such table") != std::string::npos || msg.find("\"users\" does not exist") != std::string::npos) {
+      out += " (create it first: xpra-relay-auth " + (pg_ ? std::string("postgresql://...") : name_) + " create)";
+    }
+    return out;
+  }
+
+ protected:
+  Store(std::string name, bool pg) : name_(std::move(name)), pg_(pg) {}
+
+ private:
+  std::string name_;
+  bool pg_;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(const std::string& path, SqliteDb db) : Store(path, false), db_(std::move(db)) {}
+  xr::Expected<std::vector<Row>> Run(std::string_view sql, const Row& params) override {
+    xr::Expected<SqliteStatement> stmt = db_.Prepare(sql);
+    if (!stmt.ok()) return stmt.error();
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (!params[i]) continue;  // an unbound parameter is NULL
+      if (xr::Status s = stmt->BindText(static_cast<int>(i + 1), *params[i]); !s.ok()) return s.error();
+    }
+    std::vector<Row> rows;
+    while (true) {
+      xr::Expected<bool> more = stmt->Step();
+      if (!more.ok()) return more.error();
+      if (!*more) return rows;
+      Row row;
+      for (int c = 0; c < stmt->column_count(); ++c) row.push_back(stmt->ColumnText(c));
+      rows.push_back(std::move(row));
+    }
+  }
+  int64_t changes() const override { return db_.changes(); }
+
+ private:
+  SqliteDb db_;
+};
+
+class PgStore final : public Store {
+ public:
+  explicit PgStore(xr::auth::PgConn conn) : Store(conn.name(), true), conn_(std::move(conn)) {}
+  xr::Expected<std::vector<Row>> Run(std::string_view sql, const Row& params) override {
+    xr::Expected<xr::auth::PgResult> r =
+        conn_.Exec(xr::auth::ToPgPlaceholders(sql), params, xr::auth::PgNowMs() + kPgTimeoutMs);
+    if (!r.ok()) return r.error();
+    changes_ = r->changes();
+    std::vector<Row> rows;
+    for (int i = 0; i < r->rows(); ++i) {
+      Row row;
+      for (int c = 0; c < r->columns(); ++c) row.push_back(r->Text(i, c));
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  }
+  int64_t changes() const override { return changes_; }
+
+ private:
+  xr::auth::PgConn conn_;
+  int64_t changes_ = 0;
+};
+
+// Opens DB: a postgresql:// URI, else a sqlite file (made when `create`, else it must exist).
+xr::Expected<std::unique_ptr<Store>> OpenStore(const std::string& db, bool create) {
+  if (xr::auth::IsPostgresqlUri(db)) {
+    xr::Expected<xr::auth::PgConn> conn = xr::auth::PgConn::Connect(db, xr::auth::PgNowMs() + kPgTimeoutMs);
+    if (!conn.ok()) return conn.error();
+    return std::unique_ptr<Store>(std::make_unique<PgStore>(std::move(*conn)));
+  }
+  if (!create && access(db.c_str(), F_OK) != 0) {
     return xr::MakeError(xr::ErrorCode::kIo, "database file '" + db + "' does not exist");
   }
-  return SqliteDb::Open(db, SQLITE_OPEN_READWRITE);
-}
-
-// Runs one statement with text parameters.
-xr::Status Run(SqliteDb& db, std::string_view sql, const std::vector<std::string>& params) {
-  xr::Expected<SqliteStatement> stmt = db.Prepare(sql);
-  if (!stmt.ok()) return stmt.error();
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (xr::Status s = stmt->BindText(static_cast<int>(i + 1), params[i]); !s.ok()) return s;
-  }
-  while (true) {
-    xr::Expected<bool> row = stmt->Step();
-    if (!row.ok()) return row.error();
-    if (!*row) return xr::Status::Ok();
-  }
+  xr::Expected<SqliteDb> sdb = SqliteDb::Open(db, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0));
+  if (!sdb.ok()) return sdb.error();
+  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(db, std::move(*sdb)));
 }
 
 int Create(const std::string& path) {
-  xr::Expected<SqliteDb> db = SqliteDb::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  xr::Expected<std::unique_ptr<Store>> db = OpenStore(path, true);
   if (!db.ok()) return Fail(db.error().message);
-  if (xr::Status s = db->Exec(kCreateSql); !s.ok()) return Fail(DbError(path, s.error().message));
+  if (auto r = (*db)->Run(kCreateSql, {}); !r.ok()) return Fail((*db)->Error(r.error().message));
   return 0;
 }
 
+constexpr char kInsertSql[] =
+    "INSERT INTO users(username, password, uid, gid, displays, env_options, session_options) VALUES(?, ?, ?, ?, ?, ?, ?)";
+
 int Add(const std::string& path, const std::vector<std::string>& args) {
-  std::vector<std::string> row = {args[0], args[1], std::to_string(getuid()), std::to_string(getgid()), "", "", ""};
+  Row row = {args[0], args[1], std::to_string(getuid()), std::to_string(getgid()), "", "", ""};
   for (size_t i = 2; i < args.size(); ++i) row[i] = args[i];
-  xr::Expected<SqliteDb> db = OpenExisting(path);
+  xr::Expected<std::unique_ptr<Store>> db = OpenStore(path, false);
   if (!db.ok()) return Fail(db.error().message);
-  const xr::Status s = Run(*db,
-                           "INSERT INTO users(username, password, uid, gid, displays, env_options, session_options) "
-                           "VALUES(?, ?, ?, ?, ?, ?, ?)",
-                           row);
-  if (!s.ok()) return Fail(DbError(path, s.error().message));
+  if (auto r = (*db)->Run(kInsertSql, row); !r.ok()) return Fail((*db)->Error(r.error().message));
   return 0;
 }
 
 int Remove(const std::string& path, const std::vector<std::string>& args) {
-  xr::Expected<SqliteDb> db = OpenExisting(path);
+  xr::Expected<std::unique_ptr<Store>> db = OpenStore(path, false);
   if (!db.ok()) return Fail(db.error().message);
-  xr::Status s = (args.size() > 1 && !args[1].empty())
-                     ? Run(*db, "DELETE FROM users WHERE username=? AND password=?", {args[0], args[1]})
-                     : Run(*db, "DELETE FROM users WHERE username=?", {args[0]});
-  if (!s.ok()) return Fail(DbError(path, s.error().message));
-  if (db->changes() == 0) std::fprintf(stderr, "xpra-relay-auth: no matching user '%s'\n", args[0].c_str());
+  auto r = (args.size() > 1 && !args[1].empty())
+               ? (*db)->Run("DELETE FROM users WHERE username=? AND password=?", {args[0], args[1]})
+               : (*db)->Run("DELETE FROM users WHERE username=?", {args[0]});
+  if (!r.ok()) return Fail((*db)->Error(r.error().message));
+  if ((*db)->changes() == 0) std::fprintf(stderr, "xpra-relay-auth: no matching user '%s'\n", args[0].c_str());
+  return 0;
+}
+
+constexpr char kSelectSql[] = "SELECT username, password, uid, gid, displays, env_options, session_options FROM users";
+
+// Copies every row of the sqlite file `from` into the PostgreSQL database `to` in one
+// transaction; users already there under the same name are replaced.
+int Migrate(const std::string& to, const std::string& from) {
+  if (!xr::auth::IsPostgresqlUri(to)) return Fail("migrate copies a sqlite file into a postgresql:// database");
+  if (access(from.c_str(), F_OK) != 0) return Fail("database file '" + from + "' does not exist");
+  xr::Expected<SqliteDb> sdb = SqliteDb::Open(from, SQLITE_OPEN_READONLY);
+  if (!sdb.ok()) return Fail(sdb.error().message);
+  SqliteStore source(from, std::move(*sdb));
+  xr::Expected<std::vector<Row>> rows = source.Run(kSelectSql, {});
+  if (!rows.ok()) return Fail(source.Error(rows.error().message));
+  xr::Expected<std::unique_ptr<Store>> db = OpenStore(to, false);
+  if (!db.ok()) return Fail(db.error().message);
+  Store& target = **db;
+  std::set<std::string> users;
+  for (const Row& row : *rows) users.insert(row[0].value_or(""));
+  int64_t replaced = 0;
+  auto step = [&](std::string_view sql, const Row& params) {
+    xr::Expected<std::vector<Row>> r = target.Run(sql, params);
+    if (!r.ok()) std::fprintf(stderr, "xpra-relay-auth: %s\n", target.Error(r.error().message).c_str());
+    return r.ok();
+  };
+  bool ok = step("BEGIN", {});
+  for (auto it = users.begin(); ok && it != users.end(); ++it) {
+    ok = step("DELETE FROM users WHERE username=?", {*it});
+    replaced += ok && target.changes() > 0;
+  }
+  for (auto it = rows->begin(); ok && it != rows->end(); ++it) ok = step(kInsertSql, *it);
+  ok = ok && step("COMMIT", {});
+  if (!ok) return Fail("migration from '" + from + "' rolled back, nothing copied");
+  std::printf("copied %zu rows (%zu users, %lld replaced) from %s to %s\n", rows->size(), users.size(),
+              static_cast<long long>(replaced), from.c_str(), target.name().c_str());
   return 0;
 }
 
@@ -144,18 +253,14 @@ std::string FormatRow(const std::vector<std::string>& values, const std::vector<
 }
 
 int List(const std::string& path) {
-  xr::Expected<SqliteDb> db = OpenExisting(path);
+  xr::Expected<std::unique_ptr<Store>> db = OpenStore(path, false);
   if (!db.ok()) return Fail(db.error().message);
-  xr::Expected<SqliteStatement> stmt =
-      db->Prepare("SELECT username, password, uid, gid, displays, env_options, session_options FROM users");
-  if (!stmt.ok()) return Fail(DbError(path, stmt.error().message));
+  xr::Expected<std::vector<Row>> found = (*db)->Run(kSelectSql, {});
+  if (!found.ok()) return Fail((*db)->Error(found.error().message));
   std::vector<std::vector<std::string>> rows;
-  while (true) {
-    xr::Expected<bool> more = stmt->Step();
-    if (!more.ok()) return Fail(DbError(path, more.error().message));
-    if (!*more) break;
+  for (const Row& r : *found) {
     std::vector<std::string> row;
-    for (int i = 0; i < 7; ++i) row.push_back(stmt->ColumnText(i).value_or("None"));  // Python's str(None)
+    for (size_t i = 0; i < 7; ++i) row.push_back(i < r.size() ? r[i].value_or("None") : "None");  // Python's str(None)
     rows.push_back(std::move(row));
   }
   if (rows.empty()) {
@@ -220,7 +325,9 @@ std::string PyDict(const std::vector<std::pair<std::string, std::string>>& kv) {
 }
 
 int Authenticate(const std::string& path, const std::string& username, const std::string& password) {
-  auto module = xr::auth::CreateSqliteAuth(xr::auth::ModuleOptions("sqlite", {{"filename", path}}));
+  auto module = xr::auth::IsPostgresqlUri(path)
+                    ? xr::auth::CreatePostgresqlAuth(xr::auth::ModuleOptions("postgresql", {{"uri", path}}))
+                    : xr::auth::CreateSqliteAuth(xr::auth::ModuleOptions("sqlite", {{"filename", path}}));
   if (!module.ok()) return Fail(module.error().message);
   // Answer a fresh challenge the way a client would.
   std::random_device rd;
@@ -286,6 +393,10 @@ int main(int argc, char** argv) {
   if (cmd == "authenticate") {
     if (args.size() != 2) return Usage(argv0, "invalid number of arguments");
     return Authenticate(db, args[0], args[1]);
+  }
+  if (cmd == "migrate") {
+    if (args.size() != 1) return Usage(argv0, "invalid number of arguments");
+    return Migrate(db, args[0]);
   }
   return Usage(argv0, "invalid command '" + cmd + "'");
 }

@@ -9,11 +9,11 @@ XR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # systemd: systemd-analyze for //tests/deploy:systemd_unit_test.
 XR_BUILD_PACKAGES=(bazel-bootstrap bazel-rules-java g++ liburing-dev libssl-dev libsqlite3-dev
   liblz4-dev zlib1g-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev sqlite3
-  libpam0g-dev libldap-dev)
+  libpam0g-dev libldap-dev libpq-dev)
 XR_TEST_PACKAGES=(python3-seccomp clang-14 libclang-rt-14-dev python3-rencode python3-yaml xpra python3-pil xvfb xterm
   python3-gi-cairo xdotool x11-apps netcat-openbsd systemd libjs-jquery openssl curl
   chromium chromium-driver python3-selenium util-linux
-  slapd ldap-utils passwd)
+  slapd ldap-utils passwd postgresql-15)
 XR_BENCH_PACKAGES=(xpra python3-pil haproxy nginx-core libnginx-mod-stream python3-matplotlib openssl)
 # Issue 19: a real Prometheus scrapes --bind-metrics (//tests/engine:relay_prometheus_test); a real
 # HAProxy sends PROXY protocol v2 (//tests/engine:relay_proxy_protocol_test).
@@ -28,7 +28,7 @@ XR_TEST_PACKAGES+=(gcc pkg-config python3-dev python3-setuptools libxxhash-dev l
 XR_TEST_PACKAGES+=(python3-cryptography)
 # What the relay binary links against at run time (deploy/Containerfile's runtime stage reads this).
 XR_RUNTIME_PACKAGES=(liburing2 libssl3 libsqlite3-0 liblz4-1 zlib1g libfmt9 libstdc++6
-  libpam0g libpam-modules libldap-2.5-0)
+  libpam0g libpam-modules libldap-2.5-0 libpq5)
 # tools/container and its test: podman with runc (crun 1.8 refuses the hybrid cgroups of hosts that
 # are containers themselves), debootstrap for the base image when no registry has it.
 XR_CONTAINER_PACKAGES=(podman runc debootstrap uidmap fuse-overlayfs slirp4netns)

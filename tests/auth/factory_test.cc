@@ -57,7 +57,7 @@ TEST_CASE("CreateAuthModule: unknown module lists the valid ones") {
   CHECK(m.error().code == ErrorCode::kMalformed);
   CHECK(m.error().message ==
         "unknown authentication module 'kerberos', valid modules: allow, env, exec, fail, file, ldap, ldap3, "
-        "multifile, none, pam, password, peercred, reject, sqlite, sys");
+        "multifile, none, pam, password, peercred, postgresql, reject, sqlite, sys");
 }
 
 TEST_CASE("CreateAuthModule: unknown option is malformed") {
@@ -81,7 +81,7 @@ TEST_CASE("CreateAuthModule: prompt option") {
 
 TEST_CASE("AuthModuleNames") {
   auto names = AuthModuleNames();
-  CHECK(names.size() == 15);
+  CHECK(names.size() == 16);
   CHECK(names.front() == "allow");
   CHECK(names.back() == "sys");
   CHECK(std::is_sorted(names.begin(), names.end()));
