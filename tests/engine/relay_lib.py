@@ -335,15 +335,6 @@ class FakeTarget:
                 pass
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 free just now."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wait_until(pred, timeout):
     deadline = time.time() + timeout
     while time.time() < deadline and not pred():
