@@ -62,8 +62,9 @@ def _attach(run, fx, scheme, port, name):
     srv = fx.servers[0]
     start = harness.log_size(fx.gate_log)
     with run.client(_uri(scheme, port), extra=extra, name=name) as c:
-        harness.assert_window_painted(c, srv.title, save_as="%s.png" % name)
+        wid, geom, _ = harness.assert_window_painted(c, srv.title, save_as="%s.png" % name)
         c.assert_attached()
+        harness.prove_live(c, srv, wid, geom, name.replace("-", ""))  # keys typed reach the session
         new = harness.read_text(fx.gate_log)[start:]
         if scheme != "tcp":
             check("transport %s" % scheme in new, "relay log does not name transport %s:\n%s" % (scheme, new[-1500:]))
