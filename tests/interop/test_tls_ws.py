@@ -151,6 +151,17 @@ def test_hostile_peers_closed_while_client_works(run, fx):
     with run.client(_uri("wss", fx.gate.port), extra=["--ssl-ca-certs=%s" % fx.cert], name="bystander") as c:
         harness.assert_window_painted(c, srv.title)
         start = harness.log_size(fx.gate_log)
+        # a peer that sends nothing, and one whose first byte decides nothing: closed after
+        # --peek-timeout (1 s here)
+        t0 = time.time()
+        _hostile(fx, b"", r"tcp: no complete first bytes in time", start)
+        check(time.time() - t0 >= 0.9, "a silent peer closed before --peek-timeout")
+        _hostile(fx, b"G", r"tcp: no complete first bytes in time", start)
+        harness.wait_until(lambda: _log_count(fx, r"tcp: no complete first bytes in time", start) >= 2, 10,
+                           what="a log line for each silent peer")
+        check(_log_count(fx, r"tcp: no complete first bytes in time", start) == 2, "not one log line per silent peer")
+        # an HTTP request head that never ends: closed after --http-timeout (2 s here)
+        _hostile(fx, b"GET / HTTP/1.1\r\nHost: x\r\n", r"no complete HTTP request head in time", start)
         # a stalled TLS handshake: a record header and nothing more
         _hostile(fx, b"\x16\x03\x01\x00\x40", r"no complete TLS handshake in time", start)
         # garbage after a TLS record header
