@@ -347,3 +347,30 @@ def test_bad_certificate_stops_startup(run, fx):
     rc, text = _start_fails(run, ["--ssl-cert=%s" % fx.cert, "--ssl-key=%s" % key_of_other])
     check(rc != 0 and key_of_other in text and "match" in text,
           "a key that does not match (rc=%s):\n%s" % (rc, text[-800:]))
+
+
+def test_ssl_off_and_html_dir(run, fx):
+    """--html=DIR serves that directory on a one-port bind (http and https); --html=off serves no
+    page; --ssl=off with a certificate given leaves the tcp bind xpra only (no TLS, no HTTP)."""
+    key = fx.cert.replace("-cert.pem", "-key.pem")
+    www = run.mkdir("www-own")
+    marker = b"xpra-relay-html-dir-%d" % os.getpid()
+    with open(os.path.join(www, "index.html"), "wb") as f:
+        f.write(b"<html><body>" + marker + b"</body></html>\n")
+    tls = ["--ssl-cert=%s" % fx.cert, "--ssl-key=%s" % key]
+    with run.relay("none", run.mkdir("sockets-html-dir", 0o700), extra=tls + ["--html=%s" % www],
+                   name="relay-html-dir") as r:
+        for url in ("http://127.0.0.1:%d/" % r.port, "https://localhost:%d/index.html" % r.port):
+            code, body = _curl(fx, url)
+            check(code == 200 and marker in body, "--html=DIR, %s: HTTP %d, %r" % (url, code, body[:200]))
+    with run.relay("none", run.mkdir("sockets-html-off", 0o700), extra=tls + ["--html=off"],
+                   name="relay-html-off") as r:
+        code, body = _curl(fx, "https://localhost:%d/" % r.port)
+        check(code >= 400 and b"<html" not in body.lower(), "--html=off: HTTP %d, %r" % (code, body[:200]))
+        check("TLSv1.3" in _s_client(fx, r.port, "-servername", "localhost"), "--html=off: TLS not served")
+    with run.relay("none", run.mkdir("sockets-ssl-off", 0o700), extra=tls + ["--ssl=off"],
+                   name="relay-ssl-off") as r:
+        text = _s_client(fx, r.port, "-servername", "localhost")
+        check("Cipher is (NONE)" in text or "New, " not in text, "--ssl=off: TLS was served:\n%s" % text[-800:])
+        code, _ = _curl(fx, "http://127.0.0.1:%d/" % r.port)
+        check(code == 0, "--ssl=off: the xpra-only tcp bind answered HTTP %d" % code)
