@@ -593,7 +593,11 @@ bool Connection::OnPassthroughData(Dir from, std::string_view data) {
   }
   QueueView(kClientLeg, data);
   if (MaybeStartSplice()) return false;
-  cd_[kServerLeg].recv_limit = pass_.ServerRecvLimit(r_->limits_.splice_min, kSplicePeekBytes);
+  // The limit stops the next receive where a splice could start. Only both legs plain can
+  // splice: a TLS or WebSocket client leg gets whole buffers, else every large frame would
+  // end in a short receive, and a short record and send of its own.
+  const bool can_splice = cd_[kClientLeg].transport->plain() && cd_[kServerLeg].transport->plain();
+  cd_[kServerLeg].recv_limit = can_splice ? pass_.ServerRecvLimit(r_->limits_.splice_min, kSplicePeekBytes) : 0;
   return true;
 }
 
