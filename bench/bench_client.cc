@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/openssl_errors.h"
 #include "bench/bench_common.h"
 #include "codec/cipher.h"
 #include "codec/digest.h"
@@ -101,18 +102,6 @@ struct SslSessionFree {
   void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
 };
 
-// The last OpenSSL errors of this thread, oldest first, as one line (the queue is emptied).
-std::string OpenSslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out;
-}
-
 // A loop's session ticket (--tls-resume): the newest one the server sent on its connection.
 struct TicketSlot {
   std::unique_ptr<SSL_SESSION, SslSessionFree> session;
@@ -132,7 +121,7 @@ int OnNewSession(SSL* ssl, SSL_SESSION* session) {
 // for, verification only with --ssl-ca-certs, a client-side ticket store for --tls-resume.
 Expected<std::unique_ptr<SSL_CTX, SslCtxFree>> MakeTlsContext(const Options& opt) {
   std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
-  if (!ctx) return MakeError(ErrorCode::kInternal, "SSL_CTX_new: " + OpenSslErrors());
+  if (!ctx) return MakeError(ErrorCode::kInternal, "SSL_CTX_new: " + TakeOpenSslErrors());
   SSL_CTX_set_min_proto_version(ctx.get(), opt.tls_version ? opt.tls_version : TLS1_2_VERSION);
   if (opt.tls_version) SSL_CTX_set_max_proto_version(ctx.get(), opt.tls_version);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -142,7 +131,7 @@ Expected<std::unique_ptr<SSL_CTX, SslCtxFree>> MakeTlsContext(const Options& opt
   }
   if (!opt.tls_ca.empty()) {
     if (SSL_CTX_load_verify_locations(ctx.get(), opt.tls_ca.c_str(), nullptr) != 1) {
-      return MakeError(ErrorCode::kIo, "cannot load --ssl-ca-certs " + opt.tls_ca + ": " + OpenSslErrors());
+      return MakeError(ErrorCode::kIo, "cannot load --ssl-ca-certs " + opt.tls_ca + ": " + TakeOpenSslErrors());
     }
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   } else {
@@ -436,6 +425,9 @@ class Worker {
   bool ConsumeWs(size_t slot, const char* p, size_t n);
   ssize_t RawRead(Conn& c, char* buf, size_t n);
   ssize_t RawWrite(Conn& c, const char* data, size_t n);
+  // SSL_read/SSL_write's result `r` (<= 0) in read(2)'s conventions (see RawRead); a close_notify
+  // is the end of the stream (0) when `reading`, an error when writing.
+  static ssize_t TlsIoResult(Conn& c, int r, bool reading);
   static std::string IoError(const Conn& c) { return c.io_error.empty() ? strerror(errno) : c.io_error; }
 
   Shared* shared_;
@@ -579,7 +571,7 @@ bool Worker::StartTls(size_t slot) {
   Conn& c = conns_[slot];
   c.ssl.reset(SSL_new(shared_->tls_ctx));
   if (!c.ssl || SSL_set_fd(c.ssl.get(), c.fd.get()) != 1) {
-    Fail(slot, "TLS: cannot set up the connection: " + OpenSslErrors());
+    Fail(slot, "TLS: cannot set up the connection: " + TakeOpenSslErrors());
     return false;
   }
   if (!opt_.tls_server_name.empty()) {
@@ -644,7 +636,7 @@ bool Worker::AdvanceLower(size_t slot, char* buf) {
   if (r != 1) {
     int e = SSL_get_error(c.ssl.get(), r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return true;
-    std::string why = OpenSslErrors();
+    std::string why = TakeOpenSslErrors();
     if (why.empty()) why = e == SSL_ERROR_SYSCALL && errno != 0 ? strerror(errno) : "connection closed by the server";
     Fail(slot, "TLS handshake failed: " + why);
     return false;
@@ -771,17 +763,7 @@ ssize_t Worker::RawRead(Conn& c, char* buf, size_t n) {
   if (!c.ssl) return read(c.fd.get(), buf, n);
   ERR_clear_error();
   int r = SSL_read(c.ssl.get(), buf, static_cast<int>(std::min<size_t>(n, INT32_MAX)));
-  if (r > 0) return r;
-  int e = SSL_get_error(c.ssl.get(), r);
-  if (e == SSL_ERROR_ZERO_RETURN) return 0;
-  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-    errno = EAGAIN;
-    return -1;
-  }
-  if (e == SSL_ERROR_SYSCALL && errno != 0) return -1;
-  c.io_error = "TLS: " + OpenSslErrors();
-  errno = EPROTO;
-  return -1;
+  return r > 0 ? r : TlsIoResult(c, r, true);
 }
 
 // send(2), or SSL_write (partial writes on), with the same conventions as RawRead.
@@ -789,14 +771,18 @@ ssize_t Worker::RawWrite(Conn& c, const char* data, size_t n) {
   if (!c.ssl) return send(c.fd.get(), data, n, MSG_NOSIGNAL);
   ERR_clear_error();
   int r = SSL_write(c.ssl.get(), data, static_cast<int>(std::min<size_t>(n, INT32_MAX)));
-  if (r > 0) return r;
+  return r > 0 ? r : TlsIoResult(c, r, false);
+}
+
+ssize_t Worker::TlsIoResult(Conn& c, int r, bool reading) {
   int e = SSL_get_error(c.ssl.get(), r);
+  if (reading && e == SSL_ERROR_ZERO_RETURN) return 0;
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
     errno = EAGAIN;
     return -1;
   }
   if (e == SSL_ERROR_SYSCALL && errno != 0) return -1;
-  c.io_error = "TLS: " + OpenSslErrors();
+  c.io_error = "TLS: " + TakeOpenSslErrors();
   errno = EPROTO;
   return -1;
 }

@@ -399,7 +399,7 @@ void Connection::EndBoth(std::string_view why, std::string_view detail) {
 void Connection::OnBadFrame(Dir from, std::string_view data) {
   Dir to = Other(from);
   FrameBoundary& f = pass_.toward(to);
-  Queue(to, std::string(data.substr(0, f.good_bytes())));
+  QueueView(to, data.substr(0, f.good_bytes()));
   if (from == kClientLeg) {
     handler_->TellServer(reason::kProtocolError, "the client sent invalid data: " + f.error());
     StopWithReason(reason::kProtocolError, f.error());
@@ -494,11 +494,27 @@ void Connection::Cancel(Reactor::Op op) {
 }
 
 void Connection::Queue(Dir to, std::string bytes) {
+  if (!MayQueue(to, bytes.size())) return;
+  Status s = cd_[to].transport->Encode(&bytes);
+  EnqueueEncoded(to, s, std::move(bytes));
+}
+
+void Connection::QueueView(Dir to, std::string_view data) {
+  if (!MayQueue(to, data.size())) return;
+  std::string bytes;
+  Status s = cd_[to].transport->EncodeFrom(data, &bytes);
+  EnqueueEncoded(to, s, std::move(bytes));
+}
+
+bool Connection::MayQueue(Dir to, size_t n) const {
+  if (n == 0 || cd_[to].has(Leg::kFailed)) return false;
+  return !(to == kClientLeg && front_);  // no xpra bytes into a TLS or HTTP stream not yet handed over
+}
+
+void Connection::EnqueueEncoded(Dir to, const Status& encoded, std::string bytes) {
   Leg& leg = cd_[to];
-  if (bytes.empty() || leg.has(Leg::kFailed)) return;
-  if (to == kClientLeg && front_) return;  // no xpra bytes into a TLS or HTTP stream not yet handed over
-  if (Status s = leg.transport->Encode(&bytes); !s.ok()) {
-    XR_WARN("conn", "conn={} {} transport: {}", id_, SideName(to), s.error().message);
+  if (!encoded.ok()) {
+    XR_WARN("conn", "conn={} {} transport: {}", id_, SideName(to), encoded.error().message);
     leg.Fail();
     return Close("transport failed");
   }
@@ -668,13 +684,13 @@ bool Connection::OnPassthroughData(Dir from, std::string_view data) {
       return false;
     }
     inband_.WatchClient(data, NowMs());
-    Queue(kServerLeg, std::string(data));
+    QueueView(kServerLeg, data);
     return true;
   }
   FrameBoundary& frames = pass_.toward(kClientLeg);
   if (mode_ == Mode::kStopping) {
     size_t n = frames.FeedToBoundary(data);
-    Queue(kClientLeg, std::string(data.substr(0, n)));
+    QueueView(kClientLeg, data.substr(0, n));
     if (!frames.at_boundary()) return true;
     FinishStop();
     return false;
@@ -690,9 +706,13 @@ bool Connection::OnPassthroughData(Dir from, std::string_view data) {
     OnBadFrame(kServerLeg, data);
     return false;
   }
-  Queue(kClientLeg, std::string(data));
+  QueueView(kClientLeg, data);
   if (MaybeStartSplice()) return false;
-  cd_[kServerLeg].recv_limit = pass_.ServerRecvLimit(r_->limits_.splice_min, kSplicePeekBytes);
+  // The limit stops the next receive where a splice could start. Only both legs plain can
+  // splice: a TLS or WebSocket client leg gets whole buffers, else every large frame would
+  // end in a short receive, and a short record and send of its own.
+  const bool can_splice = cd_[kClientLeg].transport->plain() && cd_[kServerLeg].transport->plain();
+  cd_[kServerLeg].recv_limit = can_splice ? pass_.ServerRecvLimit(r_->limits_.splice_min, kSplicePeekBytes) : 0;
   return true;
 }
 

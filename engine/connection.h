@@ -107,6 +107,13 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   void ArmPoll(Dir d, unsigned events);
   void Cancel(Reactor::Op op);
   void Queue(Dir to, std::string bytes);
+  // Queue from a view the caller keeps (a receive buffer): the transport encodes from it
+  // directly (TLS encrypts it where it lies), with no plaintext copy first.
+  void QueueView(Dir to, std::string_view data);
+  // Whether `n` bytes may be queued for leg `to` now (nothing, a failed leg, a front end's stream: no).
+  bool MayQueue(Dir to, size_t n) const;
+  // Queues what the transport encoded (or closes on its error) and arms the send.
+  void EnqueueEncoded(Dir to, const Status& encoded, std::string bytes);
   void OnRecv(Dir from, int res, const char* buf);
   // Bytes received on leg `from` (after the PROXY header, if any), whatever path they take next.
   void OnData(Dir from, std::string_view bytes);

@@ -249,8 +249,11 @@ void HandshakeRate::Sweep(int64_t now_ms) {
 bool HandshakeRate::Take(const std::string& source, int64_t now_ms) {
   if (per_second_ <= 0) return true;
   std::lock_guard lock(mu_);
-  // Forget refilled sources once a second, or at once when the table is full.
-  if (now_ms - last_sweep_ms_ >= 1000 || buckets_.size() >= max_sources_) Sweep(now_ms);
+  // Forget refilled sources once a second, and when the table is full at most every 100 ms: a
+  // sweep walks the whole table under the lock, so a flood from many sources that keeps it full
+  // must not make every handshake pay for one (new sources are refused meanwhile).
+  const int64_t since = now_ms - last_sweep_ms_;
+  if (since >= 1000 || (buckets_.size() >= max_sources_ && since >= 100)) Sweep(now_ms);
   auto it = buckets_.find(source);
   if (it == buckets_.end()) {
     if (buckets_.size() >= max_sources_) return false;

@@ -143,7 +143,8 @@ void ConfigureAdmission(const AdmissionConfig& config);
 // and holding at most `burst`. A source whose bucket has filled up again is forgotten, so the
 // table holds only sources seen in the last burst / per_second seconds, and never more than
 // `max_sources`: when it is full (a spread-out flood) new sources are refused until entries
-// refill, failing closed as the login slots do. Thread-safe; touched once per TLS handshake.
+// refill, failing closed as the login slots do (the full table is swept at most every 100 ms).
+// Thread-safe; touched once per TLS handshake.
 class HandshakeRate {
  public:
   // per_second <= 0: no limit (Take always succeeds, nothing is recorded).

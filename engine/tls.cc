@@ -17,6 +17,8 @@
 #include <ctime>
 #include <filesystem>
 
+#include "base/openssl_errors.h"
+
 namespace xr::tls {
 
 // Mozilla's "intermediate" TLS 1.2 list: forward secrecy and AEAD only.
@@ -43,13 +45,7 @@ using CtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 
 // The OpenSSL error queue as one line, then cleared.
 std::string OpenSslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
+  std::string out = TakeOpenSslErrors();
   return out.empty() ? "unknown OpenSSL error" : out;
 }
 

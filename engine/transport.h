@@ -26,6 +26,13 @@ class Transport {
   virtual Expected<std::string_view> Decode(std::string_view wire, std::string* scratch) = 0;
   // Turns application bytes into the bytes to send, in place (plain: unchanged).
   virtual Status Encode(std::string* bytes) = 0;
+  // Encode from a view: *out (empty on entry) gets the bytes to send for `app`, which the
+  // caller keeps (a receive buffer), so a transport that rewrites the bytes anyway (TLS
+  // encrypts them) reads them where they lie instead of from a copy. Default: copy, Encode.
+  virtual Status EncodeFrom(std::string_view app, std::string* out) {
+    out->assign(app);
+    return Encode(out);
+  }
   // Bytes the transport itself must send now (a handshake, an alert), moved out; empty when none.
   virtual std::string TakeOwnOutput() { return {}; }
 };

@@ -15,6 +15,12 @@ Status TlsTransport::Encode(std::string* bytes) {
   return Status::Ok();
 }
 
+Status TlsTransport::EncodeFrom(std::string_view app, std::string* out) {
+  if (Status st = session_.Send(app); !st.ok()) return st;
+  session_.TakeCiphertext(out);
+  return Status::Ok();
+}
+
 std::string TlsTransport::TakeOwnOutput() {
   std::string out;
   session_.TakeCiphertext(&out);
@@ -35,6 +41,12 @@ Status WebSocketTransport::Encode(std::string* bytes) {
   return Status::Ok();
 }
 
+Status WebSocketTransport::EncodeFrom(std::string_view app, std::string* out) {
+  out->reserve(app.size() + 10);
+  stream_.Encode(app, out);
+  return Status::Ok();
+}
+
 Expected<std::string_view> StackedTransport::Decode(std::string_view wire, std::string* scratch) {
   auto mid = outer_->Decode(wire, &middle_);
   if (!mid.ok()) return mid.error();
@@ -44,6 +56,11 @@ Expected<std::string_view> StackedTransport::Decode(std::string_view wire, std::
 Status StackedTransport::Encode(std::string* bytes) {
   if (Status st = inner_->Encode(bytes); !st.ok()) return st;
   return outer_->Encode(bytes);
+}
+
+Status StackedTransport::EncodeFrom(std::string_view app, std::string* out) {
+  if (Status st = inner_->EncodeFrom(app, out); !st.ok()) return st;
+  return outer_->Encode(out);
 }
 
 std::string StackedTransport::TakeOwnOutput() {

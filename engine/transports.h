@@ -33,6 +33,8 @@ class TlsTransport final : public Transport {
   Expected<std::string_view> Decode(std::string_view wire, std::string* scratch) override;
   // Plaintext -> the records to send (held inside the session until the handshake completes).
   Status Encode(std::string* bytes) override;
+  // Encrypts `app` where it lies: no plaintext copy before SSL_write.
+  Status EncodeFrom(std::string_view app, std::string* out) override;
   std::string TakeOwnOutput() override;
   const tls::TlsSession& session() const { return session_; }
   tls::TlsSession& session() { return session_; }
@@ -50,6 +52,8 @@ class WebSocketTransport final : public Transport {
   bool plain() const override { return false; }
   Expected<std::string_view> Decode(std::string_view wire, std::string* scratch) override;
   Status Encode(std::string* bytes) override;
+  // Frames `app` where it lies: one copy, into the frame.
+  Status EncodeFrom(std::string_view app, std::string* out) override;
   std::string TakeOwnOutput() override { return stream_.TakeOwnOutput(); }
   ws::ServerStream& stream() { return stream_; }
 
@@ -67,6 +71,7 @@ class StackedTransport final : public Transport {
   bool plain() const override { return false; }
   Expected<std::string_view> Decode(std::string_view wire, std::string* scratch) override;
   Status Encode(std::string* bytes) override;
+  Status EncodeFrom(std::string_view app, std::string* out) override;
   std::string TakeOwnOutput() override;
   Transport& outer() { return *outer_; }
   Transport& inner() { return *inner_; }

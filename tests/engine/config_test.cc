@@ -57,6 +57,22 @@ TEST_CASE("full command line") {
   CHECK(c->socket_dirs == std::vector<std::string>{"/tmp/s"});
 }
 
+TEST_CASE("ssl, ws and wss binds: --ssl-auth, --ws-auth, --wss-auth, else --tcp-auth; auth= on the bind wins") {
+  auto c = Parse({"--ssl-cert=/x/cert.pem", "--tcp-auth=none", "--bind-tcp=127.0.0.1:1", "--bind-ssl=127.0.0.1:2",
+                  "--bind-ws=127.0.0.1:3", "--bind-wss=127.0.0.1:4", "--bind-wss=127.0.0.1:5,auth=allow",
+                  "--ssl-auth=password:value=x", "--wss-auth=reject"});
+  REQUIRE(c.ok());
+  REQUIRE(c->binds.size() == 5);
+  using E = BindOption::Entry;
+  CHECK((c->binds[0].entry == E::kTcp && c->binds[0].auth.empty()));  // --tcp-auth at start-up
+  CHECK((c->binds[1].entry == E::kSsl && c->binds[1].port == 2 && c->binds[1].auth == "password,value=x"));
+  CHECK((c->binds[2].entry == E::kWs && c->binds[2].auth.empty()));  // no --ws-auth: --tcp-auth
+  CHECK((c->binds[3].entry == E::kWss && c->binds[3].auth == "reject"));
+  CHECK((c->binds[4].entry == E::kWss && c->binds[4].auth == "allow"));
+  // TLS binds without a certificate: refused with the option to give.
+  CHECK(Parse({"--tcp-auth=none", "--bind-wss=127.0.0.1:4"}).error().message.find("--ssl-cert") != std::string::npos);
+}
+
 TEST_CASE("refuses to start without auth or listeners, or AES without a key") {
   CHECK(Parse({}).error().message.find("nothing to listen on") != std::string::npos);
   CHECK(Parse({"--bind-tcp=127.0.0.1:1"}).error().message.find("--tcp-auth") != std::string::npos);

@@ -188,3 +188,14 @@ TEST_CASE("TLS handshake rate per source: 0 means no limit and records nothing")
   for (int i = 0; i < 1000; ++i) CHECK(r.Take("10.0.0.1", 0));
   CHECK(r.tracked() == 0);
 }
+
+TEST_CASE("TLS handshake rate per source: a full table is swept at most every 100 ms") {
+  HandshakeRate r(100.0, 1, 2);  // refilled after 10 ms, at most 2 sources tracked
+  CHECK(r.Take("a", 5000));        // the first sweep (of an empty table) is at 5000
+  CHECK(r.Take("b", 5000));
+  CHECK_FALSE(r.Take("c", 5050));  // a and b are refilled, but the full table waits for its sweep
+  CHECK_FALSE(r.Take("c", 5099));
+  CHECK(r.tracked() == 2);
+  CHECK(r.Take("c", 5100));  // 100 ms on: swept, c fits
+  CHECK(r.tracked() == 1);
+}

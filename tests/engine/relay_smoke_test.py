@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -154,6 +155,47 @@ try:
     check("AES: plain client refused", j is not None and "encryption" in err.lower(), err)
     rc = terminate(aes_relay)
     check("AES: SIGTERM exit 0", rc == 0, rc)
+
+    # The bench client over TLS and WebSocket (what bench/compare --tls runs): ssl://, ws://,
+    # wss:// streams intact, TLS handshakes full and resumed by ticket.
+    cert, tkey = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", tkey, "-out", cert, "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    tls_ports = {}
+    for scheme in ("ssl", "ws", "wss"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            tls_ports[scheme] = s.getsockname()[1]
+    tls_relay, _ = start("relay-tls", [relay_bin, ":79", "--threads=2", "--tcp-auth=sqlite,filename=" + db,
+                                       "--proxy-sockets=false", "--socket-dir=" + sockdir,
+                                       "--ssl-cert=" + cert, "--ssl-key=" + tkey, "--max-logins-per-address=0",
+                                       "--ssl-max-handshake-rate-per-address=0"]
+                         + ["--bind-%s=127.0.0.1:%d" % (k, v) for k, v in tls_ports.items()]
+                         + ["--log-file=" + os.path.join(tmp, "relay-tls.log")],
+                         r"wss:127\.0\.0\.1:(\d+)")
+    for scheme in ("ssl", "ws", "wss"):
+        j, err = bench("%s_throughput" % scheme, "throughput", "%s://bench:pw@127.0.0.1:%d/" % (scheme, tls_ports[scheme]),
+                       True, *(["--tls-version=1.3"] if scheme != "ws" else []))
+        check("%s: stream intact through the relay" % scheme,
+              j and j["errors"] == 0 and j["packets"] > 0 and j["payload_bytes"] == j["packets"] * 65536
+              and (j.get("tls", "").startswith("TLSv1.3") if "ss" in scheme else "tls" not in j), err)
+    ssl_url = "ssl://bench:pw@127.0.0.1:%d/" % tls_ports["ssl"]
+    j, err = bench("ssl_handshake", "handshake", ssl_url)
+    check("ssl: xpra logins over TLS", j and j["errors"] == 0 and j["sessions"] > 0, err)
+    j, err = bench("tls_full", "tls-handshake", "ssl://127.0.0.1:%d/" % tls_ports["ssl"])
+    check("TLS handshakes, full", j and j["errors"] == 0 and j["handshakes"] > 0 and j["resumed"] == 0, err)
+    j, err = bench("tls_resumed", "tls-handshake", "ssl://127.0.0.1:%d/" % tls_ports["ssl"], True, "--tls-resume")
+    check("TLS handshakes, resumed by ticket", j and j["errors"] == 0 and j["handshakes"] > 0
+          and j["resumed_fraction"] > 0.9, err)
+    j, err = bench("ws_on_ssl_port", "handshake", "ws://bench:pw@127.0.0.1:%d/" % tls_ports["ssl"], False)
+    check("ws:// to a TLS-only port fails with a reason",
+          j is not None and j.get("errors", 0) > 0 and "during the WebSocket upgrade" in err, err)
+    rc = terminate(tls_relay)
+    check("TLS relay: SIGTERM exit 0", rc == 0, rc)
+    tls_log = open(os.path.join(tmp, "relay-tls.log")).read()
+    check("TLS relay: the plain request on the TLS port logged with its reason",
+          re.search(r"ssl: TLS: TLS handshake failed: .*http request", tls_log), tls_log[-1500:])
 
     check("control socket of the relay exists", os.path.exists(os.path.join(sockdir, os.uname().nodename + "-77")),
           os.listdir(sockdir) if os.path.isdir(sockdir) else "no socket dir")

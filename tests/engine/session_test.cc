@@ -369,6 +369,18 @@ TEST_CASE("client offering only xor over a plain link is refused") {
   f.ExpectDisconnect(reason::kAuthenticationError, "digest");
 }
 
+TEST_CASE("client offering only xor over a TLS client leg gets an xor challenge, salt digest still hmac") {
+  Fixture f;
+  f.session->SetTransportEncrypted(true);  // what the connection does for ssl and wss legs
+  Value caps = ClientHello("foo");
+  caps.set("digest", List{Value("xor")});
+  f.session->OnClientData(Wire(Value(List{Value("hello"), caps})));
+  Value c = f.ExpectOne(f.ClientGot(), "challenge");
+  CHECK(c.as_list()[3].as_string() == "xor");
+  CHECK(c.as_list()[4].as_string() == "hmac+sha256");
+  CHECK(f.session->state() == Session::State::kChallengeSent);
+}
+
 TEST_CASE("timeouts in every login state") {
   SUBCASE("waiting for the hello") {
     Fixture f;

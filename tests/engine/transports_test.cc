@@ -147,6 +147,60 @@ TEST_CASE("transports: wss stack: TLS outside, WebSocket inside, the inner pong 
   CHECK(client.plain == "\x82\x03srv");
 }
 
+TEST_CASE("transports: EncodeFrom: the same wire bytes as Encode, from a view left untouched") {
+  const std::string big(70000, 'x');  // several TLS records, a 64-bit WebSocket length
+  SUBCASE("plain: a copy") {
+    PlainTransport t;
+    std::string out;
+    REQUIRE(t.EncodeFrom(big, &out).ok());
+    CHECK(out == big);
+  }
+  SUBCASE("WebSocket: one binary frame, as Encode makes it") {
+    WebSocketTransport t;
+    std::string out;
+    REQUIRE(t.EncodeFrom("xyz", &out).ok());
+    CHECK(out == "\x82\x03xyz");
+    std::string copy = big;
+    REQUIRE(t.Encode(&copy).ok());
+    out.clear();
+    REQUIRE(t.EncodeFrom(big, &out).ok());
+    CHECK(out == copy);
+  }
+  SUBCASE("TLS: records the client decrypts to the bytes, large and small") {
+    Certs c;
+    auto t = NewTls(c.Set());
+    Client client(c.Verified());
+    Handshake(client, *t);
+    client.Give(t->TakeOwnOutput());
+    const std::string input = big + "tail";
+    std::string out;
+    REQUIRE(t->EncodeFrom(input, &out).ok());
+    CHECK(input == big + "tail");
+    CHECK(out.size() > input.size());
+    CHECK(out.find(std::string(64, 'x')) == std::string::npos);  // ciphertext, not the plaintext
+    CHECK(t->session().pending_ciphertext() == 0);   // everything moved out
+    std::string small;
+    REQUIRE(t->EncodeFrom("end", &small).ok());
+    client.Give(out + small);
+    client.Step();
+    CHECK(client.plain == input + "end");
+  }
+  SUBCASE("wss: a binary frame inside TLS records") {
+    Certs c;
+    StackedTransport t(NewTls(c.Set()), std::make_unique<WebSocketTransport>(), "wss");
+    Client client(c.Verified());
+    Handshake(client, t);
+    client.Give(t.TakeOwnOutput());
+    client.Step();
+    client.plain.clear();
+    std::string out;
+    REQUIRE(t.EncodeFrom("srv", &out).ok());
+    client.Give(out);
+    client.Step();
+    CHECK(client.plain == "\x82\x03srv");
+  }
+}
+
 TEST_CASE("transports: wss stack: a WebSocket violation leaves an encrypted close to send") {
   Certs c;
   StackedTransport t(NewTls(c.Set()), std::make_unique<WebSocketTransport>(), "wss");

@@ -62,8 +62,9 @@ def _attach(run, fx, scheme, port, name):
     srv = fx.servers[0]
     start = harness.log_size(fx.gate_log)
     with run.client(_uri(scheme, port), extra=extra, name=name) as c:
-        harness.assert_window_painted(c, srv.title, save_as="%s.png" % name)
+        wid, geom, _ = harness.assert_window_painted(c, srv.title, save_as="%s.png" % name)
         c.assert_attached()
+        harness.prove_live(c, srv, wid, geom, name.replace("-", ""))  # keys typed reach the session
         new = harness.read_text(fx.gate_log)[start:]
         if scheme != "tcp":
             check("transport %s" % scheme in new, "relay log does not name transport %s:\n%s" % (scheme, new[-1500:]))
@@ -150,6 +151,17 @@ def test_hostile_peers_closed_while_client_works(run, fx):
     with run.client(_uri("wss", fx.gate.port), extra=["--ssl-ca-certs=%s" % fx.cert], name="bystander") as c:
         harness.assert_window_painted(c, srv.title)
         start = harness.log_size(fx.gate_log)
+        # a peer that sends nothing, and one whose first byte decides nothing: closed after
+        # --peek-timeout (1 s here)
+        t0 = time.time()
+        _hostile(fx, b"", r"tcp: no complete first bytes in time", start)
+        check(time.time() - t0 >= 0.9, "a silent peer closed before --peek-timeout")
+        _hostile(fx, b"G", r"tcp: no complete first bytes in time", start)
+        harness.wait_until(lambda: _log_count(fx, r"tcp: no complete first bytes in time", start) >= 2, 10,
+                           what="a log line for each silent peer")
+        check(_log_count(fx, r"tcp: no complete first bytes in time", start) == 2, "not one log line per silent peer")
+        # an HTTP request head that never ends: closed after --http-timeout (2 s here)
+        _hostile(fx, b"GET / HTTP/1.1\r\nHost: x\r\n", r"no complete HTTP request head in time", start)
         # a stalled TLS handshake: a record header and nothing more
         _hostile(fx, b"\x16\x03\x01\x00\x40", r"no complete TLS handshake in time", start)
         # garbage after a TLS record header
@@ -335,3 +347,30 @@ def test_bad_certificate_stops_startup(run, fx):
     rc, text = _start_fails(run, ["--ssl-cert=%s" % fx.cert, "--ssl-key=%s" % key_of_other])
     check(rc != 0 and key_of_other in text and "match" in text,
           "a key that does not match (rc=%s):\n%s" % (rc, text[-800:]))
+
+
+def test_ssl_off_and_html_dir(run, fx):
+    """--html=DIR serves that directory on a one-port bind (http and https); --html=off serves no
+    page; --ssl=off with a certificate given leaves the tcp bind xpra only (no TLS, no HTTP)."""
+    key = fx.cert.replace("-cert.pem", "-key.pem")
+    www = run.mkdir("www-own")
+    marker = b"xpra-relay-html-dir-%d" % os.getpid()
+    with open(os.path.join(www, "index.html"), "wb") as f:
+        f.write(b"<html><body>" + marker + b"</body></html>\n")
+    tls = ["--ssl-cert=%s" % fx.cert, "--ssl-key=%s" % key]
+    with run.relay("none", run.mkdir("sockets-html-dir", 0o700), extra=tls + ["--html=%s" % www],
+                   name="relay-html-dir") as r:
+        for url in ("http://127.0.0.1:%d/" % r.port, "https://localhost:%d/index.html" % r.port):
+            code, body = _curl(fx, url)
+            check(code == 200 and marker in body, "--html=DIR, %s: HTTP %d, %r" % (url, code, body[:200]))
+    with run.relay("none", run.mkdir("sockets-html-off", 0o700), extra=tls + ["--html=off"],
+                   name="relay-html-off") as r:
+        code, body = _curl(fx, "https://localhost:%d/" % r.port)
+        check(code >= 400 and b"<html" not in body.lower(), "--html=off: HTTP %d, %r" % (code, body[:200]))
+        check("TLSv1.3" in _s_client(fx, r.port, "-servername", "localhost"), "--html=off: TLS not served")
+    with run.relay("none", run.mkdir("sockets-ssl-off", 0o700), extra=tls + ["--ssl=off"],
+                   name="relay-ssl-off") as r:
+        text = _s_client(fx, r.port, "-servername", "localhost")
+        check("Cipher is (NONE)" in text or "New, " not in text, "--ssl=off: TLS was served:\n%s" % text[-800:])
+        code, _ = _curl(fx, "http://127.0.0.1:%d/" % r.port)
+        check(code == 0, "--ssl=off: the xpra-only tcp bind answered HTTP %d" % code)
