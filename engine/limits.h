@@ -68,7 +68,10 @@ class Admission {
     bool many_sources = false;  // user records: failures came from more than one source
   };
   int64_t Backoff(const Failures& f, int64_t now_ms) const;
-  bool Busy(const Failures& f) const { return f.count + f.in_flight > config_.free_failures; }
+  // Over its free failures left plus one in flight; past its free failures a record still lets
+  // one verification through at a time (BackoffMs has made it wait), never none: none kept every
+  // login of the source waiting in challenge-sent until its login timeout.
+  bool Busy(const Failures& f) const { return f.in_flight > 0 && f.count + f.in_flight > config_.free_failures; }
   void Forget(int64_t now_ms);
   // One more in counts[key] unless it is at cap (0 = no cap); one less (the caller holds mu_).
   static bool Take(std::unordered_map<std::string, uint32_t>& counts, const std::string& key, uint32_t cap);

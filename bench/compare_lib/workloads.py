@@ -289,18 +289,28 @@ def measure_idle(ctx, workload, path, connections, tag):
     before = procs.tree_memory_kib(pid)
     json_path = os.path.join(ctx.tmpdir, "%s-%s-%s.json" % (workload.key, path.key, tag))
     hold = 30.0 + connections / 100.0
-    argv = client_argv(ctx, workload, path, connections, json_path, duration=hold)
+    # Not --quiet: the client says when every connection is attached (logged in), which the
+    # established TCP count cannot tell (5,000 connections are up well before the last logins
+    # end; stopping the client then closes logins whose passwords are being checked, which the
+    # relay counts as failed logins, and the memory would miss their sessions).
+    argv = [a for a in client_argv(ctx, workload, path, connections, json_path, duration=hold) if a != "--quiet"]
     argv.append("--pid=%d" % pid)
     client = procs.Proc("bench-client", argv,
                         os.path.join(ctx.tmpdir, "%s-%s-%s.log" % (workload.key, path.key, tag)))
+    start = time.monotonic()
     try:
         count = _wait_connections(path.client_port(workload), connections, client, timeout=hold - 5)
-        after = _wait_stable_memory(pid, client)
+        attached = count >= connections and _wait_attached(client, hold - 5 - (time.monotonic() - start))
+        if attached:
+            after = _wait_stable_memory(pid, client)
     finally:
         client.stop(signal.SIGINT, grace=10)
     if count < connections:
         raise RunError("only %d of %d connections were established (log: %s)"
                        % (count, connections, client.log_path))
+    if not attached:
+        raise RunError("%d connections were established but not all attached within %.0f s (log: %s): %s"
+                       % (count, hold - 5, client.log_path, _tail(client.log_path, 3)))
     _wait_drained(path.client_port(workload))
     out = {
         "connections": count,
@@ -332,6 +342,22 @@ def _wait_connections(port, want, client, timeout):
             return n
         time.sleep(0.2)
     return last
+
+
+def _wait_attached(client, timeout):
+    """Waits until the (not --quiet) bench client logs that every connection is attached."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(client.log_path, "rb") as f:
+                if b"connections attached" in f.read():
+                    return True
+        except OSError:
+            pass
+        if client.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
 
 
 def _wait_stable_memory(pid, client, timeout=20.0):

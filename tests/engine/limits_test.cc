@@ -199,3 +199,24 @@ TEST_CASE("TLS handshake rate per source: a full table is swept at most every 10
   CHECK(r.Take("c", 5100));  // 100 ms on: swept, c fits
   CHECK(r.tracked() == 1);
 }
+
+// Found by bench/compare --tls-only: six logins closed while their passwords were checked (the
+// idle row stopping its client) left 127.0.0.1 with six failures; once the 1 s back-off ended,
+// every later login from it waited for a verification slot until its login timeout (in state
+// challenge-sent), for as long as the record was kept, instead of being let through one at a time.
+TEST_CASE("past its free failures, a source gets one verification at a time once its back-off ends") {
+  Admission a(AdmissionConfig{0, 5, 600000, 300000});
+  const int64_t t = 1000000;
+  for (int i = 0; i < 6; ++i) Fail(a, "1.1.1.1", "bench", t);
+  CHECK(a.BackoffMs("1.1.1.1", "bench", t) == 1000);
+  REQUIRE(a.BackoffMs("1.1.1.1", "bench", t + 1000) == 0);
+  REQUIRE(a.MayVerify("1.1.1.1", "bench"));  // the back-off is over: one may be checked
+  a.Attempt("1.1.1.1", "bench");
+  CHECK_FALSE(a.MayVerify("1.1.1.1", "bench"));  // ... one at a time, never a parallel burst
+  a.Finished("1.1.1.1", "bench", true, t + 1000);
+  CHECK(a.BackoffMs("1.1.1.1", "bench", t + 1000) == 2000);  // that one failed too: 2 s
+  REQUIRE(a.MayVerify("1.1.1.1", "bench"));
+  a.Attempt("1.1.1.1", "bench");
+  a.Finished("1.1.1.1", "bench", false, t + 3000);  // a success after the wait
+  CHECK(a.MayVerify("1.1.1.1", "bench"));
+}
