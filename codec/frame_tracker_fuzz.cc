@@ -55,6 +55,7 @@ Outcome Model(std::string_view s, const xr::FrameLimits& limits) {
     if (s.size() - pos < xr::kHeaderSize) break;
     auto h = xr::DecodeHeader(s.substr(pos));
     if (!h.ok()) std::abort();
+    if (!xr::CheckFlags(h->flags).ok()) return fail(xr::ErrorCode::kMalformed);
     size_t wire = h->wire_payload_size();
     if (wire > max_payload) return fail(xr::ErrorCode::kTooLarge);
     if (wire == 0) return fail(xr::ErrorCode::kMalformed);
