@@ -87,6 +87,9 @@ class PgConn {
   bool usable() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK && !timed_out_; }
   // "user@host:port/dbname", for messages.
   const std::string& name() const { return name_; }
+  // The libpq connection, for LISTEN/NOTIFY (PQsocket, PQconsumeInput, PQnotifies: the
+  // cluster thread, cluster/cluster_node.cc). Still owned here.
+  PGconn* native() const { return conn_; }
 
  private:
   PgConn(PGconn* conn, std::string name) : conn_(conn), name_(std::move(name)) {}
