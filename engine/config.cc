@@ -109,6 +109,38 @@ void AddSystemWideOptions(CLI::App& app, RawOptions& r) {
 }
 
 // Declares every option on `app`, writing into `r`.
+// The cluster (issue 16; deploy/cluster/README.md).
+void AddClusterOptions(CLI::App& app, RawOptions& r) {
+  app.add_option("--cluster", r.c.cluster,
+                 "Register this node and its relayed connections in this PostgreSQL database, with the other "
+                 "nodes of the cluster (xpra_relay cluster list|info|stop works from any of them); the schema "
+                 "is created or updated at start")
+      ->type_name("postgresql://USER:PASS@HOST:PORT/DB");
+  app.add_option("--cluster-node", r.c.cluster_node,
+                 "This node's name in the cluster (letters, digits, . _ : @ -; default HOSTNAME:PORT of the first "
+                 "tcp bind)")
+      ->type_name("NAME");
+  app.add_option("--cluster-heartbeat", r.c.cluster_heartbeat,
+                 "Seconds between heartbeats (the node's row, its connections and their byte counts refreshed)")
+      ->check(CLI::Range(0.2, 300.0));
+  app.add_option("--cluster-ttl", r.c.cluster_ttl,
+                 "Seconds without a heartbeat after which a node counts as dead: its rows are ignored and "
+                 "deleted by the live nodes (longer than --cluster-heartbeat)")
+      ->check(CLI::Range(1.0, 3600.0));
+}
+
+Status CheckCluster(const RelayConfig& c) {
+  if (c.cluster.empty()) return Status::Ok();
+  if (!c.cluster.starts_with("postgresql://") && !c.cluster.starts_with("postgres://")) {
+    return MakeError(ErrorCode::kMalformed, "--cluster: expected a postgresql:// URI");
+  }
+  if (c.cluster_ttl <= c.cluster_heartbeat) {
+    return MakeError(ErrorCode::kMalformed, fmt::format("--cluster-ttl={} must be longer than --cluster-heartbeat={}",
+                                                        c.cluster_ttl, c.cluster_heartbeat));
+  }
+  return Status::Ok();
+}
+
 void DefineOptions(CLI::App& app, RawOptions& r) {
   app.get_formatter()->column_width(44);
   app.add_option("--config", r.c.config_file,
@@ -258,6 +290,7 @@ void DefineOptions(CLI::App& app, RawOptions& r) {
                  "conn for a connection's lines), for container stdout")
       ->check(CLI::IsMember({"text", "json"}));
   AddSystemWideOptions(app, r);
+  AddClusterOptions(app, r);
   app.add_option("--takeover", r.c.takeover,
                  "Start by taking the listening sockets of the relay running with this control socket (its "
                  ":DISPLAY socket): it stops accepting once this one accepts, and drains its sessions")
@@ -366,6 +399,7 @@ Expected<RelayConfig> Finish(RawOptions& r) {
     return MakeError(ErrorCode::kMalformed, "--tcp-encryption=AES needs --tcp-encryption-keyfile=FILE");
   }
   if (Status s = CheckSystemWide(c); !s.ok()) return s.error();
+  if (Status s = CheckCluster(c); !s.ok()) return s.error();
   return c;
 }
 
@@ -634,6 +668,10 @@ std::vector<std::string> ConfigChanges(const RelayConfig& a, const RelayConfig& 
   value("max-sessions-per-user", a.max_sessions_per_user, b.max_sessions_per_user);
   value("max-concurrent-starts", a.max_concurrent_starts, b.max_concurrent_starts);
   value("start-session-min-uid", a.start_session_min_uid, b.start_session_min_uid);
+  if (a.cluster != b.cluster) out.push_back("cluster: changed (the URI is not shown)");
+  value("cluster-node", text(a.cluster_node), text(b.cluster_node));
+  value("cluster-heartbeat", a.cluster_heartbeat, b.cluster_heartbeat);
+  value("cluster-ttl", a.cluster_ttl, b.cluster_ttl);
   return out;
 }
 

@@ -94,6 +94,12 @@ struct RelayConfig {
   uint64_t max_sessions_per_user = 4;   // live sessions a user may have for a new one to start
   uint64_t max_concurrent_starts = 2;   // starts in progress at once (each holds an auth thread)
   int64_t start_session_min_uid = 1000; // users below this uid never get a session started
+  // Cluster (issue 16): this node and its relayed connections registered in PostgreSQL, stops
+  // from any node by LISTEN/NOTIFY (cluster/cluster_node.h). Restart-only.
+  std::string cluster;                  // postgresql://... ("": not in a cluster)
+  std::string cluster_node;             // this node's name ("": HOSTNAME:PORT of the first tcp bind)
+  double cluster_heartbeat = 2;         // seconds between heartbeats
+  double cluster_ttl = 10;              // seconds without a heartbeat before a node's rows are ignored and deleted
 };
 
 // Read when present and no --config=FILE is given.

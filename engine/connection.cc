@@ -975,3 +975,21 @@ void Connection::OnControlAccept(int res, bool more) {
 }
 
 }  // namespace xr::engine
+
+namespace xr::engine {
+
+bool Connection::Relayed(RelayedConnection* out) const {
+  if (!is_relay() || !counted_relaying_ || closing() || mode_ == Mode::kStopping) return false;
+  out->id = id_;
+  out->instance = proxy_display();
+  out->username = log::Sanitize(session_->username());
+  out->target = session_->target().describe();
+  out->transport = transport_info_.name;
+  out->peer = peer_;
+  out->started_unix = UnixNow() - (NowMs() - started_ms_) / 1000;
+  out->bytes_to_client = cd_[kClientLeg].bytes_out;
+  out->bytes_to_server = cd_[kServerLeg].bytes_out;
+  return true;
+}
+
+}  // namespace xr::engine

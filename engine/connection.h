@@ -84,6 +84,10 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   void EndDeadLeg(DeadLeg dead, int64_t idle_ms);
   // `xpra info :proxy-N` for this connection.
   Value InfoValue() const;
+  // A relaying connection's row for the cluster (false, nothing written, for any other).
+  bool Relayed(RelayedConnection* out) const;
+  // ":proxy-N"
+  std::string instance_name() const { return proxy_display(); }
 
   // ---- SessionIo
   void SendToClient(std::string bytes) override { SendTracked(kClientLeg, std::move(bytes)); }

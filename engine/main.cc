@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -25,6 +27,8 @@
 #include <fmt/ranges.h>
 
 #include "auth/factory.h"
+#include "cluster/cluster_cli.h"
+#include "cluster/cluster_node.h"
 #include "base/process.h"
 #include "engine/control.h"
 #include "engine/limits.h"
@@ -103,8 +107,11 @@ class RelayControl final : public ControlTarget {
     Value out{Dict{}};
     out.set("proxy", std::move(proxy));
     out.set("instances", Instances().ToValue());
+    if (cluster_info_) out.set("cluster", cluster_info_());
     return out;
   }
+  // The "cluster" subtree of Info (--cluster); set once, before any reactor thread runs.
+  void SetClusterInfo(std::function<Value()> info) { cluster_info_ = std::move(info); }
   bool Stop() override {
     XR_INFO("main", "stop requested on the control socket {}", display_);
     kill(getpid(), SIGTERM);
@@ -132,6 +139,7 @@ class RelayControl final : public ControlTarget {
 
  private:
   TakeoverMailbox* mailbox_ = nullptr;
+  std::function<Value()> cluster_info_;
   std::mutex mu_;  // listeners_ and auth_
   std::vector<const Reactor*> reactors_;
   std::string display_;
@@ -489,9 +497,170 @@ std::pair<std::vector<std::string>, std::vector<std::string>> InfoNames(const Pr
   return {std::move(listeners), std::move(auth)};
 }
 
+// --cluster: what the cluster thread asks of the relay. Each call posts to every reactor and
+// waits a bounded time for their answers: a reactor never waits for the cluster thread.
+class RelayClusterHost final : public cluster::ClusterHost {
+ public:
+  explicit RelayClusterHost(const std::vector<std::unique_ptr<Reactor>>* reactors) : reactors_(reactors) {}
+
+  std::optional<std::vector<cluster::ConnRow>> Snapshot(int64_t timeout_ms) override {
+    auto g = std::make_shared<Gather<std::vector<RelayedConnection>>>(reactors_->size());
+    for (const auto& r : *reactors_) {
+      Reactor* rp = r.get();
+      rp->Post([rp, g] { g->Add(rp->RelayedConnections()); });
+    }
+    auto parts = g->Wait(timeout_ms);
+    if (!parts) return std::nullopt;
+    std::vector<cluster::ConnRow> rows;
+    for (const auto& part : *parts) {
+      for (const auto& c : part) {
+        rows.push_back(cluster::ConnRow{c.instance, c.id, c.username, c.target, c.transport, c.peer, c.started_unix,
+                                        c.bytes_to_client, c.bytes_to_server});
+      }
+    }
+    return rows;
+  }
+
+  bool Stop(const std::string& instance, const std::string& detail, int64_t timeout_ms) override {
+    auto g = std::make_shared<Gather<bool>>(reactors_->size());
+    for (const auto& r : *reactors_) {
+      Reactor* rp = r.get();
+      rp->Post([rp, g, instance, detail] { g->Add(rp->StopInstance(instance, detail)); });
+    }
+    auto found = g->Wait(timeout_ms);
+    if (!found) return false;
+    for (bool f : *found) {
+      if (f) return true;
+    }
+    return false;
+  }
+
+  void Log(bool warning, const std::string& line) override {
+    if (warning) {
+      XR_WARN("cluster", "{}", line);
+    } else {
+      XR_INFO("cluster", "{}", line);
+    }
+  }
+
+ private:
+  // One answer per reactor, gathered for a thread that waits a bounded time (late answers
+  // land in the shared state and are dropped with it).
+  template <typename T>
+  struct Gather {
+    explicit Gather(size_t n) : pending(n) {}
+    void Add(T v) {
+      std::lock_guard lock(mu);
+      parts.push_back(std::move(v));
+      if (--pending == 0) cv.notify_all();
+    }
+    std::optional<std::vector<T>> Wait(int64_t timeout_ms) {
+      std::unique_lock lock(mu);
+      if (!cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return pending == 0; })) return std::nullopt;
+      return std::move(parts);
+    }
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t pending;
+    std::vector<T> parts;
+  };
+  const std::vector<std::unique_ptr<Reactor>>* reactors_;
+};
+
+// The cluster subtree of the relay's `xpra info`: the node, the database (no password) and the
+// live nodes with their connection counts, as of the last heartbeat.
+Value ClusterInfo(const cluster::ClusterNode& node) {
+  cluster::ClusterStatus st = node.status();
+  Value out{Dict{}};
+  out.set("node", std::string_view(st.node));
+  out.set("database", std::string_view(st.database));
+  out.set("connected", st.connected);
+  out.set("schema-version", st.schema_version);
+  out.set("heartbeats", static_cast<long long>(st.heartbeats));
+  out.set("registered-connections", static_cast<long long>(st.registered));
+  if (!st.last_error.empty()) out.set("last-error", log::Sanitize(st.last_error, 200));
+  Value nodes{Dict{}};
+  long long total = 0;
+  for (const auto& n : st.live_nodes) {
+    Value v{Dict{}};
+    v.set("address", std::string_view(n.address));
+    v.set("connections", static_cast<long long>(n.connections));
+    v.set("heartbeat-age-ms", static_cast<long long>(n.heartbeat_age_ms));
+    nodes.set(n.name, std::move(v));
+    total += n.connections;
+  }
+  out.set("live-nodes", static_cast<long long>(st.live_nodes.size()));
+  out.set("nodes", std::move(nodes));
+  out.set("connections", total);
+  return out;
+}
+
+// --cluster: joins the cluster once the reactors run (null without --cluster).
+Expected<std::unique_ptr<cluster::ClusterNode>> StartCluster(const RelayConfig& cfg, RelayClusterHost* host,
+                                                             const std::vector<std::unique_ptr<Reactor>>& reactors) {
+  if (cfg.cluster.empty()) return std::unique_ptr<cluster::ClusterNode>();
+  cluster::ClusterOptions o;
+  o.uri = cfg.cluster;
+  const std::vector<std::string>& bound = reactors[0]->bound();
+  o.address = bound.empty() ? "" : bound[0];
+  o.node = cfg.cluster_node;
+  if (o.node.empty()) {
+    const size_t colon = o.address.rfind(':');
+    o.node = Hostname() + (colon == std::string::npos ? "" : o.address.substr(colon));
+  }
+  o.version = kRelayVersion;
+  o.heartbeat_ms = static_cast<int64_t>(cfg.cluster_heartbeat * 1000);
+  o.ttl_ms = static_cast<int64_t>(cfg.cluster_ttl * 1000);
+  return cluster::ClusterNode::Start(std::move(o), host);
+}
+
+// `xpra_relay cluster ...`: the database from --cluster=, else the `cluster` key of
+// --config=FILE (or of the default config file).
+int ClusterCommand(int argc, char** argv) {
+  cluster::CliOptions o;
+  std::string config;
+  std::vector<std::string> words;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a.starts_with("--cluster=")) {
+      o.uri = std::string(a.substr(10));
+    } else if (a.starts_with("--config=")) {
+      config = std::string(a.substr(9));
+    } else if (a.starts_with("--limit=")) {
+      o.limit = std::strtoll(std::string(a.substr(8)).c_str(), nullptr, 10);
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(cluster::ClusterUsage(), stdout);
+      return 0;
+    } else if (a.starts_with("--")) {
+      std::fprintf(stderr, "xpra_relay cluster: unknown option %s\n%s", std::string(a.substr(0, 40)).c_str(),
+                   cluster::ClusterUsage());
+      return 2;
+    } else {
+      words.emplace_back(a);
+    }
+  }
+  if (o.uri.empty()) {
+    std::error_code ec;
+    if (config.empty() && std::filesystem::exists(kDefaultConfigFile, ec)) config = kDefaultConfigFile;
+    if (!config.empty()) {
+      auto entries = ReadConfigFile(config);
+      if (!entries.ok()) return Fail(entries.error().message);
+      for (const auto& e : *entries) {
+        if (e.key == "cluster") o.uri = e.value;
+      }
+    }
+  }
+  std::ostringstream out, err;
+  int rc = cluster::RunClusterCommand(o, words, out, err);
+  std::fputs(out.str().c_str(), stdout);
+  std::fputs(err.str().c_str(), stderr);
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "cluster") return ClusterCommand(argc, argv);
   auto parsed = ParseCommandLine(argc, argv);
   if (!parsed.ok()) {
     if (parsed.error().code == ErrorCode::kOk) return 0;  // --help
@@ -570,6 +739,15 @@ int main(int argc, char** argv) {
   if (!metrics_server.ok()) return Fail(metrics_server.error().message);
   SdNotifier::WarnIfFailed(notify.Ready(fmt::format("listening on {}", fmt::join(reactors[0]->bound(), ", "))));
 
+  // The cluster thread starts before the reactors run (what it posts waits for them), so the
+  // relay's info knows of it from the first request.
+  RelayClusterHost cluster_host(&reactors);
+  auto cluster_node = StartCluster(cfg, &cluster_host, reactors);
+  if (!cluster_node.ok()) return Fail(cluster_node.error().message);
+  if (*cluster_node) {
+    cluster::ClusterNode* node = cluster_node->get();
+    relay->SetClusterInfo([node] { return ClusterInfo(*node); });
+  }
   std::vector<std::thread> workers = StartReactorThreads(reactors);
   if (takeover_conn.valid()) {
     // Accepting now (each reactor arms its accepts as it starts): the old relay may stop.
@@ -581,6 +759,7 @@ int main(int argc, char** argv) {
     takeover_conn.reset();
   }
   runtime.Run(sigs, notify);
+  if (*cluster_node) (*cluster_node)->Stop();  // leaves the cluster (its rows go) while the reactors still run
   if (g_fatal) XR_ERROR("main", "a reactor failed: stopping");
   SdNotifier::WarnIfFailed(notify.Stopping());  // systemd: STOPPING
   for (auto& r : reactors) r->Stop();

@@ -400,3 +400,27 @@ bool Reactor::Run() {
 }
 
 }  // namespace xr::engine
+
+namespace xr::engine {
+
+std::vector<RelayedConnection> Reactor::RelayedConnections() const {
+  std::vector<RelayedConnection> out;
+  for (const auto& [id, c] : conns_) {
+    RelayedConnection r;
+    if (c->Relayed(&r)) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+bool Reactor::StopInstance(std::string_view instance, std::string_view detail) {
+  for (const auto& [id, c] : conns_) {
+    RelayedConnection r;
+    if (!c->Relayed(&r) || r.instance != instance) continue;
+    XR_INFO("conn", "conn={} stopped by the cluster ({})", id, instance);
+    c->StopWithReason(reason::kServerShutdown, detail);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace xr::engine

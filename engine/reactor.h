@@ -93,6 +93,19 @@ struct ReactorStats {
 
 class Connection;
 
+// One relayed connection as the cluster registers it (issue 16; cluster/cluster_node.h).
+struct RelayedConnection {
+  uint64_t id = 0;
+  std::string instance;   // ":proxy-N"
+  std::string username;   // sanitised
+  std::string target;     // no credentials
+  std::string transport;  // tcp, ssl, ws, wss
+  std::string peer;       // the client's address (the PROXY protocol source when used)
+  int64_t started_unix = 0;
+  uint64_t bytes_to_client = 0;
+  uint64_t bytes_to_server = 0;
+};
+
 class Reactor {
  public:
   // `env`: what the sessions of this reactor share with the rest of the relay (admission,
@@ -136,6 +149,11 @@ class Reactor {
   std::vector<std::pair<std::string, int>> listener_fds() const;
   // Connections alive (relayed, logging in or control), from any thread.
   uint64_t live_connections() const { return stats_.active.load(); }
+  // Reactor thread only (Post it): this reactor's connections that are relaying now.
+  std::vector<RelayedConnection> RelayedConnections() const;
+  // Reactor thread only: ends the relayed connection `instance` (":proxy-N") as `xpra stop
+  // :proxy-N` does, the client told `detail`; false when it is not on this reactor.
+  bool StopInstance(std::string_view instance, std::string_view detail);
 
   // What a completion is for: the low 8 bits of its tag (the high 56 name the connection, or
   // the listener for kAccept). Per-leg operations come in pairs, client then server.

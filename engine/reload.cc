@@ -23,6 +23,7 @@ namespace {
 constexpr std::string_view kRestartOnly[] = {
     "display", "threads", "auth-threads", "io", "recv-buffers", "recv-buffer-size",
     "socket-dir", "proxy-sockets", "socket-group", "bind-metrics",
+    "cluster", "cluster-node", "cluster-heartbeat", "cluster-ttl",
 };
 
 pid_t PeerPid(int fd) {
@@ -61,6 +62,10 @@ RelayConfig KeepRestartOptions(const RelayConfig& running, RelayConfig next) {
   next.proxy_sockets = running.proxy_sockets;
   next.socket_group = running.socket_group;
   next.bind_metrics = running.bind_metrics;
+  next.cluster = running.cluster;
+  next.cluster_node = running.cluster_node;
+  next.cluster_heartbeat = running.cluster_heartbeat;
+  next.cluster_ttl = running.cluster_ttl;
   return next;
 }
 
