@@ -181,7 +181,10 @@ const char* const kSyncConnectionsSql =
     "$4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[]) "
     "AS x(i, c, u, t, tr, a, s, bc, bs) "
     "ON CONFLICT (node, instance) DO UPDATE SET bytes_to_client = EXCLUDED.bytes_to_client, "
-    "bytes_to_server = EXCLUDED.bytes_to_server, updated_at = now()";
+    "bytes_to_server = EXCLUDED.bytes_to_server, updated_at = now() "
+    // An idle connection's row is not rewritten every heartbeat (no dead tuple, no WAL).
+    "WHERE xr_cluster_connections.bytes_to_client <> EXCLUDED.bytes_to_client "
+    "OR xr_cluster_connections.bytes_to_server <> EXCLUDED.bytes_to_server";
 
 const char* const kDeleteGoneSql =
     "DELETE FROM xr_cluster_connections WHERE node = $1 AND NOT (instance = ANY($2::text[]))";

@@ -87,7 +87,7 @@ std::string FormatInfo(const ListedRow& r, int64_t now_unix);
 // --- SQL (the schema: deploy/cluster/schema/001_cluster_state.sql)
 // $1 node, $2 address, $3 pid, $4 version, $5 ttl ms, $6 heartbeat ms
 extern const char* const kUpsertNodeSql;
-// $1 node, $2..$10 arrays (SyncParams)
+// $1 node, $2..$10 arrays (SyncParams); rows whose byte counts did not move are left alone
 extern const char* const kSyncConnectionsSql;
 // $1 node, $2 instances still here: the node's other rows go
 extern const char* const kDeleteGoneSql;

@@ -79,7 +79,8 @@ struct RawOptions {
 constexpr const char* kAppDescription =
       "xpra-relay: many xpra 3.1 sessions behind one port.\n"
       "Clients authenticate to the relay; it picks their session, connects to it and relays.\n"
-      "Example: xpra-relay :20 --bind-tcp=0.0.0.0:14501 --tcp-auth=sqlite,filename=/var/lib/xpra-relay/users.db";
+      "Example: xpra-relay :20 --bind-tcp=0.0.0.0:14501 --tcp-auth=sqlite,filename=/var/lib/xpra-relay/users.db\n"
+      "Cluster (--cluster): xpra-relay cluster list|info ID|stop ID|migrate (xpra-relay cluster --help)";
 
 // --system-wide and starting sessions on demand (issue 15; docs/architecture.md "System-wide mode").
 void AddSystemWideOptions(CLI::App& app, RawOptions& r) {
