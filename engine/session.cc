@@ -169,6 +169,7 @@ Session::~Session() {
   // Closed while its password was being checked: counted as a failure (no free retries by
   // hanging up).
   if (verifying_) env_.admission->Finished(AddressOf(peer_), BackoffUser(), true, env_.now_ms());
+  if (authenticated_) config_->auth->SessionEnded(username_);  // a per-user session count (cluster)
 }
 
 bool Session::ChargeLoginMemory(size_t bytes) {
@@ -570,6 +571,12 @@ void Session::StartAuth(const Caps& caps) {
   req.peer_uid = peer_cred_.uid;
   req.peer_gid = peer_cred_.gid;
   req.peer_pid = peer_cred_.pid;
+  req.source = SourceOf(AddressOf(peer_));
+  req.backoff_user = BackoffUser();
+  const AdmissionConfig policy = env_.admission->config();
+  req.free_failures = policy.free_failures;
+  req.failure_window_ms = policy.failure_window_ms;
+  req.max_backoff_ms = policy.max_backoff_ms;
   if (config_->auth->requires_challenge()) {
     req.response = caps.get_string("challenge_response");
     std::string client_salt = caps.get_string("challenge_client_salt");
@@ -615,6 +622,11 @@ void Session::StartAuth(const Caps& caps) {
         out.client_reason = reason::kServerError;
         out.detail = "authentication service unavailable, try again later";
       }
+      if (code == ErrorCode::kLimited) {
+        // A limit shared by the relays of a cluster (back-off, sessions per user): not a failure.
+        out.detail = result.error().message;
+        out.limited = true;
+      }
       return out;
     }
     out.username = result->username.empty() ? req.username : result->username;
@@ -636,7 +648,7 @@ void Session::StartAuth(const Caps& caps) {
 void Session::OnAuthDone(AuthOutcome outcome) {
   if (state_ != State::kAuthenticating) return;
   // A wrong password is a failure; anything else (session not found, ...) had the right one.
-  const bool failed = !outcome.ok && outcome.client_reason == reason::kAuthenticationError;
+  const bool failed = !outcome.ok && outcome.client_reason == reason::kAuthenticationError && !outcome.limited;
   verifying_ = false;
   env_.admission->Finished(AddressOf(peer_), BackoffUser(), failed, env_.now_ms());
   if (!outcome.ok) {

@@ -97,6 +97,7 @@ struct AuthOutcome {
   std::string client_reason;  // xpra reason sent to the client when !ok
   std::string detail;         // readable detail for the client (no secrets)
   std::string log_detail;     // detail for the log only (no secrets)
+  bool limited = false;       // refused by a shared limit (kLimited): not a failed login
 };
 
 // The seam between the state machine and the reactor (a fake in unit tests).
