@@ -292,8 +292,8 @@ void PgClusterListener::Serve(PgConn& conn) {
       if (!Sync(conn).ok()) return;
       next_beat = PgNowMs() + kPgHeartbeatMs;
     }
-    // Short waits: stop and pokes are seen within 200 ms.
-    Expected<std::vector<std::string>> names = conn.WaitNotifications(std::min(next_beat, PgNowMs() + 200));
+    // Short waits: stop and pokes (session ends) are seen within 50 ms.
+    Expected<std::vector<std::string>> names = conn.WaitNotifications(std::min(next_beat, PgNowMs() + 50));
     if (!names.ok()) return;
     for (const std::string& name : *names) cache_->Drop(name);
   }
