@@ -103,13 +103,18 @@ class PostgresqlAuth final : public PasswordModuleBase {
                           std::to_string(req.failure_window_ms), std::to_string(req.max_backoff_ms)};
     if (std::optional<std::vector<Credential>> cached = cache_.credentials(username)) {
       Expected<PgResult> r = Query(kPgWaitStmt, policy);
-      if (!r.ok()) return r.error();
-      if (Error e = WaitError(*r); e.code == ErrorCode::kLimited) return e;
+      if (!r.ok() && Unreachable(r.error())) return r.error();
+      if (r.ok()) {
+        if (Error e = WaitError(*r); e.code == ErrorCode::kLimited) return e;
+      }
       return std::move(*cached);
     }
     PgParams params{username};
     params.insert(params.end(), policy.begin(), policy.end());
     Expected<PgResult> r = Query(kPgLoginStmt, params);
+    // The shared state broken (its tables or functions gone) with the database up: the user's row
+    // alone, and the node-local back-off still applies.
+    if (!r.ok() && !Unreachable(r.error())) return GetCredentials(username);
     if (!r.ok()) return r.error();
     if (Error e = WaitError(*r); e.code == ErrorCode::kLimited) return e;
     Expected<std::vector<Credential>> passwords = Passwords(*r, username, 1);
@@ -169,6 +174,8 @@ class PostgresqlAuth final : public PasswordModuleBase {
     }
     return passwords;
   }
+
+  static bool Unreachable(const Error& e) { return e.code == ErrorCode::kIo || e.code == ErrorCode::kTimeout; }
 
   // kLimited with the engine's words when column 0 of row 0 says to wait; else a kOk Error.
   static Error WaitError(const PgResult& r) {
