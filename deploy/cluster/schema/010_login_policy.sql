@@ -1,7 +1,8 @@
 -- xpra-relay: the login policy and user cache shared by the relays of a cluster (postgresql auth
 -- module, cluster=yes). The relay runs these same statements at start (auth/postgresql_cluster.cc,
--- kPgClusterSchemaSql); they are idempotent, so running them by hand first (a database user
--- without CREATE rights for the relay) changes nothing.
+-- kPgClusterSchemaSql); they are idempotent. A DBA who runs them as the owner first must also
+-- grant the relay's user EXECUTE on the functions and SELECT/INSERT/UPDATE/DELETE on the tables;
+-- the relay still runs them at start and needs the rights to (docs/security.md).
 BEGIN;
 SELECT pg_advisory_xact_lock(7871016);
 -- Failed logins per source ('s': an IPv4 address, an IPv6 /64) and per user name ('u'), as the
@@ -27,20 +28,24 @@ CREATE TABLE IF NOT EXISTS xr_user_sessions (
 -- wait doubles from 1 s per failure up to p_max_ms, counted from the last failure; failures older
 -- than p_window_ms are forgotten; a user's own wait applies once its failures came from more than
 -- one source.
+-- (plpgsql: its plans are cached per connection; an SQL function that cannot be inlined is
+-- planned again on every call, which cost 4x the database CPU per login.)
 CREATE OR REPLACE FUNCTION xr_backoff_wait_ms(p_source text, p_user text, p_free integer, p_window_ms bigint,
-                                              p_max_ms bigint) RETURNS bigint LANGUAGE sql STABLE AS $$
-  SELECT COALESCE(max(GREATEST(0, ceil(extract(epoch FROM
-           f.last_at + LEAST(1000 * 2 ^ (LEAST(f.failures - p_free, 30) - 1), p_max_ms) * interval '1 millisecond'
-           - clock_timestamp()) * 1000))), 0)::bigint
-  FROM xr_login_failures f
-  WHERE ((f.kind = 's' AND f.key = p_source) OR (f.kind = 'u' AND f.key = p_user AND f.many_sources))
-    AND f.failures > p_free
-    AND clock_timestamp() - f.last_at <= p_window_ms * interval '1 millisecond'
-$$;
+                                              p_max_ms bigint) RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (SELECT COALESCE(max(GREATEST(0, ceil(extract(epoch FROM
+            f.last_at + LEAST(1000 * 2 ^ (LEAST(f.failures - p_free, 30) - 1), p_max_ms) * interval '1 millisecond'
+            - clock_timestamp()) * 1000))), 0)::bigint
+    FROM xr_login_failures f
+    WHERE ((f.kind = 's' AND f.key = p_source) OR (f.kind = 'u' AND f.key = p_user AND f.many_sources))
+      AND f.failures > p_free
+      AND clock_timestamp() - f.last_at <= p_window_ms * interval '1 millisecond');
+END $$;
 
 -- One failed login of p_user from p_source; now and then forgets failures older than the window.
 CREATE OR REPLACE FUNCTION xr_login_failed(p_source text, p_user text, p_window_ms bigint)
-    RETURNS void LANGUAGE sql AS $$
+    RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
   INSERT INTO xr_login_failures AS f (kind, key, failures, last_at, first_source)
   VALUES ('s', p_source, 1, clock_timestamp(), NULL), ('u', p_user, 1, clock_timestamp(), p_source)
   ON CONFLICT (kind, key) DO UPDATE SET
@@ -48,17 +53,19 @@ CREATE OR REPLACE FUNCTION xr_login_failed(p_source text, p_user text, p_window_
                     ELSE f.failures + 1 END,
     last_at = clock_timestamp(),
     many_sources = f.many_sources OR (f.kind = 'u' AND f.first_source IS DISTINCT FROM p_source);
-  DELETE FROM xr_login_failures
-  WHERE random() < 0.01 AND clock_timestamp() - last_at > p_window_ms * interval '1 millisecond';
-$$;
+  IF random() < 0.01 THEN
+    DELETE FROM xr_login_failures WHERE clock_timestamp() - last_at > p_window_ms * interval '1 millisecond';
+  END IF;
+END $$;
 
 -- Sessions p_user holds on the live nodes. (A connection table kept by the nodes can back this
 -- function instead: xr_session_begin only needs the count.)
 CREATE OR REPLACE FUNCTION xr_user_session_count(p_user text, p_ttl_ms bigint) RETURNS bigint
-    LANGUAGE sql STABLE AS $$
-  SELECT COALESCE(sum(s.sessions), 0)::bigint FROM xr_user_sessions s JOIN xr_policy_nodes n USING (node)
-  WHERE s.username = p_user AND clock_timestamp() - n.seen_at <= p_ttl_ms * interval '1 millisecond'
-$$;
+    LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (SELECT COALESCE(sum(s.sessions), 0)::bigint FROM xr_user_sessions s JOIN xr_policy_nodes n USING (node)
+          WHERE s.username = p_user AND clock_timestamp() - n.seen_at <= p_ttl_ms * interval '1 millisecond');
+END $$;
 
 -- One more session of p_user on p_node unless the user holds p_max already: -1 when admitted,
 -- else the sessions held.
@@ -76,10 +83,11 @@ BEGIN
   RETURN -1;
 END $$;
 
-CREATE OR REPLACE FUNCTION xr_session_end(p_node text, p_user text) RETURNS void LANGUAGE sql AS $$
+CREATE OR REPLACE FUNCTION xr_session_end(p_node text, p_user text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
   UPDATE xr_user_sessions SET sessions = sessions - 1 WHERE node = p_node AND username = p_user;
   DELETE FROM xr_user_sessions WHERE node = p_node AND username = p_user AND sessions <= 0;
-$$;
+END $$;
 
 -- The node is alive; nodes silent for ten TTLs are forgotten with their rows.
 CREATE OR REPLACE FUNCTION xr_node_heartbeat(p_node text, p_ttl_ms bigint) RETURNS void LANGUAGE sql AS $$
