@@ -1,8 +1,7 @@
 -- xpra-relay: the login policy and user cache shared by the relays of a cluster (postgresql auth
--- module, cluster=yes). The relay runs these same statements at start (auth/postgresql_cluster.cc,
--- kPgClusterSchemaSql); they are idempotent. A DBA who runs them as the owner first must also
--- grant the relay's user EXECUTE on the functions and SELECT/INSERT/UPDATE/DELETE on the tables;
--- the relay still runs them at start and needs the rights to (docs/security.md).
+-- module, cluster=yes). This file is compiled into the relay (auth/BUILD, genrule
+-- postgresql_cluster_schema), which runs it at start: it is idempotent, so the relay's database
+-- user needs the rights to create what it creates (docs/security.md).
 BEGIN;
 SELECT pg_advisory_xact_lock(7871016);
 -- Failed logins per source ('s': an IPv4 address, an IPv6 /64) and per user name ('u'), as the
