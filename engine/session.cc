@@ -169,7 +169,6 @@ Session::~Session() {
   // Closed while its password was being checked: counted as a failure (no free retries by
   // hanging up).
   if (verifying_) env_.admission->Finished(AddressOf(peer_), BackoffUser(), true, env_.now_ms());
-  if (authenticated_) config_->auth->SessionEnded(username_);  // a per-user session count (cluster)
 }
 
 bool Session::ChargeLoginMemory(size_t bytes) {
@@ -630,6 +629,9 @@ void Session::StartAuth(const Caps& caps) {
       return out;
     }
     out.username = result->username.empty() ? req.username : result->username;
+    out.session_hold = std::shared_ptr<void>(nullptr, [config, user = out.username](void*) {
+      config->auth->SessionEnded(user);
+    });
     auto target = registry::SelectUserTarget(result->sessions, out.username, display, start, config->registry);
     if (!target.ok()) {
       out.client_reason = reason::kSessionNotFound;
@@ -657,6 +659,7 @@ void Session::OnAuthDone(AuthOutcome outcome) {
     return;
   }
   authenticated_ = true;
+  session_hold_ = std::move(outcome.session_hold);
   ChargeLoginMemory(0);
   hs_->client_reader.set_max_payload(config_->client_limits.max_payload);
   username_ = outcome.username;

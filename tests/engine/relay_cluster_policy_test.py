@@ -104,9 +104,9 @@ class Postgres:
         return r.stdout.strip()
 
 
-def attempt(port, user, password, source):
+def attempt(port, user, password, source, hang_up=False):
     """One login over a raw socket: ("ok", client) with the session attached (the caller closes it),
-    or (the disconnect's words, None)."""
+    or (the disconnect's words, None). hang_up: close right after sending the response."""
     c = RawClient(port, source=source)
 
     def wait_for(kinds, timeout):
@@ -125,6 +125,9 @@ def attempt(port, user, password, source):
         response = hmac.new(password.encode(), salt.encode(), getattr(hashlib, ch[3].split("+", 1)[1])).hexdigest()
         c.send(wire.hello_packet({"username": user, "challenge_response": response,
                                   "challenge_client_salt": client_salt}))
+        if hang_up:
+            c.close()
+            return "hung up", None
         wait_for(("hello", "disconnect"), 15)
     if any(p[0] == "hello" for p in c.packets):
         return "ok", c
@@ -164,7 +167,7 @@ try:
     _, sport, _ = start("server", [server_bin, "--bind=127.0.0.1:0", "--threads=1"], r"listening on 127\.0\.0\.1:(\d+)")
     target = "tcp://127.0.0.1:%d/" % sport
     tool(pg, "create")
-    for user in ("alice", "carol", "erin", "dave", "bob"):
+    for user in ("alice", "carol", "erin", "dave", "bob", "frank"):
         tool(pg, "add", user, "pw", "", "", target)
     sockdir = tempfile.mkdtemp(prefix="xr-pgc-sock-", dir="/tmp")
     nodes, relays = [], []
@@ -252,6 +255,23 @@ try:
         time.sleep(0.2)
         ok, words = login_ok(nodes[1], "bob", "pw", "127.0.0.6")
     check("once bob's session on the first node ended, one more is let in on the second", ok, words)
+
+    # Clients that hang up while their right password is checked give their places back.
+    for i in range(6):
+        attempt(nodes[i % 3], "frank", "pw", "127.0.0.8", hang_up=True)
+    deadline, held_by_frank = time.time() + 3, None
+    while time.time() < deadline and held_by_frank != "0":
+        time.sleep(0.2)
+        held_by_frank = pg.sql("SELECT COALESCE(sum(sessions), 0) FROM xr_user_sessions WHERE username = 'frank'")
+    check("6 logins that hung up mid-check hold no session place afterwards", held_by_frank == "0", held_by_frank)
+    frank = []
+    for port in nodes:
+        words, c = attempt(port, "frank", "pw", "127.0.0.8")
+        check("then frank still gets his 3 sessions (node port %d)" % port, c is not None, words)
+        if c:
+            frank.append(c)
+    for c in frank:
+        c.close()
 
     # ---- PostgreSQL stopped, then started again.
     pg.stop()
