@@ -16,7 +16,7 @@ from test_postgresql import _pg_tool, _refused, postgres
 @harness.targets("relay")
 def test_cluster_policy(run, fx):
     with contextlib.ExitStack() as stack:
-        pg = stack.enter_context(postgres(run))
+        pg = stack.enter_context(postgres(run, "postgres-cluster"))
         socket_dir = run.mkdir("sockets-cluster")
         srv = stack.enter_context(run.xpra_server(socket_dir=socket_dir))
         uid, gid = str(os.getuid()), str(os.getgid())
