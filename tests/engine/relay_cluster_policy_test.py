@@ -238,12 +238,17 @@ try:
               not ok and outcome(words) == "failed", words)
 
     # ---- max_sessions_per_user=3 across the nodes.
-    held = []
-    for port in nodes:
-        words, c = attempt(port, "bob", "pw", "127.0.0.6")
-        check("bob's session on node port %d" % port, c is not None, words)
-        if c:
-            held.append(c)
+    def one_per_node(user, source):
+        """A session of `user` held on each node (checked); the clients."""
+        clients = []
+        for port in nodes:
+            words, c = attempt(port, user, "pw", source)
+            check("%s's session on node port %d" % (user, port), c is not None, words)
+            if c:
+                clients.append(c)
+        return clients
+
+    held = one_per_node("bob", "127.0.0.6")
     words, c = attempt(nodes[1], "bob", "pw", "127.0.0.6")
     check("a fourth session of bob (one on each node already) is refused: the limit counts every node",
           c is None and "too many sessions" in words, words)
@@ -264,13 +269,7 @@ try:
         time.sleep(0.2)
         held_by_frank = pg.sql("SELECT COALESCE(sum(sessions), 0) FROM xr_user_sessions WHERE username = 'frank'")
     check("6 logins that hung up mid-check hold no session place afterwards", held_by_frank == "0", held_by_frank)
-    frank = []
-    for port in nodes:
-        words, c = attempt(port, "frank", "pw", "127.0.0.8")
-        check("then frank still gets his 3 sessions (node port %d)" % port, c is not None, words)
-        if c:
-            frank.append(c)
-    for c in frank:
+    for c in one_per_node("frank", "127.0.0.8"):  # all three of his places are free
         c.close()
 
     # ---- PostgreSQL stopped, then started again.
