@@ -33,6 +33,14 @@ struct AuthRequest {
   std::string peer;      // for logs only ("127.0.0.1:5555")
   // The client's credentials from the kernel (SO_PEERCRED) on a unix-socket bind; -1 otherwise.
   int64_t peer_uid = -1, peer_gid = -1, peer_pid = -1;
+  // The engine's login back-off (engine/limits.h Admission), for a module that shares it between
+  // the relays of a cluster (postgresql with cluster=yes): who failures count against and the
+  // policy's numbers. The engine's own node-local back-off is checked before the module runs.
+  std::string source;        // SourceOf(address): an IPv4 address, an IPv6 /64, "unix"
+  std::string backoff_user;  // "" when the module checks one password for every name
+  uint32_t free_failures = 5;
+  int64_t failure_window_ms = 600000;
+  int64_t max_backoff_ms = 300000;
 };
 
 // A successful authentication: who, and where their sessions are.
@@ -71,6 +79,10 @@ class AuthModule {
 
   // Re-reads files/databases (SIGHUP); on failure the previous state is kept and an error returned.
   virtual Status Reload() { return Status::Ok(); }
+
+  // A session that Authenticate() let in has ended (the engine calls it on the reactor: it must
+  // not block). For modules that count sessions per user across a cluster; default: nothing.
+  virtual void SessionEnded(const std::string& username) {}
 };
 
 }  // namespace xr::auth

@@ -107,8 +107,14 @@ ErrorCode PasswordModuleBase::FailureCode(ErrorCode lookup_error) const {
 }
 
 Expected<AuthResult> PasswordModuleBase::Authenticate(const AuthRequest& req) {
-  const std::string who = std::string(name()) + ": ";
   const std::string username = EffectiveUsername(req.username);
+  Expected<AuthResult> result = Verify(req, username);
+  if (!result.ok() && result.error().code == ErrorCode::kAuthFailed) Failed(username, req);
+  return result;
+}
+
+Expected<AuthResult> PasswordModuleBase::Verify(const AuthRequest& req, const std::string& username) {
+  const std::string who = std::string(name()) + ": ";
   if (req.digest != "xor" && !xr::digest::IsSupported(req.digest)) {
     return MakeError(ErrorCode::kAuthFailed, who + "unsupported digest '" + req.digest + "'");
   }
@@ -119,7 +125,8 @@ Expected<AuthResult> PasswordModuleBase::Authenticate(const AuthRequest& req) {
   if (SaltSeen(req.salt, now_ms)) {
     return MakeError(ErrorCode::kAuthFailed, who + "an attempt was made to re-use the same computed salt");
   }
-  Expected<std::vector<Credential>> passwords = GetCredentials(username);
+  Expected<std::vector<Credential>> passwords = GetCredentialsFor(username, req);
+  if (!passwords.ok() && passwords.error().code == ErrorCode::kLimited) return passwords.error();
   if (!passwords.ok() || passwords->empty()) {
     // Spend the time of one check so an unknown user is not told apart by timing.
     (void)CheckResponse(req.digest, "no password for this user", req.salt, req.response);
@@ -145,6 +152,7 @@ Expected<AuthResult> PasswordModuleBase::Authenticate(const AuthRequest& req) {
     return MakeError(ErrorCode::kAuthFailed, who + "an attempt was made to re-use the same computed salt");
   }
   Expected<std::vector<SessionEntry>> sessions = GetSessions(username, *matched);
+  if (!sessions.ok() && sessions.error().code == ErrorCode::kLimited) return sessions.error();
   if (!sessions.ok()) {
     return MakeError(FailureCode(sessions.error().code), who + sessions.error().message);
   }

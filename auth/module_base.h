@@ -67,6 +67,14 @@ class PasswordModuleBase : public ModuleBase {
   // The passwords `username` may use (empty: no password). An Error (unknown user, database or
   // file unreadable) fails the authentication with that detail.
   virtual Expected<std::vector<Credential>> GetCredentials(const std::string& username) = 0;
+  // The same with the whole request (its source, for a shared login policy). An Error of code
+  // kLimited is handed to the engine as it is (its message is for the user). Default:
+  // GetCredentials(username).
+  virtual Expected<std::vector<Credential>> GetCredentialsFor(const std::string& username, const AuthRequest& req) {
+    return GetCredentials(username);
+  }
+  // Authenticate() is about to return kAuthFailed for `req` (a failed login). Default: nothing.
+  virtual void Failed(const std::string& username, const AuthRequest& req) {}
 
   // The sessions of `username`, who proved to know `credential`. Default: ProcessSessionEntry().
   virtual Expected<std::vector<SessionEntry>> GetSessions(const std::string& username, const Credential& credential);
@@ -82,6 +90,8 @@ class PasswordModuleBase : public ModuleBase {
  private:
   // The code Authenticate() returns for a lookup error (see reports_unavailable()).
   ErrorCode FailureCode(ErrorCode lookup_error) const;
+  // Authenticate() but for the Failed() call.
+  Expected<AuthResult> Verify(const AuthRequest& req, const std::string& username);
 };
 
 }  // namespace xr::auth

@@ -222,4 +222,23 @@ Expected<PgResult> PgConn::ExecPrepared(const char* name, const PgParams& params
   return Collect(deadline_ms);
 }
 
+Expected<std::vector<std::string>> PgConn::WaitNotifications(int64_t deadline_ms) {
+  std::vector<std::string> payloads;
+  auto take = [&] {
+    while (PGnotify* n = PQnotifies(conn_)) {
+      payloads.emplace_back(n->extra != nullptr ? n->extra : "");
+      PQfreemem(n);
+    }
+  };
+  take();  // already read with an earlier result
+  if (!payloads.empty()) return payloads;
+  const int ready = WaitFd(PQsocket(conn_), POLLIN, deadline_ms);
+  if (ready < 0) return MakeError(ErrorCode::kIo, "waiting on " + name_ + ": poll failed");
+  if (ready > 0 && (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK)) {
+    return ConnError("lost the connection");
+  }
+  take();
+  return payloads;
+}
+
 }  // namespace xr::auth

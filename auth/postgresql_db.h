@@ -83,6 +83,10 @@ class PgConn {
   // Runs prepared statement `name`.
   Expected<PgResult> ExecPrepared(const char* name, const PgParams& params, int64_t deadline_ms);
 
+  // After LISTEN: waits until `deadline_ms` for notifications and returns their payloads (empty
+  // when none came in time). kIo once the connection is lost.
+  Expected<std::vector<std::string>> WaitNotifications(int64_t deadline_ms);
+
   // False once the connection is lost or a wait ran out (the connection must then be dropped).
   bool usable() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK && !timed_out_; }
   // "user@host:port/dbname", for messages.

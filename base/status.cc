@@ -15,6 +15,7 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kIo: return "i/o error";
     case ErrorCode::kTimeout: return "timeout";
     case ErrorCode::kInternal: return "internal error";
+    case ErrorCode::kLimited: return "limited";
   }
   return "unknown";
 }

@@ -22,6 +22,7 @@ enum class ErrorCode {
   kIo,               // system call failure
   kTimeout,          // a wait ran out
   kInternal,         // a bug or an unexpected library failure
+  kLimited,          // refused for now by a policy limit (back-off, session cap); the message is for the user
 };
 
 // Short stable name for an ErrorCode (for logs and tests).

@@ -78,6 +78,11 @@ void Admission::SetConfig(const AdmissionConfig& config) {
   config_ = config;
 }
 
+AdmissionConfig Admission::config() {
+  std::lock_guard lock(mu_);
+  return config_;
+}
+
 bool Admission::Connect(const std::string& address) {
   std::lock_guard lock(mu_);
   return Take(per_address_, address, config_.max_per_address);

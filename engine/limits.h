@@ -58,6 +58,8 @@ class Admission {
   size_t BackedOffSources(int64_t now_ms);
   // New limits for what comes next (a reload); counts and failures recorded so far stay.
   void SetConfig(const AdmissionConfig& config);
+  // The limits in force (a module sharing the back-off across a cluster applies the same ones).
+  AdmissionConfig config();
 
  private:
   struct Failures {

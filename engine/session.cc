@@ -570,6 +570,12 @@ void Session::StartAuth(const Caps& caps) {
   req.peer_uid = peer_cred_.uid;
   req.peer_gid = peer_cred_.gid;
   req.peer_pid = peer_cred_.pid;
+  req.source = SourceOf(AddressOf(peer_));
+  req.backoff_user = BackoffUser();
+  const AdmissionConfig policy = env_.admission->config();
+  req.free_failures = policy.free_failures;
+  req.failure_window_ms = policy.failure_window_ms;
+  req.max_backoff_ms = policy.max_backoff_ms;
   if (config_->auth->requires_challenge()) {
     req.response = caps.get_string("challenge_response");
     std::string client_salt = caps.get_string("challenge_client_salt");
@@ -615,9 +621,17 @@ void Session::StartAuth(const Caps& caps) {
         out.client_reason = reason::kServerError;
         out.detail = "authentication service unavailable, try again later";
       }
+      if (code == ErrorCode::kLimited) {
+        // A limit shared by the relays of a cluster (back-off, sessions per user): not a failure.
+        out.detail = result.error().message;
+        out.limited = true;
+      }
       return out;
     }
     out.username = result->username.empty() ? req.username : result->username;
+    out.session_hold = std::shared_ptr<void>(nullptr, [config, user = out.username](void*) {
+      config->auth->SessionEnded(user);
+    });
     auto target = registry::SelectUserTarget(result->sessions, out.username, display, start, config->registry);
     if (!target.ok()) {
       out.client_reason = reason::kSessionNotFound;
@@ -636,7 +650,7 @@ void Session::StartAuth(const Caps& caps) {
 void Session::OnAuthDone(AuthOutcome outcome) {
   if (state_ != State::kAuthenticating) return;
   // A wrong password is a failure; anything else (session not found, ...) had the right one.
-  const bool failed = !outcome.ok && outcome.client_reason == reason::kAuthenticationError;
+  const bool failed = !outcome.ok && outcome.client_reason == reason::kAuthenticationError && !outcome.limited;
   verifying_ = false;
   env_.admission->Finished(AddressOf(peer_), BackoffUser(), failed, env_.now_ms());
   if (!outcome.ok) {
@@ -645,6 +659,7 @@ void Session::OnAuthDone(AuthOutcome outcome) {
     return;
   }
   authenticated_ = true;
+  session_hold_ = std::move(outcome.session_hold);
   ChargeLoginMemory(0);
   hs_->client_reader.set_max_payload(config_->client_limits.max_payload);
   username_ = outcome.username;

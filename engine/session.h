@@ -97,6 +97,10 @@ struct AuthOutcome {
   std::string client_reason;  // xpra reason sent to the client when !ok
   std::string detail;         // readable detail for the client (no secrets)
   std::string log_detail;     // detail for the log only (no secrets)
+  bool limited = false;       // refused by a shared limit (kLimited): not a failed login
+  // Set once the module let the user in: tells it the session ended (AuthModule::SessionEnded)
+  // when the last owner lets go, the Session or, if the client left meanwhile, this outcome.
+  std::shared_ptr<void> session_hold;
 };
 
 // The seam between the state machine and the reactor (a fake in unit tests).
@@ -297,6 +301,7 @@ class Session final : public ClientHandler {
   bool authenticated_ = false;
   bool auth_deferred_ = false;  // waiting for a verification slot of its source (MayVerify)
   bool verifying_ = false;      // Admission::Attempt made, Finished not yet
+  std::shared_ptr<void> session_hold_;  // AuthOutcome::session_hold, released with the session
   int64_t login_deadline_ms_ = 0;
   size_t login_memory_ = 0;  // charged to env_.login_memory until authenticated
   bool login_counted_ = false;  // CountLogin done

@@ -26,6 +26,8 @@ XR_TEST_PACKAGES+=(gcc pkg-config python3-dev python3-setuptools libxxhash-dev l
   x11-xkb-utils xterm)
 # AES of xpra 6.5.3 (test_modern's AES client, tools/golden/crypto6.py): only a Recommends of xpra.
 XR_TEST_PACKAGES+=(python3-cryptography)
+# Issue 16: bench/cluster_logins runs a real PostgreSQL 15 (psql and pg_stat_statements come with it).
+XR_BENCH_PACKAGES+=(postgresql-15)
 # What the relay binary links against at run time (deploy/Containerfile's runtime stage reads this).
 XR_RUNTIME_PACKAGES=(liburing2 libssl3 libsqlite3-0 liblz4-1 zlib1g libfmt9 libstdc++6
   libpam0g libpam-modules libldap-2.5-0 libpq5)

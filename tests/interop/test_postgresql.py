@@ -33,13 +33,13 @@ def _demote():
 class Postgres:
     """A PostgreSQL cluster in the run dir; start()/stop() the server by its pid."""
 
-    def __init__(self, run):
+    def __init__(self, run, name="postgres"):
         for prog in ("initdb", "postgres"):
             if not os.access(os.path.join(PG_BIN, prog), os.X_OK):
                 raise harness.TestFailure("%s/%s missing: install the Debian package postgresql-15 "
                                           "(tools/lib.sh XR_TEST_PACKAGES)" % (PG_BIN, prog))
         self.run = run
-        self.dir = run.mkdir("postgres", 0o700)
+        self.dir = run.mkdir(name, 0o700)  # one per test module (the run dir is shared)
         if os.getuid() == 0:
             pw = pwd.getpwnam("postgres")
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
@@ -78,8 +78,8 @@ class Postgres:
 
 
 @contextlib.contextmanager
-def postgres(run):
-    pg = Postgres(run)
+def postgres(run, name="postgres"):
+    pg = Postgres(run, name)
     try:
         pg.start()
         yield pg
