@@ -173,21 +173,17 @@ void ClusterNode::HandleNotification(const std::string& payload) {
 
 bool ClusterNode::WaitAndListen(int64_t until_ms) {
   int handled = 0;
+  bool readable = false;
   while (!stop_) {
     PGconn* pg = db_->native();
-    const int64_t left = until_ms - PgNowMs();
-    if (left <= 0) return true;
-    pollfd fds[2] = {{wake_.get(), POLLIN, 0}, {PQsocket(pg), POLLIN, 0}};
-    const int n = poll(fds, 2, static_cast<int>(left));
-    if (n < 0 && errno != EINTR) {
-      Drop(std::string("poll: ") + std::strerror(errno));
-      return false;
-    }
-    if (n <= 0 || (fds[1].revents == 0)) continue;
-    if (PQconsumeInput(pg) == 0 || PQstatus(pg) != CONNECTION_OK) {
+    // Notifications that arrived while a statement's results were read (the heartbeat's, a
+    // stop's DELETE) are already in libpq's queue and will not make the socket readable
+    // again: take the queue first, then wait.
+    if (readable && (PQconsumeInput(pg) == 0 || PQstatus(pg) != CONNECTION_OK)) {
       Drop("the connection closed");
       return false;
     }
+    readable = false;
     while (PGnotify* note = PQnotifies(pg)) {
       std::string payload = note->extra != nullptr ? std::string(note->extra).substr(0, kMaxPayload + 1) : "";
       PQfreemem(note);
@@ -200,6 +196,15 @@ bool ClusterNode::WaitAndListen(int64_t until_ms) {
         return false;
       }
     }
+    const int64_t left = until_ms - PgNowMs();
+    if (left <= 0) return true;
+    pollfd fds[2] = {{wake_.get(), POLLIN, 0}, {PQsocket(pg), POLLIN, 0}};
+    const int n = poll(fds, 2, static_cast<int>(left));
+    if (n < 0 && errno != EINTR) {
+      Drop(std::string("poll: ") + std::strerror(errno));
+      return false;
+    }
+    readable = n > 0 && fds[1].revents != 0;
   }
   return true;
 }
