@@ -59,6 +59,7 @@ struct Reader {
   FrameReader frames{FrameLimits{}};
   PacketDecoder decoder{FrameLimits{}, DecodeLimits{}};
   crypto::Decryptor* dec = nullptr;
+  crypto6::Decryptor* dec6 = nullptr;  // xpra 6.x: every frame must be encrypted once it is set
   std::vector<Value> Read(std::string& bytes) {
     frames.Feed(bytes);
     bytes.clear();
@@ -68,11 +69,15 @@ struct Reader {
       REQUIRE(f.ok());
       if (!f->has_value()) break;
       RawFrame frame = std::move(**f);
+      if (dec6 != nullptr) REQUIRE(frame.header.encrypted());
       if (frame.header.encrypted()) {
-        REQUIRE(dec != nullptr);
+        REQUIRE((dec != nullptr || dec6 != nullptr));
         std::string plain;
-        REQUIRE(dec->Decrypt(frame.payload, frame.header.payload_size, &plain).ok());
+        REQUIRE((dec6 != nullptr ? dec6->Decrypt(frame.payload, frame.header.payload_size, &plain)
+                                 : dec->Decrypt(frame.payload, frame.header.payload_size, &plain))
+                    .ok());
         frame.payload = plain;
+        frame.header.payload_size = static_cast<uint32_t>(plain.size());  // 6.x: without its iv
         frame.header.flags &= static_cast<uint8_t>(~flags::kCipher);
       }
       auto p = decoder.Push(std::move(frame));
@@ -1006,35 +1011,13 @@ TEST_CASE("xpra 6.x server: the relay's hello is rencodeplus, under 4 MiB, and a
   CHECK(digest::VerifyResponse("hmac+sha512", "serverpw", *salt, caps.get_string("challenge_response")));
 }
 
-// A 6.5.3 client's hello asking for AES-<mode> as its get_cipher_caps() writes the dict.
-Value Xpra6AesHello(std::string_view mode, bool stream, const std::string& key_salt) {
-  Value caps = ClientHello("foo", "200");
-  Value enc{Dict{}};
-  enc.set("cipher", "AES");
-  enc.set("mode", mode);
-  enc.set("iv", "0123456789abcdef");
-  enc.set("key_salt", Value::bytes(key_salt));
-  enc.set("key_size", 32);
-  enc.set("key_hash", "SHA1");
-  enc.set("key_stretch", "PBKDF2");
-  enc.set("key_stretch_iterations", 10000);
-  enc.set("padding", "PKCS#7");
-  enc.set("padding.options", List{Value("PKCS#7")});
-  enc.set("always-pad", false);
-  enc.set("stream", stream);
-  caps.set("encryption", enc);
-  return caps;
-}
-
-
 // A 6.5.3 client's AES state: it receives with `recv` (what its hellos announce) and sends with
 // what the relay announced (challenge, hello), as client/base/aes.py does.
 struct Client6 {
   crypto6::Params recv;
   std::unique_ptr<crypto6::Decryptor> dec;
   std::unique_ptr<crypto6::Encryptor> enc;
-  FrameReader frames{FrameLimits{}};
-  PacketDecoder decoder{FrameLimits{}, DecodeLimits{}};
+  Reader reader;
   std::string key = "secret-key";
 
   Client6(crypto6::Mode mode, bool stream, int iterations = 1000) {
@@ -1042,7 +1025,7 @@ struct Client6 {
     recv.framing = crypto6::Framing{mode, false, stream};
     recv.iterations = iterations;
     NewReceive();
-    frames.set_cipher_block(crypto6::CipherBlock(recv.framing));
+    reader.frames.set_cipher_block(crypto6::CipherBlock(recv.framing));
   }
   // New receive parameters (every hello the client sends carries new ones).
   void NewReceive() {
@@ -1087,25 +1070,8 @@ struct Client6 {
   }
   // Every packet in `bytes` (each frame must be encrypted: 6.x drops plain ones once keyed).
   std::vector<Value> Read(std::string& bytes) {
-    frames.Feed(bytes);
-    bytes.clear();
-    std::vector<Value> out;
-    while (true) {
-      auto f = frames.Next();
-      REQUIRE(f.ok());
-      if (!f->has_value()) break;
-      RawFrame frame = std::move(**f);
-      REQUIRE(frame.header.encrypted());
-      std::string plain;
-      REQUIRE(dec->Decrypt(frame.payload, frame.header.payload_size, &plain).ok());
-      frame.payload = plain;
-      frame.header.payload_size = static_cast<uint32_t>(plain.size());
-      frame.header.flags &= static_cast<uint8_t>(~flags::kCipher);
-      auto p = decoder.Push(std::move(frame));
-      REQUIRE(p.ok());
-      if (p->has_value()) out.push_back(std::move(**p));
-    }
-    return out;
+    reader.dec6 = dec.get();
+    return reader.Read(bytes);
   }
   Value ReadOne(std::string& bytes, std::string_view type) {
     auto packets = Read(bytes);
@@ -1114,6 +1080,14 @@ struct Client6 {
     return packets[0];
   }
 };
+
+// foo's first hello asking for AES, its keys derived, the challenge it gets.
+Value ChallengeAes6(Fixture& f, Client6& c) {
+  f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo", "200"))}), nullptr,
+                               Encoding::kRencodePlus));
+  f.RunOffJobs();
+  return c.ReadOne(f.io.to_client, "challenge");
+}
 
 // foo's login over 6.x AES up to the connect request: hello, keys (worker), challenge with the
 // relay's parameters, the reply with new receive parameters, keys again, authentication.
@@ -1324,10 +1298,7 @@ TEST_CASE("xpra 6.x AES: a challenge reply with more key stretching or another m
     CAPTURE(more_iterations);
     Fixture f("", /*aes=*/true);
     Client6 c(crypto6::Mode::kCbc, true);
-    f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo", "200"))}), nullptr,
-                                 Encoding::kRencodePlus));
-    f.RunOffJobs();
-    Value challenge = c.ReadOne(f.io.to_client, "challenge");
+    Value challenge = ChallengeAes6(f, c);
     c.SendWith(challenge.as_list()[2]);
     if (more_iterations) {
       c.recv.iterations = 2000;
@@ -1348,10 +1319,7 @@ TEST_CASE("xpra 6.x AES: a frame under another key, or a plain one once keyed, i
     CAPTURE(plain);
     Fixture f("", /*aes=*/true);
     Client6 c(crypto6::Mode::kCbc, true);
-    f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo", "200"))}), nullptr,
-                                 Encoding::kRencodePlus));
-    f.RunOffJobs();
-    Value challenge = c.ReadOne(f.io.to_client, "challenge");
+    Value challenge = ChallengeAes6(f, c);
     if (!plain) {
       c.key = "not-the-key";
       c.SendWith(challenge.as_list()[2]);
