@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include <climits>
+#include <cstring>
 
 #include "codec/cipher.h"
 
@@ -238,27 +239,31 @@ Status Encryptor::EncryptWithIv(std::string_view plain, std::string_view packet_
   if (plain.size() > UINT32_MAX - iv_size - kCbcBlock) return MakeError(ErrorCode::kTooLarge, "packet too large to encrypt");
   const size_t hsize = plain.size() + iv_size;
   const size_t pad = PaddingSize(framing_, hsize);
-  std::string padded(plain);
-  padded.append(pad, static_cast<char>(pad));
+  // Straight from `plain` into *out, without a padded copy: the whole blocks first, then the
+  // last one (the plain tail and the padding, 16 bytes with CBC; CTR has no padding).
+  const size_t whole = pad == 0 ? plain.size() : plain.size() - plain.size() % kCbcBlock;
+  char last[2 * kCbcBlock];
+  const size_t last_size = plain.size() - whole + pad;
+  std::memcpy(last, plain.data() + whole, plain.size() - whole);
+  std::memset(last + plain.size() - whole, static_cast<int>(pad), pad);
   const size_t start = out->size();
+  OwnedCtx packet_ctx;
+  EVP_CIPHER_CTX* ctx = ctx_.get();
   if (!framing_.stream) {
-    OwnedCtx ctx(NewContext(framing_.mode, key_, packet_iv, true));
-    if (!ctx) return MakeError(ErrorCode::kMalformed, "per-packet AES iv must be 16 bytes");
+    packet_ctx.reset(NewContext(framing_.mode, key_, packet_iv, true));
+    if (!packet_ctx) return MakeError(ErrorCode::kMalformed, "per-packet AES iv must be 16 bytes");
+    ctx = packet_ctx.get();
     out->append(packet_iv);
-    out->resize(start + kIvSize + padded.size());
-    if (!Update(ctx.get(), padded, out->data() + start + kIvSize)) {
-      out->resize(start);
-      return MakeError(ErrorCode::kInternal, "AES encryption failed");
-    }
-  } else {
-    out->resize(start + padded.size());
-    if (!Update(ctx_.get(), padded, out->data() + start)) {
-      out->resize(start);
-      broken_ = true;
-      return MakeError(ErrorCode::kInternal, "AES encryption failed");
-    }
   }
-  OPENSSL_cleanse(padded.data(), padded.size());
+  const size_t at = out->size();
+  out->resize(at + whole + last_size);
+  if (!Update(ctx, plain.substr(0, whole), out->data() + at) ||
+      !Update(ctx, std::string_view(last, last_size), out->data() + at + whole)) {
+    out->resize(start);
+    if (framing_.stream) broken_ = true;
+    return MakeError(ErrorCode::kInternal, "AES encryption failed");
+  }
+  OPENSSL_cleanse(last, sizeof(last));
   *header_size = static_cast<uint32_t>(hsize);
   return Status::Ok();
 }
@@ -283,31 +288,36 @@ Status Decryptor::Decrypt(std::string_view wire, size_t header_size, std::string
     return MakeError(ErrorCode::kMalformed, "encrypted frame shorter than its iv");
   }
   const size_t pad = PaddingSize(framing_, header_size);
-  std::string data;
-  if (framing_.stream) {
-    data.resize(wire.size());
-    if (!Update(ctx_.get(), wire, data.data())) {
-      broken_ = true;
-      return MakeError(ErrorCode::kMalformed, "AES decryption failed");
-    }
-  } else {
-    OwnedCtx ctx(NewContext(framing_.mode, key_, wire.substr(0, kIvSize), false));
-    if (!ctx) return MakeError(ErrorCode::kInternal, "cannot set up AES");
+  OwnedCtx packet_ctx;
+  EVP_CIPHER_CTX* ctx = ctx_.get();
+  if (!framing_.stream) {
+    packet_ctx.reset(NewContext(framing_.mode, key_, wire.substr(0, kIvSize), false));
+    if (!packet_ctx) return MakeError(ErrorCode::kInternal, "cannot set up AES");
+    ctx = packet_ctx.get();
     wire.remove_prefix(kIvSize);
-    data.resize(wire.size());
-    if (!Update(ctx.get(), wire, data.data())) return MakeError(ErrorCode::kMalformed, "AES decryption failed");
   }
-  bool pad_ok = data.size() >= pad;
-  for (size_t i = data.size() - (pad_ok ? pad : 0); pad_ok && i < data.size(); ++i) {
+  // Decrypted straight into *out; the padding is checked there and cut off (or all of it
+  // wiped and removed when it is wrong).
+  const size_t start = out->size();
+  out->resize(start + wire.size());
+  char* data = out->data() + start;
+  if (!Update(ctx, wire, data)) {
+    OPENSSL_cleanse(data, wire.size());
+    out->resize(start);
+    if (framing_.stream) broken_ = true;
+    return MakeError(ErrorCode::kMalformed, "AES decryption failed");
+  }
+  bool pad_ok = wire.size() >= pad;
+  for (size_t i = wire.size() - (pad_ok ? pad : 0); pad_ok && i < wire.size(); ++i) {
     pad_ok = static_cast<unsigned char>(data[i]) == pad;
   }
   if (!pad_ok) {
-    OPENSSL_cleanse(data.data(), data.size());
+    OPENSSL_cleanse(data, wire.size());
+    out->resize(start);
     if (framing_.stream) broken_ = true;
     return MakeError(ErrorCode::kMalformed, "invalid padding (wrong key?)");
   }
-  out->append(data.data(), data.size() - pad);
-  OPENSSL_cleanse(data.data(), data.size());
+  out->resize(start + wire.size() - pad);
   return Status::Ok();
 }
 

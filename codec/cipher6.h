@@ -117,7 +117,8 @@ class Encryptor {
   Encryptor& operator=(const Encryptor&) = delete;
 
   // Appends the WireSize(*header_size) bytes of `plain` encrypted to *out and sets *header_size
-  // (the size the frame header carries). Per-packet IVs come from RAND_bytes.
+  // (the size the frame header carries); `plain` must not lie in *out. Per-packet IVs come from
+  // RAND_bytes.
   Status Encrypt(std::string_view plain, std::string* out, uint32_t* header_size);
 
   // As Encrypt() with a given per-packet IV (16 bytes; ignored for a stream). For golden tests.
