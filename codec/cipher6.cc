@@ -242,10 +242,11 @@ Status Encryptor::EncryptWithIv(std::string_view plain, std::string_view packet_
   // Straight from `plain` into *out, without a padded copy: the whole blocks first, then the
   // last one (the plain tail and the padding, 16 bytes with CBC; CTR has no padding).
   const size_t whole = pad == 0 ? plain.size() : plain.size() - plain.size() % kCbcBlock;
+  const size_t tail = plain.size() - whole;  // < 16
   char last[2 * kCbcBlock];
-  const size_t last_size = plain.size() - whole + pad;
-  std::memcpy(last, plain.data() + whole, plain.size() - whole);
-  std::memset(last + plain.size() - whole, static_cast<int>(pad), pad);
+  const size_t last_size = tail + pad;
+  std::memcpy(last, plain.data() + whole, tail);
+  std::memset(last + tail, static_cast<int>(pad), pad);
   const size_t start = out->size();
   OwnedCtx packet_ctx;
   EVP_CIPHER_CTX* ctx = ctx_.get();
