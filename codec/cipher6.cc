@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include <climits>
+#include <cstring>
 
 #include "codec/cipher.h"
 
@@ -131,6 +132,91 @@ size_t PaddingSize(const Framing& f, size_t header_size) {
 
 size_t WireSize(const Framing& f, size_t header_size) { return header_size + PaddingSize(f, header_size); }
 
+size_t CipherBlock(const Framing& f) { return f.mode == Mode::kCtr ? 0 : kCbcBlock; }
+
+Expected<Params> ParseParams(const Value& hello) {
+  const Caps caps(hello);
+  const Value* dict = caps.get("encryption");
+  if (dict == nullptr || !dict->is_dict()) return MakeError(ErrorCode::kMalformed, "no encryption dict");
+  const Caps c(*dict);
+  Params p;
+  // 6.x sends "AES" with the mode apart; "AES-CTR" in the cipher is read as xpra's get_mode() does.
+  std::string cipher = c.get_string("cipher");
+  std::string mode_name = c.get_string("mode");
+  if (size_t dash = cipher.find('-'); dash != std::string::npos) {
+    if (mode_name.empty()) mode_name = cipher.substr(dash + 1);
+    cipher.resize(dash);
+  }
+  for (char& ch : cipher) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 'a' + 'A' : ch);
+  if (cipher != "AES") return MakeError(ErrorCode::kUnsupported, "unsupported cipher: the relay speaks AES");
+  for (char& ch : mode_name) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 'a' + 'A' : ch);
+  auto mode = ParseMode(mode_name.empty() ? "CBC" : mode_name);
+  if (!mode.ok()) return mode.error();
+  p.mode = *mode;
+  if (c.get_string("key_stretch", "PBKDF2") != "PBKDF2") {
+    return MakeError(ErrorCode::kUnsupported, "unsupported key stretching: the relay speaks PBKDF2");
+  }
+  if (c.get_string("padding", "PKCS#7") != "PKCS#7") {
+    return MakeError(ErrorCode::kUnsupported, "unsupported padding: the relay speaks PKCS#7");
+  }
+  auto hash = ParseKeyHash(c.get_string("key_hash", "SHA1"));
+  if (!hash.ok()) return hash.error();
+  p.key_hash = *hash;
+  const int64_t key_size = c.get_int("key_size", 32);
+  if (key_size != 16 && key_size != 24 && key_size != 32) {
+    return MakeError(ErrorCode::kMalformed, "invalid key_size: 16, 24 or 32 bytes");
+  }
+  p.key_size = static_cast<size_t>(key_size);
+  const int64_t iterations = c.get_int("key_stretch_iterations");
+  if (iterations < kMinIterations || iterations > kMaxIterations) {
+    return MakeError(ErrorCode::kMalformed, "key_stretch_iterations outside [1000, 1000000]");
+  }
+  p.iterations = static_cast<int>(iterations);
+  const Value* iv = c.get_scalar("iv");
+  if (iv == nullptr || !iv->is_string() || iv->as_string().empty()) return MakeError(ErrorCode::kMalformed, "missing iv");
+  if (iv->as_string().size() != kIvSize) return MakeError(ErrorCode::kMalformed, "the iv must be 16 bytes");
+  p.iv = iv->as_string();
+  const Value* salt = c.get_scalar("key_salt");
+  if (salt == nullptr || !salt->is_string() || salt->as_string().empty()) {
+    return MakeError(ErrorCode::kMalformed, "missing key_salt");
+  }
+  if (salt->as_string().size() < kMinSaltBytes || salt->as_string().size() > kMaxSaltBytes) {
+    return MakeError(ErrorCode::kMalformed, "key_salt outside [16, 1024] bytes");
+  }
+  p.key_salt = salt->as_string();
+  p.framing = Framing{p.mode, c.get_bool("always-pad", false), c.get_bool("stream", true)};
+  return p;
+}
+
+Params NewParams(const Params& peer) {
+  Params p;
+  p.mode = peer.mode;
+  p.framing = peer.framing;
+  // get_iv(): 16 url-safe characters; hex ones are a subset.
+  p.iv = crypto::RandomIv();
+  p.key_salt = crypto::RandomBytes(kOwnSaltBytes);
+  return p;
+}
+
+Value ParamsDict(const Params& p) {
+  Value d{Dict{}};
+  d.set("cipher", "AES");
+  d.set("mode", ModeName(p.mode));
+  d.set("mode.options", List{Value("CBC"), Value("CTR")});
+  d.set("iv", std::string_view(p.iv));
+  d.set("key_salt", Value::bytes(p.key_salt));
+  d.set("key_hash", KeyHashName(p.key_hash));
+  d.set("key_size", static_cast<int64_t>(p.key_size));
+  d.set("key_stretch", "PBKDF2");
+  d.set("key_stretch.options", List{Value("PBKDF2")});
+  d.set("key_stretch_iterations", static_cast<int64_t>(p.iterations));
+  d.set("stream", p.framing.stream);
+  d.set("always-pad", p.framing.always_pad);
+  d.set("padding", "PKCS#7");
+  d.set("padding.options", List{Value("PKCS#7")});
+  return d;
+}
+
 // ---- Encryptor ----
 
 void Encryptor::CtxDeleter::operator()(evp_cipher_ctx_st* ctx) const { EVP_CIPHER_CTX_free(ctx); }
@@ -153,27 +239,32 @@ Status Encryptor::EncryptWithIv(std::string_view plain, std::string_view packet_
   if (plain.size() > UINT32_MAX - iv_size - kCbcBlock) return MakeError(ErrorCode::kTooLarge, "packet too large to encrypt");
   const size_t hsize = plain.size() + iv_size;
   const size_t pad = PaddingSize(framing_, hsize);
-  std::string padded(plain);
-  padded.append(pad, static_cast<char>(pad));
+  // Straight from `plain` into *out, without a padded copy: the whole blocks first, then the
+  // last one (the plain tail and the padding, 16 bytes with CBC; CTR has no padding).
+  const size_t whole = pad == 0 ? plain.size() : plain.size() - plain.size() % kCbcBlock;
+  const size_t tail = plain.size() - whole;  // < 16
+  char last[2 * kCbcBlock];
+  const size_t last_size = tail + pad;
+  std::memcpy(last, plain.data() + whole, tail);
+  std::memset(last + tail, static_cast<int>(pad), pad);
   const size_t start = out->size();
+  OwnedCtx packet_ctx;
+  EVP_CIPHER_CTX* ctx = ctx_.get();
   if (!framing_.stream) {
-    OwnedCtx ctx(NewContext(framing_.mode, key_, packet_iv, true));
-    if (!ctx) return MakeError(ErrorCode::kMalformed, "per-packet AES iv must be 16 bytes");
+    packet_ctx.reset(NewContext(framing_.mode, key_, packet_iv, true));
+    if (!packet_ctx) return MakeError(ErrorCode::kMalformed, "per-packet AES iv must be 16 bytes");
+    ctx = packet_ctx.get();
     out->append(packet_iv);
-    out->resize(start + kIvSize + padded.size());
-    if (!Update(ctx.get(), padded, out->data() + start + kIvSize)) {
-      out->resize(start);
-      return MakeError(ErrorCode::kInternal, "AES encryption failed");
-    }
-  } else {
-    out->resize(start + padded.size());
-    if (!Update(ctx_.get(), padded, out->data() + start)) {
-      out->resize(start);
-      broken_ = true;
-      return MakeError(ErrorCode::kInternal, "AES encryption failed");
-    }
   }
-  OPENSSL_cleanse(padded.data(), padded.size());
+  const size_t at = out->size();
+  out->resize(at + whole + last_size);
+  if (!Update(ctx, plain.substr(0, whole), out->data() + at) ||
+      !Update(ctx, std::string_view(last, last_size), out->data() + at + whole)) {
+    out->resize(start);
+    if (framing_.stream) broken_ = true;
+    return MakeError(ErrorCode::kInternal, "AES encryption failed");
+  }
+  OPENSSL_cleanse(last, sizeof(last));
   *header_size = static_cast<uint32_t>(hsize);
   return Status::Ok();
 }
@@ -198,31 +289,36 @@ Status Decryptor::Decrypt(std::string_view wire, size_t header_size, std::string
     return MakeError(ErrorCode::kMalformed, "encrypted frame shorter than its iv");
   }
   const size_t pad = PaddingSize(framing_, header_size);
-  std::string data;
-  if (framing_.stream) {
-    data.resize(wire.size());
-    if (!Update(ctx_.get(), wire, data.data())) {
-      broken_ = true;
-      return MakeError(ErrorCode::kMalformed, "AES decryption failed");
-    }
-  } else {
-    OwnedCtx ctx(NewContext(framing_.mode, key_, wire.substr(0, kIvSize), false));
-    if (!ctx) return MakeError(ErrorCode::kInternal, "cannot set up AES");
+  OwnedCtx packet_ctx;
+  EVP_CIPHER_CTX* ctx = ctx_.get();
+  if (!framing_.stream) {
+    packet_ctx.reset(NewContext(framing_.mode, key_, wire.substr(0, kIvSize), false));
+    if (!packet_ctx) return MakeError(ErrorCode::kInternal, "cannot set up AES");
+    ctx = packet_ctx.get();
     wire.remove_prefix(kIvSize);
-    data.resize(wire.size());
-    if (!Update(ctx.get(), wire, data.data())) return MakeError(ErrorCode::kMalformed, "AES decryption failed");
   }
-  bool pad_ok = data.size() >= pad;
-  for (size_t i = data.size() - (pad_ok ? pad : 0); pad_ok && i < data.size(); ++i) {
+  // Decrypted straight into *out; the padding is checked there and cut off (or all of it
+  // wiped and removed when it is wrong).
+  const size_t start = out->size();
+  out->resize(start + wire.size());
+  char* data = out->data() + start;
+  if (!Update(ctx, wire, data)) {
+    OPENSSL_cleanse(data, wire.size());
+    out->resize(start);
+    if (framing_.stream) broken_ = true;
+    return MakeError(ErrorCode::kMalformed, "AES decryption failed");
+  }
+  bool pad_ok = wire.size() >= pad;
+  for (size_t i = wire.size() - (pad_ok ? pad : 0); pad_ok && i < wire.size(); ++i) {
     pad_ok = static_cast<unsigned char>(data[i]) == pad;
   }
   if (!pad_ok) {
-    OPENSSL_cleanse(data.data(), data.size());
+    OPENSSL_cleanse(data, wire.size());
+    out->resize(start);
     if (framing_.stream) broken_ = true;
     return MakeError(ErrorCode::kMalformed, "invalid padding (wrong key?)");
   }
-  out->append(data.data(), data.size() - pad);
-  OPENSSL_cleanse(data.data(), data.size());
+  out->resize(start + wire.size() - pad);
   return Status::Ok();
 }
 

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "codec/value.h"
 
 struct evp_cipher_ctx_st;  // OpenSSL's EVP_CIPHER_CTX, kept out of this header
 
@@ -63,6 +64,49 @@ size_t PaddingSize(const Framing& f, size_t header_size);
 // Bytes after the header: header_size + PaddingSize().
 size_t WireSize(const Framing& f, size_t header_size);
 
+// Bytes after the header of an encrypted frame of `header_size` as a frame reader must count
+// them: the padding block of the framing (16 for CBC, 0 for CTR: unpadded), for
+// FrameTracker::set_cipher_block.
+size_t CipherBlock(const Framing& f);
+
+// Bounds on what a peer's "encryption" dict may hold (the relay's, not 6.x's: 6.x's get_salt()
+// makes 32..1023 bytes, 64 by default).
+constexpr size_t kMinSaltBytes = 16;
+constexpr size_t kMaxSaltBytes = 1024;
+constexpr size_t kOwnSaltBytes = 64;  // 6.x DEFAULT_SALT_LENGTH
+
+// One direction's parameters as a 6.x peer's "encryption" dict states them (6.5.3
+// client/base/aes.py get_cipher_caps, net/crypto.py new_cipher_caps): the sender of the dict
+// receives with them, so its peer encrypts with them.
+struct Params {
+  Mode mode = Mode::kCbc;
+  std::string iv;        // 16 bytes (6.x: 16 url-safe characters)
+  std::string key_salt;  // kMinSaltBytes..kMaxSaltBytes
+  KeyHash key_hash = KeyHash::kSha1;
+  size_t key_size = 32;  // 16, 24 or 32
+  int iterations = kDefaultIterations;
+  Framing framing;       // mode, always-pad, stream
+};
+
+// Reads and checks the "encryption" dict of `hello` (a 6.x hello's capabilities) as 6.5.3's
+// server does (defaults: mode CBC, key_hash SHA1, key_size 32, key_stretch PBKDF2, padding
+// PKCS#7, always-pad false, stream true), each refusal with its own message:
+//   kUnsupported: cipher other than AES ("AES-CBC" style names are split), mode other than
+//     CBC/CTR (GCM: 6.5.3 no longer offers it), key_stretch other than PBKDF2, padding other
+//     than PKCS#7, an unknown key_hash;
+//   kMalformed: no dict, iterations outside [1,000, 1,000,000], iv missing or not 16 bytes,
+//     key_salt missing or outside [16, 1024] bytes, key_size not 16/24/32.
+Expected<Params> ParseParams(const Value& hello);
+
+// The relay's own receive parameters answering a peer that sent `peer` (6.x new_cipher_caps:
+// the same mode, always-pad and stream; a fresh iv and 64-byte salt, SHA1, 32-byte key,
+// 10,000 iterations).
+Params NewParams(const Params& peer);
+
+// The "encryption" dict announcing `p` (new_cipher_caps' keys, read by 6.x's
+// set_server_encryption).
+Value ParamsDict(const Params& p);
+
 // The sending half of one direction. Not thread-safe.
 class Encryptor {
  public:
@@ -73,7 +117,8 @@ class Encryptor {
   Encryptor& operator=(const Encryptor&) = delete;
 
   // Appends the WireSize(*header_size) bytes of `plain` encrypted to *out and sets *header_size
-  // (the size the frame header carries). Per-packet IVs come from RAND_bytes.
+  // (the size the frame header carries); `plain` must not lie in *out. Per-packet IVs come from
+  // RAND_bytes.
   Status Encrypt(std::string_view plain, std::string* out, uint32_t* header_size);
 
   // As Encrypt() with a given per-packet IV (16 bytes; ignored for a stream). For golden tests.

@@ -34,6 +34,11 @@ void FrameReader::set_max_payload(size_t max_payload) {
   at_pos_.set_max_payload(max_payload);
 }
 
+void FrameReader::set_cipher_block(size_t block) {
+  tracker_.set_cipher_block(block);
+  at_pos_.set_cipher_block(block);
+}
+
 Expected<std::optional<RawFrame>> FrameReader::Next() {
   auto view = NextView();
   if (!view.ok()) return view.error();

@@ -65,6 +65,9 @@ class FrameReader {
   // The payload limit in force.
   size_t max_payload() const { return tracker_.max_payload(); }
 
+  // The padding block of encrypted frames from the next header on (FrameTracker::set_cipher_block).
+  void set_cipher_block(size_t block);
+
  private:
   FrameTracker tracker_;  // has walked buf_ up to scan_
   FrameTracker at_pos_;   // tracker_ as it was at pos_ (a frame boundary)

@@ -20,7 +20,7 @@ Error FrameTracker::Fail(Error e) {
 
 Status FrameTracker::Admit(const FrameHeader& h) {
   if (Status s = CheckFlags(h.flags); !s.ok()) return Fail(s.error());
-  const size_t wire = h.wire_payload_size();
+  const size_t wire = h.wire_payload_size(cipher_block_);
   if (wire > limits_.max_payload) {
     return Fail(MakeError(ErrorCode::kTooLarge, "frame of " + std::to_string(wire) + " bytes exceeds the " +
                                                     std::to_string(limits_.max_payload) + " byte limit"));
@@ -70,7 +70,7 @@ Expected<FrameTracker::Step> FrameTracker::Feed(std::string_view data) {
   auto h = DecodeHeader(std::string_view(hbuf_, kHeaderSize));
   if (!h.ok()) return Fail(h.take_error());
   if (Status s = Admit(*h); !s.ok()) return s.error();
-  remaining_ = h->wire_payload_size();
+  remaining_ = h->wire_payload_size(cipher_block_);
   step.event = Event::kHeader;
   return step;
 }
@@ -88,7 +88,7 @@ Status FrameTracker::AcceptFrame(const FrameHeader& h) {
   if (!at_boundary()) return Fail(MakeError(ErrorCode::kInternal, "a whole frame given inside another"));
   frame_start_ = offset_;
   if (Status s = Admit(h); !s.ok()) return s;
-  offset_ += kHeaderSize + h.wire_payload_size();
+  offset_ += kHeaderSize + h.wire_payload_size(cipher_block_);
   return Status::Ok();
 }
 

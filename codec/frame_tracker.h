@@ -138,6 +138,11 @@ class FrameTracker {
   void set_max_payload(size_t max_payload);
   const FrameLimits& limits() const { return limits_; }
 
+  // The padding block of encrypted frames (FrameHeader::wire_payload_size): 32 for xpra 3.1's
+  // AES (the default), 16 for 6.x CBC, 0 for 6.x CTR. Holds from the next header not yet complete.
+  void set_cipher_block(size_t block) { cipher_block_ = block; }
+  size_t cipher_block() const { return cipher_block_; }
+
  private:
   // Applies the rules to a complete header; on success it becomes the current frame.
   Status Admit(const FrameHeader& h);
@@ -151,6 +156,7 @@ class FrameTracker {
   uint64_t offset_ = 0;
   uint64_t frame_start_ = 0;
   std::bitset<256> chunks_;  // chunk indices pending since the last main packet
+  size_t cipher_block_ = kCipherPaddingBlock;
   std::optional<Error> error_;
 };
 

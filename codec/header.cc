@@ -41,10 +41,12 @@ std::string SerializeFrame(const FrameHeader& h, std::string_view payload) {
   return out;
 }
 
-size_t FrameHeader::wire_payload_size() const {
+size_t FrameHeader::wire_payload_size() const { return wire_payload_size(kCipherPaddingBlock); }
+
+size_t FrameHeader::wire_payload_size(size_t cipher_block) const {
   size_t n = payload_size;
-  if (!encrypted()) return n;
-  return n + (kCipherPaddingBlock - n % kCipherPaddingBlock);
+  if (!encrypted() || cipher_block == 0) return n;
+  return n + (cipher_block - n % cipher_block);
 }
 
 void EncodeHeader(const FrameHeader& h, char out[kHeaderSize]) {

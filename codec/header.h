@@ -73,6 +73,9 @@ struct FrameHeader {
   // Bytes that follow the header on the wire: payload_size, or crypto::PaddedSize(payload_size)
   // (1..32 padding bytes added) when encrypted.
   size_t wire_payload_size() const;
+  // As wire_payload_size() with the padding block `cipher_block` of the encrypted form in use:
+  // 32 (xpra 3.1), 16 (6.x CBC), 0 (6.x CTR: unpadded). Equal to payload_size when not encrypted.
+  size_t wire_payload_size(size_t cipher_block) const;
 
   bool operator==(const FrameHeader&) const = default;
 };

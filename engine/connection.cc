@@ -210,6 +210,19 @@ void Connection::RunAuth(std::function<AuthOutcome()> job) {
   }
 }
 
+bool Connection::RunOffReactor(std::function<std::function<void()>()> job) {
+  Reactor* r = r_;
+  uint64_t id = id_;
+  return r_->pool_->Submit([r, id, job = std::move(job)]() mutable {
+    std::function<void()> done = job();
+    r->Post([r, id, done = std::move(done)]() {
+      if (r->Find(id) != nullptr) done();  // the connection (and its session) is still there
+    });
+  });
+}
+
+void Connection::SetClientCipherBlock(size_t block) { pass_.toward(kClientLeg).set_cipher_block(block); }
+
 void Connection::ConnectServer(const registry::Target& target) {
   auto address = AddressOfTarget(target);
   if (!address.ok()) {

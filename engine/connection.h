@@ -93,6 +93,8 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   void SendToClient(std::string bytes) override { SendTracked(kClientLeg, std::move(bytes)); }
   void SendToServer(std::string bytes) override { SendTracked(kServerLeg, std::move(bytes)); }
   void RunAuth(std::function<AuthOutcome()> job) override;
+  bool RunOffReactor(std::function<std::function<void()>()> job) override;
+  void SetClientCipherBlock(size_t block) override;
   void ConnectServer(const registry::Target& target) override;
   void StartPassthrough() override;
   void Relaying() override;

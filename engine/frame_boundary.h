@@ -43,6 +43,8 @@ class FrameBoundary {
   // Accounts for `n` payload bytes that moved without being seen (n <= payload_remaining()).
   void Skip(size_t n) { t_.Skip(n); }
   uint64_t packets() const { return packets_; }
+  // The padding block of encrypted frames in this stream (FrameTracker::set_cipher_block).
+  void set_cipher_block(size_t block) { t_.set_cipher_block(block); }
   // Payload size of the last frame whose header was read.
   size_t last_payload() const { return last_payload_; }
   uint8_t last_flags() const { return last_flags_; }

@@ -207,6 +207,28 @@ void KdfBudget::SetRate(int64_t per_second) {
   tokens_ = std::min(tokens_, per_second);
 }
 
+bool KdfBudget::TakeSlot() {
+  std::lock_guard lock(mu_);
+  if (in_use_ >= max_concurrent_) return false;
+  ++in_use_;
+  return true;
+}
+
+void KdfBudget::GiveSlot() {
+  std::lock_guard lock(mu_);
+  if (in_use_ > 0) --in_use_;
+}
+
+void KdfBudget::SetMaxConcurrent(int max_concurrent) {
+  std::lock_guard lock(mu_);
+  max_concurrent_ = std::max(1, max_concurrent);
+}
+
+int KdfBudget::slots_in_use() {
+  std::lock_guard lock(mu_);
+  return in_use_;
+}
+
 namespace {
 KdfBudget*& GlobalKdf() {
   static KdfBudget* k = new KdfBudget(200000);

@@ -127,11 +127,22 @@ class KdfBudget {
   // A new rate (a reload); the bucket keeps what it holds, up to one second of the new rate.
   void SetRate(int64_t per_second);
 
+  // Derivations running at once on the worker pool (xpra 6.x keys, up to 1,000,000 iterations
+  // each): at most max_concurrent, so a flood of AES hellos leaves the other workers to
+  // password checks. TakeSlot: false (nothing taken) when all are in use; every slot taken is
+  // given back once with GiveSlot.
+  bool TakeSlot();
+  void GiveSlot();
+  void SetMaxConcurrent(int max_concurrent);
+  int slots_in_use();
+
  private:
   std::mutex mu_;
   int64_t per_second_;
   int64_t tokens_;
   int64_t last_ms_ = -1;
+  int max_concurrent_ = 2;
+  int in_use_ = 0;
 };
 KdfBudget& GlobalKdfBudget();
 void ConfigureKdfBudget(int64_t per_second);

@@ -408,6 +408,8 @@ void ConfigureAdmissionFrom(const RelayConfig& cfg) {
   ConfigureAdmission(admission);
   ConfigureLoginMemory(cfg.max_login_memory);
   ConfigureKdfBudget(static_cast<int64_t>(cfg.max_kdf_iterations));
+  // xpra 6.x AES keys are derived on the worker pool: at most half its threads at once.
+  GlobalKdfBudget().SetMaxConcurrent(std::max(1, static_cast<int>(cfg.auth_threads) / 2));
 }
 
 // One reactor per thread, each with its listeners (tcp shared by SO_REUSEPORT; unix ones on

@@ -1,5 +1,7 @@
 #include "engine/session.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 
 #include "codec/cipher6.h"
@@ -265,20 +267,24 @@ void Session::CapXpra6LoginFrames(std::string_view bytes) {
 }
 
 Status Session::DrainClientFrames() {
-  while (state_ != State::kClosed) {
+  // While a hello's keys are derived the frames wait in the reader (bounded by the login limits).
+  while (state_ != State::kClosed && key_job_ == KeyJob::kNone) {
     auto next = hs_->client_reader.Next();
     if (!next.ok()) return next.error();
     if (!next->has_value()) return Status::Ok();
     RawFrame frame = std::move(**next);
     if (frame.header.encrypted()) {
-      if (!decryptor_) return MakeError(ErrorCode::kMalformed, "encrypted packet but no encryption was negotiated");
-      std::string plain;
-      if (Status s = decryptor_->Decrypt(frame.payload, frame.header.payload_size, &plain); !s.ok()) {
-        return MakeError(ErrorCode::kMalformed, "decryption failed (wrong key?): " + s.error().message);
+      if (!decryptor_ && !decryptor6_) {
+        return MakeError(ErrorCode::kMalformed, "encrypted packet but no encryption was negotiated");
       }
+      std::string plain;
+      Status s = decryptor6_ ? decryptor6_->Decrypt(frame.payload, frame.header.payload_size, &plain)
+                             : decryptor_->Decrypt(frame.payload, frame.header.payload_size, &plain);
+      if (!s.ok()) return MakeError(ErrorCode::kMalformed, "decryption failed (wrong key?): " + s.error().message);
       frame.payload = std::move(plain);
+      frame.header.payload_size = static_cast<uint32_t>(frame.payload.size());  // 6.x: its iv no longer counts
       frame.header.flags &= static_cast<uint8_t>(~flags::kCipher);
-    } else if (decryptor_ && state_ != State::kClientHello) {
+    } else if ((decryptor_ || decryptor6_) && state_ != State::kClientHello) {
       return MakeError(ErrorCode::kMalformed, "unencrypted packet on an encrypted connection");
     }
     switch (state_) {
@@ -355,15 +361,16 @@ void Session::HandleClientHello(const Value& caps_value) {
       Disconnect(reason::kProtocolError, request.error().message);
       return;
     }
+    // xpra 5.0+ asks for AES in an "encryption" dict (3.1's flat cipher keys take precedence).
+    if (caps.get_string("cipher").empty() && !caps.get_string("encryption.cipher").empty()) {
+      StartKeys6();
+      return;
+    }
     if (Status s = SetupClientCipher(caps); !s.ok()) {
       Disconnect(reason::kAuthenticationError, s.error().message);
       return;
     }
-    if (config_->auth->requires_challenge()) {
-      SendChallenge();
-      return;
-    }
-    StartAuth(caps);
+    ContinueLogin();
     return;
   }
   // kChallengeSent: this hello must carry the response.
@@ -377,23 +384,24 @@ void Session::HandleClientHello(const Value& caps_value) {
       return;
     }
   }
+  if (encryptor6_) {
+    StartKeys6();  // the reply re-keys the client's receive side; authenticates after
+    return;
+  }
   StartAuth(caps);
+}
+
+void Session::ContinueLogin() {
+  if (state_ == State::kClientHello && config_->auth->requires_challenge()) {
+    SendChallenge();
+    return;
+  }
+  StartAuth(Caps(hs_->client_caps));
 }
 
 Status Session::SetupClientCipher(const Caps& caps) {
   std::string cipher = caps.get_string("cipher");
   std::string iv = caps.get_string("cipher.iv");
-  if (cipher.empty()) {
-    // xpra 5.0+ asks for AES in an "encryption" dict (cipher, mode, iv, key_salt, key_hash,
-    // key_stretch_iterations, padding, stream): not spoken here yet, so say so rather than go on
-    // in plain text while the client waits for encrypted packets.
-    if (const Value* enc = caps.get("encryption"); enc != nullptr && enc->is_dict()) {
-      KeyRefusalFor6x(caps);
-      return MakeError(ErrorCode::kUnsupported,
-                       "AES as xpra 5.0+ asks for it is not supported by this relay yet: connect with TLS (ssl:// or "
-                       "wss://) instead of --encryption");
-    }
-  }
   if (cipher.empty() || iv.empty()) {
     if (config_->aes) return MakeError(ErrorCode::kAuthFailed, "missing encryption tokens: this relay requires AES encryption");
     if (encryptor_) return MakeError(ErrorCode::kAuthFailed, "missing encryption tokens in the client's hello");
@@ -435,29 +443,118 @@ Status Session::SetupClientCipher(const Caps& caps) {
   return Status::Ok();
 }
 
-// A 6.x client that asked for AES reads only encrypted packets (a plain one is "unencrypted packet
-// dropped", its reason never shown): with a key of its own the relay encrypts its refusal with the
-// client's receive parameters, so the user reads why. Without a key, with parameters 6.x would
-// not send, or over the key-derivation budget, the refusal goes out plain.
-void Session::KeyRefusalFor6x(const Caps& caps) {
-  if (config_->aes_key.empty()) return;
-  auto mode = crypto6::ParseMode(caps.get_string("encryption.mode", "CBC"));
-  auto hash = crypto6::ParseKeyHash(caps.get_string("encryption.key_hash", "SHA1"));
-  const int64_t iterations = caps.get_int("encryption.key_stretch_iterations");
-  const int64_t key_size = caps.get_int("encryption.key_size", 32);
-  if (!mode.ok() || !hash.ok() || caps.get_string("encryption.key_stretch", "PBKDF2") != "PBKDF2" ||
-      caps.get_string("encryption.padding", "PKCS#7") != "PKCS#7" || key_size < 16 || key_size > 32 ||
-      iterations < crypto6::kMinIterations || iterations > crypto6::kMaxIterations ||
-      !TakeKdf(static_cast<int>(iterations)).ok()) {
+// What a worker derives for one 6.x hello: the client's receive key (the relay encrypts with it)
+// and the relay's next receive key, each made into its cipher there.
+struct Session::Keys6 {
+  Status status = Status::Ok();
+  crypto6::Params own;
+  std::unique_ptr<crypto6::Encryptor> enc;
+  std::unique_ptr<crypto6::Decryptor> dec;
+};
+
+void Session::StartKeys6() {
+  if (!config_->aes || config_->aes_key.empty()) {
+    Disconnect(reason::kAuthenticationError,
+               "AES encryption is not enabled on this port of the relay: connect without --encryption, or with TLS "
+               "(ssl:// or wss://)");
     return;
   }
-  auto key = crypto6::DeriveKey(config_->aes_key, caps.get_string("encryption.key_salt"), *hash,
-                                static_cast<size_t>(key_size), static_cast<int>(iterations));
-  if (!key.ok()) return;
-  crypto6::Framing f{*mode, caps.get_bool("encryption.always-pad"), caps.get_bool("encryption.stream", true)};
-  if (auto enc = crypto6::Encryptor::Create(*key, caps.get_string("encryption.iv"), f); enc.ok()) {
-    refusal_cipher6_ = std::move(*enc);
+  auto peer = crypto6::ParseParams(hs_->client_caps);
+  if (!peer.ok()) {
+    Disconnect(reason::kAuthenticationError, "invalid AES parameters: " + peer.error().message);
+    return;
   }
+  if (state_ == State::kClientHello) {
+    // The whole login's derivations before authentication, charged at once: the client's key
+    // and the relay's, again for the challenge reply (whose refusal could not be read).
+    const int64_t per_hello = int64_t{peer->iterations} + crypto6::kDefaultIterations;
+    const int64_t hellos = config_->auth->requires_challenge() ? 2 : 1;
+    if (Status s = TakeKdf(static_cast<int>(per_hello * hellos)); !s.ok()) {
+      Disconnect(reason::kServerError, s.error().message, "key derivation budget (--max-kdf-iterations)");
+      return;
+    }
+    hs_->charged6_iterations = peer->iterations;
+    const size_t block = crypto6::CipherBlock(peer->framing);
+    hs_->client_reader.set_cipher_block(block);  // the client sends with the relay's parameters: same framing
+    io_->SetClientCipherBlock(block);
+  } else if (peer->iterations > hs_->charged6_iterations || peer->framing.mode != hs_->peer6.framing.mode ||
+             peer->framing.stream != hs_->peer6.framing.stream) {
+    Disconnect(reason::kAuthenticationError,
+               "the AES parameters of the challenge reply differ from the first hello's (mode, stream or more key "
+               "stretching)");
+    return;
+  }
+  hs_->peer6 = std::move(*peer);
+  key_job_ = KeyJob::kWaiting;
+  RunKeys6();
+}
+
+void Session::RunKeys6() {
+  if (!env_.kdf->TakeSlot()) {
+    // Every derivation slot is busy (a burst of AES logins): ask again shortly, within the login time.
+    io_->SetDeadline(std::max<int64_t>(1, std::min<int64_t>(kAuthRetryMs, login_deadline_ms_ - env_.now_ms())));
+    return;
+  }
+  key_job_ = KeyJob::kRunning;
+  io_->SetDeadline(std::max<int64_t>(1, login_deadline_ms_ - env_.now_ms()));  // not a retry's 20 ms
+  // Given back when the worker is done with it, or with the job if it never runs.
+  struct Slot {
+    explicit Slot(KdfBudget* k) : kdf(k) {}
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    ~Slot() { kdf->GiveSlot(); }
+    KdfBudget* kdf;
+  };
+  auto slot = std::make_shared<Slot>(env_.kdf);
+  auto config = config_;
+  crypto6::Params peer = hs_->peer6;
+  crypto6::Params own = crypto6::NewParams(peer);
+  bool queued = io_->RunOffReactor([this, config, peer, own, slot]() mutable -> std::function<void()> {
+    auto keys = std::make_shared<Keys6>();
+    keys->own = own;
+    auto derive = [&]() -> Status {
+      auto ck = crypto6::DeriveKey(config->aes_key, peer.key_salt, peer.key_hash, peer.key_size, peer.iterations);
+      if (!ck.ok()) return ck.error();
+      auto ok = crypto6::DeriveKey(config->aes_key, own.key_salt, own.key_hash, own.key_size, own.iterations);
+      if (!ok.ok()) return ok.error();
+      auto enc = crypto6::Encryptor::Create(*ck, peer.iv, peer.framing);
+      if (!enc.ok()) return enc.error();
+      auto dec = crypto6::Decryptor::Create(*ok, own.iv, own.framing);
+      if (!dec.ok()) return dec.error();
+      OPENSSL_cleanse(ck->data(), ck->size());
+      OPENSSL_cleanse(ok->data(), ok->size());
+      keys->enc = std::move(*enc);
+      keys->dec = std::move(*dec);
+      return Status::Ok();
+    };
+    keys->status = derive();
+    slot.reset();  // the slot is free once the work is done, not when the reactor gets to it
+    return [this, keys]() { OnKeys6(keys); };
+  });
+  if (!queued) {
+    key_job_ = KeyJob::kNone;
+    Disconnect(reason::kServerError, "the relay is too busy to set up encryption now, try again", "worker queue full");
+  }
+}
+
+void Session::OnKeys6(const std::shared_ptr<Keys6>& keys) {
+  if (key_job_ != KeyJob::kRunning) return;
+  key_job_ = KeyJob::kNone;
+  if (state_ == State::kClosed || !hs_) return;
+  if (!keys->status.ok()) {
+    Disconnect(reason::kServerError, "cannot set up encryption", keys->status.error().message);
+    return;
+  }
+  // The client keyed its receive side when it sent the hello: everything from now on is encrypted.
+  encryptor6_ = std::move(keys->enc);
+  hs_->next_decryptor6 = std::move(keys->dec);
+  hs_->cipher6_caps = Value(Dict{{Value("encryption"), crypto6::ParamsDict(keys->own)}});
+  io_->SetDeadline(std::max<int64_t>(1, login_deadline_ms_ - env_.now_ms()));
+  XR_DEBUG("auth", "conn={} AES-{} keys ready (stream={}, {} iterations)", id_, crypto6::ModeName(hs_->peer6.mode),
+           hs_->peer6.framing.stream, hs_->peer6.iterations);
+  ContinueLogin();
+  if (state_ == State::kClosed || !hs_) return;
+  if (Status s = DrainClientFrames(); !s.ok()) Fail("bad data from client", s.error());
 }
 
 // Encrypts every frame of `wire` (plain frames as EncodePacket wrote them) as 6.x does.
@@ -466,14 +563,7 @@ Status Session::EncryptFrames6(std::string* wire) {
   for (std::string_view rest = *wire; !rest.empty();) {
     auto h = DecodeHeader(rest);
     if (!h.ok() || rest.size() < kHeaderSize + h->payload_size) return MakeError(ErrorCode::kInternal, "bad frame");
-    FrameHeader eh = *h;
-    eh.flags |= flags::kCipher;
-    const size_t at = out.size();
-    out.resize(at + kHeaderSize);
-    uint32_t size = 0;
-    if (Status s = refusal_cipher6_->Encrypt(rest.substr(kHeaderSize, h->payload_size), &out, &size); !s.ok()) return s;
-    eh.payload_size = size;
-    EncodeHeader(eh, out.data() + at);
+    if (Status s = EncryptFrameToClient(*h, rest.substr(kHeaderSize, h->payload_size), &out); !s.ok()) return s;
     rest.remove_prefix(kHeaderSize + h->payload_size);
   }
   *wire = std::move(out);
@@ -504,7 +594,7 @@ Value Session::NewCipherCaps() {
 
 void Session::SendChallenge() {
   Caps caps(hs_->client_caps);
-  bool link_encrypted = encryptor_ != nullptr || transport_encrypted_;
+  bool link_encrypted = encrypted() || transport_encrypted_;
   if (config_->auth->needs_password()) {
     // pam, ldap: the module needs the password itself, so only the xor digest will do.
     if (!ChooseClearPasswordDigest(caps, link_encrypted)) return;
@@ -527,9 +617,13 @@ void Session::SendChallenge() {
   }
   hs_->server_salt = crypto::RandomBytes(kSaltBytes);
   Value auth_caps = hs_->cipher_caps.is_dict() ? hs_->cipher_caps : Value("");
+  if (encryptor6_) auth_caps = std::move(hs_->cipher6_caps);  // 6.x: {"encryption": {...}}
   SendToClientPacket(Value(List{Value("challenge"), Value::bytes(hs_->server_salt), auth_caps,
                                 Value(std::string_view(hs_->digest)), Value(std::string_view(hs_->salt_digest)),
                                 Value(std::string_view(config_->auth->prompt()))}));
+  // The client encrypts with what the challenge announced from its next packet on.
+  if (encryptor6_) decryptor6_ = std::move(hs_->next_decryptor6);
+  hs_->cipher6_caps = Value();
   state_ = State::kChallengeSent;
   XR_DEBUG("auth", "conn={} challenge sent: digest={} salt-digest={}", id_, hs_->digest, hs_->salt_digest);
 }
@@ -709,7 +803,7 @@ void Session::OnServerData(std::string_view bytes) {
   if (state_ == State::kClosed || !hs_) return;
   hs_->server_reader.Feed(bytes);
   if (Status s = DrainServerFrames(); !s.ok()) ServerFailed(s.error());
-  if (state_ == State::kRelay && !encryptor_) hs_.reset();  // plain: the reactor relays from now on
+  if (state_ == State::kRelay && !encrypted()) hs_.reset();  // plain: the reactor relays from now on
 }
 
 void Session::ServerFailed(const Error& e) {
@@ -827,10 +921,18 @@ void Session::HandleServerHello(const Value& caps) {
       Disconnect(reason::kServerError, "cannot set up encryption");
       return;
     }
+  } else if (encryptor6_) {
+    // 6.x: the receive parameters derived with the client's last hello, announced now.
+    if (!hs_->cipher6_caps.is_dict() || !hs_->next_decryptor6) {
+      Disconnect(reason::kServerError, "cannot set up encryption", "no AES parameters to announce");
+      return;
+    }
+    cipher_caps = std::move(hs_->cipher6_caps);
   }
-  Value hello = MakeClientHello(caps, config_->identity, encryptor_ ? &cipher_caps : nullptr);
+  Value hello = MakeClientHello(caps, config_->identity, encrypted() ? &cipher_caps : nullptr);
   SendToClientPacket(Value(List{Value("hello"), std::move(hello)}));
   if (state_ == State::kClosed) return;
+  if (encryptor6_) decryptor6_ = std::move(hs_->next_decryptor6);
   // Packets the server sent before its hello (pings), after it, as frames.
   if (!hs_->pending_to_client.empty()) {
     std::string early;
@@ -848,11 +950,14 @@ void Session::HandleServerHello(const Value& caps) {
   CountLogin(true, "authenticated");
   io_->SetDeadline(0);
   io_->Relaying();
-  XR_INFO("conn", "conn={} peer={} user={} relaying to {} (client {}{})", id_, peer_, LogUser(username_),
-          target_.describe(), EncodingName(client_encoding_), encryptor_ ? ", AES" : "");
+  XR_INFO("conn", "conn={} peer={} user={} relaying to {} (client {}{}{})", id_, peer_, LogUser(username_),
+          target_.describe(), EncodingName(client_encoding_), encrypted() ? ", AES" : "",
+          encryptor6_ ? std::string("-") + crypto6::ModeName(encryptor6_->framing().mode) +
+                            (encryptor6_->framing().stream ? "" : " per-packet iv")
+                      : std::string());
   for (auto& frame : hs_->pending_to_server) io_->SendToServer(std::move(frame));
   hs_->pending_to_server.clear();
-  if (!encryptor_) {
+  if (!encrypted()) {
     // Plain on both legs: hand the rest of both streams to the reactor's passthrough.
     std::string client_rest = hs_->client_reader.TakeBuffered();
     std::string server_rest;
@@ -919,14 +1024,29 @@ Status Session::RelayServerFrames() {
 // ---------------------------------------------------------------- output
 
 Status Session::EncryptFrameToClient(const FrameHeader& h, std::string_view plain, std::string* out) {
-  if (!encryptor_) {
-    out->append(SerializeFrame(h, plain));
-    return Status::Ok();
-  }
   // Room for this frame, and when it starts a batch a little more for the small frames that
   // usually follow (a draw packet after its pixel chunk), so appending them does not move it.
   constexpr size_t kBatchSlack = 1024;
   const size_t start = out->size();
+  if (encryptor6_) {
+    // 6.x: the size is known once encrypted (a per-packet iv counts in it): header written after.
+    out->reserve(start + kHeaderSize + crypto6::kIvSize + plain.size() + 16 + (start == 0 ? kBatchSlack : 0));
+    out->resize(start + kHeaderSize);
+    uint32_t size = 0;
+    if (Status s = encryptor6_->Encrypt(plain, out, &size); !s.ok()) {
+      out->resize(start);
+      return s;
+    }
+    FrameHeader eh = h;
+    eh.flags |= flags::kCipher;
+    eh.payload_size = size;
+    EncodeHeader(eh, out->data() + start);
+    return Status::Ok();
+  }
+  if (!encryptor_) {
+    out->append(SerializeFrame(h, plain));
+    return Status::Ok();
+  }
   out->reserve(start + kHeaderSize + crypto::PaddedSize(plain.size()) + (start == 0 ? kBatchSlack : 0));
   FrameHeader eh = h;
   eh.flags |= flags::kCipher;
@@ -948,7 +1068,7 @@ void Session::SendToClientPacket(const Value& packet) {
     XR_ERROR("conn", "conn={} cannot encode a packet for the client: {}", id_, s.error().message);
     return;
   }
-  if (refusal_cipher6_) {
+  if (encryptor6_) {
     if (Status s = EncryptFrames6(&wire); !s.ok()) {
       XR_ERROR("conn", "conn={} cannot encrypt a packet for the client: {}", id_, s.error().message);
       return;
@@ -981,6 +1101,10 @@ void Session::OnServerClosed(std::string_view why) {
 }
 
 void Session::OnTimeout() {
+  if (key_job_ == KeyJob::kWaiting && hs_ && state_ != State::kClosed && env_.now_ms() < login_deadline_ms_) {
+    RunKeys6();  // a derivation slot may be free now
+    return;
+  }
   if (auth_deferred_ && hs_ && (state_ == State::kClientHello || state_ == State::kChallengeSent) &&
       env_.now_ms() < login_deadline_ms_) {
     StartAuth(Caps(hs_->client_caps));  // waits again, refuses, or starts the verification

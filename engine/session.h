@@ -126,6 +126,17 @@ class SessionIo {
   // The client leg's socket (-1 when there is none): a control socket's takeover passes a
   // duplicate to the main thread.
   virtual int client_fd() const { return -1; }
+  // Runs `job` off the reactor (CPU-heavy work: AES key derivation); the function it returns
+  // then runs on the reactor thread, unless the connection has gone by then. False when the
+  // job could not be queued (it never runs). Default: both at once, on this thread.
+  virtual bool RunOffReactor(std::function<std::function<void()>()> job) {
+    job()();
+    return true;
+  }
+  // Encrypted frames toward the client are padded to `block` bytes from the next frame on
+  // (xpra 6.x AES: 16 for CBC, 0 for CTR; xpra 3.1's 32 until then), for the reactor's
+  // follower of that stream.
+  virtual void SetClientCipherBlock(size_t) {}
 };
 
 // What a connection's reactor calls on the protocol logic behind the client leg: a relay
@@ -203,7 +214,8 @@ class Session final : public ClientHandler {
   void SetPeer(std::string peer) { peer_ = std::move(peer); }
   const std::string& username() const { return username_; }
   const registry::Target& target() const { return target_; }
-  bool encrypted() const { return encryptor_ != nullptr; }
+  // AES on the client leg (xpra 3.1's or 6.x's).
+  bool encrypted() const { return encryptor_ != nullptr || encryptor6_ != nullptr; }
   // The client leg is encrypted below the session (TLS, wss): xor digests become acceptable.
   void SetTransportEncrypted(bool on) { transport_encrypted_ = on; }
   // The client's kernel credentials (SO_PEERCRED, unix-socket binds), handed to the auth module.
@@ -216,7 +228,15 @@ class Session final : public ClientHandler {
   void HandleClientHello(const Value& caps);
   Status SetupClientCipher(const Caps& caps);
   Value NewCipherCaps();
-  void KeyRefusalFor6x(const Caps& caps);
+  // xpra 5.0+ AES (an "encryption" dict in the hello): checks the client's parameters, charges
+  // the key-derivation budget, then derives its key and the relay's next receive key off the
+  // reactor (RunKeys6, at most KdfBudget's slots at once); the login goes on in OnKeys6.
+  void StartKeys6();
+  void RunKeys6();
+  struct Keys6;
+  void OnKeys6(const std::shared_ptr<Keys6>& keys);
+  // The hello (first or challenge reply) was accepted: challenge, or authenticate.
+  void ContinueLogin();
   Status EncryptFrames6(std::string* wire);
   void SendChallenge();
   // For modules that need the password (pam, ldap): "xor" as the digest, or a disconnect that
@@ -269,6 +289,13 @@ class Session final : public ClientHandler {
     PacketDecoder server_decoder;
     std::vector<std::string> cipher_padding_options;  // from the hello that asked for AES
     Value cipher_caps;                             // sent in the challenge
+    // xpra 6.x AES: the client's parameters of its latest hello; the relay's next receive
+    // parameters ({"encryption": ...}) and their decryptor, installed when they are announced
+    // (challenge or hello); the iterations the first hello was charged for.
+    crypto6::Params peer6;
+    Value cipher6_caps;
+    std::unique_ptr<crypto6::Decryptor> next_decryptor6;
+    int charged6_iterations = 0;
     Value client_caps;           // latest client hello
     std::string server_salt;
     std::string digest;
@@ -292,8 +319,11 @@ class Session final : public ClientHandler {
     int64_t uid = -1, gid = -1, pid = -1;
   } peer_cred_;                                      // SetPeerCredentials; -1: not a unix peer
   std::unique_ptr<crypto::Decryptor> decryptor_;  // client -> relay
-  // relay -> a 6.x client asking for AES, only to tell it why it is refused (KeyRefusalFor6x)
-  std::unique_ptr<crypto6::Encryptor> refusal_cipher6_;
+  std::unique_ptr<crypto6::Encryptor> encryptor6_;  // relay -> a 6.x client
+  std::unique_ptr<crypto6::Decryptor> decryptor6_;  // a 6.x client -> relay
+  // The 6.x key derivation of the latest hello: none, waiting for a slot, running on a worker.
+  enum class KeyJob : uint8_t { kNone, kWaiting, kRunning };
+  KeyJob key_job_ = KeyJob::kNone;
 
   std::string username_;
   registry::Target target_;

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <functional>
 #include <string>
 
 #include "codec/cipher.h"
@@ -184,4 +185,190 @@ TEST_CASE("padding: CBC adds 1..16 bytes (a full block on a multiple), CTR none"
   CHECK(PaddingSize(cbc, 17) == 15);
   CHECK(PaddingSize(ctr, 17) == 0);
   CHECK(WireSize(ctr, 100) == 100);
+}
+
+// ---- the "encryption" dict of a 6.x hello (ParseParams): each malformed case on its own
+
+namespace {
+
+// A hello whose "encryption" dict is what 6.5.3's get_cipher_caps() writes, with `edit` applied.
+Value Hello6(const std::function<void(Value&)>& edit = {}) {
+  Value enc{Dict{}};
+  enc.set("cipher", "AES");
+  enc.set("mode", "CBC");
+  enc.set("iv", kStreamIv);
+  enc.set("key_salt", Value::bytes(Salt()));
+  enc.set("key_size", 32);
+  enc.set("key_hash", "SHA1");
+  enc.set("key_stretch", "PBKDF2");
+  enc.set("key_stretch_iterations", 10000);
+  enc.set("padding", "PKCS#7");
+  enc.set("padding.options", List{Value("PKCS#7")});
+  enc.set("always-pad", false);
+  enc.set("stream", true);
+  if (edit) edit(enc);
+  Value hello{Dict{}};
+  hello.set("version", "6.5");
+  hello.set("encryption", enc);
+  return hello;
+}
+
+void ExpectRefused(const Value& hello, ErrorCode code, std::string_view words) {
+  auto p = ParseParams(hello);
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.error().code == code);
+  CHECK(p.error().message.find(words) != std::string::npos);
+}
+
+Value Without(std::string_view key) {
+  return Hello6([key](Value& e) { e.erase_if([key](std::string_view k) { return k == key; }); });
+}
+
+}  // namespace
+
+TEST_CASE("encryption dict: 6.5.3's own is read whole, defaults as its server's") {
+  auto p = ParseParams(Hello6());
+  REQUIRE(p.ok());
+  CHECK(p->mode == Mode::kCbc);
+  CHECK(p->iv == kStreamIv);
+  CHECK(p->key_salt == Salt());
+  CHECK(p->key_hash == KeyHash::kSha1);
+  CHECK(p->key_size == 32);
+  CHECK(p->iterations == 10000);
+  CHECK(p->framing.stream);
+  CHECK_FALSE(p->framing.always_pad);
+  // Left out: mode CBC, key_hash SHA1, key_size 32, key_stretch PBKDF2, padding PKCS#7, stream true.
+  Value bare = Hello6([](Value& e) {
+    e.erase_if([](std::string_view k) {
+      return k == "mode" || k == "key_hash" || k == "key_size" || k == "key_stretch" || k == "padding" ||
+             k == "padding.options" || k == "always-pad" || k == "stream";
+    });
+  });
+  auto d = ParseParams(bare);
+  REQUIRE(d.ok());
+  CHECK(d->mode == Mode::kCbc);
+  CHECK(d->key_size == 32);
+  CHECK(d->framing.stream);
+  // CTR, per-packet IVs, SHA512, AES-128; "AES-CTR" in the cipher as xpra's get_mode() reads it.
+  auto ctr = ParseParams(Hello6([](Value& e) {
+    e.set("mode", "CTR");
+    e.set("stream", false);
+    e.set("key_hash", "sha512");
+    e.set("key_size", 16);
+  }));
+  REQUIRE(ctr.ok());
+  CHECK(ctr->mode == Mode::kCtr);
+  CHECK_FALSE(ctr->framing.stream);
+  CHECK(ctr->key_hash == KeyHash::kSha512);
+  CHECK(ctr->key_size == 16);
+  auto named = ParseParams(Hello6([](Value& e) {
+    e.set("cipher", "AES-CTR");
+    e.erase_if([](std::string_view k) { return k == "mode"; });
+  }));
+  REQUIRE(named.ok());
+  CHECK(named->mode == Mode::kCtr);
+}
+
+TEST_CASE("encryption dict: no dict at all") {
+  Value hello{Dict{}};
+  hello.set("version", "6.5");
+  ExpectRefused(hello, ErrorCode::kMalformed, "no encryption dict");
+  hello.set("encryption", "AES");
+  ExpectRefused(hello, ErrorCode::kMalformed, "no encryption dict");
+}
+
+TEST_CASE("encryption dict: a cipher other than AES") {
+  ExpectRefused(Hello6([](Value& e) { e.set("cipher", "ChaCha20"); }), ErrorCode::kUnsupported, "unsupported cipher");
+}
+
+TEST_CASE("encryption dict: bad mode (GCM, which 6.5.3 no longer offers; garbage)") {
+  ExpectRefused(Hello6([](Value& e) { e.set("mode", "GCM"); }), ErrorCode::kUnsupported, "unsupported AES mode 'GCM'");
+  ExpectRefused(Hello6([](Value& e) { e.set("mode", "XTS\x01"); }), ErrorCode::kUnsupported, "unsupported AES mode");
+}
+
+TEST_CASE("encryption dict: bad iterations (below 1,000, above 1,000,000, missing, not a number)") {
+  ExpectRefused(Hello6([](Value& e) { e.set("key_stretch_iterations", 999); }), ErrorCode::kMalformed,
+                "key_stretch_iterations outside");
+  ExpectRefused(Hello6([](Value& e) { e.set("key_stretch_iterations", 1000001); }), ErrorCode::kMalformed,
+                "key_stretch_iterations outside");
+  ExpectRefused(Without("key_stretch_iterations"), ErrorCode::kMalformed, "key_stretch_iterations outside");
+  ExpectRefused(Hello6([](Value& e) { e.set("key_stretch_iterations", "10000"); }), ErrorCode::kMalformed,
+                "key_stretch_iterations outside");
+  for (int n : {1000, 1000000}) {
+    CAPTURE(n);
+    CHECK(ParseParams(Hello6([n](Value& e) { e.set("key_stretch_iterations", n); })).ok());
+  }
+}
+
+TEST_CASE("encryption dict: missing iv") {
+  ExpectRefused(Without("iv"), ErrorCode::kMalformed, "missing iv");
+  ExpectRefused(Hello6([](Value& e) { e.set("iv", ""); }), ErrorCode::kMalformed, "missing iv");
+  ExpectRefused(Hello6([](Value& e) { e.set("iv", 1234); }), ErrorCode::kMalformed, "missing iv");
+}
+
+TEST_CASE("encryption dict: wrong iv size") {
+  ExpectRefused(Hello6([](Value& e) { e.set("iv", "0123456789abcde"); }), ErrorCode::kMalformed, "16 bytes");
+  ExpectRefused(Hello6([](Value& e) { e.set("iv", "0123456789abcdef0"); }), ErrorCode::kMalformed, "16 bytes");
+}
+
+TEST_CASE("encryption dict: missing or out-of-bounds key_salt") {
+  ExpectRefused(Without("key_salt"), ErrorCode::kMalformed, "missing key_salt");
+  ExpectRefused(Hello6([](Value& e) { e.set("key_salt", Value::bytes(std::string(15, 's'))); }), ErrorCode::kMalformed,
+                "key_salt outside");
+  ExpectRefused(Hello6([](Value& e) { e.set("key_salt", Value::bytes(std::string(1025, 's'))); }),
+                ErrorCode::kMalformed, "key_salt outside");
+  CHECK(ParseParams(Hello6([](Value& e) { e.set("key_salt", Value::bytes(std::string(1024, 's'))); })).ok());
+}
+
+TEST_CASE("encryption dict: unknown key_hash") {
+  ExpectRefused(Hello6([](Value& e) { e.set("key_hash", "MD5"); }), ErrorCode::kUnsupported, "unsupported key hash");
+  ExpectRefused(Hello6([](Value& e) { e.set("key_hash", "SHA3_256"); }), ErrorCode::kUnsupported,
+                "unsupported key hash");
+}
+
+TEST_CASE("encryption dict: bad key_size") {
+  for (int n : {0, 8, 20, 64}) {
+    CAPTURE(n);
+    ExpectRefused(Hello6([n](Value& e) { e.set("key_size", n); }), ErrorCode::kMalformed, "invalid key_size");
+  }
+}
+
+TEST_CASE("encryption dict: key stretching other than PBKDF2") {
+  ExpectRefused(Hello6([](Value& e) { e.set("key_stretch", "scrypt"); }), ErrorCode::kUnsupported,
+                "unsupported key stretching");
+}
+
+TEST_CASE("encryption dict: padding other than PKCS#7") {
+  ExpectRefused(Hello6([](Value& e) { e.set("padding", "legacy"); }), ErrorCode::kUnsupported, "unsupported padding");
+}
+
+TEST_CASE("the relay's own parameters: the peer's framing, fresh iv and salt, 6.x's defaults, as a dict 6.x reads") {
+  auto peer = ParseParams(Hello6([](Value& e) {
+    e.set("mode", "CTR");
+    e.set("stream", false);
+    e.set("key_hash", "SHA256");
+  }));
+  REQUIRE(peer.ok());
+  Params a = NewParams(*peer);
+  Params b = NewParams(*peer);
+  CHECK(a.mode == Mode::kCtr);
+  CHECK_FALSE(a.framing.stream);
+  CHECK(a.iv.size() == kIvSize);
+  CHECK(a.key_salt.size() == kOwnSaltBytes);
+  CHECK(a.iv != b.iv);
+  CHECK(a.key_salt != b.key_salt);
+  CHECK(a.key_hash == KeyHash::kSha1);
+  CHECK(a.iterations == kDefaultIterations);
+  // What the relay announces parses back to the same parameters (a 6.x client reads the same keys).
+  Value hello{Dict{}};
+  hello.set("encryption", ParamsDict(a));
+  auto back = ParseParams(hello);
+  REQUIRE(back.ok());
+  CHECK(back->iv == a.iv);
+  CHECK(back->key_salt == a.key_salt);
+  CHECK(back->mode == a.mode);
+  CHECK(back->framing.stream == a.framing.stream);
+  CHECK(back->iterations == a.iterations);
+  CHECK(CipherBlock(a.framing) == 0);
+  CHECK(CipherBlock(Framing{Mode::kCbc, false, true}) == 16);
 }

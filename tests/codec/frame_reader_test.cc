@@ -373,4 +373,29 @@ TEST_CASE("frame reader: after TakeBuffered, tracker() continues from the frame 
 }
 
 }  // namespace
+TEST_CASE("frame reader: set_cipher_block applies from the next header, also after TakeBuffered") {
+  // A plain hello, then a 6.x CBC frame of 20 bytes (12 padding bytes) and a CTR-sized one.
+  std::string data = Header(flags::kRencodePlus, 0, 0, 5) + "hello" + Header(flags::kCipher, 0, 0, 20) +
+                     std::string(32, 'c') + Header(flags::kCipher, 0, 0, 7) + std::string(7, 't');
+  FrameReader r;
+  r.Feed(data);
+  auto hello = r.Next();
+  REQUIRE(hello.ok());
+  REQUIRE(hello->has_value());
+  r.set_cipher_block(16);
+  auto cbc = r.Next();
+  REQUIRE(cbc.ok());
+  REQUIRE(cbc->has_value());
+  CHECK((**cbc).payload.size() == 32);
+  r.set_cipher_block(0);
+  std::string rest = r.TakeBuffered();
+  CHECK(rest.size() == kHeaderSize + 7);
+  CHECK(r.tracker().cipher_block() == 0);  // what a consumer of the rest continues from
+  r.Feed(rest);
+  auto ctr = r.Next();
+  REQUIRE(ctr.ok());
+  REQUIRE(ctr->has_value());
+  CHECK((**ctr).payload == std::string(7, 't'));
+}
+
 }  // namespace xr

@@ -195,6 +195,56 @@ TEST_CASE("frame tracker: an encrypted frame with no data still carries 32 paddi
   }
 }
 
+TEST_CASE("frame tracker: xpra 6.x AES frames: padded to 16 (CBC) or not at all (CTR), from the next header") {
+  // Sizes as 6.x's header carries them: 20 -> 12 padding bytes with CBC, none with CTR; 32 -> a
+  // whole block of 16 with CBC (never 0).
+  struct Case {
+    size_t block;
+    uint32_t size;
+    uint64_t wire;
+  };
+  for (const Case& c : {Case{16, 20, 32}, Case{16, 32, 48}, Case{0, 20, 20}, Case{0, 1, 1}, Case{32, 20, 32}}) {
+    CAPTURE(c.block);
+    CAPTURE(c.size);
+    for (size_t step : {size_t{0}, size_t{1}}) {
+      FrameTracker t;
+      t.set_cipher_block(c.block);
+      std::string data = Header(flags::kCipher | flags::kRencodePlus, 0, 0, c.size) + std::string(c.wire, 'z') +
+                         Header(flags::kRencodePlus, 0, 0, 3) + "abc";
+      std::vector<uint64_t> ends;
+      for (size_t pos = 0; pos < data.size();) {
+        std::string_view piece = std::string_view(data).substr(pos, step == 0 ? data.size() : 1);
+        while (!piece.empty()) {
+          auto st = t.Feed(piece);
+          REQUIRE(st.ok());
+          if (st->event == FrameTracker::Event::kFrameEnd) ends.push_back(t.offset());
+          piece.remove_prefix(st->consumed);
+          pos += st->consumed;
+        }
+      }
+      REQUIRE(ends.size() == 2);
+      CHECK(ends[0] == kHeaderSize + c.wire);
+      CHECK(ends[1] == 2 * kHeaderSize + c.wire + 3);  // a plain frame is never padded
+    }
+  }
+  // Changed between frames: the frame already walked keeps its size, the next one gets the new.
+  FrameTracker t;
+  REQUIRE(t.Feed(Header(flags::kCipher, 0, 0, 20)).ok());
+  t.set_cipher_block(0);
+  CHECK(t.payload_remaining() == 32);
+  CHECK(t.Skip(32) == FrameTracker::Event::kFrameEnd);
+  REQUIRE(t.Feed(Header(flags::kCipher, 0, 0, 20)).ok());
+  CHECK(t.payload_remaining() == 20);
+}
+
+TEST_CASE("frame tracker: a 6.x CTR frame of size 0 is empty (no padding to make it whole)") {
+  FrameTracker t;
+  t.set_cipher_block(0);
+  auto st = t.Feed(Header(flags::kCipher | flags::kRencodePlus, 0, 0, 0));
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().message.find("empty payload") != std::string::npos);
+}
+
 // A forwarder of a plain stream (what the relay's passthrough does with it): of each piece
 // received, the bytes before a bad header may go on; the bad header's own bytes may not.
 TEST_CASE("frame tracker: a forwarder knows how many bytes precede a bad header") {

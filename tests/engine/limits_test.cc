@@ -158,6 +158,27 @@ TEST_CASE("key derivation budget: iterations per second, refilled over time") {
   CHECK_FALSE(k.Take(1, 5000));
 }
 
+TEST_CASE("key derivations running at once: at most the configured slots, each given back once") {
+  KdfBudget k(10000);
+  CHECK(k.slots_in_use() == 0);
+  CHECK(k.TakeSlot());
+  CHECK(k.TakeSlot());
+  CHECK_FALSE(k.TakeSlot());  // default: 2 at once
+  CHECK(k.slots_in_use() == 2);
+  k.GiveSlot();
+  CHECK(k.TakeSlot());
+  k.SetMaxConcurrent(3);
+  CHECK(k.TakeSlot());
+  CHECK_FALSE(k.TakeSlot());
+  k.SetMaxConcurrent(0);  // never below one
+  for (int i = 0; i < 3; ++i) k.GiveSlot();
+  CHECK(k.slots_in_use() == 0);
+  k.GiveSlot();  // more gives than takes do not go negative
+  CHECK(k.slots_in_use() == 0);
+  CHECK(k.TakeSlot());
+  CHECK_FALSE(k.TakeSlot());
+}
+
 TEST_CASE("TLS handshake rate per source: a burst, then the refill rate; sources apart") {
   HandshakeRate r(2.0, 3);  // 2 per second, 3 at once
   for (int i = 0; i < 3; ++i) CHECK(r.Take("10.0.0.1", 1000));

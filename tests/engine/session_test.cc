@@ -42,6 +42,16 @@ struct FakeIo : SessionIo {
   void StartPassthrough() override { passthrough = true; }
   void SetDeadline(int64_t ms) override { deadline = ms; }
   void Close(std::string_view why) override { closed = std::string(why); }
+  // Off-reactor jobs (6.x key derivation) wait here until the test runs them (RunOffJobs).
+  std::vector<std::function<std::function<void()>()>> off_jobs;
+  bool off_queue_full = false;
+  size_t client_cipher_block = 32;
+  bool RunOffReactor(std::function<std::function<void()>()> job) override {
+    if (off_queue_full) return false;
+    off_jobs.push_back(std::move(job));
+    return true;
+  }
+  void SetClientCipherBlock(size_t block) override { client_cipher_block = block; }
 };
 
 // Decodes every packet in a byte stream (optionally decrypting frames first).
@@ -49,6 +59,7 @@ struct Reader {
   FrameReader frames{FrameLimits{}};
   PacketDecoder decoder{FrameLimits{}, DecodeLimits{}};
   crypto::Decryptor* dec = nullptr;
+  crypto6::Decryptor* dec6 = nullptr;  // xpra 6.x: every frame must be encrypted once it is set
   std::vector<Value> Read(std::string& bytes) {
     frames.Feed(bytes);
     bytes.clear();
@@ -58,11 +69,15 @@ struct Reader {
       REQUIRE(f.ok());
       if (!f->has_value()) break;
       RawFrame frame = std::move(**f);
+      if (dec6 != nullptr) REQUIRE(frame.header.encrypted());
       if (frame.header.encrypted()) {
-        REQUIRE(dec != nullptr);
+        REQUIRE((dec != nullptr || dec6 != nullptr));
         std::string plain;
-        REQUIRE(dec->Decrypt(frame.payload, frame.header.payload_size, &plain).ok());
+        REQUIRE((dec6 != nullptr ? dec6->Decrypt(frame.payload, frame.header.payload_size, &plain)
+                                 : dec->Decrypt(frame.payload, frame.header.payload_size, &plain))
+                    .ok());
         frame.payload = plain;
+        frame.header.payload_size = static_cast<uint32_t>(plain.size());  // 6.x: without its iv
         frame.header.flags &= static_cast<uint8_t>(~flags::kCipher);
       }
       auto p = decoder.Push(std::move(frame));
@@ -174,10 +189,16 @@ struct Fixture {
     for (auto& j : jobs) session->OnAuthDone(j());
   }
 
-  // Answers the challenge in `challenge` for `password` and sends the second hello.
-  void Respond(const Value& challenge, std::string_view user, std::string_view password,
-               std::string_view display = "", crypto::Encryptor* enc = nullptr,
-               const Value* extra_caps = nullptr) {
+  // Runs the queued off-reactor jobs as a worker would, then their results as the reactor would.
+  void RunOffJobs() {
+    auto jobs = std::move(io.off_jobs);
+    io.off_jobs.clear();
+    for (auto& j : jobs) j()();
+  }
+
+  // The second hello answering the challenge in `challenge` for `password`.
+  Value ResponseHello(const Value& challenge, std::string_view user, std::string_view password,
+                      std::string_view display = "") {
     const List& c = challenge.as_list();
     std::string server_salt = c[1].as_string();
     std::string digest = c[3].as_string();
@@ -190,6 +211,14 @@ struct Fixture {
     Value caps = ClientHello(user, display);
     caps.set("challenge_response", std::string_view(*response));
     caps.set("challenge_client_salt", Value::bytes(client_salt));
+    return caps;
+  }
+
+  // Answers the challenge in `challenge` for `password` and sends the second hello.
+  void Respond(const Value& challenge, std::string_view user, std::string_view password,
+               std::string_view display = "", crypto::Encryptor* enc = nullptr,
+               const Value* extra_caps = nullptr) {
+    Value caps = ResponseHello(challenge, user, password, display);
     if (extra_caps != nullptr) Merge(caps, *extra_caps);
     session->OnClientData(Wire(Value(List{Value("hello"), caps}), enc, encoding));
   }
@@ -982,62 +1011,325 @@ TEST_CASE("xpra 6.x server: the relay's hello is rencodeplus, under 4 MiB, and a
   CHECK(digest::VerifyResponse("hmac+sha512", "serverpw", *salt, caps.get_string("challenge_response")));
 }
 
-// A 6.5.3 client's hello asking for AES-<mode> as its get_cipher_caps() writes the dict.
-Value Xpra6AesHello(std::string_view mode, bool stream, const std::string& key_salt) {
-  Value caps = ClientHello("foo", "200");
-  Value enc{Dict{}};
-  enc.set("cipher", "AES");
-  enc.set("mode", mode);
-  enc.set("iv", "0123456789abcdef");
-  enc.set("key_salt", Value::bytes(key_salt));
-  enc.set("key_size", 32);
-  enc.set("key_hash", "SHA1");
-  enc.set("key_stretch", "PBKDF2");
-  enc.set("key_stretch_iterations", 10000);
-  enc.set("padding", "PKCS#7");
-  enc.set("padding.options", List{Value("PKCS#7")});
-  enc.set("always-pad", false);
-  enc.set("stream", stream);
-  caps.set("encryption", enc);
-  return caps;
+// A 6.5.3 client's AES state: it receives with `recv` (what its hellos announce) and sends with
+// what the relay announced (challenge, hello), as client/base/aes.py does.
+struct Client6 {
+  crypto6::Params recv;
+  std::unique_ptr<crypto6::Decryptor> dec;
+  std::unique_ptr<crypto6::Encryptor> enc;
+  Reader reader;
+  std::string key = "secret-key";
+
+  Client6(crypto6::Mode mode, bool stream, int iterations = 1000) {
+    recv.mode = mode;
+    recv.framing = crypto6::Framing{mode, false, stream};
+    recv.iterations = iterations;
+    NewReceive();
+    reader.frames.set_cipher_block(crypto6::CipherBlock(recv.framing));
+  }
+  // New receive parameters (every hello the client sends carries new ones).
+  void NewReceive() {
+    recv.iv = crypto::RandomIv();
+    recv.key_salt = crypto::RandomBytes(64);
+    auto k = crypto6::DeriveKey(key, recv.key_salt, recv.key_hash, recv.key_size, recv.iterations);
+    REQUIRE(k.ok());
+    auto d = crypto6::Decryptor::Create(*k, recv.iv, recv.framing);
+    REQUIRE(d.ok());
+    dec = std::move(*d);
+  }
+  // A hello (caps) with the "encryption" dict of the current receive parameters.
+  Value Hello(Value caps) const {
+    Value e = crypto6::ParamsDict(recv);
+    caps.set("encryption", e);
+    return caps;
+  }
+  // Takes the relay's announced parameters (challenge element 2, or the hello) for sending.
+  void SendWith(const Value& dict_holder) {
+    auto p = crypto6::ParseParams(dict_holder);
+    REQUIRE(p.ok());
+    auto k = crypto6::DeriveKey(key, p->key_salt, p->key_hash, p->key_size, p->iterations);
+    REQUIRE(k.ok());
+    auto e = crypto6::Encryptor::Create(*k, p->iv, p->framing);
+    REQUIRE(e.ok());
+    enc = std::move(*e);
+  }
+  // Plain rencodeplus frames of `packet`, encrypted when the client has an encryptor.
+  std::string Wire6(const Value& packet) {
+    std::string plain = Wire(packet, nullptr, Encoding::kRencodePlus);
+    if (!enc) return plain;
+    auto h = DecodeHeader(plain);
+    REQUIRE(h.ok());
+    std::string out(kHeaderSize, '\0');
+    uint32_t size = 0;
+    REQUIRE(enc->Encrypt(std::string_view(plain).substr(kHeaderSize), &out, &size).ok());
+    FrameHeader eh = *h;
+    eh.flags |= flags::kCipher;
+    eh.payload_size = size;
+    EncodeHeader(eh, out.data());
+    return out;
+  }
+  // Every packet in `bytes` (each frame must be encrypted: 6.x drops plain ones once keyed).
+  std::vector<Value> Read(std::string& bytes) {
+    reader.dec6 = dec.get();
+    return reader.Read(bytes);
+  }
+  Value ReadOne(std::string& bytes, std::string_view type) {
+    auto packets = Read(bytes);
+    REQUIRE(packets.size() == 1);
+    CHECK(packets[0].as_list()[0].as_string() == type);
+    return packets[0];
+  }
+};
+
+// foo's first hello asking for AES, its keys derived, the challenge it gets.
+Value ChallengeAes6(Fixture& f, Client6& c) {
+  f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo", "200"))}), nullptr,
+                               Encoding::kRencodePlus));
+  f.RunOffJobs();
+  return c.ReadOne(f.io.to_client, "challenge");
 }
 
-TEST_CASE("xpra 6.x client asking for AES: the refusal is encrypted with its own parameters, so it reads why") {
-  for (const auto& mode_stream : {std::pair{"CBC", true}, std::pair{"CTR", false}}) {
-    const char* mode = mode_stream.first;  // not a structured binding: clang-14 cannot capture one
-    const bool stream = mode_stream.second;
-    CAPTURE(mode);
-    Fixture f("", /*aes=*/true);  // --tcp-encryption=AES with a keyfile holding "secret-key"
-    const std::string salt = crypto::RandomBytes(64);
-    f.session->OnClientData(Wire(Value(List{Value("hello"), Xpra6AesHello(mode, stream, salt)}), nullptr,
-                                 Encoding::kRencodePlus));
-    REQUIRE(!f.io.closed.empty());
-    auto h = DecodeHeader(f.io.to_client);
-    REQUIRE(h.ok());
-    REQUIRE(h->encrypted());
-    auto key = crypto6::DeriveKey("secret-key", salt, crypto6::KeyHash::kSha1, 32, 10000);
-    REQUIRE(key.ok());
-    crypto6::Framing fr{*crypto6::ParseMode(mode), false, stream};
-    auto dec = crypto6::Decryptor::Create(*key, "0123456789abcdef", fr);
-    REQUIRE(dec.ok());
-    REQUIRE(f.io.to_client.size() == kHeaderSize + crypto6::WireSize(fr, h->payload_size));
-    std::string plain;
-    REQUIRE((*dec)->Decrypt(std::string_view(f.io.to_client).substr(kHeaderSize), h->payload_size, &plain).ok());
-    FrameHeader ph = *h;
-    ph.flags &= static_cast<uint8_t>(~flags::kCipher);
-    ph.payload_size = static_cast<uint32_t>(plain.size());
-    std::string frame = SerializeFrame(ph, plain);
-    auto packets = f.client_reader.Read(frame);
-    REQUIRE(packets.size() == 1);
-    const List& d = packets[0].as_list();
-    CHECK(d[0].as_string() == "disconnect");
-    CHECK(d[2].as_string().find("connect with TLS") != std::string::npos);
+// foo's login over 6.x AES up to the connect request: hello, keys (worker), challenge with the
+// relay's parameters, the reply with new receive parameters, keys again, authentication.
+void LoginAes6(Fixture& f, Client6& c, std::string_view password = "bar", std::string_view display = "200") {
+  f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo", display))}), nullptr,
+                               Encoding::kRencodePlus));
+  // The keys are derived off the reactor: nothing is answered until they are there.
+  CHECK(f.io.to_client.empty());
+  REQUIRE(f.io.off_jobs.size() == 1);
+  CHECK(f.io.client_cipher_block == crypto6::CipherBlock(c.recv.framing));
+  f.RunOffJobs();
+  Value challenge = c.ReadOne(f.io.to_client, "challenge");
+  const Value& auth_caps = challenge.as_list()[2];
+  REQUIRE(auth_caps.is_dict());
+  c.SendWith(auth_caps);
+  c.NewReceive();  // get_caps() of the reply hello makes new receive parameters and keys them
+  Value reply = c.Hello(f.ResponseHello(challenge, "foo", password, display));
+  f.session->OnClientData(c.Wire6(Value(List{Value("hello"), reply})));
+  REQUIRE(f.io.off_jobs.size() == 1);
+  CHECK(f.io.auth_jobs.empty());  // authentication waits for the reply's keys
+  f.RunOffJobs();
+  f.RunAuthJobs();
+}
+
+TEST_CASE("xpra 6.x AES: CBC and CTR, stream and per-packet IVs, end to end through the relay") {
+  for (const auto& ms : {std::pair{crypto6::Mode::kCbc, true}, std::pair{crypto6::Mode::kCtr, true},
+                         std::pair{crypto6::Mode::kCtr, false}, std::pair{crypto6::Mode::kCbc, false}}) {
+    const crypto6::Mode mode = ms.first;
+    const bool stream = ms.second;
+    CAPTURE(crypto6::ModeName(mode));
+    CAPTURE(stream);
+    Fixture f("", /*aes=*/true);
+    Client6 c(mode, stream);
+    LoginAes6(f, c);
+    REQUIRE(f.io.connect_target.has_value());
+    CHECK(f.session->encrypted());
+    f.session->OnServerConnected();
+    Value to_server = f.ExpectOne(f.ServerGot(), "hello");
+    CHECK_FALSE(Caps(to_server.as_list()[1]).has("encryption"));  // the server leg stays plain
+    Value server_caps{Dict{}};
+    server_caps.set("version", "6.5");
+    f.session->OnServerData(Wire(Value(List{Value("hello"), server_caps}), nullptr, Encoding::kRencodePlus));
+    REQUIRE(f.session->state() == Session::State::kRelay);
+    CHECK_FALSE(f.io.passthrough);
+    Value hello = c.ReadOne(f.io.to_client, "hello");
+    Caps hc(hello.as_list()[1]);
+    CHECK(hc.get_string("encryption.mode") == crypto6::ModeName(mode));
+    CHECK(hc.get_bool("encryption.stream", !stream) == stream);
+    c.SendWith(hello.as_list()[1]);  // parse_server_capabilities -> set_server_encryption
+    // Client -> server: decrypted and re-framed plain.
+    std::string two = c.Wire6(Value(List{Value("ping"), Value(42)}));  // in stream order
+    two += c.Wire6(Value(List{Value("key-action"), Value(1), Value("a")}));
+    f.session->OnClientData(two);
+    auto got = f.ServerGot();
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].as_list()[1].as_int() == 42);
+    CHECK(got[1].as_list()[2].as_string() == "a");
+    // Server -> client: a chunk and its draw packet, a large packet, several small ones, split anywhere.
+    std::string chunk = SerializeFrame(FrameHeader{0, 0, 2, 65536}, std::string(65536, 'c'));
+    std::string stream_bytes = chunk + Wire(Value(List{Value("draw"), Value(1), Value("")}), nullptr, Encoding::kRencodePlus) +
+                               Wire(Value(List{Value("draw"), Value::bytes(std::string(70001, 'p'))}), nullptr,
+                                    Encoding::kRencodePlus) +
+                               Wire(Value(List{Value("ping"), Value(7)}), nullptr, Encoding::kRencodePlus);
+    f.session->OnServerData(stream_bytes.substr(0, 30001));
+    f.session->OnServerData(stream_bytes.substr(30001));
+    auto out = c.Read(f.io.to_client);
+    REQUIRE(out.size() == 3);
+    CHECK(out[0].as_list()[2].as_string() == std::string(65536, 'c'));
+    CHECK(out[1].as_list()[1].as_string().size() == 70001);
+    CHECK(out[2].as_list()[1].as_int() == 7);
+    CHECK(f.io.closed.empty());
   }
 }
 
-TEST_CASE("xpra 6.x client asking for AES from a relay without a key: the refusal goes plain") {
-  Fixture f;
-  f.session->OnClientData(Wire(Value(List{Value("hello"), Xpra6AesHello("CBC", true, crypto::RandomBytes(64))}),
-                               nullptr, Encoding::kRencodePlus));
-  f.ExpectDisconnect(reason::kAuthenticationError, "connect with TLS");
+TEST_CASE("xpra 6.x AES: without a challenge the login goes on to authentication once the keys are there") {
+  Fixture f("", /*aes=*/true);
+  auto none = auth::CreateAuthModule("none");
+  REQUIRE(none.ok());
+  f.config->auth = std::shared_ptr<auth::AuthModule>(std::move(*none));
+  f.session = std::make_unique<Session>(9, "127.0.0.1:5555", f.config, &f.io, f.Env());
+  f.session->Start();
+  Client6 c(crypto6::Mode::kCbc, true);
+  f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo"))}), nullptr,
+                               Encoding::kRencodePlus));
+  REQUIRE(f.io.off_jobs.size() == 1);
+  f.RunOffJobs();
+  CHECK(f.io.to_client.empty());
+  REQUIRE(f.io.auth_jobs.size() == 1);
+}
+
+TEST_CASE("xpra 6.x AES: a wrong password, an unknown display: the reason is encrypted with the reply's keys") {
+  for (bool wrong_password : {true, false}) {
+    CAPTURE(wrong_password);
+    Fixture f("", /*aes=*/true);
+    Client6 c(crypto6::Mode::kCtr, true);
+    LoginAes6(f, c, wrong_password ? "wrong" : "bar", wrong_password ? "200" : "299");
+    Value d = c.ReadOne(f.io.to_client, "disconnect");
+    const List& l = d.as_list();
+    if (wrong_password) {
+      CHECK(l[1].as_string() == reason::kAuthenticationError);
+    } else {
+      CHECK(l[1].as_string() == reason::kSessionNotFound);
+      CHECK(l[2].as_string().find("299") != std::string::npos);
+    }
+    CHECK(f.session->state() == Session::State::kClosed);
+  }
+}
+
+TEST_CASE("xpra 6.x AES: refused plainly on a port without AES, and for each invalid parameter") {
+  {
+    Fixture f;  // no --tcp-encryption
+    Client6 c(crypto6::Mode::kCbc, true);
+    f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo"))}), nullptr,
+                                 Encoding::kRencodePlus));
+    f.ExpectDisconnect(reason::kAuthenticationError, "AES encryption is not enabled on this port");
+    CHECK(f.io.off_jobs.empty());
+  }
+  struct Bad {
+    const char* key;
+    Value value;
+    const char* words;
+  };
+  for (const Bad& b : {Bad{"mode", Value("GCM"), "unsupported AES mode 'GCM'"},
+                       Bad{"key_stretch_iterations", Value(999), "key_stretch_iterations outside"},
+                       Bad{"iv", Value(""), "missing iv"}, Bad{"iv", Value("short"), "16 bytes"},
+                       Bad{"key_hash", Value("MD5"), "unsupported key hash"},
+                       Bad{"key_salt", Value::bytes("tiny"), "key_salt outside"}}) {
+    CAPTURE(b.key);
+    Fixture f("", /*aes=*/true);
+    Client6 c(crypto6::Mode::kCbc, true);
+    Value hello = c.Hello(ClientHello("foo"));
+    Value enc = *Caps(hello).get("encryption");
+    enc.set(b.key, b.value);
+    hello.set("encryption", enc);
+    f.session->OnClientData(Wire(Value(List{Value("hello"), hello}), nullptr, Encoding::kRencodePlus));
+    f.ExpectDisconnect(reason::kAuthenticationError, b.words);
+    CHECK(f.io.off_jobs.empty());  // nothing derived for a refused hello
+  }
+}
+
+TEST_CASE("xpra 6.x AES: the login's derivations are charged to the budget at the first hello") {
+  KdfBudget kdf(44000);  // two logins' worth at 1,000 + the relay's 10,000, each twice (challenge)
+  for (int i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    Fixture f("", /*aes=*/true);
+    f.session = std::make_unique<Session>(9, "127.0.0.1:5555", f.config, &f.io,
+                                          SessionEnv{f.admission, &f.counters, [] { return int64_t{1000}; },
+                                                     f.login_memory, &kdf});
+    f.session->Start();
+    Client6 c(crypto6::Mode::kCbc, true);
+    f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo"))}), nullptr,
+                                 Encoding::kRencodePlus));
+    if (i < 2) {
+      CHECK(f.io.off_jobs.size() == 1);
+      CHECK(f.io.closed.empty());
+    } else {
+      f.ExpectDisconnect(reason::kServerError, "too busy to set up encryption");
+      CHECK(f.io.off_jobs.empty());
+    }
+  }
+}
+
+TEST_CASE("xpra 6.x AES: derivations past the concurrent slots wait for one, within the login time") {
+  Fixture f("", /*aes=*/true);
+  f.kdf.SetMaxConcurrent(1);
+  REQUIRE(f.kdf.TakeSlot());  // another connection's derivation is running
+  Client6 c(crypto6::Mode::kCbc, true);
+  f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo"))}), nullptr,
+                               Encoding::kRencodePlus));
+  CHECK(f.io.off_jobs.empty());
+  CHECK(f.io.deadline == 20);  // asks again shortly
+  f.session->OnTimeout();
+  CHECK(f.io.off_jobs.empty());  // still busy
+  f.kdf.GiveSlot();
+  f.session->OnTimeout();
+  REQUIRE(f.io.off_jobs.size() == 1);
+  CHECK(f.kdf.slots_in_use() == 1);  // held by the queued job
+  f.RunOffJobs();
+  CHECK(f.kdf.slots_in_use() == 0);  // given back when the work is done
+  CHECK(f.io.deadline > 1000);       // the login deadline again
+  c.ReadOne(f.io.to_client, "challenge");
+}
+
+TEST_CASE("xpra 6.x AES: a full worker queue refuses at once; a session closed meanwhile ignores its keys") {
+  {
+    Fixture f("", /*aes=*/true);
+    f.io.off_queue_full = true;
+    Client6 c(crypto6::Mode::kCbc, true);
+    f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo"))}), nullptr,
+                                 Encoding::kRencodePlus));
+    f.ExpectDisconnect(reason::kServerError, "too busy to set up encryption");
+    CHECK(f.kdf.slots_in_use() == 0);
+  }
+  Fixture f("", /*aes=*/true);
+  Client6 c(crypto6::Mode::kCbc, true);
+  f.session->OnClientData(Wire(Value(List{Value("hello"), c.Hello(ClientHello("foo"))}), nullptr,
+                               Encoding::kRencodePlus));
+  REQUIRE(f.io.off_jobs.size() == 1);
+  f.session->OnClientClosed("gone");
+  f.io.to_client.clear();
+  f.RunOffJobs();
+  CHECK(f.io.to_client.empty());
+  CHECK(f.io.auth_jobs.empty());
+}
+
+TEST_CASE("xpra 6.x AES: a challenge reply with more key stretching or another mode is refused") {
+  for (bool more_iterations : {true, false}) {
+    CAPTURE(more_iterations);
+    Fixture f("", /*aes=*/true);
+    Client6 c(crypto6::Mode::kCbc, true);
+    Value challenge = ChallengeAes6(f, c);
+    c.SendWith(challenge.as_list()[2]);
+    if (more_iterations) {
+      c.recv.iterations = 2000;
+    } else {
+      c.recv.mode = crypto6::Mode::kCtr;
+      c.recv.framing.mode = crypto6::Mode::kCtr;
+    }
+    c.NewReceive();
+    Value reply = c.Hello(f.ResponseHello(challenge, "foo", "bar", "200"));
+    f.session->OnClientData(c.Wire6(Value(List{Value("hello"), reply})));
+    CHECK(f.io.off_jobs.empty());
+    CHECK(f.session->state() == Session::State::kClosed);
+  }
+}
+
+TEST_CASE("xpra 6.x AES: a frame under another key, or a plain one once keyed, is a protocol error") {
+  for (bool plain : {false, true}) {
+    CAPTURE(plain);
+    Fixture f("", /*aes=*/true);
+    Client6 c(crypto6::Mode::kCbc, true);
+    Value challenge = ChallengeAes6(f, c);
+    if (!plain) {
+      c.key = "not-the-key";
+      c.SendWith(challenge.as_list()[2]);
+    }
+    f.session->OnClientData(c.Wire6(Value(List{Value("hello"), f.ResponseHello(challenge, "foo", "bar", "200")})));
+    CHECK(f.session->state() == Session::State::kClosed);
+    CHECK(f.io.auth_jobs.empty());
+    // The relay still tells the client why, with the client's own (unchanged) receive keys.
+    c.key = "secret-key";
+    Value d = c.ReadOne(f.io.to_client, "disconnect");
+    CHECK(d.as_list()[1].as_string() == reason::kProtocolError);
+  }
 }
