@@ -217,9 +217,11 @@ Value HelloTo3(const Value& caps6) {
 
 bool DroppedToward(Generation to, std::string_view type) {
   // ssl-upgrade (6.x): the relay's server leg is plain and the client's transport is the
-  // relay's; neither side of a bridge can follow it. set_deflate (3.1): the compression level
-  // of each bridged leg is the relay's, and 6.x has no handler for it ("removed in v6").
-  static constexpr std::array<std::string_view, 1> kNotTo3{"ssl-upgrade"};
+  // relay's; neither side of a bridge can follow it. encodings (6.x server: the encodings it
+  // enabled for the client): 3.1 has no such packet ("unknown packet type: encodings").
+  // set_deflate (3.1): the compression level of each bridged leg is the relay's, and 6.x has no
+  // handler for it ("removed in v6").
+  static constexpr std::array<std::string_view, 2> kNotTo3{"ssl-upgrade", "encodings"};
   static constexpr std::array<std::string_view, 1> kNotTo6{"set_deflate"};
   if (to == Generation::k3) return std::find(kNotTo3.begin(), kNotTo3.end(), type) != kNotTo3.end();
   return std::find(kNotTo6.begin(), kNotTo6.end(), type) != kNotTo6.end();

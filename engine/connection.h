@@ -90,6 +90,7 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   void SendToServer(std::string bytes) override { SendTracked(kServerLeg, std::move(bytes)); }
   void RunAuth(std::function<AuthOutcome()> job) override;
   void ConnectServer(const registry::Target& target) override;
+  bool ReconnectServer(const registry::Target& target) override;
   void StartPassthrough() override;
   void Relaying() override;
   int client_fd() const override { return cd_[kClientLeg].fd.get(); }
