@@ -104,6 +104,20 @@ void FlattenInto(Dict* out, const std::string& prefix, const Value& v, int depth
   }
 }
 
+// 6.x sends the keyboard as a "keymap" dict (in its hello and in "keymap-changed"); 3.1 reads
+// flat "xkbmap_<name>" keys from the same dict (x11/server_keyboard_config.py parse_options).
+void KeymapFor3(Value* d) {
+  const Value* keymap = d->find("keymap");
+  if (keymap == nullptr || !keymap->is_dict()) return;
+  Dict add;
+  for (const auto& [k, v] : keymap->as_dict()) {
+    if (!k.is_string() || k.as_string().empty()) continue;
+    std::string name = "xkbmap_" + k.as_string();
+    if (d->find(name) == nullptr) add.emplace_back(Value(std::string_view(name)), v);
+  }
+  for (auto& kv : add) d->as_dict().push_back(std::move(kv));
+}
+
 Value Strings(std::initializer_list<const char*> names) {
   List l;
   for (const char* n : names) l.emplace_back(n);
@@ -212,6 +226,7 @@ Value HelloTo3(const Value& caps6) {
   for (auto& [k, v] : out) {
     if (result.find(k.as_string()) == nullptr) result.as_dict().emplace_back(std::move(k), std::move(v));
   }
+  KeymapFor3(&result);
   return result;
 }
 
@@ -274,7 +289,7 @@ Status Translator::Translate(const FrameHeader& h, std::string_view payload, con
   }
   const int chunks_before = chunks_since_main_;
   chunks_since_main_ = 0;
-  const std::string& type = packet->as_list()[0].as_string();
+  const std::string type = packet->as_list()[0].as_string();  // a copy: the packet moves below
   if (DroppedToward(to_generation(), type)) {
     if (chunks_before > 0) {
       return MakeError(ErrorCode::kMalformed, "bridge: '" + type + "' cannot be bridged and came with chunks");
@@ -284,6 +299,9 @@ Status Translator::Translate(const FrameHeader& h, std::string_view payload, con
     return Status::Ok();
   }
   Value converted = to6 ? TextForSix(std::move(*packet)) : std::move(*packet);
+  if (!to6 && type == "keymap-changed" && converted.as_list().size() > 1 && converted.as_list()[1].is_dict()) {
+    KeymapFor3(&converted.as_list()[1]);
+  }
   EncodeOptions opts;
   opts.encoding = to_.encoding;
   opts.compressor = to_.compressor;

@@ -307,5 +307,23 @@ TEST_CASE("bridge: formats chosen from the peers' hellos, and their names") {
   CHECK(FormatName(FormatFor(Generation::k6, c6)) == "rencodeplus+lz4");
 }
 
+TEST_CASE("bridge: 6.x's keymap dict gives 3.1 its xkbmap_ keys (hello and keymap-changed)") {
+  Value keymap(Dict{{Value("layout"), Value("us")}, {Value("keycodes"), Value(List{Value(List{Value(65), Value("A")})})}});
+  Value caps(Dict{{Value("keymap"), keymap}});
+  Value three = HelloTo3(caps);
+  CHECK(three.find("xkbmap_layout")->as_string() == "us");
+  CHECK(three.find("xkbmap_keycodes")->is_list());
+  Translator t(Generation::k6, k3, 1 << 20, DecodeLimits{});
+  Out out;
+  std::string dropped;
+  Value packet(List{Value("keymap-changed"), Value(Dict{{Value("keymap"), keymap}}), Value(true)});
+  REQUIRE(Run(t, Wire(packet, Encoding::kRencodePlus), &out, &dropped).ok());
+  REQUIRE(out.frames.size() == 1);
+  Value got = Decoded(out.frames[0].first, out.frames[0].second, Encoding::kRencode);
+  const Value& props = got.as_list()[1];
+  REQUIRE(props.find("xkbmap_keycodes") != nullptr);
+  CHECK(props.find("xkbmap_layout")->as_string() == "us");
+}
+
 }  // namespace
 }  // namespace xr::bridge
