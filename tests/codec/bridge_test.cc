@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -323,6 +325,52 @@ TEST_CASE("bridge: 6.x's keymap dict gives 3.1 its xkbmap_ keys (hello and keyma
   const Value& props = got.as_list()[1];
   REQUIRE(props.find("xkbmap_keycodes") != nullptr);
   CHECK(props.find("xkbmap_layout")->as_string() == "us");
+}
+
+// ---- golden packets: each generation's own encoder (tools/golden/bridge.py) ---------------
+
+std::string ReadBridgeGolden(const std::string& name) {
+  std::ifstream in("tests/codec/testdata/bridge/" + name, std::ios::binary);
+  REQUIRE_MESSAGE(in.good(), "missing golden file " << name);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void CheckGolden(const std::string& name, bool to6) {
+  const std::string in = ReadBridgeGolden(name + ".in.bin");
+  const std::string want = ReadBridgeGolden(name + ".out.bin");
+  for (bool bytewise : {false, true}) {
+    CAPTURE(bytewise);
+    Translator t(to6 ? Generation::k3 : Generation::k6, to6 ? k6 : k3, 1 << 20, DecodeLimits{});
+    Out out;
+    std::string dropped;
+    REQUIRE(Run(t, in, &out, &dropped, bytewise).ok());
+    REQUIRE(!out.frames.empty());
+    const auto& [h, payload] = out.frames.back();
+    CHECK(h.index == 0);
+    CHECK(h.flags == (to6 ? (flags::kRencodePlus | flags::kFlush) : flags::kRencode));
+    auto data = Decompress(h.level, payload, size_t{1} << 24);
+    REQUIRE(data.ok());
+    CHECK(*data == want);  // byte for byte what the receiving generation's own encoder writes
+    if (out.frames.size() == 2) {
+      // The chunk before it: raw as it came.
+      CHECK(out.frames[0].first.index == 7);
+      CHECK(out.frames[0].second == in.substr(kHeaderSize, out.frames[0].second.size()));
+    }
+  }
+}
+
+TEST_CASE("bridge golden: 3.1.3 client packets become what 6.5.3's rencodeplus writes") {
+  for (const char* name : {"key_action_3to6", "pointer_position_3to6", "damage_sequence_3to6", "configure_window_3to6"}) {
+    CAPTURE(name);
+    CheckGolden(name, true);
+  }
+}
+
+TEST_CASE("bridge golden: 6.5.3 server packets become what 3.1.3's rencode writes (chunk passed raw)") {
+  for (const char* name : {"draw_chunk_6to3", "new_window_6to3", "ping_6to3"}) {
+    CAPTURE(name);
+    CheckGolden(name, false);
+  }
 }
 
 }  // namespace
