@@ -2,54 +2,17 @@
 
 #include <algorithm>
 #include <array>
-#include <map>
 #include <utility>
 
 #include "codec/compression.h"
+#include "codec/decode_util.h"
 
 namespace xr::bridge {
 namespace {
 
-// Whether `s` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
-bool ValidUtf8(std::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n) return false;
-    for (size_t k = 1; k < len; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    static constexpr std::array<uint32_t, 5> kMin{0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += len;
-  }
-  return true;
-}
-
 bool ReadsAsText(std::string_view s, bool key) {
   if (!key && (s.size() > kMaxTextBytes || s.find('\0') != std::string_view::npos)) return false;
-  return ValidUtf8(s);
+  return codec_internal::IsValidUtf8(s);
 }
 
 Value KeyForSix(const Value& k) {

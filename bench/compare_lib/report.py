@@ -45,6 +45,19 @@ def med(results, wl, path, metric):
     return p.get("median", {}).get(metric)
 
 
+def cell_status(results, wl, path, metric):
+    """(text, None) when path has no figure for metric in wl ("-", "n/a" or "failed"), else (None, value)."""
+    d = results.get(wl, {}).get("paths", {}).get(path)
+    if d is None:
+        return "-", None
+    if "na" in d:
+        return "n/a", None
+    v = med(results, wl, path, metric)
+    if v is None:
+        return ("failed" if d.get("error") else "-"), None
+    return None, v
+
+
 def direct_ref(results, wl, path, metric):
     """The direct figure to compare path with: direct at the same N (xpra proxy runs a smaller N)."""
     if path == "xpra-proxy":
@@ -143,14 +156,9 @@ def build_rows(results, path_keys):
                      {p: ("n/a" if p == "direct" else cell_plain("idle", "kib_per_conn", p)) for p in path_keys}))
 
     def cell_aes(wl, path):
-        d = results.get(wl, {}).get("paths", {}).get(path)
-        if d is None:
-            return "-"
-        if "na" in d:
-            return "n/a"
-        v = med(results, wl, path, "mbps")
-        if v is None:
-            return "failed" if d.get("error") else "-"
+        status, v = cell_status(results, wl, path, "mbps")
+        if status:
+            return status
         cores = med(results, wl, path, "cpu_cores")
         per_core = med(results, wl, path, "mbps_per_core")
         parts = []
@@ -237,14 +245,9 @@ def build_bridge_rows(results, path_keys):
     rows = []
 
     def cell(wl, path, pair):
-        d = results.get(wl, {}).get("paths", {}).get(path)
-        if d is None:
-            return "-"
-        if "na" in d:
-            return "n/a"
-        v = med(results, wl, path, "mbps")
-        if v is None:
-            return "failed" if d.get("error") else "-"
+        status, v = cell_status(results, wl, path, "mbps")
+        if status:
+            return status
         parts = []
         cpu = med(results, wl, path, "mb_per_cpu_s")
         if cpu is not None:
