@@ -246,7 +246,7 @@ Status Translator::Translate(const FrameHeader& h, std::string_view payload, con
   auto data = Decompress(h.level, payload, max_payload_);
   if (!data.ok()) return MakeError(data.error().code, "bridge: " + data.error().message);
   auto packet = DecodePayload(*enc, *data, limits_);
-  if (!packet.ok()) return packet.error();
+  if (!packet.ok()) return MakeError(packet.error().code, "bridge: " + packet.error().message);
   if (!packet->is_list() || packet->as_list().empty() || !packet->as_list()[0].is_string()) {
     return MakeError(ErrorCode::kMalformed, "bridge: a packet that is not a list starting with its type");
   }

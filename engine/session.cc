@@ -1,8 +1,6 @@
 #include "engine/session.h"
 
 #include <algorithm>
-#include <mutex>
-#include <unordered_map>
 
 #include "codec/cipher6.h"
 #include "codec/digest.h"
@@ -118,29 +116,6 @@ registry::StartRequest StartRequestFrom(const Caps& caps) {
   return req;
 }
 
-// The generation each target was last found to speak (bridge): a login to a target known to be
-// of the other generation than its client sends its hello in the right one at once. Bounded:
-// cleared when full (the next login to each target then learns it again, one reconnect).
-constexpr size_t kMaxKnownTargets = 4096;
-std::mutex g_generations_mu;
-std::unordered_map<std::string, bridge::Generation>& KnownGenerations() {
-  static auto* m = new std::unordered_map<std::string, bridge::Generation>();
-  return *m;
-}
-bool KnownGeneration(const std::string& target, bridge::Generation* g) {
-  std::lock_guard<std::mutex> lock(g_generations_mu);
-  auto it = KnownGenerations().find(target);
-  if (it == KnownGenerations().end()) return false;
-  *g = it->second;
-  return true;
-}
-void RememberGeneration(const std::string& target, bridge::Generation g) {
-  std::lock_guard<std::mutex> lock(g_generations_mu);
-  auto& m = KnownGenerations();
-  if (m.size() >= kMaxKnownTargets && m.find(target) == m.end()) m.clear();
-  m[target] = g;
-}
-
 // Bridge: the format the relay writes to a server of generation `g` before its hello tells more.
 bridge::WireFormat DefaultFormat(bridge::Generation g) {
   return g == bridge::Generation::k6 ? bridge::WireFormat{Encoding::kRencodePlus, Compressor::kLz4}
@@ -150,6 +125,25 @@ bridge::WireFormat DefaultFormat(bridge::Generation g) {
 constexpr size_t kMaxDropTypes = 32;
 
 }  // namespace
+
+bool GenerationMemory::Find(const std::string& target, bridge::Generation* g) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = known_.find(target);
+  if (it == known_.end()) return false;
+  *g = it->second;
+  return true;
+}
+
+void GenerationMemory::Remember(const std::string& target, bridge::Generation g) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (known_.size() >= kMaxTargets && known_.find(target) == known_.end()) known_.clear();
+  known_[target] = g;
+}
+
+GenerationMemory& GlobalGenerationMemory() {
+  static auto* m = new GenerationMemory();  // never destroyed: sessions may outlive static teardown
+  return *m;
+}
 
 const char* LoginFailureLabel(std::string_view why) {
   if (why == reason::kAuthenticationError) return "authentication";
@@ -701,12 +695,13 @@ void Session::OnServerConnected() {
   server_encoding_ = ChooseEncoding(Caps(hs_->client_caps), client_encoding_);
   if (!server_generation_retried_) {  // else RetryServerGeneration chose it
     server_generation_ = bridge::GenerationOf(client_encoding_);
-    KnownGeneration(target_.describe(), &server_generation_);
+    env_.generations->Find(target_.describe(), &server_generation_);
   }
   if (server_generation_ != bridge::GenerationOf(client_encoding_)) {
     server_encoding_ = DefaultFormat(server_generation_).encoding;
   }
   server_main_frame_seen_ = false;
+  server_answered_ = false;
   if (!SendHelloToServer(nullptr)) return;
   state_ = State::kServerHello;
 }
@@ -747,6 +742,16 @@ void Session::OnServerConnectFailed(std::string_view why) {
 
 void Session::OnServerData(std::string_view bytes) {
   if (state_ == State::kClosed || !hs_) return;
+  if (state_ == State::kServerHello && !server_answered_ && !bytes.empty()) {
+    server_answered_ = true;
+    // Not an xpra frame at all: xpra 6.x refuses a hello it has no decoder for with a line of
+    // text ("invalid packet encoding"), so the hello goes again in 6.x's encoding (once).
+    if (bytes[0] != kHeaderMagic &&
+        RetryServerGeneration(fmt::format("it answered with text, not an xpra frame ('{}')",
+                                          log::Sanitize(bytes.substr(0, 80), 80)))) {
+      return;
+    }
+  }
   hs_->server_reader.Feed(bytes);
   if (Status s = DrainServerFrames(); !s.ok()) ServerFailed(s.error());
   if (state_ == State::kRelay && !encryptor_ && !bridge_) hs_.reset();  // plain: the reactor relays from now on
@@ -761,15 +766,7 @@ Status Session::DrainServerFrames() {
   while (state_ != State::kClosed) {
     if (state_ == State::kRelay) return RelayServerFrames();  // relaying, or the hello was just handled
     auto next = hs_->server_reader.Next();
-    if (!next.ok()) {
-      // Not even a frame: a server of the other generation answering a hello it cannot read
-      // (6.x writes its refusal unframed) gets one more try in its own.
-      if (state_ == State::kServerHello && !server_main_frame_seen_ &&
-          RetryServerGeneration(fmt::format("its answer was not an xpra frame: {}", next.error().message))) {
-        return Status::Ok();
-      }
-      return next.error();
-    }
+    if (!next.ok()) return next.error();
     if (!next->has_value()) return Status::Ok();
     RawFrame frame = std::move(**next);
     if (frame.header.encrypted()) return MakeError(ErrorCode::kMalformed, "encrypted packet from the server");
@@ -785,7 +782,7 @@ Status Session::DrainServerFrames() {
         return MakeError(ErrorCode::kMalformed, fmt::format("the session's server answered in xpra {}'s encoding to a hello in its own",
                                                             bridge::GenerationName(answered)));
       }
-      RememberGeneration(target_.describe(), answered);
+      env_.generations->Remember(target_.describe(), answered);
     }
     // Keep the wire bytes: a packet that is not part of the handshake (a real server pings
     // every client, even one it has not sent its hello to yet) goes to the client after it.
@@ -1083,10 +1080,6 @@ void Session::OnServerClosed(std::string_view why) {
     Disconnect(reason::kServerShutdown, "the session's server closed the connection", why);
     return;
   }
-  if (state_ == State::kServerHello && !server_main_frame_seen_ &&
-      RetryServerGeneration(fmt::format("it closed the connection without a word ({})", why))) {
-    return;
-  }
   Disconnect(reason::kConnectionError, "the session's server closed the connection during the handshake", why);
 }
 
@@ -1104,8 +1097,7 @@ bool Session::RetryServerGeneration(std::string_view why) {
   server_challenge_answered_ = false;
   XR_INFO("conn", "conn={} peer={} the session's server did not take a hello in xpra {}'s encoding ({}): connecting again in xpra {}'s",
           id_, peer_, bridge::GenerationName(server_generation_), why, bridge::GenerationName(other));
-  RememberGeneration(target_.describe(), other);
-  server_generation_ = other;
+  server_generation_ = other;  // remembered for the target once the server answers in it
   state_ = State::kConnecting;
   if (!io_->ReconnectServer(target_)) {
     state_ = State::kServerHello;

@@ -11,8 +11,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -77,6 +79,23 @@ struct SessionConfig {
   int64_t server_timeout_ms = 20000;            // target connect + server hello
 };
 
+// The xpra generation each target was last found to speak (the bridge, issue 17), shared by the
+// relay's sessions: a login to a target known to be of the other generation than its client
+// sends its hello in the right one at once. Thread-safe; at most kMaxTargets entries (cleared
+// when full: each target then costs one reconnect again).
+class GenerationMemory {
+ public:
+  static constexpr size_t kMaxTargets = 4096;
+  // The generation `target` answered in last; false when unknown.
+  bool Find(const std::string& target, bridge::Generation* g) const;
+  void Remember(const std::string& target, bridge::Generation g);
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, bridge::Generation> known_;
+};
+GenerationMemory& GlobalGenerationMemory();
+
 // What a session uses beyond its own connection, injected (tests give each session its own):
 // the admission state shared by the relay's sessions (per-address caps, login back-off), the
 // counters it adds to, the monotonic clock in milliseconds, and the relay-wide pre-login
@@ -87,6 +106,7 @@ struct SessionEnv {
   std::function<int64_t()> now_ms;
   LoginMemory* login_memory = &GlobalLoginMemory();
   KdfBudget* kdf = &GlobalKdfBudget();
+  GenerationMemory* generations = &GlobalGenerationMemory();
 };
 
 // What the blocking part of authentication produces (on a worker thread).
@@ -245,9 +265,10 @@ class Session final : public ClientHandler {
   Status DrainServerFrames();
   Status RelayServerFrames();
   void ForwardFrame(const RawFrame& frame, bool to_server);
-  // Bridge (codec/bridge.h): the server answered in the other generation (or closed without a
-  // word): remember that for the target and connect again speaking its generation. False when
-  // it was tried already or cannot be done (the caller then fails as before).
+  // Bridge (codec/bridge.h): the server answered in the other generation (a frame without or
+  // with the rencodeplus bit, or 6.x's unframed refusal): connect again speaking its generation
+  // (remembered for the target once it answers in it). False when it was tried already or cannot
+  // be done (the caller then fails as before).
   bool RetryServerGeneration(std::string_view why);
   // Translates one plain client frame for the server and queues it (bridged sessions).
   Status BridgeToServer(const FrameHeader& h, std::string_view payload);
@@ -304,6 +325,7 @@ class Session final : public ClientHandler {
   bridge::Generation server_generation_ = bridge::Generation::k3;
   bool server_generation_retried_ = false;
   bool server_main_frame_seen_ = false;
+  bool server_answered_ = false;  // a byte came from the server since the (last) connect
   // Set from the server's hello when the generations differ: both directions' translators.
   struct Bridge {
     bridge::Translator to_server;

@@ -147,7 +147,8 @@ struct Fixture {
   KdfBudget kdf{200000};
   Encoding encoding = Encoding::kRencode;  // what Login() and Respond() send with (kRencodePlus: a 6.x client)
 
-  SessionEnv Env() { return SessionEnv{admission, &counters, NowMs, login_memory, &kdf}; }
+  GenerationMemory generations;  // the targets' xpra generations, this fixture's own
+  SessionEnv Env() { return SessionEnv{admission, &counters, NowMs, login_memory, &kdf, &generations}; }
 
   explicit Fixture(const std::string& auth_extra = "", bool aes = false, Admission* shared = nullptr,
                    LoginMemory* shared_memory = nullptr) {
@@ -1121,9 +1122,11 @@ TEST_CASE("bridge: a 3.1 client's server answers unframed as 6.x does: reconnect
 }
 
 TEST_CASE("bridge: the next login to a target known to speak 6.x sends its hello in rencodeplus at once") {
-  // The previous case taught the relay that 127.0.0.1:15400 speaks 6.x (process-wide memory).
   Fixture f;
+  f.generations.Remember("tcp://127.0.0.1:15400/", bridge::Generation::k6);
   f.Login("bridged", "pw", "");
+  REQUIRE(f.io.connect_target.has_value());
+  CHECK(f.io.connect_target->describe() == "tcp://127.0.0.1:15400/");
   f.session->OnServerConnected();
   REQUIRE(f.io.to_server.size() > kHeaderSize);
   CHECK((static_cast<uint8_t>(f.io.to_server[1]) & flags::kRencodePlus) != 0);
@@ -1132,6 +1135,7 @@ TEST_CASE("bridge: the next login to a target known to speak 6.x sends its hello
 
 TEST_CASE("bridge: a server that answers in the other generation twice is an error, not a loop") {
   Fixture f;
+  f.generations.Remember("tcp://127.0.0.1:15400/", bridge::Generation::k6);
   f.Login("bridged", "pw", "");
   f.session->OnServerConnected();   // 6.x hello (remembered)
   f.session->OnServerData("not xpra at all\n");
