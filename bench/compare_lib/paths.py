@@ -275,6 +275,8 @@ class Relay(Path):
             url = "tcp://%s:%s@127.0.0.1:%d/" % (USER, PASSWORD, self.aes_port)
             return url, ["--encryption=AES", "--encryption-keyfile=%s" % self.keyfile,
                          "--pid=%d" % self.aes_proxy.pid]
+        if getattr(workload, "client6", False):
+            return self.url(), ["--xpra6", "--pid=%d" % self.proxy.pid]
         if getattr(workload, "bridge", False):
             return "tcp://%s:%s@127.0.0.1:%d/" % (USER6, PASSWORD, self.port), ["--pid=%d" % self.proxy.pid]
         if workload.mode in ("throughput", "handshake"):

@@ -261,7 +261,7 @@ def build_bridge_rows(results, path_keys):
                 parts.append("%s the passthrough's" % fmt_ratio(r))
         return "%s (%s)" % (fmt(v), ", ".join(parts)) if parts else fmt(v)
 
-    for wl, pair in (("brg1", "pass1"), ("pass1", None), ("brgN", "passN"), ("passN", None)):
+    for wl, pair in (("brg1", "pass1"), ("brg1r", "pass1"), ("pass1", None), ("brgN", "passN"), ("passN", None)):
         if wl in results:
             rows.append(("%s, MB/s (MB per relay CPU-second, relay CPU-us per packet)" % results[wl].get("title", wl),
                          {p: cell(wl, p, pair) for p in path_keys}))

@@ -14,7 +14,7 @@ class Workload:
     """One row group of the table: a bench client mode, its size, and the figures it yields."""
 
     def __init__(self, key, title, mode, connections, small_connections, duration, metrics, aes=False,
-                 transport="tcp", resume=False, max_repeats=0, bridge=False):
+                 transport="tcp", resume=False, max_repeats=0, bridge=False, client6=False):
         self.key = key
         self.title = title
         self.mode = mode
@@ -26,7 +26,8 @@ class Workload:
         self.transport = transport                   # client leg: tcp, ssl (TLS 1.3) or ws
         self.resume = resume                         # tls-handshake: resume by ticket
         self.max_repeats = max_repeats               # 0: --repeats; else at most this many runs
-        self.bridge = bridge                         # 3.1 client -> relay -> xpra 6.x server (bridged)
+        self.bridge = bridge                         # bridged: 3.1 client -> relay -> xpra 6.x server
+        self.client6 = client6                       # ... or the reverse: a 6.x client (bench client --xpra6) of a 3.1 server
 
     def connections_for(self, path_key):
         """N for this path: xpra proxy forks one process per connection, so it gets a smaller N."""
@@ -52,7 +53,7 @@ AES_METRICS = [("mbps", "MB/s", True), ("cpu_cores", "cores", False), ("mbps_per
 BRIDGE_METRICS = THR_METRICS + [("us_per_packet", "relay CPU-us per packet", False)]
 
 # The bridge section's workload keys (bench/compare --bridge, or by name in --workloads).
-BRIDGE_KEYS = ("brg1", "brgN", "pass1", "passN")
+BRIDGE_KEYS = ("brg1", "brgN", "brg1r", "pass1", "passN")
 
 
 def bridge_workloads(quick, scale=1.0):
@@ -62,6 +63,8 @@ def bridge_workloads(quick, scale=1.0):
     return [
         Workload("brg1", "Bridged 3.1 <-> 6.x, 1 stream, 64 KiB draw packets", "throughput", 1, 1, t,
                  BRIDGE_METRICS, bridge=True),
+        Workload("brg1r", "Bridged 6.x client <-> 3.1 server, 1 stream, 64 KiB draw packets", "throughput", 1, 1, t,
+                 BRIDGE_METRICS, bridge=True, client6=True),
         Workload("pass1", "Same generation (passthrough), 1 stream, 64 KiB draw packets", "throughput", 1, 1, t,
                  BRIDGE_METRICS),
         Workload("brgN", "Bridged 3.1 <-> 6.x, 50 concurrent streams, aggregate", "throughput", 50, 50, t,
