@@ -1023,7 +1023,13 @@ Status Session::RelayServerFrames() {
 
 Status Session::EncryptFrameToClient(const FrameHeader& h, std::string_view plain, std::string* out) {
   if (!encryptor_) {
-    out->append(SerializeFrame(h, plain));
+    // Header and payload appended in place (no temporary frame: a 64 KiB chunk is copied once),
+    // with room for the small frames that usually follow it (see below).
+    char head[kHeaderSize];
+    EncodeHeader(h, head);
+    out->reserve(out->size() + kHeaderSize + plain.size() + (out->empty() ? 1024 : 0));
+    out->append(head, kHeaderSize);
+    out->append(plain);
     return Status::Ok();
   }
   // Room for this frame, and when it starts a batch a little more for the small frames that
