@@ -437,7 +437,7 @@ Value Connection::InfoValue() const {
   const FrameBoundary& to_server = pass_.toward(kServerLeg);
   Value client{Dict{}};
   client.set("peer", std::string_view(peer_));
-  client.set("encoding", session_->client_encoding() == Encoding::kRencode ? "rencode" : "bencode");
+  client.set("encoding", EncodingName(session_->client_encoding()));  // rencodeplus for a 6.x client
   client.set("encryption", session_->encrypted() ? "AES" : "");
   client.set("transport", std::string_view(transport_info_.name));
   if (!transport_info_.tls_version.empty()) {

@@ -71,6 +71,14 @@ Value Decoded(const FrameHeader& h, const std::string& payload, Encoding e) {
   return *v;
 }
 
+// One frame through a fresh translator from generation `from` (to the other one's format).
+Status TranslateOnce(Generation from, const FrameHeader& h, std::string_view payload, size_t max = 1 << 20) {
+  Translator t(from, from == Generation::k3 ? k6 : k3, max, DecodeLimits{});
+  Out out;
+  std::string dropped;
+  return t.Translate(h, payload, out.sink(), &dropped);
+}
+
 TEST_CASE("bridge: a 3.1 key-action (rencode+zlib, bytes) becomes 6.x rencodeplus+lz4 with str, whole and byte by byte") {
   // xpra 3.1's client: ["key-action", wid, keyname, pressed, modifiers, keyval, string, keycode, group]
   Value packet(List{Value("key-action"), Value(1), Value::bytes("Return"), Value(true),
@@ -178,17 +186,12 @@ TEST_CASE("bridge: malformed: a 6.x packet on the 3.1 side") {
 }
 
 TEST_CASE("bridge: malformed: a payload that is not a packet list") {
-  std::string w;
-  REQUIRE(EncodePacket(Value(List{Value("x")}), EncodeOptions{}, nullptr, &w).ok());
-  // Replace the payload by an encoded int.
+  // A main frame whose payload is a rencoded int, not a list.
   FrameHeader h{};
   h.flags = flags::kRencode;
   std::string payload = "\x3e\x05";  // rencode int8 5
   h.payload_size = 2;
-  Translator t(Generation::k3, k6, 1 << 20, DecodeLimits{});
-  Out out;
-  std::string dropped;
-  Status s = t.Translate(h, payload, out.sink(), &dropped);
+  Status s = TranslateOnce(Generation::k3, h, payload);
   REQUIRE(!s.ok());
   CHECK(s.error().code == ErrorCode::kMalformed);
 }
@@ -199,10 +202,7 @@ TEST_CASE("bridge: malformed: corrupt compressed payload") {
   h.level = level_flags::kLz4 | 1;
   std::string payload = "\xff\xff\xff\x00garbage";
   h.payload_size = static_cast<uint32_t>(payload.size());
-  Translator t(Generation::k6, k3, 1 << 20, DecodeLimits{});
-  Out out;
-  std::string dropped;
-  CHECK(!t.Translate(h, payload, out.sink(), &dropped).ok());
+  CHECK(!TranslateOnce(Generation::k6, h, payload).ok());
 }
 
 TEST_CASE("bridge: malformed: decompression over the leg's limit") {
@@ -214,10 +214,7 @@ TEST_CASE("bridge: malformed: decompression over the leg's limit") {
   h.flags = flags::kRencode;
   h.level = *level;
   h.payload_size = static_cast<uint32_t>(z.size());
-  Translator t(Generation::k3, k6, 100000, DecodeLimits{});
-  Out out;
-  std::string dropped;
-  Status s = t.Translate(h, z, out.sink(), &dropped);
+  Status s = TranslateOnce(Generation::k3, h, z, 100000);
   REQUIRE(!s.ok());
   CHECK(s.error().code == ErrorCode::kTooLarge);
 }
@@ -225,20 +222,14 @@ TEST_CASE("bridge: malformed: decompression over the leg's limit") {
 TEST_CASE("bridge: malformed: an encrypted frame") {
   FrameHeader h{};
   h.flags = flags::kRencode | flags::kCipher;
-  Translator t(Generation::k3, k6, 1 << 20, DecodeLimits{});
-  Out out;
-  std::string dropped;
-  CHECK(!t.Translate(h, "", out.sink(), &dropped).ok());
+  CHECK(!TranslateOnce(Generation::k3, h, "").ok());
 }
 
 TEST_CASE("bridge: malformed: a yaml packet") {
   FrameHeader h{};
   h.flags = flags::kYaml;
   h.payload_size = 4;
-  Translator t(Generation::k6, k3, 1 << 20, DecodeLimits{});
-  Out out;
-  std::string dropped;
-  Status s = t.Translate(h, "- a\n", out.sink(), &dropped);
+  Status s = TranslateOnce(Generation::k6, h, "- a\n");
   REQUIRE(!s.ok());
   CHECK(s.error().code == ErrorCode::kUnsupported);
 }
