@@ -86,6 +86,7 @@ struct Options {
   int read_pause_ms = 0;  // once attached: one read per connection, then this pause
   // ssl:// and wss:// (opt.ep.tls())
   bool tls_resume = false;       // resume each loop's previous session (tickets)
+  bool xpra6 = false;            // --xpra6: speak as an xpra 6.x client (rencodeplus + lz4 only)
   std::string tls_ciphersuites;  // TLS 1.3 suites offered (empty: OpenSSL's default)
   int tls_version = 0;           // 0: TLS 1.2 or 1.3; else TLS1_2_VERSION / TLS1_3_VERSION only
   std::string tls_ca;            // --ssl-ca-certs: verify the server against it (else no verification)
@@ -222,6 +223,18 @@ Value BaseHello(const Options& opt, const std::string& uuid, const std::string& 
   set("open-files", false);
   set("open-url", false);
   if (!opt.ep.display.empty()) set("display", std::string_view(opt.ep.display));
+  if (opt.xpra6) {
+    // What a 6.x client offers instead: rencodeplus and lz4 only, version major.minor.
+    caps.erase_if([](std::string_view k) {
+      return k == "rencode" || k == "rencode.version" || k == "bencode" || k == "zlib" || k == "yaml" ||
+             k == "lzo" || k == "brotli";
+    });
+    set("encoders", TextList({"rencodeplus"}));
+    set("compressors", TextList({"lz4"}));
+    set("rencodeplus", true);
+    set("lz4", Value(Dict{{Value(""), Value(true)}}));
+    set("version", "6.5");
+  }
   return caps;
 }
 
@@ -498,7 +511,8 @@ void Worker::StartConnect(size_t slot) {
   c.gen = gen + 1;
   c.connect_ns = NowNs();
   c.decoder = std::make_unique<PacketDecoder>(FrameLimits{kHardMaxPayload, 3});
-  c.send_opts.encoding = Encoding::kRencode;
+  c.send_opts.encoding = opt_.xpra6 ? Encoding::kRencodePlus : Encoding::kRencode;
+  c.send_opts.flush = opt_.xpra6;
   c.send_opts.compressor = Compressor::kLz4;
   c.send_opts.level = 1;
   c.token = rng_() >> 1;
@@ -1181,7 +1195,9 @@ bool Worker::OnServerHello(size_t slot, const Value& caps_value) {
   if (opt_.mode != Mode::kHandshake || Measuring()) attach_hist_.Record(now - c.connect_ns);
   c.deadline_ns = 0;
   // Encoder and compressor follow the server's hello, as xpra's client does.
-  c.send_opts.encoding = caps.get_bool("rencode", false) ? Encoding::kRencode : Encoding::kBencode;
+  c.send_opts.encoding = opt_.xpra6                       ? Encoding::kRencodePlus
+                         : caps.get_bool("rencode", false) ? Encoding::kRencode
+                                                           : Encoding::kBencode;
   auto compressors = caps.get_strings("compressors");
   auto has = [&](const char* n) {
     return caps.get_bool(n, false) || std::find(compressors.begin(), compressors.end(), n) != compressors.end();
@@ -1499,6 +1515,8 @@ void Usage(FILE* out) {
                "  --max-errors=N    stop the run after N errors (default 1); the exit code is 1 on any\n"
                "  --timeout=S       connect-to-server-hello limit per connection (default 30)\n"
                "  --ramp=N          held modes: connections in handshake at once (default 200)\n"
+               "  --xpra6           speak as an xpra 6.x client: rencodeplus + lz4 only (a 3.1 server\n"
+               "                    then needs the relay's bridge)\n"
                "  --encryption=AES  AES-CBC as xpra 3.1's client (the first hello plain, then both\n"
                "                    directions encrypted); needs --encryption-keyfile\n"
                "  --encryption-keyfile=FILE  the AES key material (newlines around it are ignored)\n"
@@ -1636,7 +1654,7 @@ int ParseOptions(int argc, char** argv, Options* opt) {
             {"connections", "duration", "rate", "size", "json", "threads", "pid", "max-errors", "timeout", "ramp",
              "encryption", "encryption-keyfile", "pings", "recv-buffer", "read-pause-ms", "tls-ciphersuites",
              "tls-version", "ssl-ca-certs", "ssl-server-hostname"},
-            {"help", "quiet", "tls-resume"});
+            {"help", "quiet", "tls-resume", "xpra6"});
   if (args.Has("help")) {
     Usage(stdout);
     return 0;
@@ -1653,6 +1671,7 @@ int ParseOptions(int argc, char** argv, Options* opt) {
   opt->rate_given = args.Has("rate");
   opt->json = args.Get("json");
   opt->quiet = args.Has("quiet");
+  opt->xpra6 = args.Has("xpra6");
   if (args.Has("encryption") || args.Has("encryption-keyfile")) {
     auto key = ReadAesKey(args);
     if (!key.ok()) return UsageError(key.error().message);

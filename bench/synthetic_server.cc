@@ -47,6 +47,10 @@ struct ServerConfig {
   double stream_rate = 0;  // packets/s per connection, 0 = as fast as the socket takes
   int threads = 1;
   bool quiet = false;
+  // --xpra6: speak as an xpra 6.x server (rencodeplus + lz4, nested "" caps): a client hello in
+  // any other encoding is refused the way 6.5.3 refuses it (an unframed line, then close), so
+  // the relay's bridge (issue 17) meets what a real 6.x server does.
+  bool xpra6 = false;
   // Test aid (--inject-fault): damage stream packet `fault_at` of every connection.
   enum class Fault { kNone, kCorrupt, kGap } fault = Fault::kNone;
   uint64_t fault_at = 0;
@@ -144,6 +148,21 @@ Value BaseHello(const std::string& hostname, const std::string& uuid, int64_t st
   set("keyboard", false);
   set("pointer", false);
   return caps;
+}
+
+// What an xpra 6.x server says differently (--xpra6): only rencodeplus and lz4, its version as
+// major.minor, capabilities with a value of their own nested under "" ({"lz4": {"": True}}).
+void Xpra6Hello(Value* caps) {
+  caps->erase_if([](std::string_view k) {
+    return k == "rencode" || k == "bencode" || k == "zlib" || k == "yaml" || k == "lzo" || k == "brotli" ||
+           k.starts_with("rencode.") || k.starts_with("bencode.");
+  });
+  caps->set("version", "6.5");
+  caps->set("build.version", "6.5.3");
+  caps->set("encoders", TextList({"rencodeplus"}));
+  caps->set("compressors", TextList({"lz4"}));
+  caps->set("rencodeplus", true);
+  caps->set("lz4", Value(Dict{{Value(""), Value(true)}, {Value("version"), Value("1.9.4")}}));
 }
 
 class Worker {
@@ -334,6 +353,16 @@ class Worker {
     return true;
   }
 
+  // As xpra 6.5.3 answers a hello it has no decoder for: a line of text (no xpra header), close.
+  bool Refuse6(Conn* c) {
+    stats_->protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    c->out.AppendOwned(std::string("disconnect: invalid packet encoding: decoder is not available\n"));
+    c->closing = true;
+    c->streaming = false;
+    ArmTimer(c, NowNs() + kFlushTimeoutNs);
+    return Pump(c);
+  }
+
   bool ProtocolError(Conn* c, const std::string& why) {
     stats_->protocol_errors.fetch_add(1, std::memory_order_relaxed);
     return Disconnect(c, "protocol error", why);
@@ -395,6 +424,11 @@ class Worker {
     if (c->state == State::kHello) {
       // As xpra: encoder and compressor follow the client's hello.
       c->opts.encoding = caps.get_bool("rencode", false) ? Encoding::kRencode : Encoding::kBencode;
+      if (cfg_.xpra6) {
+        if (c->decoder.last_encoding() != Encoding::kRencodePlus) return Refuse6(c);
+        c->opts.encoding = Encoding::kRencodePlus;
+        c->opts.flush = true;
+      }
       int level = static_cast<int>(std::clamp<int64_t>(caps.get_int("compression_level", 1), 0, 9));
       auto compressors = caps.get_strings("compressors");
       auto offers = [&](const char* name) {
@@ -402,8 +436,8 @@ class Worker {
       };
       c->opts.compressor = level == 0 ? Compressor::kNone
                            : offers("lz4") ? Compressor::kLz4
-                           : offers("zlib") ? Compressor::kZlib
-                                            : Compressor::kNone;
+                           : offers("zlib") && !cfg_.xpra6 ? Compressor::kZlib
+                                                           : Compressor::kNone;
       c->opts.level = c->opts.compressor == Compressor::kNone ? 0 : level;
       if (!caps.has("version")) return Disconnect(c, "version error", "the client did not send its version");
       if (!cfg_.password.empty()) {
@@ -640,6 +674,8 @@ void Usage(FILE* out) {
                "                        socket takes (default 0; a client's bench.stream-rate overrides it)\n"
                "  --threads=N           worker threads (default: one per CPU)\n"
                "  --quiet               no startup line on stderr\n"
+               "  --xpra6               speak as an xpra 6.x server: rencodeplus + lz4 only; a hello in\n"
+               "                        rencode or bencode is refused as 6.5.3 does (unframed, close)\n"
                "  --inject-fault=KIND:N test aid: in every stream, corrupt one payload byte of packet N\n"
                "                        (KIND corrupt) or skip sequence number N (KIND gap)\n"
                "Stops on SIGTERM/SIGINT and prints a one-line summary.\n",
@@ -648,7 +684,7 @@ void Usage(FILE* out) {
 
 int Main(int argc, char** argv) {
   Args args(argc, argv, {"bind", "password", "stream-size", "stream-rate", "threads", "inject-fault"},
-            {"help", "quiet"});
+            {"help", "quiet", "xpra6"});
   if (args.Has("help")) {
     Usage(stdout);
     return 0;
@@ -680,6 +716,7 @@ int Main(int argc, char** argv) {
   cfg.stream_rate = *rate;
   cfg.threads = static_cast<int>(*threads);
   cfg.quiet = args.Has("quiet");
+  cfg.xpra6 = args.Has("xpra6");
   if (args.Has("inject-fault")) {
     std::string f = args.Get("inject-fault");
     size_t colon = f.find(':');
@@ -713,6 +750,7 @@ int Main(int argc, char** argv) {
     uuid += hex[ch & 15];
   }
   Value base = BaseHello(LocalHostname(), uuid, start_wall);
+  if (cfg.xpra6) Xpra6Hello(&base);
   if (!bodies.Get(cfg.stream_size)) return fail("cannot prepare the stream bodies");
 
   std::vector<std::unique_ptr<Worker>> workers;

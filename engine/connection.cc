@@ -246,6 +246,17 @@ void Connection::ConnectServer(const registry::Target& target) {
   connect_inflight_ = true;
 }
 
+bool Connection::ReconnectServer(const registry::Target& target) {
+  Leg& server = cd_[kServerLeg];
+  if (server.has(Leg::kSendInFlight) || server.has(Leg::kRecvInFlight) || server.has(Leg::kPollInFlight) ||
+      connect_inflight_ || closing()) {
+    return false;
+  }
+  server = Leg{};  // the old socket closes; what was queued for it goes with it
+  ConnectServer(target);
+  return true;
+}
+
 void Connection::StartPassthrough() {
   pass_.Start();
   mode_ = Mode::kPassthrough;
@@ -439,7 +450,7 @@ Value Connection::InfoValue() const {
   const FrameBoundary& to_server = pass_.toward(kServerLeg);
   Value client{Dict{}};
   client.set("peer", std::string_view(peer_));
-  client.set("encoding", session_->client_encoding() == Encoding::kRencode ? "rencode" : "bencode");
+  client.set("encoding", EncodingName(session_->client_encoding()));  // rencodeplus for a 6.x client
   client.set("encryption", session_->encrypted() ? "AES" : "");
   client.set("transport", std::string_view(transport_info_.name));
   if (!transport_info_.tls_version.empty()) {
@@ -468,6 +479,7 @@ Value Connection::InfoValue() const {
   server.set("latency-us",
              static_cast<long long>(TcpRttUs(session_->target().kind == registry::Target::Kind::kTcp ? s.fd.get() : -1)));
   Value out{Dict{}};
+  if (session_->bridging()) out.set("bridge", session_->BridgeInfo());
   out.set("instance", static_cast<long long>(id_));
   out.set("display", proxy_display());
   out.set("connection", static_cast<long long>(id_));
@@ -488,7 +500,7 @@ Value Connection::InfoValue() const {
 void Connection::ArmRecv(Dir d) {
   Leg& leg = cd_[d];
   if (!leg.readable() || closing()) return;
-  if (d == kServerLeg && pump_.active()) return;  // the splice pump owns the server leg
+  if (d == kServerLeg && (pump_.active() || connect_inflight_)) return;  // the pump owns it / not connected yet
   uint64_t tag = Reactor::Tag(id_, Reactor::RecvOp(d));
   if (leg.private_buffer() != nullptr) {
     // The ring ran dry on this leg's last receive: read into the leg's own buffer once.
@@ -742,6 +754,7 @@ void Connection::LegEnded(Dir d, const std::string& why) {
     handler_->OnClientClosed(why);
   } else {
     handler_->OnServerClosed(why);
+    if (connect_inflight_) return;  // the handler connects again (ReconnectServer)
   }
   Close(why);
 }

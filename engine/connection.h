@@ -96,6 +96,7 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   bool RunOffReactor(std::function<std::function<void()>()> job) override;
   void SetClientCipherBlock(size_t block) override;
   void ConnectServer(const registry::Target& target) override;
+  bool ReconnectServer(const registry::Target& target) override;
   void StartPassthrough() override;
   void Relaying() override;
   int client_fd() const override { return cd_[kClientLeg].fd.get(); }

@@ -118,7 +118,34 @@ registry::StartRequest StartRequestFrom(const Caps& caps) {
   return req;
 }
 
+// Bridge: the format the relay writes to a server of generation `g` before its hello tells more.
+bridge::WireFormat DefaultFormat(bridge::Generation g) {
+  return g == bridge::Generation::k6 ? bridge::WireFormat{Encoding::kRencodePlus, Compressor::kLz4}
+                                     : bridge::WireFormat{Encoding::kRencode, Compressor::kZlib};
+}
+// Distinct packet types whose drops are counted one by one (the rest under "other").
+constexpr size_t kMaxDropTypes = 32;
+
 }  // namespace
+
+bool GenerationMemory::Find(const std::string& target, bridge::Generation* g) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = known_.find(target);
+  if (it == known_.end()) return false;
+  *g = it->second;
+  return true;
+}
+
+void GenerationMemory::Remember(const std::string& target, bridge::Generation g) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (known_.size() >= kMaxTargets && known_.find(target) == known_.end()) known_.clear();
+  known_[target] = g;
+}
+
+GenerationMemory& GlobalGenerationMemory() {
+  static auto* m = new GenerationMemory();  // never destroyed: sessions may outlive static teardown
+  return *m;
+}
 
 const char* LoginFailureLabel(std::string_view why) {
   if (why == reason::kAuthenticationError) return "authentication";
@@ -307,6 +334,10 @@ Status Session::DrainClientFrames() {
         hs_->pending_to_server.push_back(SerializeFrame(frame.header, frame.payload));
         break;
       case State::kRelay:
+        if (bridge_) {
+          if (Status s = BridgeToServer(frame.header, frame.payload); !s.ok()) return s;
+          break;
+        }
         io_->SendToServer(SerializeFrame(frame.header, frame.payload));
         break;
       case State::kClosed:
@@ -771,6 +802,15 @@ void Session::OnAuthDone(AuthOutcome outcome) {
 void Session::OnServerConnected() {
   if (state_ != State::kConnecting) return;
   server_encoding_ = ChooseEncoding(Caps(hs_->client_caps), client_encoding_);
+  if (!server_generation_retried_) {  // else RetryServerGeneration chose it
+    server_generation_ = bridge::GenerationOf(client_encoding_);
+    env_.generations->Find(target_.describe(), &server_generation_);
+  }
+  if (server_generation_ != bridge::GenerationOf(client_encoding_)) {
+    server_encoding_ = DefaultFormat(server_generation_).encoding;
+  }
+  server_main_frame_seen_ = false;
+  server_answered_ = false;
   if (!SendHelloToServer(nullptr)) return;
   state_ = State::kServerHello;
 }
@@ -784,6 +824,16 @@ bool Session::SendHelloToServer(const Value* extra) {
   std::string wire;
   EncodeOptions opts;
   opts.encoding = server_encoding_;
+  if (server_generation_ != bridge::GenerationOf(client_encoding_)) {
+    // Bridge: the hello as the server's generation writes it, offering what the relay reads.
+    hello = server_generation_ == bridge::Generation::k6 ? bridge::HelloTo6(hello) : bridge::HelloTo3(hello);
+    bridge::SetFormatCaps(server_generation_, &hello);
+    bridge::WireFormat f = DefaultFormat(server_generation_);
+    opts.encoding = f.encoding;
+    opts.compressor = f.compressor;
+    opts.level = 1;
+    opts.flush = server_generation_ == bridge::Generation::k6;
+  }
   if (Status s = EncodePacket(Value(List{Value("hello"), std::move(hello)}), opts, nullptr, &wire); !s.ok()) {
     Disconnect(reason::kServerError, "cannot encode the hello for the server", s.error().message);
     return false;
@@ -801,9 +851,19 @@ void Session::OnServerConnectFailed(std::string_view why) {
 
 void Session::OnServerData(std::string_view bytes) {
   if (state_ == State::kClosed || !hs_) return;
+  if (state_ == State::kServerHello && !server_answered_ && !bytes.empty()) {
+    server_answered_ = true;
+    // Not an xpra frame at all: xpra 6.x refuses a hello it has no decoder for with a line of
+    // text ("invalid packet encoding"), so the hello goes again in 6.x's encoding (once).
+    if (bytes[0] != kHeaderMagic &&
+        RetryServerGeneration(fmt::format("it answered with text, not an xpra frame ('{}')",
+                                          log::Sanitize(bytes.substr(0, 80), 80)))) {
+      return;
+    }
+  }
   hs_->server_reader.Feed(bytes);
   if (Status s = DrainServerFrames(); !s.ok()) ServerFailed(s.error());
-  if (state_ == State::kRelay && !encrypted()) hs_.reset();  // plain: the reactor relays from now on
+  if (state_ == State::kRelay && !encrypted() && !bridge_) hs_.reset();  // plain: the reactor relays from now on
 }
 
 void Session::ServerFailed(const Error& e) {
@@ -820,6 +880,19 @@ Status Session::DrainServerFrames() {
     RawFrame frame = std::move(**next);
     if (frame.header.encrypted()) return MakeError(ErrorCode::kMalformed, "encrypted packet from the server");
     if (state_ != State::kServerHello) return MakeError(ErrorCode::kMalformed, "server sent data before the hello");
+    if (frame.header.index == 0 && !server_main_frame_seen_) {
+      server_main_frame_seen_ = true;
+      bridge::Generation answered = bridge::GenerationOfFlags(frame.header.flags);
+      if (answered != server_generation_) {
+        // It could not read our hello (xpra 3.1 and 6.x share no encoder): speak its generation.
+        if (RetryServerGeneration(fmt::format("it answered in xpra {}'s encoding", bridge::GenerationName(answered)))) {
+          return Status::Ok();
+        }
+        return MakeError(ErrorCode::kMalformed, fmt::format("the session's server answered in xpra {}'s encoding to a hello in its own",
+                                                            bridge::GenerationName(answered)));
+      }
+      env_.generations->Remember(target_.describe(), answered);
+    }
     // Keep the wire bytes: a packet that is not part of the handshake (a real server pings
     // every client, even one it has not sent its hello to yet) goes to the client after it.
     hs_->server_frames_since_main += SerializeFrame(frame.header, frame.payload);
@@ -930,6 +1003,20 @@ void Session::HandleServerHello(const Value& caps) {
     cipher_caps = std::move(hs_->cipher6_caps);
   }
   Value hello = MakeClientHello(caps, config_->identity, encrypted() ? &cipher_caps : nullptr);
+  const bridge::Generation client_gen = bridge::GenerationOf(client_encoding_);
+  if (server_generation_ != client_gen) {
+    size_t max_server = config_->server_limits.max_payload;
+    size_t max_client = config_->client_limits.max_payload;
+    bridge_ = std::make_unique<Bridge>(Bridge{
+        bridge::Translator(client_gen, bridge::FormatFor(server_generation_, caps), max_client, config_->decode_limits),
+        bridge::Translator(server_generation_, bridge::FormatFor(client_gen, hs_->client_caps), max_server,
+                           config_->decode_limits),
+        {}});
+    hello = bridge_->to_client.TranslateHello(hello);
+    XR_INFO("conn", "conn={} peer={} bridging xpra {} client <-> xpra {} server: {} <-> {}", id_, peer_,
+            bridge::GenerationName(client_gen), bridge::GenerationName(server_generation_),
+            bridge::FormatName(bridge_->to_client.to()), bridge::FormatName(bridge_->to_server.to()));
+  }
   SendToClientPacket(Value(List{Value("hello"), std::move(hello)}));
   if (state_ == State::kClosed) return;
   if (encryptor6_) decryptor6_ = std::move(hs_->next_decryptor6);
@@ -943,6 +1030,14 @@ void Session::HandleServerHello(const Value& caps) {
       auto f = split.Next();
       if (!f.ok() || !f->has_value()) break;
       std::string out;
+      if (bridge_) {
+        std::string dropped;
+        auto sink = [&](const FrameHeader& h, std::string_view p) { return EncryptFrameToClient(h, p, &out); };
+        if (!bridge_->to_client.Translate((**f).header, (**f).payload, sink, &dropped).ok()) continue;
+        if (!dropped.empty()) NoteDropped(dropped, false);
+        if (!out.empty()) io_->SendToClient(std::move(out));
+        continue;
+      }
       if (EncryptFrameToClient((**f).header, (**f).payload, &out).ok()) io_->SendToClient(std::move(out));
     }
   }
@@ -955,9 +1050,22 @@ void Session::HandleServerHello(const Value& caps) {
           encryptor6_ ? std::string("-") + crypto6::ModeName(encryptor6_->framing().mode) +
                             (encryptor6_->framing().stream ? "" : " per-packet iv")
                       : std::string());
+  if (bridge_) {
+    // The client's frames that waited for the session, translated (each a whole frame).
+    std::vector<std::string> pending;
+    pending.swap(hs_->pending_to_server);
+    for (const std::string& frame : pending) {
+      auto h = DecodeHeader(frame);
+      if (!h.ok()) continue;
+      if (Status s = BridgeToServer(*h, std::string_view(frame).substr(kHeaderSize)); !s.ok()) {
+        Fail("bad data from client", s.error());
+        return;
+      }
+    }
+  }
   for (auto& frame : hs_->pending_to_server) io_->SendToServer(std::move(frame));
   hs_->pending_to_server.clear();
-  if (!encrypted()) {
+  if (!encrypted() && !bridge_) {
     // Plain on both legs: hand the rest of both streams to the reactor's passthrough.
     std::string client_rest = hs_->client_reader.TakeBuffered();
     std::string server_rest;
@@ -984,7 +1092,7 @@ void Session::HandleServerHello(const Value& caps) {
     // :proxy-N` reports).
     return;
   }
-  // AES: keep transforming frame by frame; process what is already buffered.
+  // AES or bridge: keep transforming frame by frame; process what is already buffered.
   if (Status s = DrainServerFrames(); !s.ok()) {
     ServerFailed(s.error());
     return;
@@ -1010,6 +1118,16 @@ Status Session::RelayServerFrames() {
     if (frame.header.encrypted()) {
       status = MakeError(ErrorCode::kMalformed, "encrypted packet from the server");
       break;
+    }
+    if (bridge_) {
+      std::string dropped;
+      auto sink = [&](const FrameHeader& h, std::string_view p) { return EncryptFrameToClient(h, p, &batch); };
+      if (Status s = bridge_->to_client.Translate(frame.header, frame.payload, sink, &dropped); !s.ok()) {
+        status = s;
+        break;
+      }
+      if (!dropped.empty()) NoteDropped(dropped, false);
+      continue;
     }
     if (Status s = EncryptFrameToClient(frame.header, frame.payload, &batch); !s.ok()) {
       status = s;
@@ -1044,7 +1162,13 @@ Status Session::EncryptFrameToClient(const FrameHeader& h, std::string_view plai
     return Status::Ok();
   }
   if (!encryptor_) {
-    out->append(SerializeFrame(h, plain));
+    // Plain (a bridged session): header and payload appended in place (no temporary frame: a
+    // 64 KiB chunk is copied once), with room for the small frames that usually follow it.
+    char head[kHeaderSize];
+    EncodeHeader(h, head);
+    out->reserve(start + kHeaderSize + plain.size() + (start == 0 ? kBatchSlack : 0));
+    out->append(head, kHeaderSize);
+    out->append(plain);
     return Status::Ok();
   }
   out->reserve(start + kHeaderSize + crypto::PaddedSize(plain.size()) + (start == 0 ? kBatchSlack : 0));
@@ -1098,6 +1222,82 @@ void Session::OnServerClosed(std::string_view why) {
     return;
   }
   Disconnect(reason::kConnectionError, "the session's server closed the connection during the handshake", why);
+}
+
+// ---------------------------------------------------------------- bridge
+
+bool Session::RetryServerGeneration(std::string_view why) {
+  if (server_generation_retried_ || !hs_) return false;
+  bridge::Generation other =
+      server_generation_ == bridge::Generation::k6 ? bridge::Generation::k3 : bridge::Generation::k6;
+  server_generation_retried_ = true;
+  hs_->server_reader = FrameReader(LoginFrameLimits(config_->server_limits, config_->max_login_packet));
+  hs_->server_decoder = PacketDecoder(LoginFrameLimits(config_->server_limits, config_->max_login_packet), config_->decode_limits);
+  hs_->pending_to_client.clear();
+  hs_->server_frames_since_main.clear();
+  server_challenge_answered_ = false;
+  XR_INFO("conn", "conn={} peer={} the session's server did not take a hello in xpra {}'s encoding ({}): connecting again in xpra {}'s",
+          id_, peer_, bridge::GenerationName(server_generation_), why, bridge::GenerationName(other));
+  server_generation_ = other;  // remembered for the target once the server answers in it
+  state_ = State::kConnecting;
+  if (!io_->ReconnectServer(target_)) {
+    state_ = State::kServerHello;
+    return false;
+  }
+  return true;
+}
+
+Status Session::BridgeToServer(const FrameHeader& h, std::string_view payload) {
+  std::string out;
+  std::string dropped;
+  auto sink = [&](const FrameHeader& oh, std::string_view p) {
+    out.append(SerializeFrame(oh, p));
+    return Status::Ok();
+  };
+  if (Status s = bridge_->to_server.Translate(h, payload, sink, &dropped); !s.ok()) return s;
+  if (!dropped.empty()) NoteDropped(dropped, true);
+  if (!out.empty()) io_->SendToServer(std::move(out));
+  return Status::Ok();
+}
+
+void Session::NoteDropped(const std::string& type, bool to_server) {
+  std::string key = log::Sanitize(type, 64);
+  auto& drops = bridge_->drops;
+  auto it = std::find_if(drops.begin(), drops.end(), [&](const auto& d) { return d.first == key; });
+  if (it == drops.end()) {
+    if (drops.size() >= kMaxDropTypes) {
+      key = "other";
+      it = std::find_if(drops.begin(), drops.end(), [&](const auto& d) { return d.first == key; });
+    }
+    if (it == drops.end()) {
+      drops.emplace_back(key, 0);
+      it = drops.end() - 1;
+    }
+  }
+  uint64_t n = ++it->second;
+  if (n == 1 || n % 1000 == 0) {
+    XR_INFO("conn", "conn={} bridge: '{}' from the {} has no counterpart in xpra {}: dropped ({} so far)", id_, key,
+            to_server ? "client" : "server",
+            bridge::GenerationName(to_server ? bridge_->to_server.to_generation() : bridge_->to_client.to_generation()), n);
+  }
+}
+
+Value Session::BridgeInfo() const {
+  if (!bridge_) return Value();
+  Value info{Dict{}};
+  info.set("description", fmt::format("bridging {} <-> {}", bridge::FormatName(bridge_->to_client.to()),
+                                      bridge::FormatName(bridge_->to_server.to())));
+  info.set("client-generation", bridge::GenerationName(bridge_->to_server.from()));
+  info.set("server-generation", bridge::GenerationName(bridge_->to_client.from()));
+  info.set("packets-to-server", static_cast<long long>(bridge_->to_server.packets()));
+  info.set("packets-to-client", static_cast<long long>(bridge_->to_client.packets()));
+  info.set("chunks-to-server", static_cast<long long>(bridge_->to_server.chunks()));
+  info.set("chunks-to-client", static_cast<long long>(bridge_->to_client.chunks()));
+  info.set("dropped", static_cast<long long>(bridge_->to_server.dropped() + bridge_->to_client.dropped()));
+  Value drops{Dict{}};
+  for (const auto& [type, n] : bridge_->drops) drops.set(type, static_cast<long long>(n));
+  info.set("dropped-types", std::move(drops));
+  return info;
 }
 
 void Session::OnTimeout() {

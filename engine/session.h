@@ -11,12 +11,15 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "auth/auth_module.h"
+#include "codec/bridge.h"
 #include "codec/cipher.h"
 #include "codec/cipher6.h"
 #include "codec/decode_limits.h"
@@ -76,6 +79,23 @@ struct SessionConfig {
   int64_t server_timeout_ms = 20000;            // target connect + server hello
 };
 
+// The xpra generation each target was last found to speak (the bridge, issue 17), shared by the
+// relay's sessions: a login to a target known to be of the other generation than its client
+// sends its hello in the right one at once. Thread-safe; at most kMaxTargets entries (cleared
+// when full: each target then costs one reconnect again).
+class GenerationMemory {
+ public:
+  static constexpr size_t kMaxTargets = 4096;
+  // The generation `target` answered in last; false when unknown.
+  bool Find(const std::string& target, bridge::Generation* g) const;
+  void Remember(const std::string& target, bridge::Generation g);
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, bridge::Generation> known_;
+};
+GenerationMemory& GlobalGenerationMemory();
+
 // What a session uses beyond its own connection, injected (tests give each session its own):
 // the admission state shared by the relay's sessions (per-address caps, login back-off), the
 // counters it adds to, the monotonic clock in milliseconds, and the relay-wide pre-login
@@ -86,6 +106,7 @@ struct SessionEnv {
   std::function<int64_t()> now_ms;
   LoginMemory* login_memory = &GlobalLoginMemory();
   KdfBudget* kdf = &GlobalKdfBudget();
+  GenerationMemory* generations = &GlobalGenerationMemory();
 };
 
 // What the blocking part of authentication produces (on a worker thread).
@@ -115,6 +136,10 @@ class SessionIo {
   virtual void RunAuth(std::function<AuthOutcome()> job) = 0;
   // Starts a non-blocking connect; the result arrives via OnServerConnected / OnServerConnectFailed.
   virtual void ConnectServer(const registry::Target& target) = 0;
+  // Drops the server leg (its socket and anything queued for it) and connects to `target` again,
+  // as ConnectServer. Called only from OnServerData / OnServerClosed (no receive in flight on
+  // that leg); false when the leg cannot be dropped now (a send still in flight).
+  virtual bool ReconnectServer(const registry::Target&) { return false; }
   // From now on both legs' bytes bypass the session and are copied straight across.
   virtual void StartPassthrough() = 0;
   // Arms the deadline `ms` from now (0 disarms); OnTimeout is called when it passes.
@@ -222,6 +247,11 @@ class Session final : public ClientHandler {
   void SetPeerCredentials(int64_t uid, int64_t gid, int64_t pid) { peer_cred_ = {uid, gid, pid}; }
   Encoding client_encoding() const { return client_encoding_; }
   const std::string& display() const { return display_; }
+  // While the client and its server are of different xpra generations (issue 17): a dict for
+  // `xpra info :proxy-N` ("description" = "bridging rencode+zlib <-> rencodeplus+lz4", packets
+  // bridged each way, chunks, dropped); None otherwise.
+  Value BridgeInfo() const;
+  bool bridging() const { return bridge_ != nullptr; }
 
  private:
   void HandleClientPacket(Value packet);
@@ -259,6 +289,15 @@ class Session final : public ClientHandler {
   Status DrainServerFrames();
   Status RelayServerFrames();
   void ForwardFrame(const RawFrame& frame, bool to_server);
+  // Bridge (codec/bridge.h): the server answered in the other generation (a frame without or
+  // with the rencodeplus bit, or 6.x's unframed refusal): connect again speaking its generation
+  // (remembered for the target once it answers in it). False when it was tried already or cannot
+  // be done (the caller then fails as before).
+  bool RetryServerGeneration(std::string_view why);
+  // Translates one plain client frame for the server and queues it (bridged sessions).
+  Status BridgeToServer(const FrameHeader& h, std::string_view payload);
+  // Logs a packet type the bridge dropped: the first of each type, then every 1,000th.
+  void NoteDropped(const std::string& type, bool to_server);
   // The server's stream broke the limits or the protocol: both ends are told, the session ends.
   void ServerFailed(const Error& e);
   void Fail(std::string_view reason, const Error& e);
@@ -312,6 +351,19 @@ class Session final : public ClientHandler {
 
   Encoding client_encoding_ = Encoding::kRencode;
   Encoding server_encoding_ = Encoding::kRencode;
+  // The generation the server is taken to speak (the client's, unless the target is known to
+  // speak the other), and whether a reconnect in the other one was made already.
+  bridge::Generation server_generation_ = bridge::Generation::k3;
+  bool server_generation_retried_ = false;
+  bool server_main_frame_seen_ = false;
+  bool server_answered_ = false;  // a byte came from the server since the (last) connect
+  // Set from the server's hello when the generations differ: both directions' translators.
+  struct Bridge {
+    bridge::Translator to_server;
+    bridge::Translator to_client;
+    std::vector<std::pair<std::string, uint64_t>> drops;  // per type, bounded (kMaxDropTypes)
+  };
+  std::unique_ptr<Bridge> bridge_;
 
   std::unique_ptr<crypto::Encryptor> encryptor_;  // relay -> client
   bool transport_encrypted_ = false;                // the client leg is TLS (SetTransportEncrypted)

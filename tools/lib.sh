@@ -28,6 +28,9 @@ XR_TEST_PACKAGES+=(gcc pkg-config python3-dev python3-setuptools libxxhash-dev l
 XR_TEST_PACKAGES+=(python3-cryptography)
 # Issue 16: bench/cluster_logins runs a real PostgreSQL 15 (psql and pg_stat_statements come with it).
 XR_BENCH_PACKAGES+=(postgresql-15)
+# The bridge's golden packets (tools/golden/bridge.py): xpra 3.1.3's lz4 as python writes it
+# (a dependency of Debian's xpra today, named so a slimmer xpra cannot drop it).
+XR_TEST_PACKAGES+=(python3-lz4)
 # What the relay binary links against at run time (deploy/Containerfile's runtime stage reads this).
 XR_RUNTIME_PACKAGES=(liburing2 libssl3 libsqlite3-0 liblz4-1 zlib1g libfmt9 libstdc++6
   libpam0g libpam-modules libldap-2.5-0 libpq5)

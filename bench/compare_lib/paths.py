@@ -17,6 +17,8 @@ from compare_lib import procs
 USER = "bench"
 PASSWORD = "bench-password-1"
 AES_KEY = "bench-compare-aes-key-0123456789"   # the keyfile's contents for the AES workloads
+USER6 = "bench6"              # the bridge rows' user: its entry is the xpra 6.x synthetic server
+
 XPRA_USER = "xpra-bench"     # unprivileged account that runs `xpra proxy` (it refuses root)
 XPRA_GROUP = "nogroup"
 
@@ -35,6 +37,8 @@ class Path:
     no_tls = None
     no_ws = "relay only: an L4 proxy would pass WebSocket frames to a server that must speak them, and the " \
             "synthetic server does not"
+    # Why this path cannot run the bridge rows (a 3.1 client of an xpra 6.x server); None: it can.
+    no_bridge = "only a proxy that translates packets lets a 3.1 client reach a 6.x server"
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -89,6 +93,8 @@ class Path:
         transport = getattr(workload, "transport", "tcp")
         if getattr(workload, "aes", False):
             return self.no_aes
+        if getattr(workload, "bridge", False):
+            return self.no_bridge
         if transport == "ssl":
             return self.no_tls
         if transport == "ws":
@@ -169,6 +175,7 @@ class Relay(Path):
     extra_args = []
     no_aes = None
     no_ws = None
+    no_bridge = None
 
     def _relay_argv(self, port, extra=()):
         # Every bench connection comes from 127.0.0.1: lift the per-address cap and let the
@@ -188,6 +195,17 @@ class Relay(Path):
     def start_proxy(self):
         self.db = os.path.join(self.ctx.tmpdir, "relay-users.sdb")
         _make_db(self.ctx.bins["xpra_relay_auth"], self.db, self.server_port)
+        # The bridge rows: a second synthetic server speaking xpra 6.x, reached by USER6 through
+        # the same relay (so its CPU is measured with the same --pid).
+        self.server6_port = procs.free_port()
+        argv6 = [self.ctx.bins["synthetic_server"], "--bind=127.0.0.1:%d" % self.server6_port, "--xpra6",
+                 "--stream-size=%d" % self.ctx.stream_size]
+        if self.ctx.server_threads:
+            argv6.append("--threads=%d" % self.ctx.server_threads)
+        self.server6 = self._spawn("synthetic-server-xpra6", argv6)
+        procs.wait_port(self.server6_port, proc=self.server6)
+        subprocess.run([self.ctx.bins["xpra_relay_auth"], self.db, "add", USER6, PASSWORD, "", "",
+                        "tcp://127.0.0.1:%d/" % self.server6_port], check=True, capture_output=True)
         self.port = procs.free_port()
         self.aes_proxy = None
         self.tls_proxy = None
@@ -257,6 +275,10 @@ class Relay(Path):
             url = "tcp://%s:%s@127.0.0.1:%d/" % (USER, PASSWORD, self.aes_port)
             return url, ["--encryption=AES", "--encryption-keyfile=%s" % self.keyfile,
                          "--pid=%d" % self.aes_proxy.pid]
+        if getattr(workload, "client6", False):
+            return self.url(), ["--xpra6", "--pid=%d" % self.proxy.pid]
+        if getattr(workload, "bridge", False):
+            return "tcp://%s:%s@127.0.0.1:%d/" % (USER6, PASSWORD, self.port), ["--pid=%d" % self.proxy.pid]
         if workload.mode in ("throughput", "handshake"):
             return self.url(), ["--pid=%d" % self.proxy.pid]
         return self.url(), []

@@ -45,6 +45,19 @@ def med(results, wl, path, metric):
     return p.get("median", {}).get(metric)
 
 
+def cell_status(results, wl, path, metric):
+    """(text, None) when path has no figure for metric in wl ("-", "n/a" or "failed"), else (None, value)."""
+    d = results.get(wl, {}).get("paths", {}).get(path)
+    if d is None:
+        return "-", None
+    if "na" in d:
+        return "n/a", None
+    v = med(results, wl, path, metric)
+    if v is None:
+        return ("failed" if d.get("error") else "-"), None
+    return None, v
+
+
 def direct_ref(results, wl, path, metric):
     """The direct figure to compare path with: direct at the same N (xpra proxy runs a smaller N)."""
     if path == "xpra-proxy":
@@ -143,14 +156,9 @@ def build_rows(results, path_keys):
                      {p: ("n/a" if p == "direct" else cell_plain("idle", "kib_per_conn", p)) for p in path_keys}))
 
     def cell_aes(wl, path):
-        d = results.get(wl, {}).get("paths", {}).get(path)
-        if d is None:
-            return "-"
-        if "na" in d:
-            return "n/a"
-        v = med(results, wl, path, "mbps")
-        if v is None:
-            return "failed" if d.get("error") else "-"
+        status, v = cell_status(results, wl, path, "mbps")
+        if status:
+            return status
         cores = med(results, wl, path, "cpu_cores")
         per_core = med(results, wl, path, "mbps_per_core")
         parts = []
@@ -168,6 +176,7 @@ def build_rows(results, path_keys):
             rows.append(("%s, MB/s (relay CPU in cores; MB/s per relay core)" % title(wl, ""),
                          {p: cell_aes(wl, p) for p in path_keys}))
     rows += build_tls_rows(results, path_keys)
+    rows += build_bridge_rows(results, path_keys)
     for wl in ("ws1", "wsN"):
         if wl in results:
             rows.append(("%s, MB/s (relay CPU in cores; MB/s per relay core)" % title(wl, ""),
@@ -226,6 +235,36 @@ def build_tls_rows(results, path_keys):
     if "tlsidle" in results:
         rows.append(("%s, KiB per connection: PSS growth (RSS growth)" % title("tlsidle"),
                      {p: cell("tlsidle", p, "kib_per_conn", "rss_kib_per_conn", "RSS %s") for p in path_keys}))
+    return rows
+
+
+def build_bridge_rows(results, path_keys):
+    """The --bridge rows: bridged (3.1 client, 6.x server) and passthrough streams through the same
+    relay: MB/s, MB per relay CPU-second and relay CPU-us per packet; a bridged cell also gives its
+    CPU per packet over the passthrough row's at the same N."""
+    rows = []
+
+    def cell(wl, path, pair):
+        status, v = cell_status(results, wl, path, "mbps")
+        if status:
+            return status
+        parts = []
+        cpu = med(results, wl, path, "mb_per_cpu_s")
+        if cpu is not None:
+            parts.append("%s MB/CPU-s" % fmt(cpu))
+        us = med(results, wl, path, "us_per_packet")
+        if us is not None:
+            parts.append("%s CPU-us/packet" % fmt(us))
+            base = med(results, pair, path, "us_per_packet") if pair else None
+            r = ratio(us, base)
+            if r is not None:
+                parts.append("%s the passthrough's" % fmt_ratio(r))
+        return "%s (%s)" % (fmt(v), ", ".join(parts)) if parts else fmt(v)
+
+    for wl, pair in (("brg1", "pass1"), ("brg1r", "pass1"), ("pass1", None), ("brgN", "passN"), ("passN", None)):
+        if wl in results:
+            rows.append(("%s, MB/s (MB per relay CPU-second, relay CPU-us per packet)" % results[wl].get("title", wl),
+                         {p: cell(wl, p, pair) for p in path_keys}))
     return rows
 
 

@@ -14,7 +14,7 @@ class Workload:
     """One row group of the table: a bench client mode, its size, and the figures it yields."""
 
     def __init__(self, key, title, mode, connections, small_connections, duration, metrics, aes=False,
-                 transport="tcp", resume=False, max_repeats=0):
+                 transport="tcp", resume=False, max_repeats=0, bridge=False, client6=False):
         self.key = key
         self.title = title
         self.mode = mode
@@ -26,6 +26,8 @@ class Workload:
         self.transport = transport                   # client leg: tcp, ssl (TLS 1.3) or ws
         self.resume = resume                         # tls-handshake: resume by ticket
         self.max_repeats = max_repeats               # 0: --repeats; else at most this many runs
+        self.bridge = bridge                         # bridged: 3.1 client -> relay -> xpra 6.x server
+        self.client6 = client6                       # ... or the reverse: a 6.x client (bench client --xpra6) of a 3.1 server
 
     def connections_for(self, path_key):
         """N for this path: xpra proxy forks one process per connection, so it gets a smaller N."""
@@ -43,6 +45,33 @@ SESSION_METRICS = [("sessions_per_s", "sessions/s", True), ("cpu_ms_per_session"
 # Figures of the AES workloads: throughput, the relay's CPU over the measured window (cores), and
 # throughput per relay core = MB/s / cores.
 AES_METRICS = [("mbps", "MB/s", True), ("cpu_cores", "cores", False), ("mbps_per_core", "MB/s per core", True)]
+
+
+# Figures of the bridge workloads (issue 17): a 3.1 bench client through the relay to a synthetic
+# server speaking xpra 6.x (rencodeplus + lz4), every packet translated: MB/s, MB per relay
+# CPU-second, and the relay's CPU per stream packet (a 64 KiB chunk and its draw packet) in us.
+BRIDGE_METRICS = THR_METRICS + [("us_per_packet", "relay CPU-us per packet", False)]
+
+# The bridge section's workload keys (bench/compare --bridge, or by name in --workloads).
+BRIDGE_KEYS = ("brg1", "brgN", "brg1r", "pass1", "passN")
+
+
+def bridge_workloads(quick, scale=1.0):
+    """Bridged streams beside same-generation passthrough through the same relay in the same
+    run (pass1/passN: thr1/thrN with the per-packet figure): about 1 minute with 3 repeats."""
+    t = 1.0 if quick else max(0.5, 2.0 * scale)
+    return [
+        Workload("brg1", "Bridged 3.1 <-> 6.x, 1 stream, 64 KiB draw packets", "throughput", 1, 1, t,
+                 BRIDGE_METRICS, bridge=True),
+        Workload("brg1r", "Bridged 6.x client <-> 3.1 server, 1 stream, 64 KiB draw packets", "throughput", 1, 1, t,
+                 BRIDGE_METRICS, bridge=True, client6=True),
+        Workload("pass1", "Same generation (passthrough), 1 stream, 64 KiB draw packets", "throughput", 1, 1, t,
+                 BRIDGE_METRICS),
+        Workload("brgN", "Bridged 3.1 <-> 6.x, 50 concurrent streams, aggregate", "throughput", 50, 50, t,
+                 BRIDGE_METRICS, bridge=True),
+        Workload("passN", "Same generation (passthrough), 50 concurrent streams, aggregate", "throughput", 50, 50, t,
+                 BRIDGE_METRICS),
+    ]
 
 
 def make_workloads(quick, scale=1.0, streams=0):
@@ -238,6 +267,10 @@ def extract(workload, report):
             out["cpu_cores"] = float(report["pid_cpu_cores"])
             if out["cpu_cores"] > 0:
                 out["mbps_per_core"] = out["mbps"] / out["cpu_cores"]
+            # CPU-seconds per second over packets per second: the relay's CPU per stream packet.
+            pps = report.get("packets_per_s")
+            if isinstance(pps, (int, float)) and pps > 0:
+                out["us_per_packet"] = 1e6 * out["cpu_cores"] / pps
     elif workload.mode == "latency":
         rtt = report.get("rtt_us") or {}
         out["p50_us"] = _num(rtt, "p50")

@@ -39,6 +39,13 @@ struct FakeIo : SessionIo {
   void SendToServer(std::string b) override { to_server += b; }
   void RunAuth(std::function<AuthOutcome()> job) override { auth_jobs.push_back(std::move(job)); }
   void ConnectServer(const registry::Target& t) override { connect_target = t; }
+  int reconnects = 0;
+  bool ReconnectServer(const registry::Target& t) override {
+    ++reconnects;
+    connect_target = t;
+    to_server.clear();  // the old leg's queue goes with it
+    return true;
+  }
   void StartPassthrough() override { passthrough = true; }
   void SetDeadline(int64_t ms) override { deadline = ms; }
   void Close(std::string_view why) override { closed = std::string(why); }
@@ -155,7 +162,8 @@ struct Fixture {
   KdfBudget kdf{200000};
   Encoding encoding = Encoding::kRencode;  // what Login() and Respond() send with (kRencodePlus: a 6.x client)
 
-  SessionEnv Env() { return SessionEnv{admission, &counters, NowMs, login_memory, &kdf}; }
+  GenerationMemory generations;  // the targets' xpra generations, this fixture's own
+  SessionEnv Env() { return SessionEnv{admission, &counters, NowMs, login_memory, &kdf, &generations}; }
 
   explicit Fixture(const std::string& auth_extra = "", bool aes = false, Admission* shared = nullptr,
                    LoginMemory* shared_memory = nullptr) {
@@ -163,7 +171,8 @@ struct Fixture {
     if (shared_memory != nullptr) login_memory = shared_memory;
     users = TempFile(
         "foo|bar|1000|1000|tcp://127.0.0.1:15200/200,tcp://127.0.0.1:15201/201|||\n"
-        "solo|pw|1000|1000|tcp://127.0.0.1:15300/||password=serverpw\n");
+        "solo|pw|1000|1000|tcp://127.0.0.1:15300/||password=serverpw\n"
+        "bridged|pw|1000|1000|tcp://127.0.0.1:15400/|||\n");
     auto m = auth::CreateAuthModule("multifile,filename=" + users + auth_extra);
     REQUIRE(m.ok());
     config->auth = std::shared_ptr<auth::AuthModule>(std::move(*m));
@@ -1332,4 +1341,99 @@ TEST_CASE("xpra 6.x AES: a frame under another key, or a plain one once keyed, i
     Value d = c.ReadOne(f.io.to_client, "disconnect");
     CHECK(d.as_list()[1].as_string() == reason::kProtocolError);
   }
+}
+
+// ---------------------------------------------------------------- bridge (issue 17, section 2)
+
+TEST_CASE("bridge: a 3.1 client's server answers unframed as 6.x does: reconnect in rencodeplus, hellos and packets translated both ways") {
+  Fixture f;
+  f.Login("bridged", "pw", "");
+  REQUIRE(f.io.connect_target.has_value());
+  f.session->OnServerConnected();
+  REQUIRE(f.io.to_server.size() > kHeaderSize);
+  CHECK((static_cast<uint8_t>(f.io.to_server[1]) & flags::kRencodePlus) == 0);  // 3.1 first: the client's own
+  f.io.to_server.clear();
+  // What 6.5.3 writes to a hello it cannot decode: not an xpra frame.
+  f.session->OnServerData("disconnect: invalid packet encoding: 'rencode' decoder is not available\n");
+  CHECK(f.io.reconnects == 1);
+  CHECK(f.session->state() == Session::State::kConnecting);
+  CHECK(f.io.closed.empty());
+  f.session->OnServerConnected();
+  REQUIRE(f.io.to_server.size() > kHeaderSize);
+  CHECK((static_cast<uint8_t>(f.io.to_server[1]) & flags::kRencodePlus) != 0);
+  Value hello = f.ExpectOne(f.ServerGot(), "hello");
+  Caps sc(hello.as_list()[1]);
+  CHECK(sc.get_strings("encoders") == std::vector<std::string>{"rencodeplus"});
+  CHECK(sc.get_bool("proxy"));
+  CHECK(sc.get_string("username") == "bridged");
+  // The 6.x server's hello: nested, rencodeplus.
+  Value caps6{Dict{}};
+  caps6.set("version", "6.5");
+  caps6.set("lz4", Value(Dict{{Value(""), Value(true)}, {Value("version"), Value("1.9.4")}}));
+  caps6.set("encoders", List{Value("rencodeplus")});
+  f.session->OnServerData(Wire(Value(List{Value("hello"), caps6}), nullptr, Encoding::kRencodePlus));
+  CHECK(f.session->state() == Session::State::kRelay);
+  CHECK(!f.io.passthrough);  // every packet goes through the translator
+  REQUIRE(f.io.to_client.size() > kHeaderSize);
+  CHECK(static_cast<uint8_t>(f.io.to_client[1]) == flags::kRencode);
+  Value got = f.ExpectOne(f.ClientGot(), "hello");
+  Caps cc(got.as_list()[1]);
+  CHECK(cc.get_bool("lz4"));
+  CHECK(cc.get_bool("rencode"));
+  CHECK(cc.get_string("lz4.version") == "1.9.4");
+  // Client -> server: rencode bytes become rencodeplus str.
+  f.session->OnClientData(Wire(Value(List{Value("key-action"), Value(1), Value::bytes("a"), Value(true), Value(List{}),
+                                          Value(97), Value::bytes("a"), Value(38), Value(0)})));
+  REQUIRE(f.io.to_server.size() > kHeaderSize);
+  CHECK((static_cast<uint8_t>(f.io.to_server[1]) & flags::kRencodePlus) != 0);
+  Value key = f.ExpectOne(f.ServerGot(), "key-action");
+  CHECK(key.as_list()[2].is_text());
+  // Server -> client: a pixel chunk passes raw, its draw packet becomes rencode.
+  std::string pixels(70000, '\x01');
+  std::string wire = SerializeFrame(FrameHeader{0, 0, 7, static_cast<uint32_t>(pixels.size())}, pixels);
+  wire += Wire(Value(List{Value("draw"), Value(1), Value(0), Value(0), Value(10), Value(10), Value("rgb24"), Value::bytes(""),
+                          Value(1), Value(30), Value(Dict{})}),
+               nullptr, Encoding::kRencodePlus);
+  f.session->OnServerData(wire);
+  Value draw = f.ExpectOne(f.ClientGot(), "draw");
+  CHECK(draw.as_list()[7].as_string() == pixels);
+  Value info = f.session->BridgeInfo();
+  REQUIRE(info.is_dict());
+  CHECK(info.find("description")->as_string() == "bridging rencode+lz4 <-> rencodeplus+lz4");
+  CHECK(info.find("packets-to-server")->as_int() == 1);
+  CHECK(info.find("packets-to-client")->as_int() == 1);
+  CHECK(info.find("chunks-to-client")->as_int() == 1);
+  // A packet with no counterpart in 6.x is dropped and counted, the session goes on.
+  f.session->OnClientData(Wire(Value(List{Value("set_deflate"), Value(5)})));
+  CHECK(f.ServerGot().empty());
+  CHECK(f.session->BridgeInfo().find("dropped")->as_int() == 1);
+  CHECK(f.session->state() == Session::State::kRelay);
+  // A malformed client packet ends it with the reason, both sides told.
+  f.session->OnClientData(std::string("P\x01\x00\x00\x00\x00\x00\x03\xff\xff\xff", 11));
+  f.ExpectDisconnect("protocol error", "bridge");
+}
+
+TEST_CASE("bridge: the next login to a target known to speak 6.x sends its hello in rencodeplus at once") {
+  Fixture f;
+  f.generations.Remember("tcp://127.0.0.1:15400/", bridge::Generation::k6);
+  f.Login("bridged", "pw", "");
+  REQUIRE(f.io.connect_target.has_value());
+  CHECK(f.io.connect_target->describe() == "tcp://127.0.0.1:15400/");
+  f.session->OnServerConnected();
+  REQUIRE(f.io.to_server.size() > kHeaderSize);
+  CHECK((static_cast<uint8_t>(f.io.to_server[1]) & flags::kRencodePlus) != 0);
+  CHECK(f.io.reconnects == 0);
+}
+
+TEST_CASE("bridge: a server that answers in the other generation twice is an error, not a loop") {
+  Fixture f;
+  f.generations.Remember("tcp://127.0.0.1:15400/", bridge::Generation::k6);
+  f.Login("bridged", "pw", "");
+  f.session->OnServerConnected();   // 6.x hello (remembered)
+  f.session->OnServerData("not xpra at all\n");
+  CHECK(f.io.reconnects == 1);      // tries 3.1
+  f.session->OnServerConnected();
+  f.session->OnServerData("still not xpra\n");
+  CHECK(f.io.reconnects == 1);
+  f.ExpectDisconnect("server error", "invalid data from the session's server");
 }
