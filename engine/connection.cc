@@ -480,12 +480,22 @@ void Connection::ArmRecv(Dir d) {
   if (leg.private_buffer() != nullptr) {
     // The ring ran dry on this leg's last receive: read into the leg's own buffer once.
     r_->io_->Recv(leg.fd.get(), leg.private_buffer(), Leg::kPrivateRecvBytes, tag);
+  } else if (RecvHot(leg)) {
+    // Bytes consumed on arrival (decrypted, encrypted, framed): a cache-hot buffer.
+    r_->io_->RecvHot(leg.fd.get(), leg.recv_limit, tag);
   } else {
     // No buffer of our own: the backend picks a provided one when data arrives.
     r_->io_->RecvProvided(leg.fd.get(), leg.recv_limit, tag);
   }
   leg.set(Leg::kRecvInFlight);
   ++inflight_;
+}
+
+bool Connection::RecvHot(const Leg& leg) const {
+  // Both legs of a TLS or WebSocket client's connection: every receive is decrypted or
+  // encrypted (framed) before OnRecv returns. Plain legs keep the main ring (large copies
+  // there go by splice).
+  return !leg.has(Leg::kHotEmpty) && !cd_[kClientLeg].transport->plain();
 }
 
 void Connection::Cancel(Reactor::Op op) {
@@ -550,6 +560,14 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
     ArmRecv(from);
     return;
   }
+  if (res == -ENOBUFS && RecvHot(leg)) {
+    // The few hot buffers are all in use this instant: this leg's next receive takes one
+    // from the main ring.
+    leg.set(Leg::kHotEmpty);
+    ArmRecv(from);
+    return;
+  }
+  leg.clear(Leg::kHotEmpty);
   if (res == -ENOBUFS) {
     // Every ring buffer is in use this instant. Waiting for the ring would let saturating
     // streams win every race for it (they re-arm first, with data already queued), so the

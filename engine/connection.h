@@ -103,6 +103,8 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   // streams are followed from the first byte the relay writes, so passthrough starts in step).
   void SendTracked(Dir to, std::string bytes);
   void ArmRecv(Dir d);
+  // Whether leg `leg`'s next receive takes a cache-hot buffer (Backend::RecvHot).
+  bool RecvHot(const Leg& leg) const;
   void ArmSend(Dir d);
   void ArmPoll(Dir d, unsigned events);
   void Cancel(Reactor::Op op);
