@@ -216,17 +216,17 @@ void Connection::ConnectServer(const registry::Target& target) {
     handler_->OnServerConnectFailed(address.error().message);
     return;
   }
-  target_ = *address;
+  target_ = std::make_unique<TargetAddress>(*address);
   connect_started_ms_ = NowMs();
   Leg& server = cd_[kServerLeg];
-  server.fd.reset(socket(target_.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  server.fd.reset(socket(target_->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!server.fd.valid()) {
     handler_->OnServerConnectFailed(log::ErrnoText(errno));
     return;
   }
   // The connect may take the whole server timeout (the session's deadline covers connect and
   // server hello; whichever ends first reports it).
-  r_->io_->ConnectWithTimeout(server.fd.get(), reinterpret_cast<const sockaddr*>(&target_.addr), target_.len,
+  r_->io_->ConnectWithTimeout(server.fd.get(), reinterpret_cast<const sockaddr*>(&target_->addr), target_->len,
                               connect_timeout_ms_, Reactor::Tag(id_, Reactor::kConnect),
                               Reactor::Tag(id_, Reactor::kConnectTimeout));
   inflight_ += 2;
@@ -429,7 +429,7 @@ Value Connection::InfoValue() const {
   client.set("encoding", session_->client_encoding() == Encoding::kRencode ? "rencode" : "bencode");
   client.set("encryption", session_->encrypted() ? "AES" : "");
   client.set("transport", std::string_view(transport_info_.name));
-  if (!transport_info_.tls_version.empty()) {
+  if (*transport_info_.tls_version != '\0') {
     Value tlsv{Dict{}};
     tlsv.set("version", std::string_view(transport_info_.tls_version));
     tlsv.set("cipher", std::string_view(transport_info_.tls_cipher));
@@ -670,13 +670,13 @@ bool Connection::OnFrontEndData(std::string_view wire) {
   to_client_bytes_ = RelayMetricsSet::Get().bytes(ByteDir::kToClient, BytePathOf(transport_info_.name));
   to_server_bytes_ = RelayMetricsSet::Get().bytes(ByteDir::kToServer, BytePathOf(transport_info_.name));
   if (const tls::TlsSession* t = front_->tls_session()) {
-    transport_info_.tls_version = t->version();
-    transport_info_.tls_cipher = t->cipher();
+    transport_info_.tls_version = t->version_name();
+    transport_info_.tls_cipher = t->cipher_name();
     transport_info_.sni = t->server_name();
   }
-  if (transport_info_.name != "tcp") {
+  if (std::string_view(transport_info_.name) != "tcp") {
     XR_INFO("conn", "conn={} peer={} transport {}{}{}", id_, peer_, transport_info_.name,
-            transport_info_.tls_version.empty() ? "" : " " + transport_info_.tls_version + " " + transport_info_.tls_cipher,
+            *transport_info_.tls_version == '\0' ? "" : fmt::format(" {} {}", transport_info_.tls_version, transport_info_.tls_cipher),
             transport_info_.sni.empty() ? "" : " sni=" + transport_info_.sni);
   }
   session_->SetTransportEncrypted(front_->encrypted());
@@ -801,6 +801,8 @@ void Connection::OnSend(Dir to, int res) {
 
 void Connection::OnConnect(int res) {
   connect_inflight_ = false;
+  const bool tcp = target_ && target_->tcp;
+  target_.reset();  // the kernel is done with the address
   if (closing()) {
     MaybeFinishClose();
     return;
@@ -818,7 +820,7 @@ void Connection::OnConnect(int res) {
     return;
   }
   int one = 1;
-  if (target_.tcp && setsockopt(server.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+  if (tcp && setsockopt(server.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
     XR_DEBUG("net", "TCP_NODELAY on the server socket: {}", log::ErrnoText(errno));
   }
   handler_->OnServerConnected();
