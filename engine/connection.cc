@@ -480,11 +480,15 @@ void Connection::ArmRecv(Dir d) {
   if (leg.private_buffer() != nullptr) {
     // The ring ran dry on this leg's last receive: read into the leg's own buffer once.
     r_->io_->Recv(leg.fd.get(), leg.private_buffer(), Leg::kPrivateRecvBytes, tag);
-  } else if (RecvHot(leg)) {
+  } else if (RecvHot(leg) && r_->hot_recv_pause_ == 0) {
     // Bytes consumed on arrival (decrypted, encrypted, framed): a cache-hot buffer.
     r_->io_->RecvHot(leg.fd.get(), leg.recv_limit, tag);
   } else {
     // No buffer of our own: the backend picks a provided one when data arrives.
+    if (RecvHot(leg)) {  // hot-eligible, during the reactor's pause: this one takes the ring
+      --r_->hot_recv_pause_;
+      leg.set(Leg::kHotEmpty);
+    }
     r_->io_->RecvProvided(leg.fd.get(), leg.recv_limit, tag);
   }
   leg.set(Leg::kRecvInFlight);
@@ -562,8 +566,9 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
   }
   if (res == -ENOBUFS && RecvHot(leg)) {
     // The few hot buffers are all in use this instant: this leg's next receive takes one
-    // from the main ring.
+    // from the main ring, and so do the reactor's next kHotRecvPause hot-eligible receives.
     leg.set(Leg::kHotEmpty);
+    r_->hot_recv_pause_ = Reactor::kHotRecvPause;
     ArmRecv(from);
     return;
   }
