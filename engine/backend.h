@@ -48,6 +48,12 @@ class Backend {
   // data arrives; the completion names it in `buffer` (hand it back with Recycle). -ENOBUFS
   // when every provided buffer is in use.
   virtual void RecvProvided(int fd, size_t max_len, uint64_t tag) = 0;
+  // As RecvProvided, from a few buffers of the same size reused soon after they come back, so
+  // the kernel copies into memory still in the CPU cache: for legs whose bytes are consumed
+  // at once (decrypted, encrypted, framed) on every receive. -ENOBUFS when those few are all
+  // in use: the next receive should use RecvProvided. Default: RecvProvided (a backend whose
+  // buffers are already reused last-freed-first).
+  virtual void RecvHot(int fd, size_t max_len, uint64_t tag) { RecvProvided(fd, max_len, tag); }
   // Receives at most `len` bytes into `buf`.
   virtual void Recv(int fd, char* buf, size_t len, uint64_t tag) = 0;
   // Reads at most `len` bytes from a non-socket fd (an eventfd) into `buf`.

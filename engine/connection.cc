@@ -229,17 +229,17 @@ void Connection::ConnectServer(const registry::Target& target) {
     handler_->OnServerConnectFailed(address.error().message);
     return;
   }
-  target_ = *address;
+  target_ = std::make_unique<TargetAddress>(*address);
   connect_started_ms_ = NowMs();
   Leg& server = cd_[kServerLeg];
-  server.fd.reset(socket(target_.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  server.fd.reset(socket(target_->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!server.fd.valid()) {
     handler_->OnServerConnectFailed(log::ErrnoText(errno));
     return;
   }
   // The connect may take the whole server timeout (the session's deadline covers connect and
   // server hello; whichever ends first reports it).
-  r_->io_->ConnectWithTimeout(server.fd.get(), reinterpret_cast<const sockaddr*>(&target_.addr), target_.len,
+  r_->io_->ConnectWithTimeout(server.fd.get(), reinterpret_cast<const sockaddr*>(&target_->addr), target_->len,
                               connect_timeout_ms_, Reactor::Tag(id_, Reactor::kConnect),
                               Reactor::Tag(id_, Reactor::kConnectTimeout));
   inflight_ += 2;
@@ -453,7 +453,7 @@ Value Connection::InfoValue() const {
   client.set("encoding", EncodingName(session_->client_encoding()));  // rencodeplus for a 6.x client
   client.set("encryption", session_->encrypted() ? "AES" : "");
   client.set("transport", std::string_view(transport_info_.name));
-  if (!transport_info_.tls_version.empty()) {
+  if (*transport_info_.tls_version != '\0') {
     Value tlsv{Dict{}};
     tlsv.set("version", std::string_view(transport_info_.tls_version));
     tlsv.set("cipher", std::string_view(transport_info_.tls_cipher));
@@ -505,12 +505,26 @@ void Connection::ArmRecv(Dir d) {
   if (leg.private_buffer() != nullptr) {
     // The ring ran dry on this leg's last receive: read into the leg's own buffer once.
     r_->io_->Recv(leg.fd.get(), leg.private_buffer(), Leg::kPrivateRecvBytes, tag);
+  } else if (RecvHot(leg) && r_->hot_recv_pause_ == 0) {
+    // Bytes consumed on arrival (decrypted, encrypted, framed): a cache-hot buffer.
+    r_->io_->RecvHot(leg.fd.get(), leg.recv_limit, tag);
   } else {
     // No buffer of our own: the backend picks a provided one when data arrives.
+    if (RecvHot(leg)) {  // hot-eligible, during the reactor's pause: this one takes the ring
+      --r_->hot_recv_pause_;
+      leg.set(Leg::kHotEmpty);
+    }
     r_->io_->RecvProvided(leg.fd.get(), leg.recv_limit, tag);
   }
   leg.set(Leg::kRecvInFlight);
   ++inflight_;
+}
+
+bool Connection::RecvHot(const Leg& leg) const {
+  // Both legs of a TLS or WebSocket client's connection: every receive is decrypted or
+  // encrypted (framed) before OnRecv returns. Plain legs keep the main ring (large copies
+  // there go by splice).
+  return !leg.has(Leg::kHotEmpty) && !cd_[kClientLeg].transport->plain();
 }
 
 void Connection::Cancel(Reactor::Op op) {
@@ -575,6 +589,15 @@ void Connection::OnRecv(Dir from, int res, const char* buf) {
     ArmRecv(from);
     return;
   }
+  if (res == -ENOBUFS && RecvHot(leg)) {
+    // The few hot buffers are all in use this instant: this leg's next receive takes one
+    // from the main ring, and so do the reactor's next kHotRecvPause hot-eligible receives.
+    leg.set(Leg::kHotEmpty);
+    r_->hot_recv_pause_ = Reactor::kHotRecvPause;
+    ArmRecv(from);
+    return;
+  }
+  leg.clear(Leg::kHotEmpty);
   if (res == -ENOBUFS) {
     // Every ring buffer is in use this instant. Waiting for the ring would let saturating
     // streams win every race for it (they re-arm first, with data already queued), so the
@@ -677,13 +700,13 @@ bool Connection::OnFrontEndData(std::string_view wire) {
   to_client_bytes_ = RelayMetricsSet::Get().bytes(ByteDir::kToClient, BytePathOf(transport_info_.name));
   to_server_bytes_ = RelayMetricsSet::Get().bytes(ByteDir::kToServer, BytePathOf(transport_info_.name));
   if (const tls::TlsSession* t = front_->tls_session()) {
-    transport_info_.tls_version = t->version();
-    transport_info_.tls_cipher = t->cipher();
+    transport_info_.tls_version = t->version_name();
+    transport_info_.tls_cipher = t->cipher_name();
     transport_info_.sni = t->server_name();
   }
-  if (transport_info_.name != "tcp") {
+  if (std::string_view(transport_info_.name) != "tcp") {
     XR_INFO("conn", "conn={} peer={} transport {}{}{}", id_, peer_, transport_info_.name,
-            transport_info_.tls_version.empty() ? "" : " " + transport_info_.tls_version + " " + transport_info_.tls_cipher,
+            *transport_info_.tls_version == '\0' ? "" : fmt::format(" {} {}", transport_info_.tls_version, transport_info_.tls_cipher),
             transport_info_.sni.empty() ? "" : " sni=" + transport_info_.sni);
   }
   session_->SetTransportEncrypted(front_->encrypted());
@@ -809,6 +832,8 @@ void Connection::OnSend(Dir to, int res) {
 
 void Connection::OnConnect(int res) {
   connect_inflight_ = false;
+  const bool tcp = target_ && target_->tcp;
+  target_.reset();  // the kernel is done with the address
   if (closing()) {
     MaybeFinishClose();
     return;
@@ -826,7 +851,7 @@ void Connection::OnConnect(int res) {
     return;
   }
   int one = 1;
-  if (target_.tcp && setsockopt(server.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+  if (tcp && setsockopt(server.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
     XR_DEBUG("net", "TCP_NODELAY on the server socket: {}", log::ErrnoText(errno));
   }
   handler_->OnServerConnected();

@@ -57,6 +57,7 @@ class Leg {
     kEof = 1 << 4,           // the peer ended its stream (or the socket failed)
     kFailed = 1 << 5,        // the socket failed: nothing more is sent on it
     kOwnBacklog = 1 << 6,    // receive paused: the transport's own answers (pongs) are not read
+    kHotEmpty = 1 << 7,      // this receive uses the main ring, not the hot buffers (they ran out)
   };
   bool has(Flag f) const { return (flags_ & f) != 0; }
   void set(Flag f) { flags_ = static_cast<uint8_t>(flags_ | f); }

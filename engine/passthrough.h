@@ -4,6 +4,7 @@
 // are followed from the first byte the relay wrote, so the relay can still insert a packet of
 // its own (a `disconnect`) at a boundary, hold each leg to its limits, and count packets.
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -40,17 +41,22 @@ class Passthrough {
   // A stop waits for the server->client stream to reach a frame boundary: why, for the
   // disconnect packet then.
   void HoldStop(std::string_view reason, std::string_view detail) {
-    stop_reason_ = std::string(reason);
-    stop_detail_ = std::string(detail);
+    stop_ = std::make_unique<HeldStop>(HeldStop{std::string(reason), std::string(detail)});
   }
-  const std::string& stop_reason() const { return stop_reason_; }
-  const std::string& stop_detail() const { return stop_detail_; }
+  const std::string& stop_reason() const { return stop_ ? stop_->reason : Empty(); }
+  const std::string& stop_detail() const { return stop_ ? stop_->detail : Empty(); }
 
  private:
   FrameBoundary toward_[2];
+  struct HeldStop {
+    std::string reason, detail;
+  };
+  static const std::string& Empty() {
+    static const std::string empty;
+    return empty;
+  }
   bool started_ = false;
-  std::string stop_reason_;
-  std::string stop_detail_;
+  std::unique_ptr<HeldStop> stop_;  // only while a stop is held (an idle connection holds none)
 };
 
 }  // namespace xr::engine

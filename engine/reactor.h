@@ -216,6 +216,11 @@ class Reactor {
   std::vector<std::function<void()>> posted_;
   std::atomic<bool> stop_requested_{false};
   int64_t ring_empty_logged_ms_ = 0;
+  // Receives left that take the main ring instead of the hot buffers (Backend::RecvHot): set
+  // when the hot ones ran out, so many busy TLS streams share the main ring instead of each
+  // paying a failed receive per miss; one stream or a few get the hot ones back once it ends.
+  uint32_t hot_recv_pause_ = 0;
+  static constexpr uint32_t kHotRecvPause = 256;
   uint64_t ticks_ = 0;
   bool stopping_ = false;
   int64_t stop_deadline_ms_ = 0;

@@ -154,6 +154,9 @@ class TlsSession {
   bool resumed() const;      // the handshake resumed a session (ticket or cache)
   std::string version() const;      // "TLSv1.3" ("" before the handshake)
   std::string cipher() const;       // "TLS_AES_256_GCM_SHA384"
+  // version() and cipher() as OpenSSL's own static strings (nothing to keep per connection): "".
+  const char* version_name() const;
+  const char* cipher_name() const;
   std::string server_name() const;  // SNI host name sent by the client, "" if none
   std::string alpn() const;         // protocol chosen by ALPN, "" if none
   std::string peer_subject() const; // client certificate subject (one line), "" if none

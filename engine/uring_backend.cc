@@ -146,7 +146,8 @@ BufferRing::~BufferRing() {
   if (data_ != nullptr) munmap(data_, data_bytes_);
 }
 
-Status BufferRing::Init(io_uring* ring, uint16_t group, unsigned entries, size_t buf_size) {
+Status BufferRing::Init(io_uring* ring, uint16_t group, unsigned entries, size_t buf_size, uint16_t first_bid) {
+  first_bid_ = first_bid;
   ring_bytes_ = entries * sizeof(io_uring_buf);
   void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) return MakeError(ErrorCode::kIo, fmt::format("buffer ring: {}", log::ErrnoText(errno)));
@@ -170,8 +171,9 @@ Status BufferRing::Init(io_uring* ring, uint16_t group, unsigned entries, size_t
   buf_size_ = buf_size;
   group_ = group;
   for (unsigned i = 0; i < entries; ++i) {
-    io_uring_buf_ring_add(br_, buffer(static_cast<uint16_t>(i)), static_cast<unsigned>(buf_size), static_cast<uint16_t>(i),
-                          io_uring_buf_ring_mask(entries), static_cast<int>(i));
+    const auto bid = static_cast<uint16_t>(first_bid + i);
+    io_uring_buf_ring_add(br_, buffer(bid), static_cast<unsigned>(buf_size), bid, io_uring_buf_ring_mask(entries),
+                          static_cast<int>(i));
   }
   io_uring_buf_ring_advance(br_, static_cast<int>(entries));
   return Status::Ok();
@@ -188,7 +190,9 @@ Status UringBackend::Init(unsigned entries) { return ring_.Init(entries); }
 
 Status UringBackend::Start(unsigned buffers, size_t buffer_size) {
   if (Status s = ring_.Enable(); !s.ok()) return s;
-  return bufs_.Init(ring_.get(), 1, buffers, buffer_size);
+  if (Status s = bufs_.Init(ring_.get(), 1, buffers, buffer_size); !s.ok()) return s;
+  if (buffers + kHotBuffers > 0x8000) return MakeError(ErrorCode::kTooLarge, "too many receive buffers");
+  return hot_.Init(ring_.get(), 2, kHotBuffers, buffer_size, static_cast<uint16_t>(buffers));
 }
 
 void UringBackend::Accept(int listen_fd, uint64_t tag) {
@@ -209,13 +213,17 @@ void UringBackend::ConnectWithTimeout(int fd, const sockaddr* addr, socklen_t le
   io_uring_sqe_set_data64(tsqe, timeout_tag);
 }
 
-void UringBackend::RecvProvided(int fd, size_t max_len, uint64_t tag) {
-  size_t len = bufs_.buf_size();
+void UringBackend::RecvProvided(int fd, size_t max_len, uint64_t tag) { PrepRecvSelect(fd, max_len, tag, bufs_); }
+
+void UringBackend::RecvHot(int fd, size_t max_len, uint64_t tag) { PrepRecvSelect(fd, max_len, tag, hot_); }
+
+void UringBackend::PrepRecvSelect(int fd, size_t max_len, uint64_t tag, const BufferRing& from) {
+  size_t len = from.buf_size();
   if (max_len != 0) len = std::min(len, max_len);
   io_uring_sqe* sqe = ring_.GetSqes();
   io_uring_prep_recv(sqe, fd, nullptr, len, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = bufs_.group();
+  sqe->buf_group = from.group();
   io_uring_sqe_set_data64(sqe, tag);
 }
 

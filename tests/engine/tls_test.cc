@@ -53,6 +53,9 @@ TEST_CASE("tls: TLS 1.3 handshake and data both ways in memory, verified by the 
   CHECK(server.handshake_done());
   CHECK(server.version() == "TLSv1.3");
   CHECK(!server.cipher().empty());
+  // The static names the connection keeps for `xpra info` say the same.
+  CHECK(std::string(server.version_name()) == server.version());
+  CHECK(std::string(server.cipher_name()) == server.cipher());
   CHECK(server.server_name() == "relay.test");
   CHECK_FALSE(server.resumed());
   // Client -> server, several records.
@@ -106,6 +109,8 @@ TEST_CASE("tls: TLS 1.2 is served") {
   REQUIRE(Pump(client, server, &plain).ok());
   CHECK(server.version() == "TLSv1.2");
   CHECK(server.cipher().find("GCM") != std::string::npos);  // the AEAD-only default list
+  CHECK(std::string(server.version_name()) == "TLSv1.2");
+  CHECK(std::string(server.cipher_name()) == server.cipher());
 }
 
 TEST_CASE("tls: TLS 1.1 is refused by default") {
