@@ -16,6 +16,7 @@ deploy/cluster/schema/ is what the relays apply), and real xpra 3.1.3 clients an
 Everything is started here on 127.0.0.1 and stopped by its pid."""
 
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -106,13 +107,17 @@ def listed(run, node, rc=0):
     return rows, out.splitlines()[-1]
 
 
+_PG_DIRS = itertools.count(1)
+
+
 @contextlib.contextmanager
 def fixture(run):
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     check(os.access(haproxy, os.X_OK), "haproxy not found: install the Debian package 'haproxy' "
                                        "(tools/lib.sh XR_TEST_PACKAGES)")
     with contextlib.ExitStack() as stack:
-        pg = Postgres(run)
+        # Its own data directory per fixture (test_postgresql and test_cluster_policy share the run dir).
+        pg = Postgres(run, "postgres-cluster-%d" % next(_PG_DIRS))
         stack.callback(pg.stop)
         pg.start()
         _pg_tool(run, pg, ["create"])
