@@ -118,10 +118,11 @@ try:
               j and j["errors"] == 0 and j["packets"] > 0 and j["payload_bytes"] == j["packets"] * int(size), err)
     j, err = bench("idle", "idle", url, True, "--connections=50", "--pid=%d" % relay.pid)
     check("50 idle relayed connections", j and j["errors"] == 0 and j["held"] == 50, err)
-    j, err = bench("wrong_password", "handshake", "tcp://bench:nope@127.0.0.1:%d/" % rport, False)
-    check("wrong password refused", j is not None and "authentication" in err.lower(), err)
     j, err = bench("server_challenge", "latency", "tcp://chal:pw2@127.0.0.1:%d/" % rport)
     check("server challenge answered from password= option", j and j["errors"] == 0 and j["pings"] > 0, err)
+    # Last on this relay before the AES one: its failures put 127.0.0.1 in back-off for a while.
+    j, err = bench("wrong_password", "handshake", "tcp://bench:nope@127.0.0.1:%d/" % rport, False)
+    check("wrong password refused", j is not None and "authentication" in err.lower(), err)
     # AES-CBC on the client leg (xpra 3.1 --encryption=AES), the server leg plain.
     key = os.path.join(tmp, "aes.key")
     with open(key, "w") as f:
