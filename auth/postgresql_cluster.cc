@@ -194,18 +194,13 @@ Status PgClusterListener::Sync(PgConn& conn) {
   if (resync) {
     // Exclusive: no worker is between its begin round trip and Began().
     std::unique_lock lock(sessions_->begin_mu());
-    std::string users = "{", counts = "{";
-    for (const auto& [user, n] : sessions_->snapshot()) {
-      std::string quoted = "\"";
-      for (char c : user) {
-        if (c == '"' || c == '\\') quoted += '\\';
-        quoted += c;
-      }
-      users += (users.size() > 1 ? "," : "") + quoted + "\"";
-      counts += (counts.size() > 1 ? "," : "") + std::to_string(n);
+    std::vector<std::string> user_list;
+    std::vector<int64_t> count_list;
+    for (auto& [user, n] : sessions_->snapshot()) {
+      user_list.push_back(std::move(user));
+      count_list.push_back(n);
     }
-    users += "}";
-    counts += "}";
+    const std::string users = PgTextArray(user_list), counts = PgIntArray(count_list);
     // The node's rows replaced by what it holds, in one transaction.
     for (const char* sql : {"BEGIN", "DELETE FROM xr_user_sessions WHERE node = $1",
                             "INSERT INTO xr_user_sessions SELECT $1, u, n FROM unnest($2::text[], $3::integer[]) AS t(u, n)",

@@ -39,6 +39,16 @@ struct ParamArrays {
   const char* const* data() const { return values.empty() ? nullptr : values.data(); }
 };
 
+template <typename T>
+std::string IntArray(const std::vector<T>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(values[i]);
+  }
+  return out + "}";
+}
+
 }  // namespace
 
 int64_t PgNowMs() {
@@ -240,5 +250,23 @@ Expected<std::vector<std::string>> PgConn::WaitNotifications(int64_t deadline_ms
   take();
   return payloads;
 }
+
+std::string PgTextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '\0') continue;
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+std::string PgIntArray(const std::vector<uint64_t>& values) { return IntArray(values); }
+std::string PgIntArray(const std::vector<int64_t>& values) { return IntArray(values); }
 
 }  // namespace xr::auth

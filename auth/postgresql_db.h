@@ -109,4 +109,11 @@ class PgConn {
 // "user@host:port/dbname" of a URI (no password), "database" when it cannot be parsed.
 std::string PgTargetName(const std::string& uri);
 
+// A PostgreSQL array literal of text values ({"a","b\"c"}), for a text[] parameter: every element
+// quoted, '"' and '\\' escaped, NUL bytes (which text cannot hold) dropped.
+std::string PgTextArray(const std::vector<std::string>& values);
+// {1,2,3}, for an integer[] or bigint[] parameter.
+std::string PgIntArray(const std::vector<uint64_t>& values);
+std::string PgIntArray(const std::vector<int64_t>& values);
+
 }  // namespace xr::auth

@@ -13,16 +13,6 @@ bool NodeChar(char c) {
          c == ':' || c == '@' || c == '-';
 }
 
-template <typename T>
-std::string IntArray(const std::vector<T>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(values[i]);
-  }
-  return out + "}";
-}
-
 std::string HumanBytes(uint64_t n) {
   if (n < 10 * 1024) return fmt::format("{} B", n);
   if (n < 10 * 1024 * 1024) return fmt::format("{} KiB", n / 1024);
@@ -58,24 +48,6 @@ bool ValidInstance(std::string_view instance) {
   if (n.empty() || (n.size() > 1 && n[0] == '0')) return false;
   return std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
-
-std::string PgTextArray(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : values[i]) {
-      if (c == '\0') continue;
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
-std::string PgIntArray(const std::vector<uint64_t>& values) { return IntArray(values); }
-std::string PgIntArray(const std::vector<int64_t>& values) { return IntArray(values); }
 
 std::vector<std::string> SyncParams(const std::string& node, const std::vector<ConnRow>& rows) {
   std::vector<std::string> instance, user, target, transport, address;

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/postgresql_db.h"
 #include "base/status.h"
 
 namespace xr::cluster {
@@ -41,12 +42,9 @@ bool ValidNodeName(std::string_view name);
 // ":proxy-N", N decimal without leading zeros, at most kMaxInstance bytes.
 bool ValidInstance(std::string_view instance);
 
-// A PostgreSQL array literal of text values ({"a","b\"c"}): every element quoted, '"' and
-// '\\' escaped, NUL bytes (which text cannot hold) dropped.
-std::string PgTextArray(const std::vector<std::string>& values);
-// {1,2,3}
-std::string PgIntArray(const std::vector<uint64_t>& values);
-std::string PgIntArray(const std::vector<int64_t>& values);
+// Array literals for the sync's unnest() parameters (auth/postgresql_db.h).
+using auth::PgIntArray;
+using auth::PgTextArray;
 
 // The text parameters of kSyncConnectionsSql for `node` and its rows ($1 node, $2 instances,
 // ... $10 bytes to server).
