@@ -109,7 +109,6 @@ void AddSystemWideOptions(CLI::App& app, RawOptions& r) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 31));
 }
 
-// Declares every option on `app`, writing into `r`.
 // The cluster (issue 16; deploy/cluster/README.md).
 void AddClusterOptions(CLI::App& app, RawOptions& r) {
   app.add_option("--cluster", r.c.cluster,
@@ -142,6 +141,7 @@ Status CheckCluster(const RelayConfig& c) {
   return Status::Ok();
 }
 
+// Declares every option on `app`, writing into `r`.
 void DefineOptions(CLI::App& app, RawOptions& r) {
   app.get_formatter()->column_width(44);
   app.add_option("--config", r.c.config_file,
