@@ -458,6 +458,8 @@ Value Connection::InfoValue() const {
     tlsv.set("version", std::string_view(transport_info_.tls_version));
     tlsv.set("cipher", std::string_view(transport_info_.tls_cipher));
     tlsv.set("sni", std::string_view(transport_info_.sni));
+    // Who seals and opens the records: the relay's TLS 1.3 record layer, or OpenSSL (TLS 1.2).
+    tlsv.set("record-layer", tls_own_records_ ? "relay" : "openssl");
     client.set("tls", std::move(tlsv));
   }
   client.set("bytes-received", static_cast<long long>(c.bytes_in));
@@ -703,6 +705,7 @@ bool Connection::OnFrontEndData(std::string_view wire) {
     transport_info_.tls_version = t->version_name();
     transport_info_.tls_cipher = t->cipher_name();
     transport_info_.sni = t->server_name();
+    tls_own_records_ = t->own_records();
   }
   if (std::string_view(transport_info_.name) != "tcp") {
     XR_INFO("conn", "conn={} peer={} transport {}{}{}", id_, peer_, transport_info_.name,

@@ -201,6 +201,7 @@ class Connection final : public SessionIo, private InbandInfo::Sink {
   // destruction.
   bool counted_relaying_ = false;
   bool admitted_ = false;  // counted in the per-address cap and, until relaying, the per-source login cap
+  bool tls_own_records_ = false;  // the client leg's TLS records are the relay's (tls::TlsSession::own_records)
   // Connect: the server's address lives here until the connect completes (then freed: 144
   // bytes an idle connection does not hold).
   std::unique_ptr<TargetAddress> target_;

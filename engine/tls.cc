@@ -18,6 +18,7 @@
 #include <filesystem>
 
 #include "base/openssl_errors.h"
+#include "engine/tls_record.h"
 
 namespace xr::tls {
 
@@ -219,6 +220,9 @@ std::vector<CertificateInfo> ContextSet::certificates() const {
 
 namespace {
 
+// Takes the TLS 1.3 application traffic secrets as OpenSSL derives them (defined below).
+void KeylogCallback(const SSL* ssl, const char* line);
+
 int ServerNameCallback(SSL* ssl, int*, void* arg) {
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (name == nullptr) return SSL_TLSEXT_ERR_OK;
@@ -305,6 +309,9 @@ Expected<CtxPtr> MakeContext(const CertKeyPair& pair, const CommonSettings& s, c
   }
   if (!alpn_wire->empty()) SSL_CTX_set_alpn_select_cb(c, AlpnCallback, const_cast<std::string*>(alpn_wire));
   SSL_CTX_set_tlsext_servername_callback(c, ServerNameCallback);
+  // The secrets the relay's TLS 1.3 record layer takes over with (engine/tls_record.h); no
+  // secret is written anywhere.
+  SSL_CTX_set_keylog_callback(c, KeylogCallback);
   SSL_CTX_set_tlsext_servername_arg(c, const_cast<ContextSet*>(set));
   return ctx;
 }
@@ -414,10 +421,31 @@ struct SslFree {
   void operator()(SSL* s) const { SSL_free(s); }
 };
 
+// The two TLS 1.3 application traffic secrets, from the keylog callback, held from the
+// handshake's end until the record layer takes them.
+struct TrafficSecrets {
+  unsigned char secret[2][48];  // [0] client's, [1] server's
+  size_t len[2] = {0, 0};
+  ~TrafficSecrets() { OPENSSL_cleanse(secret, sizeof secret); }
+};
+
+// What `xpra info` and the logs ask of an established session, kept when the SSL object goes.
+struct EstablishedInfo {
+  const char* version = "";  // OpenSSL's static names
+  const char* cipher = "";
+  bool resumed = false;
+  std::string server_name, alpn, peer_subject;
+};
+
 struct TlsSession::State {
   std::shared_ptr<const ContextSet> contexts;  // outlives ssl (declared first, destroyed last)
   TlsLimits limits;
   std::unique_ptr<SSL, SslFree> ssl;
+  // TLS 1.3 after the handshake: the relay's record layer instead of OpenSSL's (the SSL object
+  // and the contexts are freed then), with what the accessors report.
+  std::unique_ptr<Tls13Records> records;
+  std::unique_ptr<EstablishedInfo> info;
+  std::unique_ptr<TrafficSecrets> secrets;  // during the handshake only
   std::string_view in;         // ciphertext being fed, during Receive only
   std::string out;             // ciphertext to send
   // Plaintext sent before the handshake completed; like `error`, allocated only when there is
@@ -482,6 +510,84 @@ const BIO_METHOD* SessionBioMethod() {
   return method;
 }
 
+void KeylogCallback(const SSL* ssl, const char* line) {
+  auto* st = static_cast<TlsSession::State*>(SSL_get_app_data(ssl));
+  if (st == nullptr) return;
+  const std::string_view l(line);
+  int which;
+  if (l.substr(0, 24) == "CLIENT_TRAFFIC_SECRET_0 ") {
+    which = 0;
+  } else if (l.substr(0, 24) == "SERVER_TRAFFIC_SECRET_0 ") {
+    which = 1;
+  } else {
+    return;
+  }
+  // "LABEL <client random, hex> <secret, hex>"
+  const std::string_view hex = l.substr(l.rfind(' ') + 1);
+  if (hex.size() % 2 != 0 || hex.size() > 2 * sizeof st->secrets->secret[0]) return;
+  if (!st->secrets) st->secrets = std::make_unique<TrafficSecrets>();
+  auto nibble = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  for (size_t i = 0; i < hex.size() / 2; ++i) {
+    const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      st->secrets->len[which] = 0;
+      return;
+    }
+    st->secrets->secret[which][i] = static_cast<unsigned char>(hi << 4 | lo);
+  }
+  st->secrets->len[which] = hex.size() / 2;
+}
+
+// TLS 1.3, its handshake just finished: the relay's record layer takes over and the SSL object
+// goes (about 13 KiB an established connection no longer holds). `out_mark`: where in s.out the
+// records OpenSSL wrote in this step begin (its session tickets, sealed with the server's
+// application key). Anything unexpected leaves the session with OpenSSL, as TLS 1.2 is.
+void TakeOverRecords(TlsSession::State& s, size_t out_mark) {
+  std::unique_ptr<TrafficSecrets> secrets = std::move(s.secrets);
+  SSL* ssl = s.ssl.get();
+  if (!secrets || secrets->len[0] == 0 || secrets->len[1] == 0 || SSL_version(ssl) != TLS1_3_VERSION) return;
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+  Aead aead;
+  if (cipher == nullptr || !AeadForSuite(static_cast<uint16_t>(SSL_CIPHER_get_id(cipher) & 0xffff), &aead)) return;
+  // OpenSSL must hold nothing received and not yet handed out (it reads exactly one record at a
+  // time, so at the end of the handshake it has read up to the client's Finished, no further).
+  if (SSL_has_pending(ssl) || SSL_pending(ssl) > 0) return;
+  // Its records since the mark: whole records, each application-key one counts.
+  uint64_t sealed = 0;
+  size_t pos = out_mark;
+  while (pos + 5 <= s.out.size()) {
+    if (static_cast<uint8_t>(s.out[pos]) == 23) ++sealed;
+    pos += 5 + ((static_cast<size_t>(static_cast<uint8_t>(s.out[pos + 3])) << 8) | static_cast<uint8_t>(s.out[pos + 4]));
+  }
+  if (pos != s.out.size()) return;
+  auto records = Tls13Records::Create(
+      aead, std::string_view(reinterpret_cast<const char*>(secrets->secret[0]), secrets->len[0]),
+      std::string_view(reinterpret_cast<const char*>(secrets->secret[1]), secrets->len[1]), sealed);
+  if (!records.ok()) return;
+  auto info = std::make_unique<EstablishedInfo>();
+  info->version = SSL_get_version(ssl);
+  const char* name = SSL_CIPHER_get_name(cipher);
+  info->cipher = name ? name : "";
+  info->resumed = SSL_session_reused(ssl) == 1;
+  if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) info->server_name = sni;
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(ssl, &p, &n);
+  if (p != nullptr) info->alpn.assign(reinterpret_cast<const char*>(p), n);
+  if (X509* cert = SSL_get0_peer_certificate(ssl)) {
+    char buf[512];
+    X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf);
+    info->peer_subject = buf;
+  }
+  s.records = std::move(*records);
+  s.info = std::move(info);
+  s.ssl.reset();
+  s.contexts.reset();
+  ERR_clear_error();
+}
+
 }  // namespace
 
 TlsSession::TlsSession(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -501,6 +607,7 @@ Expected<TlsSession> TlsSession::Accept(std::shared_ptr<const ContextSet> contex
   if (bio == nullptr) return MakeError(ErrorCode::kInternal, "BIO_new: " + OpenSslErrors());
   BIO_set_data(bio, st.get());
   SSL_set_bio(st->ssl.get(), bio, bio);  // one reference, owned by the SSL
+  SSL_set_app_data(st->ssl.get(), st.get());  // for KeylogCallback
   SSL_set_accept_state(st->ssl.get());
   return TlsSession(std::move(st));
 }
@@ -521,14 +628,30 @@ std::optional<Error> SslFailure(SSL* ssl, int ret, const char* what) {
 
 }  // namespace
 
+namespace {
+
+// Receive once the relay's record layer has taken over.
+Status ReceiveRecords(TlsSession::State& s, std::string_view ciphertext, std::string* plaintext) {
+  if (Status st = s.records->Open(ciphertext, plaintext, &s.out); !st.ok()) {
+    s.error = std::make_unique<Error>(st.error());
+    return *s.error;
+  }
+  if (s.records->peer_closed()) s.phase = TlsSession::State::Phase::kPeerClosed;
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status TlsSession::Receive(std::string_view ciphertext, std::string* plaintext) {
   State& s = *state_;
   if (s.error) return *s.error;
+  if (s.records) return ReceiveRecords(s, ciphertext, plaintext);
   SSL* ssl = s.ssl.get();
   ERR_clear_error();
   s.in = ciphertext;
   if (!s.done()) {
     s.handshake_bytes += ciphertext.size();
+    const size_t out_mark = s.out.size();
     const int r = SSL_do_handshake(ssl);
     // Bytes after the client's Finished (its first data) do not count: the bound applies only
     // while the handshake is still unfinished.
@@ -540,10 +663,16 @@ Status TlsSession::Receive(std::string_view ciphertext, std::string* plaintext) 
     }
     if (r == 1) {
       s.phase = State::Phase::kEstablished;
+      TakeOverRecords(s, out_mark);
       if (s.pending_plain) {
         std::string pending = std::move(*s.pending_plain);
         s.pending_plain.reset();
         if (Status st = Send(pending); !st.ok()) return st;
+      }
+      if (s.records) {
+        const std::string_view rest = s.in;
+        s.in = {};
+        return ReceiveRecords(s, rest, plaintext);
       }
     } else if (auto e = SslFailure(ssl, r, "handshake")) {
       s.in = {};
@@ -581,6 +710,14 @@ Status TlsSession::Send(std::string_view plaintext) {
     s.pending_plain->append(plaintext);
     return Status::Ok();
   }
+  if (s.records) {
+    // Sealed straight from `plaintext` into the bytes to send.
+    if (Status st = s.records->Seal(plaintext, &s.out); !st.ok()) {
+      s.error = std::make_unique<Error>(st.error());
+      return *s.error;
+    }
+    return Status::Ok();
+  }
   ERR_clear_error();
   // Room for every record this write makes (16 KiB of plaintext each, plus at most 29 bytes of
   // header, nonce and tag in TLS 1.2, 22 in 1.3): BioWrite then appends each record without
@@ -602,6 +739,10 @@ Status TlsSession::Send(std::string_view plaintext) {
 void TlsSession::Shutdown() {
   State& s = *state_;
   if (!s.done() || s.error) return;
+  if (s.records) {
+    s.records->SealAlert(kCloseNotify, &s.out);
+    return;
+  }
   ERR_clear_error();
   SSL_shutdown(s.ssl.get());
   ERR_clear_error();
@@ -621,29 +762,36 @@ void TlsSession::TakeCiphertext(std::string* out) {
 size_t TlsSession::pending_ciphertext() const { return state_->out.size(); }
 bool TlsSession::handshake_done() const { return state_->done(); }
 bool TlsSession::peer_closed() const { return state_->phase == State::Phase::kPeerClosed; }
-bool TlsSession::resumed() const { return state_->done() && SSL_session_reused(state_->ssl.get()) == 1; }
+bool TlsSession::resumed() const {
+  if (state_->info) return state_->info->resumed;
+  return state_->done() && SSL_session_reused(state_->ssl.get()) == 1;
+}
+bool TlsSession::own_records() const { return state_->records != nullptr; }
 SSL* TlsSession::ssl() const { return state_->ssl.get(); }
 
-std::string TlsSession::version() const { return state_->done() ? SSL_get_version(state_->ssl.get()) : ""; }
+std::string TlsSession::version() const { return version_name(); }
 
-const char* TlsSession::version_name() const { return state_->done() ? SSL_get_version(state_->ssl.get()) : ""; }
+const char* TlsSession::version_name() const {
+  if (state_->info) return state_->info->version;
+  return state_->done() ? SSL_get_version(state_->ssl.get()) : "";
+}
 
 const char* TlsSession::cipher_name() const {
+  if (state_->info) return state_->info->cipher;
   const char* c = state_->done() ? SSL_get_cipher_name(state_->ssl.get()) : nullptr;
   return c ? c : "";
 }
 
-std::string TlsSession::cipher() const {
-  const char* c = state_->done() ? SSL_get_cipher_name(state_->ssl.get()) : nullptr;
-  return c ? c : "";
-}
+std::string TlsSession::cipher() const { return cipher_name(); }
 
 std::string TlsSession::server_name() const {
+  if (state_->info) return state_->info->server_name;
   const char* n = SSL_get_servername(state_->ssl.get(), TLSEXT_NAMETYPE_host_name);
   return n ? n : "";
 }
 
 std::string TlsSession::alpn() const {
+  if (state_->info) return state_->info->alpn;
   const unsigned char* p = nullptr;
   unsigned int n = 0;
   SSL_get0_alpn_selected(state_->ssl.get(), &p, &n);
@@ -651,6 +799,7 @@ std::string TlsSession::alpn() const {
 }
 
 std::string TlsSession::peer_subject() const {
+  if (state_->info) return state_->info->peer_subject;
   X509* cert = SSL_get0_peer_certificate(state_->ssl.get());
   if (cert == nullptr) return "";
   char buf[512];

@@ -2,7 +2,9 @@
 // TLS with OpenSSL 3 for the relay's client legs, with no socket calls: a TlsSession takes the
 // ciphertext the reactor received and hands back plaintext, takes plaintext and hands back the
 // ciphertext to send (through a BIO of our own, so no OpenSSL buffer lingers on an idle
-// connection besides what SSL_MODE_RELEASE_BUFFERS frees).
+// connection besides what SSL_MODE_RELEASE_BUFFERS frees). Once a TLS 1.3 handshake is done,
+// the relay's own record layer (engine/tls_record.h) takes over and the SSL object is freed:
+// an established connection holds its keys and sequence numbers, not OpenSSL's ~13 KiB.
 //
 // A ContextSet is the server configuration: one SSL_CTX per certificate/key pair, picked by
 // SNI; built once at start-up and again on reload (SIGHUP). Each TlsSession holds the set it
@@ -125,7 +127,8 @@ class ContextHolder {
   std::shared_ptr<const ContextSet> current_;
 };
 
-// One server-side TLS connection. Not thread-safe (one reactor owns it).
+// One server-side TLS connection. Not thread-safe (one reactor owns it; after a TLS 1.3
+// handshake its records are sealed and opened with that thread's cipher contexts).
 class TlsSession {
  public:
   static Expected<TlsSession> Accept(std::shared_ptr<const ContextSet> contexts, TlsLimits limits = {});
@@ -160,7 +163,10 @@ class TlsSession {
   std::string server_name() const;  // SNI host name sent by the client, "" if none
   std::string alpn() const;         // protocol chosen by ALPN, "" if none
   std::string peer_subject() const; // client certificate subject (one line), "" if none
-  SSL* ssl() const;                 // for tests and diagnostics
+  // TLS 1.3 after the handshake: the relay's record layer (engine/tls_record.h) took over and
+  // the SSL object is gone (ssl() is null then); TLS 1.2 and other suites stay with OpenSSL.
+  bool own_records() const;
+  SSL* ssl() const;                 // for tests and diagnostics; null once own_records()
 
   struct State;  // implementation detail (the session's BIO reaches it)
 

@@ -70,6 +70,127 @@ TEST_CASE("tls: TLS 1.3 handshake and data both ways in memory, verified by the 
   CHECK(client.plain == std::string(70000, 's'));
 }
 
+// --- the relay's TLS 1.3 record layer after the handshake (engine/tls_record.h) ---
+
+TEST_CASE("tls: after a TLS 1.3 handshake the relay's record layer takes over and the SSL object is freed") {
+  OneCert c;
+  TlsOptions o;
+  o.alpn = {"http/1.1"};
+  TlsSession server = NewSession(c.Build(o));
+  CHECK(server.ssl() != nullptr);
+  ClientOptions co = c.Verified();
+  co.alpn = {"http/1.1"};
+  Client client(co);
+  std::string plain;
+  REQUIRE(Pump(client, server, &plain).ok());
+  REQUIRE(server.handshake_done());
+  CHECK(server.own_records());
+  CHECK(server.ssl() == nullptr);
+  // What `xpra info` reports is kept.
+  CHECK(server.version() == "TLSv1.3");
+  CHECK(server.cipher() == SSL_CIPHER_get_name(SSL_get_current_cipher(client.ssl())));
+  CHECK(server.server_name() == "relay.test");
+  CHECK(server.alpn() == "http/1.1");
+  // Data both ways, after the session ticket OpenSSL sealed.
+  client.Write("up");
+  REQUIRE(Pump(client, server, &plain).ok());
+  CHECK(plain == "up");
+  REQUIRE(server.Send(std::string(50000, 'd')).ok());
+  REQUIRE(Pump(client, server, &plain).ok());
+  CHECK(client.plain == std::string(50000, 'd'));
+}
+
+TEST_CASE("tls: TLS 1.2 stays with OpenSSL's record layer") {
+  OneCert c;
+  TlsSession server = NewSession(c.Build());
+  ClientOptions co = c.Verified();
+  co.max_version = TLS1_2_VERSION;
+  Client client(co);
+  std::string plain;
+  REQUIRE(Pump(client, server, &plain).ok());
+  CHECK_FALSE(server.own_records());
+  CHECK(server.ssl() != nullptr);
+  client.Write("twelve");
+  REQUIRE(Pump(client, server, &plain).ok());
+  CHECK(plain == "twelve");
+}
+
+TEST_CASE("tls: each TLS 1.3 suite works with the relay's record layer") {
+  for (const char* suite : {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}) {
+    CAPTURE(suite);
+    OneCert c;
+    TlsSession server = NewSession(c.Build());
+    ClientOptions co = c.Verified();
+    co.tls13_suites = suite;
+    Client client(co);
+    std::string plain;
+    REQUIRE(Pump(client, server, &plain).ok());
+    CHECK(server.cipher() == suite);
+    CHECK(server.own_records());
+    client.Write(std::string(20000, 'u'));
+    REQUIRE(Pump(client, server, &plain).ok());
+    CHECK(plain == std::string(20000, 'u'));
+    REQUIRE(server.Send(std::string(33000, 'v')).ok());
+    REQUIRE(Pump(client, server, &plain).ok());
+    CHECK(client.plain == std::string(33000, 'v'));
+  }
+}
+
+TEST_CASE("tls: the client's KeyUpdate, requested or not, with the relay's record layer") {
+  OneCert c;
+  TlsSession server = NewSession(c.Build());
+  Client client(c.Verified());
+  std::string plain;
+  REQUIRE(Pump(client, server, &plain).ok());
+  REQUIRE(server.own_records());
+  for (int type : {SSL_KEY_UPDATE_NOT_REQUESTED, SSL_KEY_UPDATE_REQUESTED, SSL_KEY_UPDATE_REQUESTED}) {
+    REQUIRE(SSL_key_update(client.ssl(), type) == 1);
+    REQUIRE(SSL_do_handshake(client.ssl()) == 1);  // sends the KeyUpdate now
+    client.Write("k" + std::to_string(type));
+    REQUIRE(Pump(client, server, &plain).ok());
+    REQUIRE(server.Send("r" + std::to_string(type)).ok());
+    REQUIRE(Pump(client, server, &plain).ok());
+  }
+  CHECK(plain == "k0k1k1");
+  CHECK(client.plain == "r0r1r1");
+}
+
+TEST_CASE("tls: two session tickets: the first record after them has the right sequence number") {
+  OneCert c;
+  TlsOptions o;
+  o.tls13_tickets = 3;
+  TlsSession server = NewSession(c.Build(o));
+  Client client(c.Verified());
+  std::string plain;
+  REQUIRE(Pump(client, server, &plain).ok());
+  REQUIRE(server.own_records());
+  REQUIRE(server.Send("after three tickets").ok());
+  REQUIRE(Pump(client, server, &plain).ok());
+  CHECK(client.plain == "after three tickets");
+}
+
+TEST_CASE("tls: a record tampered with after the handshake ends the session with an alert") {
+  OneCert c;
+  TlsSession server = NewSession(c.Build());
+  Client client(c.Verified());
+  std::string plain;
+  REQUIRE(Pump(client, server, &plain).ok());
+  REQUIRE(server.own_records());
+  client.Write("genuine");
+  std::string wire = client.TakeOutput();
+  wire[wire.size() - 3] ^= 0x40;
+  Status st = server.Receive(wire, &plain);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().message.find("bad record MAC") != std::string::npos);
+  CHECK(plain.empty());
+  std::string alert;
+  server.TakeCiphertext(&alert);
+  client.Give(alert);
+  client.Step();
+  CHECK((SSL_get_shutdown(client.ssl()) & SSL_RECEIVED_SHUTDOWN) != 0);  // the client saw a fatal alert
+  CHECK_FALSE(server.Send("more").ok());
+}
+
 TEST_CASE("tls: ciphertext fed one byte at a time") {
   OneCert c;
   TlsSession server = NewSession(c.Build());

@@ -121,6 +121,7 @@ struct ClientOptions {
   std::string cert, key;  // client certificate
   SSL_SESSION* session = nullptr;
   std::string ciphers;    // TLS 1.2 list for the client
+  std::string tls13_suites;  // TLS 1.3 suites the client offers ("" = OpenSSL's default)
   bool legacy = false;    // security level 0 (to offer TLS 1.0/1.1)
 };
 
@@ -134,6 +135,7 @@ class Client {
     SSL_CTX_set_min_proto_version(ctx_, o.min_version);
     SSL_CTX_set_max_proto_version(ctx_, o.max_version);
     if (!o.ciphers.empty()) REQUIRE(SSL_CTX_set_cipher_list(ctx_, o.ciphers.c_str()) == 1);
+    if (!o.tls13_suites.empty()) REQUIRE(SSL_CTX_set_ciphersuites(ctx_, o.tls13_suites.c_str()) == 1);
     if (!o.verify_ca.empty()) {
       REQUIRE(SSL_CTX_load_verify_locations(ctx_, o.verify_ca.c_str(), nullptr) == 1);
       SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);

@@ -313,6 +313,10 @@ def test_xpra_info_shows_transport(run, fx):
         check(not bad, "xpra info :proxy-%d: (got, want) %s" % (n, bad))
         check(info.get("client.tls.version") in ("TLSv1.2", "TLSv1.3"), "tls.version %r" % info.get("client.tls.version"))
         check(info.get("client.tls.cipher"), "no client.tls.cipher in %s" % sorted(info))
+        # TLS 1.3 (what xpra's client negotiates here): records sealed by the relay's own layer.
+        want_layer = "relay" if info.get("client.tls.version") == "TLSv1.3" else "openssl"
+        check(info.get("client.tls.record-layer") == want_layer,
+              "client.tls.record-layer %r for %s" % (info.get("client.tls.record-layer"), info.get("client.tls.version")))
 
 
 def test_sighup_renewed_certificate(run, fx):
