@@ -72,6 +72,18 @@ TEST_CASE("tls: TLS 1.3 handshake and data both ways in memory, verified by the 
 
 // --- the relay's TLS 1.3 record layer after the handshake (engine/tls_record.h) ---
 
+// After the handshake: `up` from the client reaches the server, then `down` the client.
+void DataBothWays(Client& client, TlsSession& server, const std::string& up, const std::string& down) {
+  std::string plain;
+  client.Write(up);
+  REQUIRE(Pump(client, server, &plain).ok());
+  CHECK(plain == up);
+  client.plain.clear();
+  REQUIRE(server.Send(down).ok());
+  REQUIRE(Pump(client, server, &plain).ok());
+  CHECK(client.plain == down);
+}
+
 TEST_CASE("tls: after a TLS 1.3 handshake the relay's record layer takes over and the SSL object is freed") {
   OneCert c;
   TlsOptions o;
@@ -92,27 +104,7 @@ TEST_CASE("tls: after a TLS 1.3 handshake the relay's record layer takes over an
   CHECK(server.server_name() == "relay.test");
   CHECK(server.alpn() == "http/1.1");
   // Data both ways, after the session ticket OpenSSL sealed.
-  client.Write("up");
-  REQUIRE(Pump(client, server, &plain).ok());
-  CHECK(plain == "up");
-  REQUIRE(server.Send(std::string(50000, 'd')).ok());
-  REQUIRE(Pump(client, server, &plain).ok());
-  CHECK(client.plain == std::string(50000, 'd'));
-}
-
-TEST_CASE("tls: TLS 1.2 stays with OpenSSL's record layer") {
-  OneCert c;
-  TlsSession server = NewSession(c.Build());
-  ClientOptions co = c.Verified();
-  co.max_version = TLS1_2_VERSION;
-  Client client(co);
-  std::string plain;
-  REQUIRE(Pump(client, server, &plain).ok());
-  CHECK_FALSE(server.own_records());
-  CHECK(server.ssl() != nullptr);
-  client.Write("twelve");
-  REQUIRE(Pump(client, server, &plain).ok());
-  CHECK(plain == "twelve");
+  DataBothWays(client, server, "up", std::string(50000, 'd'));
 }
 
 TEST_CASE("tls: each TLS 1.3 suite works with the relay's record layer") {
@@ -127,12 +119,7 @@ TEST_CASE("tls: each TLS 1.3 suite works with the relay's record layer") {
     REQUIRE(Pump(client, server, &plain).ok());
     CHECK(server.cipher() == suite);
     CHECK(server.own_records());
-    client.Write(std::string(20000, 'u'));
-    REQUIRE(Pump(client, server, &plain).ok());
-    CHECK(plain == std::string(20000, 'u'));
-    REQUIRE(server.Send(std::string(33000, 'v')).ok());
-    REQUIRE(Pump(client, server, &plain).ok());
-    CHECK(client.plain == std::string(33000, 'v'));
+    DataBothWays(client, server, std::string(20000, 'u'), std::string(33000, 'v'));
   }
 }
 
@@ -146,13 +133,8 @@ TEST_CASE("tls: the client's KeyUpdate, requested or not, with the relay's recor
   for (int type : {SSL_KEY_UPDATE_NOT_REQUESTED, SSL_KEY_UPDATE_REQUESTED, SSL_KEY_UPDATE_REQUESTED}) {
     REQUIRE(SSL_key_update(client.ssl(), type) == 1);
     REQUIRE(SSL_do_handshake(client.ssl()) == 1);  // sends the KeyUpdate now
-    client.Write("k" + std::to_string(type));
-    REQUIRE(Pump(client, server, &plain).ok());
-    REQUIRE(server.Send("r" + std::to_string(type)).ok());
-    REQUIRE(Pump(client, server, &plain).ok());
+    DataBothWays(client, server, "k" + std::to_string(type), "r" + std::to_string(type));
   }
-  CHECK(plain == "k0k1k1");
-  CHECK(client.plain == "r0r1r1");
 }
 
 TEST_CASE("tls: two session tickets: the first record after them has the right sequence number") {
@@ -164,9 +146,7 @@ TEST_CASE("tls: two session tickets: the first record after them has the right s
   std::string plain;
   REQUIRE(Pump(client, server, &plain).ok());
   REQUIRE(server.own_records());
-  REQUIRE(server.Send("after three tickets").ok());
-  REQUIRE(Pump(client, server, &plain).ok());
-  CHECK(client.plain == "after three tickets");
+  DataBothWays(client, server, "first", "after three tickets");
 }
 
 TEST_CASE("tls: a record tampered with after the handshake ends the session with an alert") {
@@ -232,6 +212,10 @@ TEST_CASE("tls: TLS 1.2 is served") {
   CHECK(server.cipher().find("GCM") != std::string::npos);  // the AEAD-only default list
   CHECK(std::string(server.version_name()) == "TLSv1.2");
   CHECK(std::string(server.cipher_name()) == server.cipher());
+  // TLS 1.2 stays with OpenSSL's record layer.
+  CHECK_FALSE(server.own_records());
+  CHECK(server.ssl() != nullptr);
+  DataBothWays(client, server, "twelve", "two");
 }
 
 TEST_CASE("tls: TLS 1.1 is refused by default") {
