@@ -85,10 +85,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (back.status != xr::ws::DecodeStatus::kOk || back.data != whole.data) std::abort();
   }
   // The server stream agrees with the decoder, and what it sends on its own (pongs, a close)
-  // is well-formed server frames.
+  // is well-formed server frames. (The ping rate is the stream's own rule: checked below.)
   xr::ws::StreamLimits stream_limits;
   stream_limits.decoder = limits;
   stream_limits.max_pending_control = 1u << 30;
+  stream_limits.max_pings_per_second = 0;
   xr::ws::ServerStream server(stream_limits);
   std::string app;
   xr::Status st = server.Decode(stream, &app);
@@ -99,5 +100,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   loose.mask = xr::ws::MaskPolicy::kAny;
   Outcome own = Run(server.TakeOwnOutput(), {}, loose);
   if (own.status == xr::ws::DecodeStatus::kError) std::abort();
+  // The ping rate: with the clock standing still, the ping after the burst closes the stream
+  // (pings after a close frame are never answered, so they do not count).
+  xr::ws::StreamLimits rated = stream_limits;
+  rated.max_pings_per_second = 10;
+  rated.ping_burst = 20;
+  rated.clock_ms = +[]() -> int64_t { return 0; };
+  size_t pings = 0;
+  for (const auto& c : whole.control) {
+    if (c.opcode == xr::ws::Opcode::kClose) break;
+    if (c.opcode == xr::ws::Opcode::kPing) ++pings;
+  }
+  xr::ws::ServerStream limited(rated);
+  std::string app_limited;
+  if (limited.Decode(stream, &app_limited).ok() != (st.ok() && pings <= rated.ping_burst)) std::abort();
   return 0;
 }
