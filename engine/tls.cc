@@ -510,6 +510,27 @@ const BIO_METHOD* SessionBioMethod() {
   return method;
 }
 
+// What the accessors report, read from an SSL (TakeOverRecords keeps a copy of each).
+std::string ServerNameOf(const SSL* ssl) {
+  const char* n = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  return n ? n : "";
+}
+
+std::string AlpnOf(const SSL* ssl) {
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(ssl, &p, &n);
+  return p ? std::string(reinterpret_cast<const char*>(p), n) : "";
+}
+
+std::string PeerSubjectOf(const SSL* ssl) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) return "";
+  char buf[512];
+  X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf);
+  return buf;
+}
+
 void KeylogCallback(const SSL* ssl, const char* line) {
   auto* st = static_cast<TlsSession::State*>(SSL_get_app_data(ssl));
   if (st == nullptr) return;
@@ -571,16 +592,9 @@ void TakeOverRecords(TlsSession::State& s, size_t out_mark) {
   const char* name = SSL_CIPHER_get_name(cipher);
   info->cipher = name ? name : "";
   info->resumed = SSL_session_reused(ssl) == 1;
-  if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) info->server_name = sni;
-  const unsigned char* p = nullptr;
-  unsigned int n = 0;
-  SSL_get0_alpn_selected(ssl, &p, &n);
-  if (p != nullptr) info->alpn.assign(reinterpret_cast<const char*>(p), n);
-  if (X509* cert = SSL_get0_peer_certificate(ssl)) {
-    char buf[512];
-    X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf);
-    info->peer_subject = buf;
-  }
+  info->server_name = ServerNameOf(ssl);
+  info->alpn = AlpnOf(ssl);
+  info->peer_subject = PeerSubjectOf(ssl);
   s.records = std::move(*records);
   s.info = std::move(info);
   s.ssl.reset();
@@ -625,10 +639,6 @@ std::optional<Error> SslFailure(SSL* ssl, int ret, const char* what) {
   ERR_clear_error();
   return MakeError(ErrorCode::kMalformed, std::move(msg));
 }
-
-}  // namespace
-
-namespace {
 
 // Receive once the relay's record layer has taken over.
 Status ReceiveRecords(TlsSession::State& s, std::string_view ciphertext, std::string* plaintext) {
@@ -785,26 +795,13 @@ const char* TlsSession::cipher_name() const {
 std::string TlsSession::cipher() const { return cipher_name(); }
 
 std::string TlsSession::server_name() const {
-  if (state_->info) return state_->info->server_name;
-  const char* n = SSL_get_servername(state_->ssl.get(), TLSEXT_NAMETYPE_host_name);
-  return n ? n : "";
+  return state_->info ? state_->info->server_name : ServerNameOf(state_->ssl.get());
 }
 
-std::string TlsSession::alpn() const {
-  if (state_->info) return state_->info->alpn;
-  const unsigned char* p = nullptr;
-  unsigned int n = 0;
-  SSL_get0_alpn_selected(state_->ssl.get(), &p, &n);
-  return p ? std::string(reinterpret_cast<const char*>(p), n) : "";
-}
+std::string TlsSession::alpn() const { return state_->info ? state_->info->alpn : AlpnOf(state_->ssl.get()); }
 
 std::string TlsSession::peer_subject() const {
-  if (state_->info) return state_->info->peer_subject;
-  X509* cert = SSL_get0_peer_certificate(state_->ssl.get());
-  if (cert == nullptr) return "";
-  char buf[512];
-  X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf);
-  return buf;
+  return state_->info ? state_->info->peer_subject : PeerSubjectOf(state_->ssl.get());
 }
 
 }  // namespace xr::tls
