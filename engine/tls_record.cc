@@ -114,12 +114,11 @@ struct Tls13Records::Direction {
 namespace {
 
 // The thread's context for `slot`, with `d`'s key loaded; null on a library failure.
-EVP_CIPHER_CTX* Load(CipherSlot& slot, const Tls13Records::Direction& d, const unsigned char* key, Aead aead,
-                     int encrypt) {
+EVP_CIPHER_CTX* Load(CipherSlot& slot, const Tls13Records::Direction& d, Aead aead, int encrypt) {
   if (slot.ctx == nullptr && (slot.ctx = EVP_CIPHER_CTX_new()) == nullptr) return nullptr;
   if (slot.key_id != d.key_id) {
     slot.key_id = 0;
-    if (EVP_CipherInit_ex(slot.ctx, Cipher(aead), nullptr, key, nullptr, encrypt) != 1) return nullptr;
+    if (EVP_CipherInit_ex(slot.ctx, Cipher(aead), nullptr, d.key, nullptr, encrypt) != 1) return nullptr;
     slot.key_id = d.key_id;
   }
   return slot.ctx;
@@ -216,7 +215,7 @@ void Tls13Records::SealRecord(uint8_t inner_type, std::string_view data, std::st
   p[4] = static_cast<unsigned char>(len);
   unsigned char nonce[kIvLen];
   write_->Nonce(nonce);
-  EVP_CIPHER_CTX* ctx = Load(t_ciphers.seal, *write_, write_->key, aead_, 1);
+  EVP_CIPHER_CTX* ctx = Load(t_ciphers.seal, *write_, aead_, 1);
   int n = 0;
   bool ok = ctx != nullptr && EVP_CipherInit_ex(ctx, nullptr, nullptr, nullptr, nonce, 1) == 1 &&
             EVP_CipherUpdate(ctx, nullptr, &n, p, kHeader) == 1;
@@ -346,12 +345,15 @@ Status Tls13Records::OpenRecord(std::string_view record, std::string* plaintext,
   const auto* h = reinterpret_cast<const unsigned char*>(record.data());
   const size_t body = record.size() - kHeader - kTag;
   const auto* tag = h + kHeader + body;
+  // TLSInnerPlaintext (content, its type, zero padding) may not exceed 2^14 + 1 bytes: known
+  // from the length alone, so refused before any decryption.
+  if (body > kMaxPlaintext + 1) return Fail(kRecordOverflow, "TLS record plaintext over 16385 bytes", out);
   const size_t at = plaintext->size();
   plaintext->resize(at + body);
   auto* p = reinterpret_cast<unsigned char*>(plaintext->data() + at);
   unsigned char nonce[kIvLen];
   read_->Nonce(nonce);
-  EVP_CIPHER_CTX* ctx = Load(t_ciphers.open, *read_, read_->key, aead_, 0);
+  EVP_CIPHER_CTX* ctx = Load(t_ciphers.open, *read_, aead_, 0);
   int n = 0, m = 0;
   const bool setup = ctx != nullptr && EVP_CipherInit_ex(ctx, nullptr, nullptr, nullptr, nonce, 0) == 1 &&
                      EVP_CipherUpdate(ctx, nullptr, &n, h, kHeader) == 1 &&
@@ -367,16 +369,12 @@ Status Tls13Records::OpenRecord(std::string_view record, std::string* plaintext,
     return Fail(kBadRecordMac, "TLS record failed authentication (bad record MAC)", out);
   }
   ++read_->seq;
-  // TLSInnerPlaintext: content, its type, zero padding.
+  // The content type is the last byte that is not padding.
   size_t end = body;
   while (end > 0 && p[end - 1] == 0) --end;
   if (end == 0) {
     plaintext->resize(at);
     return Fail(kUnexpectedMessage, "TLS record with no content type", out);
-  }
-  if (body > kMaxPlaintext + 1) {
-    plaintext->resize(at);
-    return Fail(kRecordOverflow, "TLS record plaintext over 16385 bytes", out);
   }
   const uint8_t type = p[end - 1];
   const size_t content = end - 1;
@@ -406,28 +404,25 @@ Status Tls13Records::OpenRecord(std::string_view record, std::string* plaintext,
 }
 
 Status Tls13Records::HandlePostHandshake(std::string_view messages, std::string* out) {
-  while (!messages.empty()) {
-    if (messages.size() < 4) return Fail(kUnexpectedMessage, "a TLS handshake message split across records", out);
-    const auto* m = reinterpret_cast<const unsigned char*>(messages.data());
-    const size_t len = (size_t{m[1]} << 16) | (size_t{m[2]} << 8) | m[3];
-    if (messages.size() < 4 + len) {
-      return Fail(kUnexpectedMessage, "a TLS handshake message split across records", out);
-    }
-    if (m[0] != kKeyUpdate) {
-      return Fail(kUnexpectedMessage, "TLS handshake message type " + std::to_string(m[0]) + " after the handshake",
-                  out);
-    }
-    if (len != 1 || m[4] > 1) return Fail(kDecodeError, "malformed TLS KeyUpdate", out);
-    // The peer's next records use its next key: the KeyUpdate must end its record.
-    if (messages.size() != 5) return Fail(kUnexpectedMessage, "data after a TLS KeyUpdate in its record", out);
-    if (Status st = read_->Update(aead_); !st.ok()) {
-      error_ = std::make_unique<Error>(st.error());
-      return *error_;
-    }
-    ++updates_received_;
-    if (m[4] == 1) return UpdateWriteKey(false, out);  // update_requested: ours before our next data
-    return Status::Ok();
+  // The one message a client may send after the handshake is a KeyUpdate, whole, alone at the
+  // end of its record (the peer's next records use its next key). An empty handshake record
+  // carries nothing and is passed over.
+  if (messages.empty()) return Status::Ok();
+  if (messages.size() < 4) return Fail(kUnexpectedMessage, "a TLS handshake message split across records", out);
+  const auto* m = reinterpret_cast<const unsigned char*>(messages.data());
+  const size_t len = (size_t{m[1]} << 16) | (size_t{m[2]} << 8) | m[3];
+  if (messages.size() < 4 + len) return Fail(kUnexpectedMessage, "a TLS handshake message split across records", out);
+  if (m[0] != kKeyUpdate) {
+    return Fail(kUnexpectedMessage, "TLS handshake message type " + std::to_string(m[0]) + " after the handshake", out);
   }
+  if (len != 1 || m[4] > 1) return Fail(kDecodeError, "malformed TLS KeyUpdate", out);
+  if (messages.size() != 5) return Fail(kUnexpectedMessage, "data after a TLS KeyUpdate in its record", out);
+  if (Status st = read_->Update(aead_); !st.ok()) {
+    error_ = std::make_unique<Error>(st.error());
+    return *error_;
+  }
+  ++updates_received_;
+  if (m[4] == 1) return UpdateWriteKey(false, out);  // update_requested: ours before our next data
   return Status::Ok();
 }
 
